@@ -1,0 +1,188 @@
+//! The plugin manifest: `config/plugin.yaml` in the ONES format, parsed into a
+//! validated [`Manifest`].
+//!
+//! Start at [`Manifest::parse`]: it walks the YAML tree (with positions) and
+//! reports *every* problem at once as a [`Diagnostic`] carrying file, line,
+//! column and key path. Sections interpose does not run (`modules`,
+//! `abilities`, …) are kept in [`Manifest::unsupported`] and reported as
+//! warnings, so a ONES plugin with a front end still loads.
+//!
+//! URL patterns (`/team/:teamUUID/tasks/:taskUUID`) live in [`pattern`]; the
+//! route table in `interpose-routing` is built from them.
+
+mod diagnostic;
+mod parse;
+pub mod pattern;
+
+pub use diagnostic::{Diagnostic, Diagnostics, Location, Severity};
+pub use pattern::{Segment, UrlPattern};
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+
+/// A validated plugin manifest.
+#[derive(Debug, Clone)]
+pub struct Manifest {
+    pub service: Service,
+    pub apis: Vec<Api>,
+    /// Top-level sections kept but not run (e.g. `modules`, `abilities`), as JSON.
+    pub unsupported: BTreeMap<String, serde_json::Value>,
+    /// Non-fatal findings (unsupported sections, unknown keys).
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// The `service` section.
+#[derive(Debug, Clone)]
+pub struct Service {
+    /// Identity across versions.
+    pub app_id: String,
+    pub version: String,
+    pub name: String,
+    pub description: String,
+    /// `scope: 1` team-level plugin (installed per team), `2` organization-level.
+    pub level: PluginLevel,
+    /// Operator-set values the plugin reads at run time.
+    pub config: Vec<ConfigItem>,
+    /// Other `service` keys (language, host_version, permission, …), kept as JSON.
+    pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+/// Where a plugin is installed: per team, or once for the organization.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PluginLevel {
+    Team,
+    Organization,
+}
+
+impl fmt::Display for PluginLevel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PluginLevel::Team => "team",
+            PluginLevel::Organization => "organization",
+        })
+    }
+}
+
+/// One `service.config` item.
+#[derive(Debug, Clone)]
+pub struct ConfigItem {
+    pub key: String,
+    pub kind: String,
+    pub required: bool,
+    pub label: Option<String>,
+    pub default: Option<String>,
+}
+
+/// One `apis[]` entry: a hook on an interface, or a new route.
+#[derive(Debug, Clone)]
+pub struct Api {
+    /// Position in `apis[]` (declaration order matters for `query` variants).
+    pub index: usize,
+    pub kind: HookKind,
+    /// Upper-case HTTP methods.
+    pub methods: Vec<String>,
+    pub url: UrlPattern,
+    /// The upstream service the URL belongs to (`project` by default).
+    pub scope: String,
+    /// The exported function that runs.
+    pub function: String,
+    /// Intercept order: higher first (default 0).
+    pub priority: i32,
+    /// Per-call deadline; `None` uses the gateway's `limits.hook_timeout_ms`.
+    pub timeout_ms: Option<u64>,
+    pub on_error: OnError,
+    /// The request's query must contain every pair for the hook to match.
+    pub query: BTreeMap<String, String>,
+    /// Where the entry starts in the manifest.
+    pub location: Location,
+}
+
+/// The hook types of DESIGN.md.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum HookKind {
+    Intercept,
+    Prefix,
+    Replace,
+    Suffix,
+    Subscribe,
+    Addition,
+    External,
+}
+
+impl HookKind {
+    pub const ALL: [HookKind; 7] = [
+        HookKind::Intercept,
+        HookKind::Prefix,
+        HookKind::Replace,
+        HookKind::Suffix,
+        HookKind::Subscribe,
+        HookKind::Addition,
+        HookKind::External,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HookKind::Intercept => "intercept",
+            HookKind::Prefix => "prefix",
+            HookKind::Replace => "replace",
+            HookKind::Suffix => "suffix",
+            HookKind::Subscribe => "subscribe",
+            HookKind::Addition => "addition",
+            HookKind::External => "external",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<HookKind> {
+        HookKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// Does this hook need the request body before the upstream is called?
+    pub fn reads_body_before_upstream(self) -> bool {
+        !matches!(self, HookKind::Suffix | HookKind::Subscribe)
+    }
+}
+
+impl fmt::Display for HookKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a failing (throwing, timing-out, out-of-memory) hook does to the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnError {
+    /// Answer 500 `PluginFailure` (the default).
+    #[default]
+    Reject,
+    /// Carry on as if the hook had allowed the request.
+    Allow,
+}
+
+impl Manifest {
+    /// Read and validate `<project>/config/plugin.yaml`.
+    pub fn load(project: &Path) -> Result<Manifest, Diagnostics> {
+        let file = project.join("config").join("plugin.yaml");
+        let text = std::fs::read_to_string(&file).map_err(|e| {
+            Diagnostics::single(Diagnostic::error(
+                Location::file(&file),
+                "",
+                format!("cannot read the manifest: {e}"),
+            ))
+        })?;
+        Manifest::parse(&file, &text)
+    }
+
+    /// Validate manifest text; `file` is only used in messages.
+    pub fn parse(file: &Path, text: &str) -> Result<Manifest, Diagnostics> {
+        parse::parse(file, text)
+    }
+
+    /// The APIs of one hook kind, in declaration order.
+    pub fn apis_of(&self, kind: HookKind) -> impl Iterator<Item = &Api> {
+        self.apis.iter().filter(move |a| a.kind == kind)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,110 @@
+use std::path::Path;
+
+use super::*;
+
+fn parse(text: &str) -> Result<Manifest, Diagnostics> {
+    Manifest::parse(Path::new("config/plugin.yaml"), text)
+}
+
+const SEED: &str = r#"
+service:
+  app_id: 'a1b2c3d4'
+  version: 1.0.0
+  name: block-archived-users
+  description: Rejects profile reads
+  scope: 2
+  language: nodejs
+apis:
+  - type: intercept
+    methods:
+      - GET
+    url: /users/me
+    scope: project
+    function: jackFunc
+  - type: intercept
+    methods: [POST, put]
+    url: /team/:teamUUID/tasks/:taskUUID
+    function: onTask
+    priority: 10
+    timeout_ms: 500
+    on_error: allow
+    query: { k1: v1 }
+modules:
+  - id: settings
+"#;
+
+#[test]
+fn parses_the_ones_seed_case() {
+    let m = parse(SEED).expect("valid");
+    assert_eq!(m.service.app_id, "a1b2c3d4");
+    assert_eq!(m.service.level, PluginLevel::Organization);
+    assert_eq!(m.service.extra["language"], "nodejs");
+    assert_eq!(m.apis.len(), 2);
+    let a = &m.apis[0];
+    assert_eq!((a.kind, a.methods.as_slice(), a.url.as_str()), (HookKind::Intercept, &["GET".to_string()][..], "/users/me"));
+    assert_eq!((a.scope.as_str(), a.function.as_str(), a.priority), ("project", "jackFunc", 0));
+    let b = &m.apis[1];
+    assert_eq!(b.methods, ["POST", "PUT"]);
+    assert!(b.url.is_team_level());
+    assert_eq!(b.url.shape(), "/team/:/tasks/:");
+    assert_eq!((b.priority, b.timeout_ms, b.on_error), (10, Some(500), OnError::Allow));
+    assert_eq!(b.query.get("k1").map(String::as_str), Some("v1"));
+    assert_eq!(b.location.line, 16);
+    assert!(m.unsupported.contains_key("modules"));
+    assert!(m.warnings.iter().any(|w| w.to_string().contains("section `modules` is kept but not run")));
+}
+
+#[test]
+fn reports_every_problem_with_line_and_key() {
+    let text = "service:\n  app_id: x\n  version: one\n  scope: 3\napis:\n  - type: intercep\n    methods: [FETCH]\n    url: users/me\n    function: 1abc\n  - type: external\n    methods: [GET]\n    url: /x/:teamUUID\n    function: f\n    timeout_ms: 0\n";
+    let err = parse(text).expect_err("invalid");
+    let msgs: Vec<String> = err.0.iter().map(|d| d.to_string()).collect();
+    let all = msgs.join("\n");
+    for needle in [
+        "config/plugin.yaml:3:12: error: service.version: \"one\" is not a version",
+        "service.name: missing required key `name`",
+        "config/plugin.yaml:4:10: error: service.scope: 3 is not a plugin scope",
+        "config/plugin.yaml:6:11: error: apis[0].type: unknown hook type \"intercep\"",
+        "apis[0].methods: \"FETCH\" is not an HTTP method",
+        "apis[0].url: url \"users/me\" must start with '/'",
+        "apis[0].function: \"1abc\" is not a JavaScript function name",
+        "apis[1].url: an external route must start with /team/:teamUUID",
+        "apis[1].timeout_ms: 0 is out of range",
+    ] {
+        assert!(all.contains(needle), "missing {needle:?} in:\n{all}");
+    }
+    assert_eq!(msgs.len(), 9, "{all}");
+}
+
+#[test]
+fn yaml_syntax_and_duplicate_keys_are_located() {
+    let err = parse("service:\n  app_id: a\n  app_id: b\n").expect_err("dup");
+    assert!(err.to_string().contains("config/plugin.yaml:3:3: error: duplicate key `app_id`"), "{err}");
+    let err = parse("service: [\n").expect_err("syntax");
+    assert!(err.to_string().contains("invalid YAML"), "{err}");
+    let err = parse("- a\n- b\n").expect_err("list");
+    assert!(err.to_string().contains("must be a mapping"), "{err}");
+}
+
+#[test]
+fn missing_methods_and_defaults() {
+    let ok = parse("service: {app_id: a, version: 1.0.0, name: n}\napis:\n  - {type: replace, methods: GET, url: /a, function: f}\n").expect("ok");
+    assert_eq!(ok.service.level, PluginLevel::Team);
+    assert_eq!(ok.apis[0].scope, "project");
+    assert_eq!(ok.apis[0].on_error, OnError::Reject);
+    let err = parse("service: {app_id: a, version: 1.0.0, name: n}\napis:\n  - {type: replace, methods: [], url: /a, function: f}\n").expect_err("no methods");
+    assert!(err.to_string().contains("must list at least one HTTP method"), "{err}");
+}
+
+#[test]
+fn patterns() {
+    let p = UrlPattern::parse("/team/:teamUUID/tasks/:taskUUID").expect("ok");
+    assert_eq!(p.team_param_index(), Some(1));
+    assert!(p.starts_with_team());
+    assert_eq!(p.param_names().collect::<Vec<_>>(), ["teamUUID", "taskUUID"]);
+    assert_eq!(UrlPattern::parse("/").expect("root").shape(), "/");
+    assert!(UrlPattern::parse("/a//b").is_err());
+    assert!(UrlPattern::parse("/a/:x/:x").is_err());
+    assert!(UrlPattern::parse("/a?x=1").is_err());
+    assert!(!UrlPattern::parse("/users/:teamUUID").expect("ok").is_team_level());
+}
