@@ -1,0 +1,203 @@
+//! Semantic checks on the raw config; every problem names its key.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use crate::raw::RawConfig;
+use crate::{Config, Limits, Log, PluginDecl, Sandbox, Server, Storage, Upstream};
+
+pub(crate) fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, Vec<String>> {
+    let mut p = Vec::new();
+
+    let listen = addr(&mut p, "server.listen", &raw.server.listen);
+    let admin_listen = addr(&mut p, "server.admin_listen", &raw.server.admin_listen);
+    let workers = match raw.server.workers {
+        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        n @ 1..=256 => n as usize,
+        n => {
+            p.push(format!("server.workers: {n} is out of range; use 0 (one per core) to 256"));
+            1
+        }
+    };
+    let shutdown_grace_ms = range(&mut p, "server.shutdown_grace_ms", raw.server.shutdown_grace_ms, 0, 3_600_000);
+
+    let url = raw.storage.url.trim().to_string();
+    let storage_ok = url == "sqlite::memory:"
+        || url.starts_with("sqlite:")
+        || url.starts_with("postgres://")
+        || url.starts_with("postgresql://");
+    if !storage_ok {
+        p.push(format!(
+            "storage.url: {url:?} is not a storage URL; use sqlite://path/to/file.db, sqlite::memory: or postgres://…"
+        ));
+    }
+    let storage_url = match url.strip_prefix("sqlite://") {
+        Some(rel) if !rel.starts_with('/') && !rel.is_empty() => {
+            format!("sqlite://{}", base_dir.join(rel).display())
+        }
+        _ => url,
+    };
+
+    let raw_upstreams = raw.upstreams.unwrap_or_else(default_upstreams);
+    let mut upstreams = Vec::new();
+    let mut scopes = HashSet::new();
+    let mut mounts = HashSet::new();
+    if raw_upstreams.is_empty() {
+        p.push("upstreams: at least one [[upstreams]] entry is needed (scope, mount, url)".into());
+    }
+    for (i, u) in raw_upstreams.into_iter().enumerate() {
+        let key = format!("upstreams[{i}]");
+        let scope_ok = !u.scope.is_empty() && u.scope.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !scope_ok {
+            p.push(format!("{key}.scope: {:?} is not a scope name (letters, digits, '-', '_')", u.scope));
+        } else if !scopes.insert(u.scope.clone()) {
+            p.push(format!("{key}.scope: scope {:?} is declared twice", u.scope));
+        }
+        let mount = u.mount.trim_end_matches('/').to_string();
+        if !u.mount.starts_with('/') {
+            p.push(format!("{key}.mount: {:?} must start with '/'", u.mount));
+        } else if mount.contains("//") || mount.contains('?') || mount.split('/').any(|s| s == ".." || s == ".") {
+            p.push(format!("{key}.mount: {:?} is not a clean path prefix", u.mount));
+        } else if !mounts.insert(mount.clone()) {
+            p.push(format!("{key}.mount: mount {:?} is used twice", u.mount));
+        }
+        match split_url(&u.url) {
+            Ok((origin, base_path)) => upstreams.push(Upstream {
+                scope: u.scope,
+                mount,
+                origin,
+                base_path,
+                root_headers: u.root_headers,
+            }),
+            Err(msg) => p.push(format!("{key}.url: {msg}")),
+        }
+    }
+
+    let l = &raw.limits;
+    let limits = Limits {
+        max_body_bytes: range(&mut p, "limits.max_body_bytes", l.max_body_bytes, 1, 1 << 30) as usize,
+        hook_timeout_ms: range(&mut p, "limits.hook_timeout_ms", l.hook_timeout_ms, 1, 600_000),
+        hook_memory_mb: range(&mut p, "limits.hook_memory_mb", l.hook_memory_mb, 1, 4096) as usize,
+        upstream_timeout_ms: range(&mut p, "limits.upstream_timeout_ms", l.upstream_timeout_ms, 1, 3_600_000),
+        upstream_connect_timeout_ms: range(
+            &mut p,
+            "limits.upstream_connect_timeout_ms",
+            l.upstream_connect_timeout_ms,
+            1,
+            600_000,
+        ),
+        header_read_timeout_ms: range(&mut p, "limits.header_read_timeout_ms", l.header_read_timeout_ms, 1, 600_000),
+    };
+
+    for (i, h) in raw.sandbox.http_allow.iter().enumerate() {
+        if h.is_empty() || h.contains('/') || h.contains(' ') {
+            p.push(format!("sandbox.http_allow[{i}]: {h:?} must be a host or host:port, without scheme or path"));
+        }
+    }
+
+    if tracing_level_invalid(&raw.log.level) {
+        p.push(format!("log.level: {:?} is not a log filter (e.g. info, debug, interpose=debug)", raw.log.level));
+    }
+
+    let mut plugins = Vec::new();
+    for (i, pl) in raw.plugins.into_iter().enumerate() {
+        let key = format!("plugins[{i}]");
+        let path = base_dir.join(&pl.path);
+        if !path.join("config").join("plugin.yaml").is_file() {
+            p.push(format!(
+                "{key}.path: {} is not a plugin project (no config/plugin.yaml there)",
+                path.display()
+            ));
+        }
+        let mut seen = HashSet::new();
+        for t in &pl.teams {
+            if !valid_id(t) {
+                p.push(format!("{key}.teams: {t:?} is not a team UUID (letters, digits, '-', '_')"));
+            } else if !seen.insert(t) {
+                p.push(format!("{key}.teams: team {t:?} is listed twice"));
+            }
+        }
+        if let Some(inst) = &pl.instance {
+            if !valid_id(inst) {
+                p.push(format!("{key}.instance: {inst:?} is not an instance UUID (letters, digits, '-', '_')"));
+            }
+            if pl.teams.len() > 1 {
+                p.push(format!("{key}.instance: an instance UUID can be pinned only with at most one team; split the entry per team"));
+            }
+        }
+        plugins.push(PluginDecl { path, teams: pl.teams, instance: pl.instance, config: pl.config, index: i });
+    }
+
+    if !p.is_empty() {
+        return Err(p);
+    }
+    Ok(Config {
+        server: Server {
+            listen: listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+            admin_listen: admin_listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8081))),
+            workers,
+            shutdown_grace_ms,
+        },
+        storage: Storage { url: storage_url },
+        upstreams,
+        limits,
+        sandbox: Sandbox { http_allow: raw.sandbox.http_allow },
+        log: Log { level: raw.log.level, access_log: raw.log.access_log },
+        plugins,
+        base_dir: base_dir.to_path_buf(),
+    })
+}
+
+fn default_upstreams() -> Vec<crate::raw::RawUpstream> {
+    let raw: RawConfig = toml::from_str(crate::DEFAULT_CONFIG).unwrap_or_default();
+    raw.upstreams.unwrap_or_default()
+}
+
+fn addr(p: &mut Vec<String>, key: &str, v: &str) -> Option<SocketAddr> {
+    match v.parse() {
+        Ok(a) => Some(a),
+        Err(_) => {
+            p.push(format!("{key}: {v:?} is not an address like 127.0.0.1:8080"));
+            None
+        }
+    }
+}
+
+fn range(p: &mut Vec<String>, key: &str, v: i64, min: i64, max: i64) -> u64 {
+    if v < min || v > max {
+        p.push(format!("{key}: {v} is out of range {min}..={max}"));
+        return min.max(0) as u64;
+    }
+    v as u64
+}
+
+pub(crate) fn valid_id(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 128 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+fn tracing_level_invalid(s: &str) -> bool {
+    s.trim().is_empty() || s.chars().any(|c| c.is_whitespace())
+}
+
+/// `http://host:port/base` → (`http://host:port`, `/base`).
+fn split_url(url: &str) -> Result<(String, String), String> {
+    let rest = match url.strip_prefix("http://") {
+        Some(r) => r,
+        None if url.starts_with("https://") => {
+            return Err(format!("{url:?}: https upstreams are not supported; put the gateway next to the standard system and use http://"))
+        }
+        None => return Err(format!("{url:?} is not an http:// URL")),
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, ""),
+    };
+    if authority.is_empty() || authority.contains('@') || authority.contains(' ') {
+        return Err(format!("{url:?} has no valid host:port"));
+    }
+    if path.contains('?') || path.contains('#') {
+        return Err(format!("{url:?} must not carry a query or fragment"));
+    }
+    Ok((format!("http://{authority}"), path.trim_end_matches('/').to_string()))
+}
