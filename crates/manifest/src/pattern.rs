@@ -86,12 +86,15 @@ impl UrlPattern {
         s
     }
 
-    /// Index of the `:teamUUID` segment that follows a `team` segment, if any.
-    /// Its presence makes the interface team-level.
+    /// Index of the parameter that follows the first `team` segment, if any
+    /// (`/team/:teamUUID/…`). Its presence makes the interface team-level.
+    /// The parameter's name does not matter, so the level of an interface is
+    /// the same for every spelling of it (`/team/:t/x` ≡ `/team/:teamUUID/x`).
     pub fn team_param_index(&self) -> Option<usize> {
-        self.segments.windows(2).position(|w| {
-            matches!((&w[0], &w[1]), (Segment::Static(t), Segment::Param(p)) if t == "team" && p == "teamUUID")
-        }).map(|i| i + 1)
+        self.segments
+            .windows(2)
+            .position(|w| matches!((&w[0], &w[1]), (Segment::Static(t), Segment::Param(_)) if t == "team"))
+            .map(|i| i + 1)
     }
 
     pub fn is_team_level(&self) -> bool {

@@ -107,4 +107,5 @@ fn patterns() {
     assert!(UrlPattern::parse("/a/:x/:x").is_err());
     assert!(UrlPattern::parse("/a?x=1").is_err());
     assert!(!UrlPattern::parse("/users/:teamUUID").expect("ok").is_team_level());
+    assert!(UrlPattern::parse("/team/:t/x").expect("ok").is_team_level());
 }
