@@ -1,1 +1,35 @@
-//! placeholder
+//! The JavaScript plugin host.
+//!
+//! What is loaded once and what runs per call are kept apart:
+//!
+//! - [`PluginCode::load`] reads a plugin project's backend (`backend/dist/index.js`,
+//!   else `backend/src/index.ts|js`), strips TypeScript with oxc and keeps every
+//!   module's JS in memory ([`project`], [`transpile`]).
+//! - [`Instance`] is one installed instance of that code: its name, limits and log.
+//! - [`JsHost`] owns the worker threads ([`pool`]). Each worker keeps one QuickJS
+//!   runtime + context per instance it has served ([`runtime`]), created on first
+//!   use and reused, so a call costs microseconds. [`JsHost::call`] sends a
+//!   [`HookRequest`] to a worker and answers by the deadline whatever the engine
+//!   is doing: a stuck worker is retired and replaced, never waited for.
+//!
+//! Built-in modules (`@ones-op/node-logger`, `node-error`, `node-types`) are
+//! JS sources in `builtins/` on top of a native `interpose:host` module that
+//! only they can import ([`loader`]).
+
+mod convert;
+mod error;
+mod host;
+mod loader;
+pub mod pool;
+pub mod project;
+mod request;
+mod runtime;
+pub mod transpile;
+
+pub use error::{CallOutcome, HookError, PluginErrorData};
+pub use host::{Instance, InstanceLimits, LogEntry, LogLevel};
+pub use pool::{HostOptions, JsHost};
+pub use project::{CodeError, PluginCode};
+pub use request::{Body, HookRequest, PostHook};
+pub use loader::builtin_names;
+pub use runtime::check_exports;

@@ -1,0 +1,161 @@
+//! The instance a call runs for, its log, and the native `interpose:host`
+//! module the built-in SDK modules are written on.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use rquickjs::module::{Declarations, Exports, ModuleDef};
+use rquickjs::{Ctx, Function};
+
+use crate::project::PluginCode;
+
+/// Entries kept per instance; older ones are dropped.
+const LOG_CAPACITY: usize = 1000;
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Limits applied to every runtime of an instance.
+#[derive(Debug, Clone, Copy)]
+pub struct InstanceLimits {
+    pub memory_mb: usize,
+    /// JS stack; overflow is a `RangeError` inside the call.
+    pub stack_kb: usize,
+}
+
+impl Default for InstanceLimits {
+    fn default() -> Self {
+        InstanceLimits { memory_mb: 32, stack_kb: 1024 }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+impl LogLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error => "error",
+        }
+    }
+}
+
+/// One line a plugin's `Logger` wrote.
+#[derive(Debug, Clone)]
+pub struct LogEntry {
+    /// Sequence number within the instance (for `logs -f`).
+    pub seq: u64,
+    pub time: SystemTime,
+    pub level: LogLevel,
+    pub message: String,
+    pub request_id: Option<String>,
+}
+
+/// One installed instance of a plugin, as the JS host sees it.
+#[derive(Debug)]
+pub struct Instance {
+    /// Process-unique key of this instance's runtimes (a reinstall gets a new one).
+    pub(crate) key: u64,
+    /// Instance UUID.
+    pub id: String,
+    /// Plugin name, for messages.
+    pub name: String,
+    pub code: Arc<PluginCode>,
+    pub limits: InstanceLimits,
+    log: Mutex<VecDeque<LogEntry>>,
+    log_seq: AtomicU64,
+}
+
+impl Instance {
+    pub fn new(id: &str, name: &str, code: Arc<PluginCode>, limits: InstanceLimits) -> Arc<Instance> {
+        Arc::new(Instance {
+            key: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            id: id.to_string(),
+            name: name.to_string(),
+            code,
+            limits,
+            log: Mutex::new(VecDeque::new()),
+            log_seq: AtomicU64::new(0),
+        })
+    }
+
+    /// Log lines with a sequence number above `after`, oldest first.
+    pub fn logs_after(&self, after: u64) -> Vec<LogEntry> {
+        let log = self.log.lock().unwrap_or_else(|e| e.into_inner());
+        log.iter().filter(|e| e.seq > after).cloned().collect()
+    }
+
+    pub(crate) fn push_log(&self, level: LogLevel, message: String, request_id: Option<String>) {
+        match level {
+            LogLevel::Debug => tracing::debug!(plugin = %self.name, instance = %self.id, request_id = request_id.as_deref().unwrap_or(""), "{message}"),
+            LogLevel::Info => tracing::info!(plugin = %self.name, instance = %self.id, request_id = request_id.as_deref().unwrap_or(""), "{message}"),
+            LogLevel::Warn => tracing::warn!(plugin = %self.name, instance = %self.id, request_id = request_id.as_deref().unwrap_or(""), "{message}"),
+            LogLevel::Error => tracing::error!(plugin = %self.name, instance = %self.id, request_id = request_id.as_deref().unwrap_or(""), "{message}"),
+        }
+        let seq = self.log_seq.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut log = self.log.lock().unwrap_or_else(|e| e.into_inner());
+        if log.len() == LOG_CAPACITY {
+            log.pop_front();
+        }
+        log.push_back(LogEntry { seq, time: SystemTime::now(), level, message, request_id });
+    }
+}
+
+/// What the current call on this thread is for; read by host functions.
+#[derive(Clone)]
+pub(crate) struct CallScope {
+    pub instance: Arc<Instance>,
+    pub request_id: Option<String>,
+}
+
+thread_local! {
+    static CURRENT: RefCell<Option<CallScope>> = const { RefCell::new(None) };
+}
+
+/// Run `f` with `scope` as the current call of this thread.
+pub(crate) fn with_scope<R>(scope: CallScope, f: impl FnOnce() -> R) -> R {
+    let prev = CURRENT.with(|c| c.replace(Some(scope)));
+    let out = f();
+    CURRENT.with(|c| *c.borrow_mut() = prev);
+    out
+}
+
+fn current() -> Option<CallScope> {
+    CURRENT.with(|c| c.borrow().clone())
+}
+
+/// `interpose:host`: the primitives the `@ones-op/*` modules are built on.
+pub(crate) struct HostModule;
+
+impl ModuleDef for HostModule {
+    fn declare<'js>(decl: &Declarations<'js>) -> rquickjs::Result<()> {
+        decl.declare("log")?;
+        Ok(())
+    }
+
+    fn evaluate<'js>(ctx: &Ctx<'js>, exports: &Exports<'js>) -> rquickjs::Result<()> {
+        let log = Function::new(ctx.clone(), |level: String, message: String| {
+            let level = match level.as_str() {
+                "debug" => LogLevel::Debug,
+                "warn" => LogLevel::Warn,
+                "error" => LogLevel::Error,
+                _ => LogLevel::Info,
+            };
+            if let Some(scope) = current() {
+                scope.instance.push_log(level, message, scope.request_id);
+            }
+        })?;
+        exports.export("log", log)?;
+        Ok(())
+    }
+}

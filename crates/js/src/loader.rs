@@ -1,0 +1,72 @@
+//! Module resolution: the plugin's own files, the `@ones-op/*` built-ins, and
+//! `interpose:host` for the built-ins only. Nothing else resolves.
+
+use std::sync::Arc;
+
+use rquickjs::loader::{ImportAttributes, Loader, Resolver};
+use rquickjs::module::Declared;
+use rquickjs::{Ctx, Error, Module, Result};
+
+use crate::host::HostModule;
+use crate::project::PluginCode;
+
+const HOST: &str = "interpose:host";
+
+/// Built-in modules: name → JS source.
+const BUILTINS: &[(&str, &str)] = &[
+    ("@ones-op/node-logger", include_str!("builtins/node-logger.js")),
+    ("@ones-op/node-error", include_str!("builtins/node-error.js")),
+    ("@ones-op/node-types", include_str!("builtins/node-types.js")),
+];
+
+/// Resolver and loader in one; it keeps its table, so any number of contexts
+/// can import the same modules.
+pub(crate) struct PluginLoader {
+    pub code: Arc<PluginCode>,
+}
+
+impl Resolver for PluginLoader {
+    fn resolve<'js>(&mut self, _ctx: &Ctx<'js>, base: &str, name: &str, _: Option<ImportAttributes<'js>>) -> Result<String> {
+        if name == HOST {
+            return if base.starts_with("@ones-op/") {
+                Ok(HOST.to_string())
+            } else {
+                Err(Error::new_resolving_message(base, name, "this module is internal to interpose"))
+            };
+        }
+        if BUILTINS.iter().any(|(n, _)| *n == name) {
+            return Ok(name.to_string());
+        }
+        if name.starts_with("./") || name.starts_with("../") {
+            if let Some(found) = self.code.resolve(base, name) {
+                return Ok(found);
+            }
+            return Err(Error::new_resolving_message(base, name, "no such file in the plugin's backend"));
+        }
+        Err(Error::new_resolving_message(
+            base,
+            name,
+            "only relative imports and the @ones-op/* built-ins resolve; bundle npm packages into backend/dist",
+        ))
+    }
+}
+
+impl Loader for PluginLoader {
+    fn load<'js>(&mut self, ctx: &Ctx<'js>, name: &str, _: Option<ImportAttributes<'js>>) -> Result<Module<'js, Declared>> {
+        if name == HOST {
+            return Module::declare_def::<HostModule, _>(ctx.clone(), HOST);
+        }
+        if let Some((_, src)) = BUILTINS.iter().find(|(n, _)| *n == name) {
+            return Module::declare(ctx.clone(), name, *src);
+        }
+        match self.code.module(name) {
+            Some(m) => Module::declare(ctx.clone(), name, m.code.as_str()),
+            None => Err(Error::new_loading_message(name, "module not found")),
+        }
+    }
+}
+
+/// Names of the built-in modules (for `check` output and docs).
+pub fn builtin_names() -> impl Iterator<Item = &'static str> {
+    BUILTINS.iter().map(|(n, _)| *n)
+}

@@ -1,0 +1,288 @@
+//! Worker threads that run JS, and the deadline that protects the caller.
+//!
+//! Jobs go through one shared channel to `threads` workers. Each worker owns
+//! the runtimes of the instances it has served (created on first use, reused,
+//! dropped when the instance is gone or the runtime failed hard). A caller
+//! waits at most until its deadline. A watchdog retires a worker that is still
+//! busy well past its job's deadline (QuickJS only checks the interrupt every
+//! so often, and never inside one long native call) and starts a replacement,
+//! so one stuck plugin never takes the pool's capacity with it.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use tokio::sync::oneshot;
+
+use crate::error::{CallOutcome, HookError};
+use crate::host::Instance;
+use crate::request::HookRequest;
+use crate::runtime::{nanos, PluginRuntime};
+
+/// How long past its deadline a worker may stay busy before it is replaced.
+const STUCK_GRACE: Duration = Duration::from_millis(50);
+const WATCHDOG_TICK: Duration = Duration::from_millis(10);
+const WORKER_STACK: usize = 8 << 20;
+
+#[derive(Debug, Clone)]
+pub struct HostOptions {
+    /// Worker threads kept running.
+    pub threads: usize,
+    /// Upper bound including workers retired while stuck.
+    pub max_threads: usize,
+}
+
+impl HostOptions {
+    pub fn new(threads: usize) -> HostOptions {
+        let threads = threads.max(1);
+        HostOptions { threads, max_threads: threads * 4 + 4 }
+    }
+}
+
+struct Job {
+    instance: Arc<Instance>,
+    function: String,
+    request: Arc<HookRequest>,
+    deadline: Instant,
+    timeout_ms: u64,
+    reply: oneshot::Sender<Result<CallOutcome, HookError>>,
+}
+
+/// What the watchdog knows about a worker.
+struct WorkerState {
+    /// Deadline (as `nanos`) of the job being run; 0 when idle.
+    busy_until: AtomicU64,
+    retired: AtomicBool,
+}
+
+struct Shared {
+    rx: Receiver<Job>,
+    workers: Mutex<Vec<Arc<WorkerState>>>,
+    live: AtomicUsize,
+    total: AtomicUsize,
+    options: HostOptions,
+    stopping: AtomicBool,
+    stuck_total: AtomicU64,
+}
+
+/// The pool of JS worker threads. Cheap to clone.
+#[derive(Clone)]
+pub struct JsHost {
+    tx: Sender<Job>,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for JsHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JsHost").field("live", &self.shared.live.load(Ordering::Relaxed)).finish()
+    }
+}
+
+impl JsHost {
+    pub fn new(options: HostOptions) -> JsHost {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let shared = Arc::new(Shared {
+            rx,
+            workers: Mutex::new(Vec::new()),
+            live: AtomicUsize::new(0),
+            total: AtomicUsize::new(0),
+            options,
+            stopping: AtomicBool::new(false),
+            stuck_total: AtomicU64::new(0),
+        });
+        for _ in 0..shared.options.threads {
+            spawn_worker(&shared);
+        }
+        let weak = Arc::downgrade(&shared);
+        let _ = thread::Builder::new().name("js-watchdog".into()).spawn(move || watchdog(weak));
+        JsHost { tx, shared }
+    }
+
+    /// Run `function(request)` of `instance`; answers by `timeout` whatever the engine does.
+    pub async fn call(
+        &self,
+        instance: &Arc<Instance>,
+        function: &str,
+        request: Arc<HookRequest>,
+        timeout: Duration,
+    ) -> Result<CallOutcome, HookError> {
+        let deadline = Instant::now() + timeout;
+        let timeout_ms = timeout.as_millis() as u64;
+        let (reply, rx) = oneshot::channel();
+        let job = Job { instance: instance.clone(), function: function.to_string(), request, deadline, timeout_ms, reply };
+        if self.tx.send(job).is_err() {
+            return Err(HookError::Unavailable("the JS host has stopped".into()));
+        }
+        // A little slack lets the engine report its own timeout (with the
+        // runtime recycled) when it can; the caller is answered either way.
+        let wait_until = tokio::time::Instant::from_std(deadline + Duration::from_millis(2));
+        match tokio::time::timeout_at(wait_until, rx).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(HookError::Unavailable("the JS worker ended during the call".into())),
+            Err(_) => Err(HookError::Timeout(timeout_ms)),
+        }
+    }
+
+    /// Workers retired so far because a call overran its deadline.
+    pub fn stuck_workers(&self) -> u64 {
+        self.shared.stuck_total.load(Ordering::Relaxed)
+    }
+
+    /// Workers accepting jobs now.
+    pub fn live_workers(&self) -> usize {
+        self.shared.live.load(Ordering::Relaxed)
+    }
+
+    /// Stop accepting work; workers exit once idle.
+    pub fn shutdown(&self) {
+        self.shared.stopping.store(true, Ordering::Relaxed);
+    }
+}
+
+fn spawn_worker(shared: &Arc<Shared>) {
+    let state = Arc::new(WorkerState { busy_until: AtomicU64::new(0), retired: AtomicBool::new(false) });
+    shared.workers.lock().unwrap_or_else(|e| e.into_inner()).push(state.clone());
+    shared.live.fetch_add(1, Ordering::Relaxed);
+    let n = shared.total.fetch_add(1, Ordering::Relaxed);
+    let rx = shared.rx.clone();
+    let weak = Arc::downgrade(shared);
+    let spawned = thread::Builder::new()
+        .name(format!("js-worker-{n}"))
+        .stack_size(WORKER_STACK)
+        .spawn(move || worker(rx, state, weak));
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "could not start a JS worker thread");
+        shared.live.fetch_sub(1, Ordering::Relaxed);
+        shared.total.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+struct Slot {
+    instance: Weak<Instance>,
+    runtime: PluginRuntime,
+}
+
+fn worker(rx: Receiver<Job>, state: Arc<WorkerState>, shared: Weak<Shared>) {
+    let mut runtimes: HashMap<u64, Slot> = HashMap::new();
+    let mut since_sweep = 0u32;
+    loop {
+        if state.retired.load(Ordering::Relaxed) {
+            break;
+        }
+        let job = match rx.recv_timeout(Duration::from_secs(1)) {
+            Ok(job) => job,
+            Err(RecvTimeoutError::Timeout) => {
+                runtimes.retain(|_, s| s.instance.strong_count() > 0);
+                match shared.upgrade() {
+                    Some(s) if !s.stopping.load(Ordering::Relaxed) => continue,
+                    _ => break,
+                }
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        since_sweep += 1;
+        if since_sweep >= 1024 {
+            since_sweep = 0;
+            runtimes.retain(|_, s| s.instance.strong_count() > 0);
+        }
+        if job.reply.is_closed() || Instant::now() >= job.deadline {
+            // The caller gave up (or the deadline passed in the queue).
+            let _ = job.reply.send(Err(HookError::Timeout(job.timeout_ms)));
+            continue;
+        }
+        state.busy_until.store(nanos(job.deadline), Ordering::Relaxed);
+        let result = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&mut runtimes, &job))) {
+            Ok(r) => r,
+            Err(_) => {
+                // Never expected; keep the worker and drop the runtime it was in.
+                runtimes.remove(&job.instance.key);
+                Err(HookError::Unavailable("internal error in the JS host (see the gateway log)".into()))
+            }
+        };
+        state.busy_until.store(0, Ordering::Relaxed);
+        let _ = job.reply.send(result);
+    }
+    // Runtimes drop here, on their own thread.
+    drop(runtimes);
+    if !state.retired.load(Ordering::Relaxed) {
+        if let Some(s) = shared.upgrade() {
+            s.live.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+    if let Some(s) = shared.upgrade() {
+        s.total.fetch_sub(1, Ordering::Relaxed);
+        s.workers.lock().unwrap_or_else(|e| e.into_inner()).retain(|w| !Arc::ptr_eq(w, &state));
+    }
+}
+
+fn run(runtimes: &mut HashMap<u64, Slot>, job: &Job) -> Result<CallOutcome, HookError> {
+    let key = job.instance.key;
+    if !runtimes.contains_key(&key) {
+        let runtime = PluginRuntime::new(job.instance.clone(), job.deadline).map_err(|e| fix_timeout(e, job.timeout_ms))?;
+        runtimes.insert(key, Slot { instance: Arc::downgrade(&job.instance), runtime });
+    }
+    let Some(slot) = runtimes.get_mut(&key) else {
+        return Err(HookError::Unavailable("runtime missing".into()));
+    };
+    let result = slot.runtime.call(&job.function, &job.request, job.deadline).map_err(|e| fix_timeout(e, job.timeout_ms));
+    if let Err(e) = &result {
+        if e.poisons_runtime() {
+            // A runtime that was interrupted or ran out of memory may hold
+            // half-updated module state: start the next call fresh.
+            runtimes.remove(&key);
+        } else if slot.runtime.memory_used() > ((job.instance.limits.memory_mb as i64) << 20) / 8 * 7 {
+            runtimes.remove(&key);
+        }
+    }
+    result
+}
+
+fn fix_timeout(e: HookError, ms: u64) -> HookError {
+    match e {
+        HookError::Timeout(_) => HookError::Timeout(ms),
+        other => other,
+    }
+}
+
+fn watchdog(shared: Weak<Shared>) {
+    loop {
+        thread::sleep(WATCHDOG_TICK);
+        let Some(shared) = shared.upgrade() else { return };
+        if shared.stopping.load(Ordering::Relaxed) {
+            return;
+        }
+        let now = nanos(Instant::now());
+        let grace = STUCK_GRACE.as_nanos() as u64;
+        let stuck: Vec<Arc<WorkerState>> = shared
+            .workers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|w| {
+                let busy = w.busy_until.load(Ordering::Relaxed);
+                busy != 0 && now > busy.saturating_add(grace) && !w.retired.load(Ordering::Relaxed)
+            })
+            .cloned()
+            .collect();
+        for w in stuck {
+            w.retired.store(true, Ordering::Relaxed);
+            shared.live.fetch_sub(1, Ordering::Relaxed);
+            shared.stuck_total.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!("a JS worker is stuck past its deadline; retiring it and starting a replacement");
+            if shared.total.load(Ordering::Relaxed) < shared.options.max_threads {
+                spawn_worker(&shared);
+            } else {
+                tracing::error!(max = shared.options.max_threads, "JS worker limit reached; calls wait for stuck workers");
+            }
+        }
+        // Keep the target when a worker exited for another reason.
+        while shared.live.load(Ordering::Relaxed) < shared.options.threads
+            && shared.total.load(Ordering::Relaxed) < shared.options.max_threads
+        {
+            spawn_worker(&shared);
+        }
+    }
+}

@@ -1,0 +1,51 @@
+//! The request handed to a hook, in Rust form; converted to the JS
+//! `PluginRequest` on the worker thread (`convert.rs`).
+
+use std::sync::Arc;
+
+/// A request body as hooks see it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum Body {
+    /// No body: `undefined` in JS.
+    #[default]
+    Empty,
+    /// A JSON body, parsed.
+    Json(serde_json::Value),
+    /// Any other body, as text.
+    Text(String),
+}
+
+/// Extra fields of suffix/subscribe calls: the exchange as it happened.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PostHook {
+    pub req_headers: Vec<(String, String)>,
+    pub req_body: Body,
+    pub resp_headers: Vec<(String, String)>,
+    pub resp_body: Body,
+    pub status: u16,
+}
+
+/// The `PluginRequest` of DESIGN.md.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct HookRequest {
+    pub method: String,
+    /// Path under the scope's mount, with the query string.
+    pub url: String,
+    /// Path under the scope's mount.
+    pub path: String,
+    /// Decoded query pairs in order (a repeated key becomes an array in JS).
+    pub query: Vec<(String, String)>,
+    /// Pattern parameters of the hook being called.
+    pub params: Vec<(String, String)>,
+    /// Lower-case names; repeated headers joined with ", ".
+    pub headers: Vec<(String, String)>,
+    pub body: Body,
+    pub team_uuid: Option<String>,
+    pub user_uuid: Option<String>,
+    /// Set for suffix and subscribe calls.
+    pub post: Option<Arc<PostHook>>,
+    /// For the plugin's log lines.
+    pub request_id: Option<String>,
+    /// `Ones-Check-Point` / `Ones-Check-Id` of addition calls, passed through as headers.
+    pub extra: Vec<(String, serde_json::Value)>,
+}

@@ -1,0 +1,294 @@
+//! One QuickJS runtime + context running one instance's code on one thread,
+//! and the call itself: request in, outcome out, within a deadline.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use rquickjs::promise::PromiseState;
+use rquickjs::{Context, Ctx, Function, Module, Object, Persistent, Runtime, Value};
+
+use crate::convert::{request_object, result_to_json};
+use crate::error::{CallOutcome, HookError, PluginErrorData};
+use crate::host::{with_scope, CallScope, Instance};
+use crate::loader::PluginLoader;
+use crate::request::HookRequest;
+
+/// Makes header lookups case-insensitive without copying the headers.
+const WRAP_HEADERS: &str = r#"(() => {
+  const handler = {
+    get(t, k) {
+      if (typeof k !== 'string' || Object.prototype.hasOwnProperty.call(t, k)) return t[k];
+      return t[k.toLowerCase()];
+    },
+    has(t, k) { return typeof k === 'string' ? (k in t || k.toLowerCase() in t) : k in t; },
+  };
+  return (o) => new Proxy(o, handler);
+})()"#;
+
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+pub(crate) fn nanos(t: Instant) -> u64 {
+    t.saturating_duration_since(epoch()).as_nanos() as u64
+}
+
+/// Fields drop in declaration order: every handle into the context goes
+/// before the context, and the context before the runtime (QuickJS aborts
+/// the process otherwise).
+pub(crate) struct PluginRuntime {
+    functions: HashMap<String, Persistent<Function<'static>>>,
+    namespace: Persistent<Object<'static>>,
+    wrap_headers: Persistent<Function<'static>>,
+    context: Context,
+    runtime: Runtime,
+    deadline: Arc<AtomicU64>,
+    instance: Arc<Instance>,
+}
+
+impl PluginRuntime {
+    /// Create the runtime and evaluate the entry module, within `deadline`.
+    pub(crate) fn new(instance: Arc<Instance>, deadline: Instant) -> Result<PluginRuntime, HookError> {
+        let load = |e: rquickjs::Error| HookError::Load(e.to_string());
+        let runtime = Runtime::new().map_err(load)?;
+        runtime.set_memory_limit(instance.limits.memory_mb << 20);
+        runtime.set_max_stack_size(instance.limits.stack_kb << 10);
+        let dl = Arc::new(AtomicU64::new(nanos(deadline)));
+        let handler_dl = dl.clone();
+        runtime.set_interrupt_handler(Some(Box::new(move || nanos(Instant::now()) > handler_dl.load(Ordering::Relaxed))));
+        let loader = PluginLoader { code: instance.code.clone() };
+        let resolver = PluginLoader { code: instance.code.clone() };
+        runtime.set_loader(resolver, loader);
+        let context = Context::full(&runtime).map_err(load)?;
+        let scope = CallScope { instance: instance.clone(), request_id: None };
+        let made = with_scope(scope, || {
+            context.with(|ctx| -> Result<_, HookError> {
+                let code = &instance.code;
+                let source = code.module(&code.entry).map(|m| m.code.clone()).unwrap_or_default();
+                let evaluated = Module::declare(ctx.clone(), code.entry.as_str(), source)
+                    .and_then(|m| m.eval())
+                    .map_err(|e| failure(&ctx, &instance, e, deadline));
+                let (module, promise) = evaluated.map_err(as_load_error)?;
+                settle(&ctx, promise.into_value(), deadline)
+                    .map_err(|e| failure(&ctx, &instance, e, deadline))
+                    .map_err(as_load_error)?;
+                let ns = module.namespace().map_err(load)?;
+                let wrap: Function = ctx.eval(WRAP_HEADERS).map_err(load)?;
+                Ok((Persistent::save(&ctx, ns), Persistent::save(&ctx, wrap)))
+            })
+        });
+        let (namespace, wrap_headers) = match made {
+            Ok(v) => v,
+            Err(e) => {
+                // Nothing may outlive the context; handles were not created.
+                drop(context);
+                drop(runtime);
+                return Err(e);
+            }
+        };
+        dl.store(u64::MAX, Ordering::Relaxed);
+        Ok(PluginRuntime { functions: HashMap::new(), namespace, wrap_headers, context, runtime, deadline: dl, instance })
+    }
+
+    /// Names the entry module exports as functions.
+    pub(crate) fn exported_functions(&self) -> Vec<String> {
+        self.context.with(|ctx| {
+            let Ok(ns) = self.namespace.clone().restore(&ctx) else { return Vec::new() };
+            ns.keys::<String>()
+                .filter_map(Result::ok)
+                .filter(|k| ns.get::<_, Value>(k.as_str()).map(|v| v.is_function()).unwrap_or(false))
+                .collect()
+        })
+    }
+
+    /// Call `function(request)` and wait for its promise, all before `deadline`.
+    pub(crate) fn call(
+        &mut self,
+        function: &str,
+        request: &HookRequest,
+        deadline: Instant,
+    ) -> Result<CallOutcome, HookError> {
+        self.deadline.store(nanos(deadline), Ordering::Relaxed);
+        let scope = CallScope { instance: self.instance.clone(), request_id: request.request_id.clone() };
+        let functions = &mut self.functions;
+        let namespace = &self.namespace;
+        let wrap = &self.wrap_headers;
+        let instance = &self.instance;
+        let out = with_scope(scope, || {
+            self.context.with(|ctx| {
+                let f = match functions.get(function) {
+                    Some(f) => f.clone().restore(&ctx).map_err(|e| HookError::Load(e.to_string()))?,
+                    None => {
+                        let ns = namespace.clone().restore(&ctx).map_err(|e| HookError::Load(e.to_string()))?;
+                        let v: Value = ns.get(function).map_err(|e| HookError::Load(e.to_string()))?;
+                        let Some(f) = v.into_function() else {
+                            return Err(HookError::NotExported(function.to_string()));
+                        };
+                        functions.insert(function.to_string(), Persistent::save(&ctx, f.clone()));
+                        f
+                    }
+                };
+                let wrap = wrap.clone().restore(&ctx).map_err(|e| HookError::Load(e.to_string()))?;
+                let req = request_object(&ctx, request, &wrap)
+                    .map_err(|e| as_load_error(failure(&ctx, instance, e, deadline)))?;
+                let result = f
+                    .call::<_, Value>((req,))
+                    .and_then(|v| settle(&ctx, v, deadline))
+                    .map_err(|e| failure(&ctx, instance, e, deadline));
+                match result {
+                    Ok(v) => result_to_json(&ctx, v).map(CallOutcome::Returned),
+                    Err(Failure::Rejected(p)) => Ok(CallOutcome::Rejected(p)),
+                    Err(Failure::Error(e)) => Err(e),
+                    Err(Failure::MaybeOutOfMemory) => Err(HookError::OutOfMemory(0)),
+                }
+            })
+        });
+        self.deadline.store(u64::MAX, Ordering::Relaxed);
+        match out {
+            Err(HookError::OutOfMemory(0)) => {
+                let limit = (self.instance.limits.memory_mb as i64) << 20;
+                if self.memory_used() >= limit - limit / 8 {
+                    Err(HookError::OutOfMemory(self.instance.limits.memory_mb))
+                } else {
+                    Err(HookError::Threw { message: "a non-Error value: null".into(), location: None })
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// Bytes the JS heap holds now.
+    pub(crate) fn memory_used(&self) -> i64 {
+        self.runtime.memory_usage().malloc_size
+    }
+}
+
+/// How a call that did not return ended.
+enum Failure {
+    Rejected(PluginErrorData),
+    Error(HookError),
+    /// `null`/`undefined` was thrown: out of memory if the heap is full.
+    MaybeOutOfMemory,
+}
+
+fn as_load_error(f: Failure) -> HookError {
+    match f {
+        Failure::Rejected(p) => HookError::Load(format!("threw {}: {}", p.errcode, p.reason)),
+        Failure::Error(HookError::Threw { message, location }) => {
+            HookError::Load(format!("{message}{}", location.map(|l| format!(" at {l}")).unwrap_or_default()))
+        }
+        Failure::Error(e) => e,
+        Failure::MaybeOutOfMemory => HookError::Threw { message: "a non-Error value: null".into(), location: None },
+    }
+}
+
+/// Wait for a promise (or take a plain value), running queued jobs.
+fn settle<'js>(ctx: &Ctx<'js>, v: Value<'js>, deadline: Instant) -> rquickjs::Result<Value<'js>> {
+    let Some(promise) = v.as_promise().cloned() else { return Ok(v) };
+    loop {
+        match promise.state() {
+            PromiseState::Resolved => return promise.result::<Value>().unwrap_or(Ok(Value::new_undefined(ctx.clone()))),
+            PromiseState::Rejected => {
+                return match promise.result::<Value>() {
+                    Some(r) => r,
+                    None => Err(rquickjs::Error::Exception),
+                };
+            }
+            PromiseState::Pending => {
+                if !ctx.execute_pending_job() {
+                    let why = if Instant::now() >= deadline { "interrupted" } else { "the hook's promise never settled (nothing left to run)" };
+                    return Err(rquickjs::Exception::throw_internal(ctx, why));
+                }
+            }
+        }
+    }
+}
+
+/// Turn an engine error into what it means for the hook.
+fn failure<'js>(ctx: &Ctx<'js>, instance: &Instance, e: rquickjs::Error, deadline: Instant) -> Failure {
+    let thrown = match e {
+        rquickjs::Error::Exception => ctx.catch(),
+        other => {
+            if Instant::now() >= deadline {
+                return Failure::Error(HookError::Timeout(0));
+            }
+            return Failure::Error(HookError::Threw { message: other.to_string(), location: None });
+        }
+    };
+    if Instant::now() >= deadline {
+        return Failure::Error(HookError::Timeout(0));
+    }
+    if let Some(obj) = thrown.as_object() {
+        let name: String = obj.get("name").unwrap_or_default();
+        let message: String = obj.get("message").unwrap_or_default();
+        if name == "PluginError" {
+            let status: i32 = obj.get("statusCode").unwrap_or(500);
+            return Failure::Rejected(PluginErrorData {
+                kind: obj.get("type").unwrap_or_else(|_| "error".to_string()),
+                reason: obj.get("reason").unwrap_or(message),
+                errcode: obj.get("errcode").unwrap_or_else(|_| "PluginError".to_string()),
+                status: u16::try_from(status).ok().filter(|s| (400..600).contains(s)).unwrap_or(500),
+            });
+        }
+        if message.contains("out of memory") {
+            return Failure::Error(HookError::OutOfMemory(instance.limits.memory_mb));
+        }
+        if thrown.is_error() {
+            let stack: String = obj.get("stack").unwrap_or_default();
+            let text = if name.is_empty() { message } else { format!("{name}: {message}") };
+            return Failure::Error(HookError::Threw { message: text, location: locate(instance, &stack) });
+        }
+    }
+    if thrown.is_null() || thrown.is_undefined() {
+        // QuickJS may throw `null` when it cannot even allocate the error;
+        // the caller checks the heap (it cannot be read from inside `with`).
+        return Failure::MaybeOutOfMemory;
+    }
+    let shown = ctx
+        .json_stringify(thrown.clone())
+        .ok()
+        .flatten()
+        .and_then(|s| s.to_string().ok())
+        .unwrap_or_else(|| format!("a {} value", thrown.type_name()));
+    Failure::Error(HookError::Threw { message: format!("a non-Error value: {shown}"), location: None })
+}
+
+/// First stack frame inside the plugin's own code, as `file:line (function)`,
+/// with TypeScript lines mapped back to the source.
+fn locate(instance: &Instance, stack: &str) -> Option<String> {
+    for frame in stack.lines() {
+        let frame = frame.trim().trim_start_matches("at ");
+        let (func, place) = match frame.rsplit_once(" (") {
+            Some((f, p)) => (f.trim(), p.trim_end_matches(')')),
+            None => ("", frame),
+        };
+        let mut parts = place.rsplitn(3, ':');
+        let (Some(_col), Some(line), Some(file)) = (parts.next(), parts.next(), parts.next()) else { continue };
+        let Ok(line) = line.parse::<usize>() else { continue };
+        if instance.code.module(file).is_none() {
+            continue;
+        }
+        let line = instance.code.source_line(file, line);
+        return Some(if func.is_empty() { format!("{file}:{line}") } else { format!("{file}:{line} ({func})") });
+    }
+    None
+}
+
+/// Load `instance` on this thread and list which of `functions` it does not
+/// export (the install-time check).
+pub fn check_exports(instance: Arc<Instance>, functions: &[&str], timeout: Duration) -> Result<Vec<String>, HookError> {
+    let rt = PluginRuntime::new(instance, Instant::now() + timeout)?;
+    let exported = rt.exported_functions();
+    Ok(functions.iter().filter(|f| !exported.iter().any(|e| e == *f)).map(|f| f.to_string()).collect())
+}
+
+impl Drop for PluginRuntime {
+    fn drop(&mut self) {
+        // Handles first (field order also guarantees this; explicit for clarity).
+        self.functions.clear();
+    }
+}
+

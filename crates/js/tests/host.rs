@@ -1,0 +1,196 @@
+//! The JS host as the gateway uses it: real QuickJS, real worker threads.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use interpose_js::{Body, CallOutcome, HookError, HookRequest, HostOptions, Instance, InstanceLimits, JsHost, PluginCode};
+use serde_json::json;
+
+fn project(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (path, text) in files {
+        let p = dir.path().join(path);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(p, text).expect("write");
+    }
+    dir
+}
+
+fn instance(dir: &tempfile::TempDir) -> Arc<Instance> {
+    let code = PluginCode::load(dir.path()).expect("code loads");
+    Instance::new("inst-1", "test-plugin", Arc::new(code), InstanceLimits { memory_mb: 16, stack_kb: 512 })
+}
+
+fn request() -> Arc<HookRequest> {
+    Arc::new(HookRequest {
+        method: "POST".into(),
+        url: "/team/T1/tasks?x=1&x=2&y=3".into(),
+        path: "/team/T1/tasks".into(),
+        query: vec![("x".into(), "1".into()), ("x".into(), "2".into()), ("y".into(), "3".into())],
+        params: vec![("teamUUID".into(), "T1".into())],
+        headers: vec![("ones-user-id".into(), "U1".into()), ("content-type".into(), "application/json".into())],
+        body: Body::Json(json!({"summary": "hi", "n": 3})),
+        team_uuid: Some("T1".into()),
+        user_uuid: Some("U1".into()),
+        request_id: Some("req-1".into()),
+        ..Default::default()
+    })
+}
+
+const TS: &str = r#"
+import { Logger } from '@ones-op/node-logger'
+import { PluginError, clientError, CommonReason } from '@ones-op/node-error'
+import type { PluginRequest } from '@ones-op/node-types'
+import { double } from './lib/math'
+
+interface Out { seen: string }
+
+export async function echo(request: PluginRequest): Promise<Out | any> {
+  Logger.info('[Plugin] headers', request.headers['Ones-User-Id'], { n: 1 })
+  return {
+    statusCode: 200,
+    body: {
+      user: request.headers['Ones-User-Id'],
+      lower: request.headers['ones-user-id'],
+      missing: request.headers['X-None'] ?? null,
+      query: request.query, params: request.params, body: request.body,
+      method: request.method, url: request.url, path: request.path,
+      team: request.teamUUID, userUUID: request.userUUID, twice: double(request.body.n),
+    },
+  }
+}
+
+export function reject() { return { statusCode: 403, body: { reason: 'no' } } }
+export function pluginError() { throw new PluginError('warning', 'Archived', 'user is archived', 403) }
+export function client() { throw clientError(CommonReason.InvalidParameter) }
+export function boom(): never {
+  const x: number = 1
+  throw new TypeError('bad thing ' + x)
+}
+export function spin() { while (true) {} }
+export function grow() { const a: string[] = []; for (;;) a.push('x'.repeat(1024)) }
+export function recurse(n: number): number { return recurse(n + 1) + 1 }
+export function stringifyLoop() { const big = Array.from({ length: 20000 }, (_, i) => ({ i, s: 'abc' })); for (;;) JSON.stringify(big) }
+export function throwString() { throw 'just a string' }
+export function cyclic() { const o: any = {}; o.self = o; return { body: o } }
+export async function never() { return new Promise(() => {}) }
+let counter = 0
+export function count() { counter += 1; return { body: counter } }
+"#;
+
+fn host() -> JsHost {
+    JsHost::new(HostOptions::new(2))
+}
+
+async fn call(host: &JsHost, inst: &Arc<Instance>, f: &str, ms: u64) -> Result<CallOutcome, HookError> {
+    host.call(inst, f, request(), Duration::from_millis(ms)).await
+}
+
+#[tokio::test]
+async fn typescript_plugin_sees_the_request_contract() {
+    let dir = project(&[("backend/src/index.ts", TS), ("backend/src/lib/math.ts", "export const double = (n: number): number => n * 2\n")]);
+    let inst = instance(&dir);
+    let h = host();
+    let out = call(&h, &inst, "echo", 1000).await.expect("ok");
+    let CallOutcome::Returned(Some(v)) = out else { panic!("{out:?}") };
+    assert_eq!(v["statusCode"], 200);
+    let b = &v["body"];
+    assert_eq!((b["user"].as_str(), b["lower"].as_str()), (Some("U1"), Some("U1")));
+    assert_eq!(b["missing"], serde_json::Value::Null);
+    assert_eq!(b["query"], json!({"x": ["1", "2"], "y": "3"}));
+    assert_eq!(b["params"], json!({"teamUUID": "T1"}));
+    assert_eq!(b["body"], json!({"summary": "hi", "n": 3}));
+    assert_eq!((b["method"].as_str(), b["url"].as_str(), b["path"].as_str()), (Some("POST"), Some("/team/T1/tasks?x=1&x=2&y=3"), Some("/team/T1/tasks")));
+    assert_eq!((b["team"].as_str(), b["userUUID"].as_str(), b["twice"].as_i64()), (Some("T1"), Some("U1"), Some(6)));
+    let logs = inst.logs_after(0);
+    assert_eq!(logs.len(), 1);
+    assert_eq!(logs[0].message, "[Plugin] headers U1 {\"n\":1}");
+    assert_eq!(logs[0].request_id.as_deref(), Some("req-1"));
+}
+
+#[tokio::test]
+async fn rejections_and_plugin_errors() {
+    let dir = project(&[("backend/src/index.ts", TS), ("backend/src/lib/math.ts", "export const double = (n: number) => n * 2\n")]);
+    let inst = instance(&dir);
+    let h = host();
+    assert_eq!(call(&h, &inst, "reject", 1000).await.expect("ok"), CallOutcome::Returned(Some(json!({"statusCode": 403, "body": {"reason": "no"}}))));
+    let CallOutcome::Rejected(p) = call(&h, &inst, "pluginError", 1000).await.expect("ok") else { panic!() };
+    assert_eq!((p.kind.as_str(), p.errcode.as_str(), p.reason.as_str(), p.status), ("warning", "Archived", "user is archived", 403));
+    let CallOutcome::Rejected(p) = call(&h, &inst, "client", 1000).await.expect("ok") else { panic!() };
+    assert_eq!((p.kind.as_str(), p.errcode.as_str(), p.status), ("warning", "InvalidParameter", 400));
+}
+
+#[tokio::test]
+async fn failures_are_contained_and_located() {
+    let dir = project(&[("backend/src/index.ts", TS), ("backend/src/lib/math.ts", "export const double = (n: number) => n * 2\n")]);
+    let inst = instance(&dir);
+    let h = host();
+    let e = call(&h, &inst, "boom", 1000).await.expect_err("throws");
+    assert_eq!(e.to_string(), "threw TypeError: bad thing 1 at backend/src/index.ts:29 (boom)");
+    let e = call(&h, &inst, "throwString", 1000).await.expect_err("throws");
+    assert_eq!(e.to_string(), "threw a non-Error value: \"just a string\"");
+    let e = call(&h, &inst, "cyclic", 1000).await.expect_err("cyclic");
+    assert!(matches!(e, HookError::BadResult(_)), "{e:?}");
+    assert_eq!(call(&h, &inst, "nope", 1000).await.expect_err("missing"), HookError::NotExported("nope".into()));
+
+    let t0 = Instant::now();
+    assert_eq!(call(&h, &inst, "spin", 100).await.expect_err("spins"), HookError::Timeout(100));
+    assert!(t0.elapsed() < Duration::from_millis(400), "{:?}", t0.elapsed());
+    assert_eq!(call(&h, &inst, "grow", 5000).await.expect_err("grows"), HookError::OutOfMemory(16));
+    let e = call(&h, &inst, "recurse", 5000).await.expect_err("recurses");
+    assert!(e.to_string().contains("RangeError") || e.to_string().contains("stack"), "{e}");
+    assert_eq!(call(&h, &inst, "never", 100).await.expect_err("never"), HookError::Timeout(100));
+    // The plugin keeps serving.
+    assert!(matches!(call(&h, &inst, "reject", 1000).await, Ok(CallOutcome::Returned(Some(_)))));
+}
+
+#[tokio::test]
+async fn a_native_call_loop_is_answered_at_the_deadline_and_capacity_is_kept() {
+    let dir = project(&[("backend/src/index.ts", TS), ("backend/src/lib/math.ts", "export const double = (n: number) => n * 2\n")]);
+    let inst = instance(&dir);
+    let h = JsHost::new(HostOptions::new(1));
+    let t0 = Instant::now();
+    let e = call(&h, &inst, "stringifyLoop", 100).await.expect_err("stuck");
+    assert_eq!(e, HookError::Timeout(100));
+    assert!(t0.elapsed() < Duration::from_millis(300), "answered late: {:?}", t0.elapsed());
+    // The one worker is stuck inside JSON.stringify; a replacement serves this.
+    let t1 = Instant::now();
+    let ok = call(&h, &inst, "reject", 2000).await.expect("served by a replacement worker");
+    assert!(matches!(ok, CallOutcome::Returned(Some(_))));
+    assert!(t1.elapsed() < Duration::from_millis(1000), "{:?}", t1.elapsed());
+    assert!(h.stuck_workers() >= 1);
+}
+
+#[tokio::test]
+async fn module_state_persists_per_worker_and_imports_are_checked() {
+    let dir = project(&[("backend/src/index.ts", TS), ("backend/src/lib/math.ts", "export const double = (n: number) => n * 2\n")]);
+    let inst = instance(&dir);
+    let h = JsHost::new(HostOptions::new(1));
+    let mut last = 0;
+    for _ in 0..3 {
+        let CallOutcome::Returned(Some(v)) = call(&h, &inst, "count", 1000).await.expect("ok") else { panic!() };
+        last = v["body"].as_i64().expect("n");
+    }
+    assert_eq!(last, 3);
+
+    let bad = project(&[("backend/src/index.js", "import _ from 'lodash'\nexport function f() {}\n")]);
+    let inst = instance(&bad);
+    let e = call(&h, &inst, "f", 1000).await.expect_err("unresolvable");
+    assert!(e.to_string().contains("lodash") && e.to_string().contains("bundle npm packages"), "{e}");
+    let e = PluginCode::load(project(&[("backend/src/index.ts", "export function f( {\n")]).path()).expect_err("syntax");
+    assert!(e.to_string().starts_with("backend/src/index.ts:"), "{e}");
+    let e = PluginCode::load(project(&[("backend/other.js", "")]).path()).expect_err("no entry");
+    assert!(e.to_string().contains("no entry module"), "{e}");
+    // `interpose:host` is for the built-ins only.
+    let sneaky = project(&[("backend/src/index.js", "import { log } from 'interpose:host'\nexport function f() {}\n")]);
+    let e = call(&h, &instance(&sneaky), "f", 1000).await.expect_err("internal");
+    assert!(e.to_string().contains("internal to interpose"), "{e}");
+}
+
+#[tokio::test]
+async fn dist_wins_over_src_and_exports_are_listed() {
+    let dir = project(&[("backend/src/index.ts", "export function fromSrc() {}\n"), ("backend/dist/index.js", "export function fromDist() { return { body: 'dist' } }\nexport const notAFunction = 1\n")]);
+    let inst = instance(&dir);
+    let missing = interpose_js::check_exports(inst, &["fromDist", "fromSrc", "notAFunction"], Duration::from_secs(1)).expect("loads");
+    assert_eq!(missing, ["fromSrc", "notAFunction"]);
+}
