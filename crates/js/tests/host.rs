@@ -139,7 +139,9 @@ async fn failures_are_contained_and_located() {
     assert_eq!(call(&h, &inst, "grow", 5000).await.expect_err("grows"), HookError::OutOfMemory(16));
     let e = call(&h, &inst, "recurse", 5000).await.expect_err("recurses");
     assert!(e.to_string().contains("RangeError") || e.to_string().contains("stack"), "{e}");
-    assert_eq!(call(&h, &inst, "never", 100).await.expect_err("never"), HookError::Timeout(100));
+    // Nothing can ever settle it: reported at once rather than at the deadline.
+    let e = call(&h, &inst, "never", 5000).await.expect_err("never");
+    assert!(e.to_string().contains("promise never settled"), "{e}");
     // The plugin keeps serving.
     assert!(matches!(call(&h, &inst, "reject", 1000).await, Ok(CallOutcome::Returned(Some(_)))));
 }
