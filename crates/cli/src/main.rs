@@ -1,1 +1,93 @@
-fn main() {}
+//! The `interpose` binary: argument parsing and exit codes only; the work is
+//! in the library crates. Each subcommand lives in its own module.
+
+mod check;
+mod demo;
+mod examples;
+mod routes;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "interpose", version, about = "An API gateway that runs ONES-style JS/TS plugins in front of a standard system")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the gateway (data plane) with a config file.
+    Serve {
+        /// Config file; without it the built-in defaults are used.
+        #[arg(short, long, env = "INTERPOSE_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Everything on one machine: a sample standard system, the gateway, the example plugins.
+    Demo {
+        /// Gateway address.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// Sample system address (port 0 picks a free one).
+        #[arg(long, default_value = "127.0.0.1:0")]
+        sample: std::net::SocketAddr,
+    },
+    /// Validate a plugin project: manifest, code, exported functions.
+    Check {
+        /// The plugin project (holds config/plugin.yaml).
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// Also check scopes against this gateway config.
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+    },
+    /// Print the effective route table per level context.
+    Routes {
+        #[arg(short, long, env = "INTERPOSE_CONFIG")]
+        config: Option<PathBuf>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Exit status for bad input (config, manifest, plugin): nothing was started.
+pub const EXIT_BAD_INPUT: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.cmd {
+        Cmd::Serve { config } => serve::run(config.as_deref()),
+        Cmd::Demo { listen, sample } => demo::run(listen, sample),
+        Cmd::Check { dir, config } => check::run(&dir, config.as_deref()),
+        Cmd::Routes { config, json } => routes::run(config.as_deref(), json),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Load the config named on the command line, or the built-in default.
+pub fn load_config(path: Option<&std::path::Path>) -> Result<interpose_config::Config, interpose_config::ConfigError> {
+    match path {
+        Some(p) => interpose_config::Config::load(p),
+        None => interpose_config::Config::default_with_env(),
+    }
+}
+
+/// Logs to stderr; `INTERPOSE_LOG` or `RUST_LOG` override the config's level.
+pub fn init_tracing(level: &str) {
+    let filter = std::env::var("INTERPOSE_LOG")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_else(|_| level.to_string());
+    let filter = tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+}

@@ -1,1 +1,24 @@
-//! placeholder
+//! The data plane: an HTTP/1.1 gateway in front of the standard system.
+//!
+//! Read in this order:
+//! - [`server`]: accepts connections, graceful shutdown.
+//! - [`pipeline`]: the request path, one linear function that follows the
+//!   diagram in DESIGN.md: match → intercepts → prefix → replace or upstream →
+//!   post hooks.
+//! - [`proxy`]: forwarding to the upstream (streamed when no hook needs the body).
+//! - [`plugins`]: loading plugin projects into instances and building the
+//!   route table snapshot that [`Gateway`] swaps atomically.
+//! - [`error`]: every failure mapped to an HTTP status and a JSON body, in one place.
+
+pub mod body;
+pub mod error;
+mod hookreq;
+pub mod pipeline;
+pub mod plugins;
+pub mod proxy;
+pub mod server;
+mod state;
+
+pub use plugins::{HookTarget, InstalledInstance, LoadedPlugin, PluginError};
+pub use server::{serve, Listening};
+pub use state::{Gateway, StartError};

@@ -165,15 +165,18 @@ fn make_plan<H>(iface: &Interface<H>, hooks: Vec<Arc<Hook<H>>>, context: &str, c
                 continue;
             }
             HookKind::Prefix => &mut plan.prefix,
-            HookKind::Replace | HookKind::External => &mut plan.answer,
+            HookKind::Replace | HookKind::External | HookKind::Addition => &mut plan.answer,
             HookKind::Suffix => &mut plan.suffix,
-            HookKind::Addition => continue,
         };
         match slot {
             Some(existing) => {
                 let kind = match group.kind() {
                     HookKind::External if existing.kind() == HookKind::External => {
                         conflicts.push(conflict(Rule::ExternalTaken, &existing.variants[0], &group.variants[0]));
+                        continue;
+                    }
+                    HookKind::Addition => {
+                        conflicts.push(conflict(Rule::AdditionTwice, &existing.variants[0], &group.variants[0]));
                         continue;
                     }
                     HookKind::Replace | HookKind::External => "replace or external",

@@ -89,7 +89,7 @@ pub struct Plan<H> {
     /// Priority desc, then install order.
     pub intercepts: Vec<Group<H>>,
     pub prefix: Option<Group<H>>,
-    /// `replace` or `external`: answers instead of the upstream.
+    /// `replace`, `external` or `addition`: answers instead of the upstream.
     pub answer: Option<Group<H>>,
     pub suffix: Option<Group<H>>,
     /// Install order.

@@ -1,1 +1,208 @@
-//! placeholder
+//! Test helpers shared by every crate's tests: a recording upstream on port
+//! 0, an HTTP client, and plugin projects in temporary folders.
+#![allow(clippy::unwrap_used)]
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+
+pub type TestBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+
+/// What the upstream received.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: String,
+    /// Path and query as received.
+    pub uri: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+/// A real HTTP upstream that records every request.
+///
+/// Paths: `/status/:code` answers that status; `/slow/:ms` waits first;
+/// `/big/:mb` streams that many MiB; `/count` reads the body as a stream and
+/// answers its length (without keeping it); anything else answers 200 with
+/// `{"upstream":"ok","path":…}` and header `x-upstream: yes`.
+#[derive(Debug)]
+pub struct Upstream {
+    pub addr: SocketAddr,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Upstream {
+    pub async fn start() -> Upstream {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+        let rec = seen.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { continue };
+                let rec = rec.clone();
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req| {
+                        let rec = rec.clone();
+                        async move { Ok::<_, Infallible>(answer(req, &rec).await) }
+                    });
+                    let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+                });
+            }
+        });
+        Upstream { addr, seen, task }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    pub fn last(&self) -> Seen {
+        self.seen.lock().unwrap().last().cloned().expect("the upstream saw no request")
+    }
+
+    pub fn count(&self) -> usize {
+        self.seen.lock().unwrap().len()
+    }
+}
+
+async fn answer(req: Request<Incoming>, rec: &Mutex<Vec<Seen>>) -> Response<TestBody> {
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path().to_string();
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let tail: Vec<&str> = segs.iter().rev().take(2).rev().copied().collect();
+    if let ["count", ..] | [_, "count"] = tail.as_slice() {
+        let mut n = 0u64;
+        let mut body = body;
+        while let Some(Ok(frame)) = body.frame().await {
+            if let Some(d) = frame.data_ref() {
+                n += d.len() as u64;
+            }
+        }
+        rec.lock().unwrap().push(Seen { method: parts.method.to_string(), uri: parts.uri.to_string(), headers: parts.headers, body: Bytes::new() });
+        return text(StatusCode::OK, format!("{{\"bytes\":{n}}}"));
+    }
+    let body = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+    rec.lock().unwrap().push(Seen { method: parts.method.to_string(), uri: parts.uri.to_string(), headers: parts.headers, body });
+    match tail.as_slice() {
+        ["status", code] => {
+            let status = code.parse().ok().and_then(|c| StatusCode::from_u16(c).ok()).unwrap_or(StatusCode::OK);
+            text(status, format!("{{\"status\":{}}}", status.as_u16()))
+        }
+        ["slow", ms] => {
+            tokio::time::sleep(Duration::from_millis(ms.parse().unwrap_or(1000))).await;
+            text(StatusCode::OK, "{\"slow\":true}".into())
+        }
+        ["big", mb] => {
+            let mb: usize = mb.parse().unwrap_or(1);
+            let chunk = Bytes::from(vec![b'x'; 1 << 20]);
+            let stream = futures_util::stream::iter((0..mb).map(move |_| Ok::<_, Infallible>(Frame::data(chunk.clone()))));
+            let mut r = Response::new(StreamBody::new(stream).boxed());
+            r.headers_mut().insert("content-type", "application/octet-stream".parse().unwrap());
+            r
+        }
+        _ => {
+            let mut r = text(StatusCode::OK, serde_json::json!({"upstream": "ok", "path": path}).to_string());
+            r.headers_mut().insert("x-upstream", "yes".parse().unwrap());
+            r
+        }
+    }
+}
+
+fn text(status: StatusCode, body: String) -> Response<TestBody> {
+    let mut r = Response::new(Full::new(Bytes::from(body)).boxed());
+    *r.status_mut() = status;
+    r.headers_mut().insert("content-type", "application/json".parse().unwrap());
+    r
+}
+
+/// A response as a test reads it.
+#[derive(Debug)]
+pub struct Got {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Got {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Send a request over a fresh connection and read the whole response.
+pub async fn send(req: Request<TestBody>) -> Got {
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<TestBody>();
+    let resp = tokio::time::timeout(Duration::from_secs(30), client.request(req)).await.expect("response in time").expect("request");
+    let (parts, body) = resp.into_parts();
+    let body = body.collect().await.expect("body").to_bytes();
+    Got { status: parts.status, headers: parts.headers, body }
+}
+
+pub fn body(b: impl Into<Bytes>) -> TestBody {
+    Full::new(b.into()).boxed()
+}
+
+/// `GET url` with headers.
+pub async fn get(url: &str, headers: &[(&str, &str)]) -> Got {
+    let mut b = Request::get(url);
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    send(b.body(body(Bytes::new())).unwrap()).await
+}
+
+/// `method url` with a JSON body and headers.
+pub async fn send_json(method: &str, url: &str, json: &serde_json::Value, headers: &[(&str, &str)]) -> Got {
+    let mut b = Request::builder().method(method).uri(url).header("content-type", "application/json");
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    send(b.body(body(json.to_string())).unwrap()).await
+}
+
+/// Write a plugin project into a temporary folder.
+pub fn project(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    write_files(dir.path(), files);
+    dir
+}
+
+pub fn write_files(root: &Path, files: &[(&str, &str)]) {
+    for (path, text) in files {
+        let p = root.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+}
+
+/// A one-file plugin: manifest text plus `backend/src/index.ts`.
+pub fn plugin(manifest: &str, code: &str) -> tempfile::TempDir {
+    project(&[("config/plugin.yaml", manifest), ("backend/src/index.ts", code)])
+}

@@ -1,0 +1,83 @@
+//! Every way a request can fail, classified by where it came from, and the
+//! one mapping to HTTP. Clients get `{"type","reason","errcode","statusCode"}`
+//! (the same shape as a plugin's rejection); logs get the cause.
+
+use http::{header, HeaderValue, Response, StatusCode};
+
+use crate::body::{full, Body};
+
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    // --- the client
+    #[error("no upstream is mounted at {0}")]
+    NoMount(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("the request body is larger than {0} bytes")]
+    BodyTooLarge(usize),
+    // --- a plugin
+    #[error("plugin {plugin} failed: {function}() {error}")]
+    PluginFailure { plugin: String, function: String, error: interpose_js::HookError },
+    // --- the upstream
+    #[error("the upstream for scope {scope} is unavailable: {cause}")]
+    UpstreamUnavailable { scope: String, cause: String },
+    #[error("the upstream for scope {scope} did not answer within {ms} ms")]
+    UpstreamTimeout { scope: String, ms: u64 },
+    // --- ourselves
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl GatewayError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            GatewayError::NoMount(_) => StatusCode::NOT_FOUND,
+            GatewayError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            GatewayError::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            GatewayError::PluginFailure { .. } | GatewayError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            GatewayError::UpstreamUnavailable { .. } => StatusCode::BAD_GATEWAY,
+            GatewayError::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+        }
+    }
+
+    pub fn errcode(&self) -> &'static str {
+        match self {
+            GatewayError::NoMount(_) => "NotFound",
+            GatewayError::BadRequest(_) => "BadRequest",
+            GatewayError::BodyTooLarge(_) => "PayloadTooLarge",
+            GatewayError::PluginFailure { .. } => "PluginFailure",
+            GatewayError::UpstreamUnavailable { .. } => "UpstreamUnavailable",
+            GatewayError::UpstreamTimeout { .. } => "UpstreamTimeout",
+            GatewayError::Internal(_) => "InternalError",
+        }
+    }
+
+    pub fn into_response(self) -> Response<Body> {
+        let status = self.status();
+        match &self {
+            GatewayError::PluginFailure { .. } | GatewayError::Internal(_) | GatewayError::UpstreamUnavailable { .. } => {
+                tracing::warn!(status = status.as_u16(), "{self}")
+            }
+            _ => tracing::debug!(status = status.as_u16(), "{self}"),
+        }
+        json_error(status, "error", &self.to_string(), self.errcode())
+    }
+}
+
+/// The JSON error body every rejection uses.
+pub fn json_error(status: StatusCode, kind: &str, reason: &str, errcode: &str) -> Response<Body> {
+    let body = serde_json::json!({
+        "type": kind,
+        "reason": reason,
+        "errcode": errcode,
+        "statusCode": status.as_u16(),
+    });
+    json_response(status, &body)
+}
+
+pub fn json_response(status: StatusCode, body: &serde_json::Value) -> Response<Body> {
+    let mut resp = Response::new(full(body.to_string()));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
+}

@@ -1,0 +1,70 @@
+//! The Rust `HookRequest` from an HTTP request: headers, query, body.
+
+use bytes::Bytes;
+use http::HeaderMap;
+use interpose_js::Body;
+
+use crate::error::GatewayError;
+
+/// Header pairs with lower-case names; repeated headers joined with ", ".
+pub(crate) fn header_pairs(headers: &HeaderMap) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::with_capacity(headers.keys_len());
+    for name in headers.keys() {
+        let mut value = String::new();
+        for (i, v) in headers.get_all(name).iter().enumerate() {
+            if i > 0 {
+                value.push_str(", ");
+            }
+            value.push_str(&String::from_utf8_lossy(v.as_bytes()));
+        }
+        out.push((name.as_str().to_string(), value));
+    }
+    out
+}
+
+pub(crate) fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
+    match query {
+        Some(q) => form_urlencoded::parse(q.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect(),
+        None => Vec::new(),
+    }
+}
+
+fn is_json(content_type: Option<&str>) -> bool {
+    content_type
+        .map(|ct| {
+            let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+            essence == "application/json" || essence.ends_with("+json")
+        })
+        .unwrap_or(false)
+}
+
+/// A body as hooks see it: JSON when it says (or, without a content type,
+/// looks like) JSON; text otherwise. Invalid JSON or non-UTF-8 bodies are
+/// refused: a hook could not see what the upstream would get.
+pub(crate) fn parse_body(headers: &HeaderMap, bytes: &Bytes) -> Result<Body, GatewayError> {
+    if bytes.is_empty() {
+        return Ok(Body::Empty);
+    }
+    let ct = headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let text = std::str::from_utf8(bytes).map_err(|_| {
+        GatewayError::BadRequest("the request body is not UTF-8 text; hooked routes accept JSON or text bodies".into())
+    })?;
+    let looks_json = ct.is_none() && matches!(text.trim_start().as_bytes().first(), Some(b'{' | b'['));
+    if is_json(ct) || looks_json {
+        return match serde_json::from_str(text) {
+            Ok(v) => Ok(Body::Json(v)),
+            Err(e) if is_json(ct) => Err(GatewayError::BadRequest(format!("the request body is not valid JSON: {e}"))),
+            Err(_) => Ok(Body::Text(text.to_string())),
+        };
+    }
+    Ok(Body::Text(text.to_string()))
+}
+
+/// Serialise a body for the wire, with the content type it implies.
+pub(crate) fn body_bytes(body: &serde_json::Value) -> (Bytes, Option<&'static str>) {
+    match body {
+        serde_json::Value::Null => (Bytes::new(), None),
+        serde_json::Value::String(s) => (Bytes::from(s.clone()), Some("text/plain; charset=utf-8")),
+        other => (Bytes::from(other.to_string()), Some("application/json")),
+    }
+}

@@ -1,0 +1,331 @@
+//! The request path, in the order of DESIGN.md:
+//!
+//! ```text
+//! match (mount → scope, method, pattern, query)
+//!   → intercept hooks in order: the first rejection is the response
+//!   → prefix hook: may rewrite headers, query, body
+//!   → replace hook answers, or the upstream does
+//!   → after the response: suffix and subscribe hooks (asynchronous)
+//! ```
+//!
+//! A request no hook applies to is streamed to the upstream untouched.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::request::Parts;
+use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use interpose_config::Upstream;
+use interpose_js::{CallOutcome, HookError, HookRequest, PluginErrorData};
+use interpose_manifest::OnError;
+use interpose_routing::{Hook, Matched, Plan};
+
+use crate::body::{self, read_limited, Body, ReadError};
+use crate::error::{json_error, GatewayError};
+use crate::hookreq::{body_bytes, header_pairs, parse_body, query_pairs};
+use crate::plugins::HookTarget;
+use crate::proxy;
+use crate::state::Gateway;
+
+/// What a hook decided.
+pub enum Flow {
+    /// Go on to the next step.
+    Continue,
+    /// This is the response; later steps are skipped.
+    Respond(Response<Body>),
+}
+
+/// Serve one request; never fails (errors become JSON responses).
+pub async fn handle<B>(gw: &Gateway, req: Request<B>, client: SocketAddr) -> Response<Body>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<body::BoxError>,
+{
+    match route(gw, req, client).await {
+        Ok(resp) => resp,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn route<B>(gw: &Gateway, req: Request<B>, client: SocketAddr) -> Result<Response<Body>, GatewayError>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<body::BoxError>,
+{
+    let path_and_query = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/").to_string();
+    let (upstream, rest) = gw.mount_for(&path_and_query).ok_or_else(|| GatewayError::NoMount(req.uri().path().to_string()))?;
+    let (rest_path, query) = match rest.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (rest, None),
+    };
+    let segments = split_path(rest_path)?;
+    let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
+
+    let snapshot = gw.snapshot();
+    let method = req.method().as_str();
+    // Addition routes exist only for callers that name the instance.
+    let addition = req
+        .headers()
+        .get("ones-plugin-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|id| snapshot.routes.lookup_addition(id, &upstream.scope, method, &segs));
+    let matched = addition.or_else(|| snapshot.routes.lookup(&upstream.scope, method, &segs));
+    let Some(matched) = matched.filter(|m| !m.plan().is_empty()) else {
+        let (parts, body) = req.into_parts();
+        let body = body.map_err(Into::into).boxed_unsync();
+        return forward(gw, parts, upstream, rest, client, body).await;
+    };
+    hooked(gw, req, upstream, rest, rest_path, query, &matched, client).await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn hooked<B>(
+    gw: &Gateway,
+    req: Request<B>,
+    upstream: &Upstream,
+    rest: &str,
+    rest_path: &str,
+    query: Option<&str>,
+    matched: &Matched<'_, '_, HookTarget>,
+    client: SocketAddr,
+) -> Result<Response<Body>, GatewayError>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<body::BoxError>,
+{
+    let plan: &Plan<HookTarget> = matched.plan();
+    let (parts, body) = req.into_parts();
+    let limit = gw.config.limits.max_body_bytes;
+    let bytes = read_limited(body, limit).await.map_err(|e| match e {
+        ReadError::TooLarge => GatewayError::BodyTooLarge(limit),
+        ReadError::Failed(e) => GatewayError::BadRequest(format!("could not read the request body: {e}")),
+    })?;
+    let query_pairs = query_pairs(query);
+    let base = HookRequest {
+        method: parts.method.as_str().to_string(),
+        url: rest.to_string(),
+        path: rest_path.to_string(),
+        query: query_pairs,
+        params: Vec::new(),
+        headers: header_pairs(&parts.headers),
+        body: parse_body(&parts.headers, &bytes)?,
+        team_uuid: matched.interface.team(&matched.values).map(str::to_string),
+        user_uuid: parts.headers.get("ones-user-id").and_then(|v| v.to_str().ok()).map(str::to_string),
+        post: None,
+        request_id: Some(request_id(&parts)),
+        extra: Vec::new(),
+    };
+    let mut requests = RequestCache::new(base);
+
+    for group in &plan.intercepts {
+        let Some(hook) = group.select(&requests.base.query) else { continue };
+        let req = requests.for_hook(hook, &matched.values);
+        if let Flow::Respond(resp) = intercept(gw, hook, req).await {
+            return Ok(resp);
+        }
+    }
+
+    forward(gw, parts, upstream, rest, client, body::full(bytes)).await
+}
+
+/// Run one intercept hook: a rejection answers, anything else continues.
+async fn intercept(gw: &Gateway, hook: &Arc<Hook<HookTarget>>, req: Arc<HookRequest>) -> Flow {
+    match call(gw, hook, req).await {
+        Ok(CallOutcome::Returned(Some(v))) => {
+            let status = v.get("statusCode").and_then(|s| s.as_u64()).unwrap_or(0);
+            if status < 400 {
+                return Flow::Continue;
+            }
+            match plugin_response(&v, 200) {
+                Ok(resp) => Flow::Respond(resp),
+                Err(e) => failed(hook, HookError::BadResult(e)),
+            }
+        }
+        Ok(CallOutcome::Returned(None)) => Flow::Continue,
+        Ok(CallOutcome::Rejected(p)) => Flow::Respond(plugin_error(&p)),
+        Err(e) => failed(hook, e),
+    }
+}
+
+async fn call(gw: &Gateway, hook: &Arc<Hook<HookTarget>>, req: Arc<HookRequest>) -> Result<CallOutcome, HookError> {
+    let ms = hook.api.timeout_ms.unwrap_or(gw.config.limits.hook_timeout_ms);
+    gw.host.call(&hook.payload, &hook.api.function, req, Duration::from_millis(ms)).await
+}
+
+/// A failing hook: its `on_error` decides.
+fn failed(hook: &Hook<HookTarget>, error: HookError) -> Flow {
+    let e = GatewayError::PluginFailure { plugin: hook.instance.name.clone(), function: hook.api.function.clone(), error };
+    match hook.api.on_error {
+        OnError::Reject => Flow::Respond(e.into_response()),
+        OnError::Allow => {
+            tracing::warn!(plugin = %hook.instance.name, instance = %hook.instance.id, "{e}; on_error: allow, continuing");
+            Flow::Continue
+        }
+    }
+}
+
+fn plugin_error(p: &PluginErrorData) -> Response<Body> {
+    let status = StatusCode::from_u16(p.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    json_error(status, &p.kind, &p.reason, &p.errcode)
+}
+
+/// A `PluginResponse` (`{statusCode?, headers?, body?}`) as HTTP.
+pub(crate) fn plugin_response(v: &serde_json::Value, default_status: u16) -> Result<Response<Body>, String> {
+    let obj = v.as_object().ok_or_else(|| format!("expected {{statusCode, headers, body}}, got {v}"))?;
+    let status = match obj.get("statusCode") {
+        None | Some(serde_json::Value::Null) => default_status,
+        Some(s) => s
+            .as_u64()
+            .and_then(|n| u16::try_from(n).ok())
+            .filter(|n| (100..=599).contains(n))
+            .ok_or_else(|| format!("statusCode {s} is not an HTTP status (100-599)"))?,
+    };
+    let (bytes, content_type) = body_bytes(obj.get("body").unwrap_or(&serde_json::Value::Null));
+    let mut resp = Response::new(body::full(bytes));
+    *resp.status_mut() = StatusCode::from_u16(status).map_err(|e| e.to_string())?;
+    if let Some(headers) = obj.get("headers") {
+        let map = headers.as_object().ok_or_else(|| "headers must be an object".to_string())?;
+        for (k, v) in map {
+            let name = HeaderName::from_bytes(k.as_bytes()).map_err(|_| format!("invalid header name {k:?}"))?;
+            let values: Vec<String> = match v {
+                serde_json::Value::Array(items) => items.iter().map(scalar).collect::<Result<_, _>>()?,
+                other => vec![scalar(other)?],
+            };
+            for value in values {
+                let hv = HeaderValue::from_str(&value).map_err(|_| format!("invalid value for header {k:?}"))?;
+                resp.headers_mut().append(name.clone(), hv);
+            }
+        }
+    }
+    if let Some(ct) = content_type {
+        resp.headers_mut().entry(http::header::CONTENT_TYPE).or_insert(HeaderValue::from_static(ct));
+    }
+    Ok(resp)
+}
+
+fn scalar(v: &serde_json::Value) -> Result<String, String> {
+    match v {
+        serde_json::Value::String(s) => Ok(s.clone()),
+        serde_json::Value::Number(n) => Ok(n.to_string()),
+        serde_json::Value::Bool(b) => Ok(b.to_string()),
+        other => Err(format!("header values must be strings, got {other}")),
+    }
+}
+
+/// Forward to the upstream; `rest` is the path and query under the mount.
+async fn forward(
+    gw: &Gateway,
+    mut parts: Parts,
+    upstream: &Upstream,
+    rest: &str,
+    client: SocketAddr,
+    body: Body,
+) -> Result<Response<Body>, GatewayError> {
+    let uri = proxy::upstream_uri(&upstream.origin, &upstream.base_path, rest)?;
+    proxy::strip_hop_by_hop(&mut parts.headers);
+    proxy::add_forwarded(&mut parts.headers, client.ip());
+    let mut req = Request::new(body);
+    *req.method_mut() = parts.method;
+    *req.uri_mut() = uri;
+    *req.headers_mut() = parts.headers;
+    let timeout = Duration::from_millis(gw.config.limits.upstream_timeout_ms);
+    proxy::send(&gw.client, req, &upstream.scope, timeout).await
+}
+
+/// The request id: the client's `X-Request-Id` when it is sane, else a new one.
+fn request_id(parts: &Parts) -> String {
+    parts
+        .headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128)
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string())
+}
+
+/// Path segments under the mount, decoded; refuses paths that could reach
+/// something other than what the route table matched (`..`, encoded
+/// slashes, empty segments).
+fn split_path(path: &str) -> Result<Vec<String>, GatewayError> {
+    let bad = |why: &str| GatewayError::BadRequest(format!("path {path:?} is not allowed: {why}"));
+    let lower = path.to_ascii_lowercase();
+    if lower.contains("%2f") || lower.contains("%5c") || path.contains('\\') {
+        return Err(bad("encoded slashes and backslashes are refused"));
+    }
+    let trimmed = path.strip_prefix('/').unwrap_or(path);
+    let trimmed = trimmed.strip_suffix('/').unwrap_or(trimmed);
+    if trimmed.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    for raw in trimmed.split('/') {
+        if raw.is_empty() {
+            return Err(bad("empty path segment (//)"));
+        }
+        let decoded = percent_encoding::percent_decode_str(raw)
+            .decode_utf8()
+            .map_err(|_| bad("percent-encoding does not decode to UTF-8"))?;
+        if decoded == "." || decoded == ".." {
+            return Err(bad("dot segments are refused"));
+        }
+        out.push(decoded.into_owned());
+    }
+    Ok(out)
+}
+
+/// Hooks usually share parameter names; reuse one request per name list.
+struct RequestCache {
+    base: HookRequest,
+    last: Option<(Vec<String>, Arc<HookRequest>)>,
+}
+
+impl RequestCache {
+    fn new(base: HookRequest) -> Self {
+        RequestCache { base, last: None }
+    }
+
+    fn for_hook(&mut self, hook: &Hook<HookTarget>, values: &[&str]) -> Arc<HookRequest> {
+        let names: Vec<String> = hook.api.url.param_names().map(str::to_string).collect();
+        if let Some((n, r)) = &self.last {
+            if *n == names {
+                return r.clone();
+            }
+        }
+        let params = hook.params(values).into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let req = Arc::new(HookRequest { params, ..self.base.clone() });
+        self.last = Some((names, req.clone()));
+        req
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_that_could_dodge_a_hook_are_refused() {
+        assert_eq!(split_path("/users/me").expect("ok"), ["users", "me"]);
+        assert_eq!(split_path("/users/me/").expect("ok"), ["users", "me"]);
+        assert_eq!(split_path("/users/%6De").expect("ok"), ["users", "me"]);
+        assert!(split_path("").expect("ok").is_empty());
+        for bad in ["/users/../x", "/users/%2e%2e/x", "/a//b", "/users%2fme", "/a/%5c", "/a/%ff"] {
+            assert!(split_path(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn plugin_responses() {
+        let r = plugin_response(&serde_json::json!({"statusCode": 403, "headers": {"X-A": ["1", "2"], "X-B": 3}, "body": {"a": 1}}), 200).expect("ok");
+        assert_eq!(r.status(), 403);
+        assert_eq!(r.headers().get_all("x-a").iter().count(), 2);
+        assert_eq!(r.headers()["content-type"], "application/json");
+        let r = plugin_response(&serde_json::json!({"body": "hi"}), 200).expect("ok");
+        assert_eq!((r.status().as_u16(), r.headers()["content-type"].to_str().ok()), (200, Some("text/plain; charset=utf-8")));
+        assert!(plugin_response(&serde_json::json!({"statusCode": 99}), 200).is_err());
+        assert!(plugin_response(&serde_json::json!({"headers": {"X": {"a": 1}}}), 200).is_err());
+        assert!(plugin_response(&serde_json::json!({"headers": {"bad name": "x"}}), 200).is_err());
+    }
+}

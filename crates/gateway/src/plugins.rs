@@ -1,0 +1,191 @@
+//! Plugin projects → instances → the route table.
+//!
+//! [`LoadedPlugin::load`] validates a project once (manifest, code, exported
+//! functions); [`InstalledInstance`] is one placement of it (organization or
+//! a team); [`build_routes`] turns the enabled instances into a
+//! [`RouteTable`], refusing conflicts. Nothing here touches the live table:
+//! the caller swaps it in only when everything succeeded.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use interpose_config::Config;
+use interpose_js::{Instance as JsInstance, InstanceLimits, PluginCode};
+use interpose_manifest::{Manifest, PluginLevel};
+use interpose_routing::{Conflict, HookInput, Instance, RouteTable};
+
+/// What a route-table hook carries: the JS instance that runs it.
+pub type HookTarget = Arc<JsInstance>;
+
+/// A validated plugin project.
+#[derive(Debug)]
+pub struct LoadedPlugin {
+    pub dir: PathBuf,
+    pub manifest: Arc<Manifest>,
+    pub code: Arc<PluginCode>,
+}
+
+/// Why a plugin cannot be installed: every problem, each located.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("plugin {}:\n  - {}", .plugin, .problems.join("\n  - "))]
+pub struct PluginError {
+    pub plugin: String,
+    pub problems: Vec<String>,
+}
+
+impl LoadedPlugin {
+    /// Read and check a plugin project against the gateway config: manifest,
+    /// code, scopes that exist, functions that are exported.
+    pub fn load(dir: &Path, config: &Config) -> Result<LoadedPlugin, PluginError> {
+        let err = |problems: Vec<String>| PluginError { plugin: dir.display().to_string(), problems };
+        let manifest = Manifest::load(dir).map_err(|d| err(d.0.iter().map(ToString::to_string).collect()))?;
+        let mut problems = Vec::new();
+        for api in &manifest.apis {
+            if config.upstream(&api.scope).is_none() {
+                let known: Vec<&str> = config.upstreams.iter().map(|u| u.scope.as_str()).collect();
+                problems.push(format!(
+                    "{}: apis[{}].scope: no upstream serves scope {:?} (configured: {})",
+                    api.location,
+                    api.index,
+                    api.scope,
+                    known.join(", ")
+                ));
+            }
+        }
+        let code = match PluginCode::load(dir) {
+            Ok(c) => Arc::new(c),
+            Err(e) => {
+                problems.extend(e.0);
+                return Err(err(problems));
+            }
+        };
+        let probe = JsInstance::new("check", &manifest.service.name, code.clone(), limits(config));
+        let functions: Vec<&str> = manifest.apis.iter().map(|a| a.function.as_str()).collect();
+        match interpose_js::check_exports(probe, &functions, Duration::from_millis(config.limits.hook_timeout_ms.max(1000))) {
+            Ok(missing) => {
+                for f in missing {
+                    for api in manifest.apis.iter().filter(|a| a.function == f) {
+                        problems.push(format!(
+                            "{}: apis[{}].function: {f}() is not exported by {}",
+                            api.location, api.index, code.entry
+                        ));
+                    }
+                }
+            }
+            Err(e) => problems.push(format!("{}: {e}", code.entry)),
+        }
+        if !problems.is_empty() {
+            return Err(err(problems));
+        }
+        Ok(LoadedPlugin { dir: dir.to_path_buf(), manifest: Arc::new(manifest), code })
+    }
+}
+
+pub fn limits(config: &Config) -> InstanceLimits {
+    InstanceLimits { memory_mb: config.limits.hook_memory_mb, ..InstanceLimits::default() }
+}
+
+/// One placement of a plugin.
+#[derive(Debug, Clone)]
+pub struct InstalledInstance {
+    pub meta: Arc<Instance>,
+    pub js: Arc<JsInstance>,
+    pub plugin: Arc<LoadedPlugin>,
+    pub config: BTreeMap<String, String>,
+}
+
+impl InstalledInstance {
+    pub fn new(plugin: Arc<LoadedPlugin>, id: String, team: Option<String>, seq: u64, config: &Config) -> InstalledInstance {
+        let s = &plugin.manifest.service;
+        let meta = Arc::new(Instance {
+            id: id.clone(),
+            app_id: s.app_id.clone(),
+            name: s.name.clone(),
+            version: s.version.clone(),
+            level: s.level,
+            team,
+            seq,
+        });
+        let js = JsInstance::new(&id, &s.name, plugin.code.clone(), limits(config));
+        InstalledInstance { meta, js, plugin, config: BTreeMap::new() }
+    }
+}
+
+/// The route table for these enabled instances.
+pub fn build_routes(instances: &[InstalledInstance]) -> Result<RouteTable<HookTarget>, Vec<Conflict>> {
+    let inputs = instances
+        .iter()
+        .flat_map(|inst| {
+            inst.plugin.manifest.apis.iter().map(move |api| HookInput {
+                instance: inst.meta.clone(),
+                api: Arc::new(api.clone()),
+                payload: inst.js.clone(),
+            })
+        })
+        .collect();
+    RouteTable::build(inputs)
+}
+
+/// Install the `[[plugins]]` of the config: one instance per team for a
+/// team-level plugin, one for an org-level one. All or nothing.
+pub fn declared_instances(config: &Config) -> Result<Vec<InstalledInstance>, Vec<String>> {
+    let mut out = Vec::new();
+    let mut problems = Vec::new();
+    let mut seq = 0;
+    for decl in &config.plugins {
+        let key = format!("plugins[{}]", decl.index);
+        let plugin = match LoadedPlugin::load(&decl.path, config) {
+            Ok(p) => Arc::new(p),
+            Err(e) => {
+                problems.push(format!("{key}: {e}"));
+                continue;
+            }
+        };
+        let s = &plugin.manifest.service;
+        let mut instance_config = BTreeMap::new();
+        for item in &s.config {
+            match decl.config.get(&item.key).or(item.default.as_ref()) {
+                Some(v) => {
+                    instance_config.insert(item.key.clone(), v.clone());
+                }
+                None if item.required => problems.push(format!("{key}.config: {} requires a value for {:?}", s.name, item.key)),
+                None => {}
+            }
+        }
+        for k in decl.config.keys() {
+            if !s.config.iter().any(|i| &i.key == k) {
+                problems.push(format!("{key}.config: {} declares no config key {k:?}", s.name));
+            }
+        }
+        let placements: Vec<Option<String>> = match (s.level, decl.teams.is_empty()) {
+            (PluginLevel::Organization, true) => vec![None],
+            (PluginLevel::Organization, false) => {
+                problems.push(format!("{key}.teams: {} is an organization-level plugin (service.scope 2); remove `teams`", s.name));
+                continue;
+            }
+            (PluginLevel::Team, true) => {
+                problems.push(format!("{key}.teams: {} is a team-level plugin (service.scope 1); list the teams to install it for", s.name));
+                continue;
+            }
+            (PluginLevel::Team, false) => decl.teams.iter().cloned().map(Some).collect(),
+        };
+        for team in placements {
+            seq += 1;
+            let id = decl.instance.clone().unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string()[..8].to_string());
+            if out.iter().any(|i: &InstalledInstance| i.meta.id == id) {
+                problems.push(format!("{key}.instance: instance {id:?} is used twice"));
+                continue;
+            }
+            let mut inst = InstalledInstance::new(plugin.clone(), id, team, seq, config);
+            inst.config = instance_config.clone();
+            out.push(inst);
+        }
+    }
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(problems)
+    }
+}

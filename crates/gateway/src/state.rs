@@ -1,0 +1,86 @@
+//! The gateway's shared state: config, mounts, the JS host, the upstream
+//! client, and the route table snapshot that changes swap atomically.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use interpose_config::{Config, Upstream};
+use interpose_js::{HostOptions, JsHost};
+use interpose_routing::{Conflict, RouteTable};
+
+use crate::plugins::{build_routes, declared_instances, HookTarget, InstalledInstance};
+use crate::proxy::{self, Client};
+
+/// Why the gateway refused to start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot install the configured plugins:\n{}", .0.join("\n"))]
+    Plugins(Vec<String>),
+    #[error("the configured plugins conflict:\n{}", .0.iter().map(|c| format!("  - {c}")).collect::<Vec<_>>().join("\n"))]
+    Conflicts(Vec<Conflict>),
+}
+
+/// A route table together with the instances it was built from.
+#[derive(Debug)]
+pub struct Snapshot {
+    pub routes: RouteTable<HookTarget>,
+    pub instances: Vec<InstalledInstance>,
+}
+
+pub struct Gateway {
+    pub config: Arc<Config>,
+    pub host: JsHost,
+    pub client: Client,
+    /// Longest mount first, so `/a/b` wins over `/a`.
+    mounts: Vec<Upstream>,
+    snapshot: ArcSwap<Snapshot>,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway").field("listen", &self.config.server.listen).finish()
+    }
+}
+
+impl Gateway {
+    /// Load the configured plugins and build the first route table. Nothing
+    /// starts if any plugin is bad or two of them conflict.
+    pub fn new(config: Config) -> Result<Arc<Gateway>, StartError> {
+        let instances = declared_instances(&config).map_err(StartError::Plugins)?;
+        let routes = build_routes(&instances).map_err(StartError::Conflicts)?;
+        let mut mounts = config.upstreams.clone();
+        mounts.sort_by_key(|u| std::cmp::Reverse(u.mount.len()));
+        let host = JsHost::new(HostOptions::new(config.server.workers));
+        let client = proxy::client(Duration::from_millis(config.limits.upstream_connect_timeout_ms));
+        Ok(Arc::new(Gateway {
+            config: Arc::new(config),
+            host,
+            client,
+            mounts,
+            snapshot: ArcSwap::from_pointee(Snapshot { routes, instances }),
+        }))
+    }
+
+    /// The current snapshot; a request keeps the one it started with.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.load_full()
+    }
+
+    /// Validate and swap in a new set of enabled instances; on a conflict
+    /// nothing changes.
+    pub fn replace_instances(&self, instances: Vec<InstalledInstance>) -> Result<(), Vec<Conflict>> {
+        let routes = build_routes(&instances)?;
+        self.snapshot.store(Arc::new(Snapshot { routes, instances }));
+        Ok(())
+    }
+
+    /// The upstream whose mount holds `path`, and the rest of the path
+    /// (with its query) under that mount.
+    pub fn mount_for<'p>(&self, path_and_query: &'p str) -> Option<(&Upstream, &'p str)> {
+        self.mounts.iter().find_map(|u| {
+            let rest = path_and_query.strip_prefix(u.mount.as_str())?;
+            (rest.is_empty() || rest.starts_with('/') || rest.starts_with('?')).then_some((u, rest))
+        })
+    }
+}
