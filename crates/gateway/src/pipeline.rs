@@ -135,13 +135,15 @@ where
 async fn intercept(gw: &Gateway, hook: &Arc<Hook<HookTarget>>, req: Arc<HookRequest>) -> Flow {
     match call(gw, hook, req).await {
         Ok(CallOutcome::Returned(Some(v))) => {
-            let status = v.get("statusCode").and_then(|s| s.as_u64()).unwrap_or(0);
-            if status < 400 {
-                return Flow::Continue;
-            }
-            match plugin_response(&v, 200) {
-                Ok(resp) => Flow::Respond(resp),
-                Err(e) => failed(hook, HookError::BadResult(e)),
+            // Only a response with an error status rejects; a malformed status
+            // is the plugin's mistake, not permission to continue.
+            match v.get("statusCode").filter(|s| !s.is_null()) {
+                None => Flow::Continue,
+                Some(s) if s.as_u64().is_some_and(|n| (100..400).contains(&n)) => Flow::Continue,
+                Some(_) => match plugin_response(&v, 200) {
+                    Ok(resp) => Flow::Respond(resp),
+                    Err(e) => failed(hook, HookError::BadResult(e)),
+                },
             }
         }
         Ok(CallOutcome::Returned(None)) => Flow::Continue,

@@ -142,22 +142,11 @@ impl PluginRuntime {
                     Ok(v) => result_to_json(&ctx, v).map(CallOutcome::Returned),
                     Err(Failure::Rejected(p)) => Ok(CallOutcome::Rejected(p)),
                     Err(Failure::Error(e)) => Err(e),
-                    Err(Failure::MaybeOutOfMemory) => Err(HookError::OutOfMemory(0)),
                 }
             })
         });
         self.deadline.store(u64::MAX, Ordering::Relaxed);
-        match out {
-            Err(HookError::OutOfMemory(0)) => {
-                let limit = (self.instance.limits.memory_mb as i64) << 20;
-                if self.memory_used() >= limit - limit / 8 {
-                    Err(HookError::OutOfMemory(self.instance.limits.memory_mb))
-                } else {
-                    Err(HookError::Threw { message: "a non-Error value: null".into(), location: None })
-                }
-            }
-            other => other,
-        }
+        out
     }
 
     /// Bytes the JS heap holds now.
@@ -170,8 +159,6 @@ impl PluginRuntime {
 enum Failure {
     Rejected(PluginErrorData),
     Error(HookError),
-    /// `null`/`undefined` was thrown: out of memory if the heap is full.
-    MaybeOutOfMemory,
 }
 
 fn as_load_error(f: Failure) -> HookError {
@@ -181,7 +168,6 @@ fn as_load_error(f: Failure) -> HookError {
             HookError::Load(format!("{message}{}", location.map(|l| format!(" at {l}")).unwrap_or_default()))
         }
         Failure::Error(e) => e,
-        Failure::MaybeOutOfMemory => HookError::Threw { message: "a non-Error value: null".into(), location: None },
     }
 }
 
@@ -242,10 +228,12 @@ fn failure<'js>(ctx: &Ctx<'js>, instance: &Instance, e: rquickjs::Error, deadlin
             return Failure::Error(HookError::Threw { message: text, location: locate(instance, &stack) });
         }
     }
-    if thrown.is_null() || thrown.is_undefined() {
-        // QuickJS may throw `null` when it cannot even allocate the error;
-        // the caller checks the heap (it cannot be read from inside `with`).
-        return Failure::MaybeOutOfMemory;
+    if thrown.is_null() {
+        // QuickJS throws `null` when it cannot even allocate the error object
+        // (quickjs.c, JS_ThrowError2); by then the heap may already be freed,
+        // so it is taken as exhaustion. A plugin's own `throw null` is
+        // reported the same way.
+        return Failure::Error(HookError::OutOfMemory(instance.limits.memory_mb));
     }
     let shown = ctx
         .json_stringify(thrown.clone())
