@@ -70,7 +70,8 @@ instance = "7a5c0e11"
 fn banner(listen: SocketAddr, sample: &str, gw: &Gateway) -> String {
     let g = format!("http://{listen}");
     let snap = gw.snapshot();
-    let mut s = format!("interpose demo\n  gateway        {g}\n  sample system  {sample} (scopes project, wiki)\n  plugins:\n");
+    let mut s =
+        format!("interpose demo\n  gateway        {g}\n  sample system  {sample} (scopes project, wiki)\n  plugins:\n");
     for i in &snap.instances {
         let place = i.meta.team.as_deref().map(|t| format!("team {t}")).unwrap_or_else(|| "organization".into());
         s += &format!("    {:<22} instance {}  ({place})\n", i.meta.name, i.meta.id);

@@ -5,8 +5,14 @@ use std::path::{Path, PathBuf};
 
 /// (path under examples/plugins, contents).
 pub const FILES: &[(&str, &str)] = &[
-    ("block-archived-users/backend/src/index.ts", include_str!("../../../examples/plugins/block-archived-users/backend/src/index.ts")),
-    ("block-archived-users/config/plugin.yaml", include_str!("../../../examples/plugins/block-archived-users/config/plugin.yaml")),
+    (
+        "block-archived-users/backend/src/index.ts",
+        include_str!("../../../examples/plugins/block-archived-users/backend/src/index.ts"),
+    ),
+    (
+        "block-archived-users/config/plugin.yaml",
+        include_str!("../../../examples/plugins/block-archived-users/config/plugin.yaml"),
+    ),
     ("task-rules/backend/src/index.ts", include_str!("../../../examples/plugins/task-rules/backend/src/index.ts")),
     ("task-rules/backend/src/rules.ts", include_str!("../../../examples/plugins/task-rules/backend/src/rules.ts")),
     ("task-rules/config/plugin.yaml", include_str!("../../../examples/plugins/task-rules/config/plugin.yaml")),

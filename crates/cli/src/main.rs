@@ -13,7 +13,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "interpose", version, about = "An API gateway that runs ONES-style JS/TS plugins in front of a standard system")]
+#[command(
+    name = "interpose",
+    version,
+    about = "An API gateway that runs ONES-style JS/TS plugins in front of a standard system"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -85,9 +89,10 @@ pub fn load_config(path: Option<&std::path::Path>) -> Result<interpose_config::C
 
 /// Logs to stderr; `INTERPOSE_LOG` or `RUST_LOG` override the config's level.
 pub fn init_tracing(level: &str) {
-    let filter = std::env::var("INTERPOSE_LOG")
-        .or_else(|_| std::env::var("RUST_LOG"))
-        .unwrap_or_else(|_| level.to_string());
-    let filter = tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+    let filter =
+        std::env::var("INTERPOSE_LOG").or_else(|_| std::env::var("RUST_LOG")).unwrap_or_else(|_| level.to_string());
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ =
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
 }

@@ -35,7 +35,8 @@ pub fn run(config: Option<&Path>) -> anyhow::Result<ExitCode> {
         };
         let snap = gw.snapshot();
         for inst in &snap.instances {
-            let team = inst.meta.team.as_deref().map(|t| format!(" team {t}")).unwrap_or_else(|| " organization".into());
+            let team =
+                inst.meta.team.as_deref().map(|t| format!(" team {t}")).unwrap_or_else(|| " organization".into());
             tracing::info!("installed {} {} as instance {}{team}", inst.meta.name, inst.meta.version, inst.meta.id);
         }
         tracing::info!(

@@ -36,14 +36,21 @@ pub(crate) fn apply(
         }
         let lower = rest.to_ascii_lowercase();
         let Some((section, key)) = OVERRIDABLE.iter().find(|(s, k)| lower == format!("{s}_{k}")) else {
-            let known: Vec<String> =
-                OVERRIDABLE.iter().map(|(s, k)| format!("INTERPOSE_{}_{}", s.to_uppercase(), k.to_uppercase())).collect();
+            let known: Vec<String> = OVERRIDABLE
+                .iter()
+                .map(|(s, k)| format!("INTERPOSE_{}_{}", s.to_uppercase(), k.to_uppercase()))
+                .collect();
             problems.push(format!("environment variable {name}: not a setting; known: {}", known.join(", ")));
             continue;
         };
         let parsed = if *key == "http_allow" {
             toml::Value::Array(
-                value.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| toml::Value::String(s.into())).collect(),
+                value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(|s| toml::Value::String(s.into()))
+                    .collect(),
             )
         } else if let Ok(n) = value.trim().parse::<i64>() {
             toml::Value::Integer(n)
@@ -61,5 +68,9 @@ pub(crate) fn apply(
             _ => problems.push(format!("{section}: must be a table to apply {name}")),
         }
     }
-    if problems.is_empty() { Ok(applied) } else { Err(problems) }
+    if problems.is_empty() {
+        Ok(applied)
+    } else {
+        Err(problems)
+    }
 }

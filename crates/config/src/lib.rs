@@ -133,9 +133,8 @@ impl Config {
         let mut raw: raw::RawConfig = toml::from_str(text).map_err(|e| err(vec![e.to_string()]))?;
         let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| err(vec![e.to_string()]))?;
         if env::apply(&mut table, vars).map_err(err)? {
-            raw = serde::Deserialize::deserialize(table).map_err(|e: toml::de::Error| {
-                err(vec![format!("after INTERPOSE_* environment overrides: {e}")])
-            })?;
+            raw = serde::Deserialize::deserialize(table)
+                .map_err(|e: toml::de::Error| err(vec![format!("after INTERPOSE_* environment overrides: {e}")]))?;
         }
         validate::validate(raw, base_dir).map_err(err)
     }

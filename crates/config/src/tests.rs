@@ -16,7 +16,10 @@ fn empty_file_gets_every_default() {
     assert_eq!(c.storage.url, "sqlite:///etc/ip/data/interpose.db");
     assert_eq!(c.upstreams.len(), 2);
     let p = c.upstream("project").expect("project");
-    assert_eq!((p.mount.as_str(), p.origin.as_str(), p.base_path.as_str()), ("/project/api/project", "http://127.0.0.1:9000", "/project/api/project"));
+    assert_eq!(
+        (p.mount.as_str(), p.origin.as_str(), p.base_path.as_str()),
+        ("/project/api/project", "http://127.0.0.1:9000", "/project/api/project")
+    );
     assert_eq!((c.limits.max_body_bytes, c.limits.hook_timeout_ms, c.limits.hook_memory_mb), (1_048_576, 1000, 32));
     assert!(DEFAULT_CONFIG.contains("[limits]"));
     load(DEFAULT_CONFIG, &[]).expect("the embedded default is valid");
@@ -24,7 +27,15 @@ fn empty_file_gets_every_default() {
 
 #[test]
 fn env_overrides_win_and_are_checked() {
-    let c = load("[server]\nlisten = \"127.0.0.1:1\"\n", &[("INTERPOSE_SERVER_LISTEN", "127.0.0.1:2"), ("INTERPOSE_LIMITS_HOOK_TIMEOUT_MS", "50"), ("INTERPOSE_ADMIN_TOKEN", "x")]).expect("ok");
+    let c = load(
+        "[server]\nlisten = \"127.0.0.1:1\"\n",
+        &[
+            ("INTERPOSE_SERVER_LISTEN", "127.0.0.1:2"),
+            ("INTERPOSE_LIMITS_HOOK_TIMEOUT_MS", "50"),
+            ("INTERPOSE_ADMIN_TOKEN", "x"),
+        ],
+    )
+    .expect("ok");
     assert_eq!(c.server.listen.to_string(), "127.0.0.1:2");
     assert_eq!(c.limits.hook_timeout_ms, 50);
     let e = load("", &[("INTERPOSE_SERVER_LISEN", "x")]).expect_err("unknown");
@@ -61,9 +72,21 @@ fn plugins_resolve_relative_to_the_file() {
     std::fs::create_dir_all(dir.join("p/config")).expect("mkdir");
     std::fs::write(dir.join("p/config/plugin.yaml"), "service: {}").expect("write");
     let vars: Vec<(String, String)> = Vec::new();
-    let c = Config::from_str_with_env("[[plugins]]\npath = \"p\"\nteams = [\"T1\"]\ninstance = \"i1\"\n", "x.toml", &dir, vars.clone()).expect("ok");
+    let c = Config::from_str_with_env(
+        "[[plugins]]\npath = \"p\"\nteams = [\"T1\"]\ninstance = \"i1\"\n",
+        "x.toml",
+        &dir,
+        vars.clone(),
+    )
+    .expect("ok");
     assert_eq!(c.plugins[0].path, dir.join("p"));
-    let e = Config::from_str_with_env("[[plugins]]\npath = \"missing\"\n[[plugins]]\npath = \"p\"\nteams = [\"A\", \"B\"]\ninstance = \"x\"\n", "x.toml", &dir, vars).expect_err("bad");
+    let e = Config::from_str_with_env(
+        "[[plugins]]\npath = \"missing\"\n[[plugins]]\npath = \"p\"\nteams = [\"A\", \"B\"]\ninstance = \"x\"\n",
+        "x.toml",
+        &dir,
+        vars,
+    )
+    .expect_err("bad");
     let s = e.to_string();
     assert!(s.contains("plugins[0].path:") && s.contains("no config/plugin.yaml"), "{s}");
     assert!(s.contains("plugins[1].instance: an instance UUID can be pinned only with at most one team"), "{s}");

@@ -48,7 +48,8 @@ pub(crate) fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, Vec<St
     }
     for (i, u) in raw_upstreams.into_iter().enumerate() {
         let key = format!("upstreams[{i}]");
-        let scope_ok = !u.scope.is_empty() && u.scope.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        let scope_ok =
+            !u.scope.is_empty() && u.scope.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
         if !scope_ok {
             p.push(format!("{key}.scope: {:?} is not a scope name (letters, digits, '-', '_')", u.scope));
         } else if !scopes.insert(u.scope.clone()) {
@@ -63,13 +64,9 @@ pub(crate) fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, Vec<St
             p.push(format!("{key}.mount: mount {:?} is used twice", u.mount));
         }
         match split_url(&u.url) {
-            Ok((origin, base_path)) => upstreams.push(Upstream {
-                scope: u.scope,
-                mount,
-                origin,
-                base_path,
-                root_headers: u.root_headers,
-            }),
+            Ok((origin, base_path)) => {
+                upstreams.push(Upstream { scope: u.scope, mount, origin, base_path, root_headers: u.root_headers })
+            }
             Err(msg) => p.push(format!("{key}.url: {msg}")),
         }
     }
@@ -105,10 +102,7 @@ pub(crate) fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, Vec<St
         let key = format!("plugins[{i}]");
         let path = base_dir.join(&pl.path);
         if !path.join("config").join("plugin.yaml").is_file() {
-            p.push(format!(
-                "{key}.path: {} is not a plugin project (no config/plugin.yaml there)",
-                path.display()
-            ));
+            p.push(format!("{key}.path: {} is not a plugin project (no config/plugin.yaml there)", path.display()));
         }
         let mut seen = HashSet::new();
         for t in &pl.teams {
@@ -185,7 +179,9 @@ fn split_url(url: &str) -> Result<(String, String), String> {
     let rest = match url.strip_prefix("http://") {
         Some(r) => r,
         None if url.starts_with("https://") => {
-            return Err(format!("{url:?}: https upstreams are not supported; put the gateway next to the standard system and use http://"))
+            return Err(format!(
+            "{url:?}: https upstreams are not supported; put the gateway next to the standard system and use http://"
+        ))
         }
         None => return Err(format!("{url:?} is not an http:// URL")),
     };

@@ -55,7 +55,9 @@ impl GatewayError {
     pub fn into_response(self) -> Response<Body> {
         let status = self.status();
         match &self {
-            GatewayError::PluginFailure { .. } | GatewayError::Internal(_) | GatewayError::UpstreamUnavailable { .. } => {
+            GatewayError::PluginFailure { .. }
+            | GatewayError::Internal(_)
+            | GatewayError::UpstreamUnavailable { .. } => {
                 tracing::warn!(status = status.as_u16(), "{self}")
             }
             _ => tracing::debug!(status = status.as_u16(), "{self}"),

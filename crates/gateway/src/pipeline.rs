@@ -56,7 +56,8 @@ where
     B::Error: Into<body::BoxError>,
 {
     let path_and_query = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/").to_string();
-    let (upstream, rest) = gw.mount_for(&path_and_query).ok_or_else(|| GatewayError::NoMount(req.uri().path().to_string()))?;
+    let (upstream, rest) =
+        gw.mount_for(&path_and_query).ok_or_else(|| GatewayError::NoMount(req.uri().path().to_string()))?;
     let (rest_path, query) = match rest.split_once('?') {
         Some((p, q)) => (p, Some(q)),
         None => (rest, None),
@@ -159,7 +160,8 @@ async fn call(gw: &Gateway, hook: &Arc<Hook<HookTarget>>, req: Arc<HookRequest>)
 
 /// A failing hook: its `on_error` decides.
 fn failed(hook: &Hook<HookTarget>, error: HookError) -> Flow {
-    let e = GatewayError::PluginFailure { plugin: hook.instance.name.clone(), function: hook.api.function.clone(), error };
+    let e =
+        GatewayError::PluginFailure { plugin: hook.instance.name.clone(), function: hook.api.function.clone(), error };
     match hook.api.on_error {
         OnError::Reject => Flow::Respond(e.into_response()),
         OnError::Allow => {
@@ -320,12 +322,19 @@ mod tests {
 
     #[test]
     fn plugin_responses() {
-        let r = plugin_response(&serde_json::json!({"statusCode": 403, "headers": {"X-A": ["1", "2"], "X-B": 3}, "body": {"a": 1}}), 200).expect("ok");
+        let r = plugin_response(
+            &serde_json::json!({"statusCode": 403, "headers": {"X-A": ["1", "2"], "X-B": 3}, "body": {"a": 1}}),
+            200,
+        )
+        .expect("ok");
         assert_eq!(r.status(), 403);
         assert_eq!(r.headers().get_all("x-a").iter().count(), 2);
         assert_eq!(r.headers()["content-type"], "application/json");
         let r = plugin_response(&serde_json::json!({"body": "hi"}), 200).expect("ok");
-        assert_eq!((r.status().as_u16(), r.headers()["content-type"].to_str().ok()), (200, Some("text/plain; charset=utf-8")));
+        assert_eq!(
+            (r.status().as_u16(), r.headers()["content-type"].to_str().ok()),
+            (200, Some("text/plain; charset=utf-8"))
+        );
         assert!(plugin_response(&serde_json::json!({"statusCode": 99}), 200).is_err());
         assert!(plugin_response(&serde_json::json!({"headers": {"X": {"a": 1}}}), 200).is_err());
         assert!(plugin_response(&serde_json::json!({"headers": {"bad name": "x"}}), 200).is_err());

@@ -63,7 +63,11 @@ impl LoadedPlugin {
         };
         let probe = JsInstance::new("check", &manifest.service.name, code.clone(), limits(config));
         let functions: Vec<&str> = manifest.apis.iter().map(|a| a.function.as_str()).collect();
-        match interpose_js::check_exports(probe, &functions, Duration::from_millis(config.limits.hook_timeout_ms.max(1000))) {
+        match interpose_js::check_exports(
+            probe,
+            &functions,
+            Duration::from_millis(config.limits.hook_timeout_ms.max(1000)),
+        ) {
             Ok(missing) => {
                 for f in missing {
                     for api in manifest.apis.iter().filter(|a| a.function == f) {
@@ -97,7 +101,13 @@ pub struct InstalledInstance {
 }
 
 impl InstalledInstance {
-    pub fn new(plugin: Arc<LoadedPlugin>, id: String, team: Option<String>, seq: u64, config: &Config) -> InstalledInstance {
+    pub fn new(
+        plugin: Arc<LoadedPlugin>,
+        id: String,
+        team: Option<String>,
+        seq: u64,
+        config: &Config,
+    ) -> InstalledInstance {
         let s = &plugin.manifest.service;
         let meta = Arc::new(Instance {
             id: id.clone(),
@@ -150,7 +160,9 @@ pub fn declared_instances(config: &Config) -> Result<Vec<InstalledInstance>, Vec
                 Some(v) => {
                     instance_config.insert(item.key.clone(), v.clone());
                 }
-                None if item.required => problems.push(format!("{key}.config: {} requires a value for {:?}", s.name, item.key)),
+                None if item.required => {
+                    problems.push(format!("{key}.config: {} requires a value for {:?}", s.name, item.key))
+                }
                 None => {}
             }
         }
@@ -162,18 +174,25 @@ pub fn declared_instances(config: &Config) -> Result<Vec<InstalledInstance>, Vec
         let placements: Vec<Option<String>> = match (s.level, decl.teams.is_empty()) {
             (PluginLevel::Organization, true) => vec![None],
             (PluginLevel::Organization, false) => {
-                problems.push(format!("{key}.teams: {} is an organization-level plugin (service.scope 2); remove `teams`", s.name));
+                problems.push(format!(
+                    "{key}.teams: {} is an organization-level plugin (service.scope 2); remove `teams`",
+                    s.name
+                ));
                 continue;
             }
             (PluginLevel::Team, true) => {
-                problems.push(format!("{key}.teams: {} is a team-level plugin (service.scope 1); list the teams to install it for", s.name));
+                problems.push(format!(
+                    "{key}.teams: {} is a team-level plugin (service.scope 1); list the teams to install it for",
+                    s.name
+                ));
                 continue;
             }
             (PluginLevel::Team, false) => decl.teams.iter().cloned().map(Some).collect(),
         };
         for team in placements {
             seq += 1;
-            let id = decl.instance.clone().unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string()[..8].to_string());
+            let id =
+                decl.instance.clone().unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string()[..8].to_string());
             if out.iter().any(|i: &InstalledInstance| i.meta.id == id) {
                 problems.push(format!("{key}.instance: instance {id:?} is used twice"));
                 continue;

@@ -81,10 +81,17 @@ pub fn upstream_uri(origin: &str, base_path: &str, rest: &str) -> Result<Uri, Ga
 }
 
 /// Send `req` upstream and return its response with hop-by-hop headers removed.
-pub async fn send(client: &Client, mut req: Request<Body>, scope: &str, timeout: Duration) -> Result<Response<Body>, GatewayError> {
+pub async fn send(
+    client: &Client,
+    mut req: Request<Body>,
+    scope: &str,
+    timeout: Duration,
+) -> Result<Response<Body>, GatewayError> {
     *req.version_mut() = http::Version::HTTP_11;
     let resp = match tokio::time::timeout(timeout, client.request(req)).await {
-        Err(_) => return Err(GatewayError::UpstreamTimeout { scope: scope.to_string(), ms: timeout.as_millis() as u64 }),
+        Err(_) => {
+            return Err(GatewayError::UpstreamTimeout { scope: scope.to_string(), ms: timeout.as_millis() as u64 })
+        }
         Ok(Err(e)) => {
             let cause = error_chain(&e);
             return Err(GatewayError::UpstreamUnavailable { scope: scope.to_string(), cause });

@@ -90,7 +90,11 @@ async fn errors_outside_the_standard_system() {
     let got = get(&url(&gw, "/project/api/project/slow/2000"), &[]).await;
     assert_eq!(got.status, 504);
     assert_eq!(got.json()["errcode"], "UpstreamTimeout");
-    for bad in ["/project/api/project/a/../../../wiki/api/wiki/x", "/project/api/project/a/%2e%2e/b", "/project/api/project/a%2Fb"] {
+    for bad in [
+        "/project/api/project/a/../../../wiki/api/wiki/x",
+        "/project/api/project/a/%2e%2e/b",
+        "/project/api/project/a%2Fb",
+    ] {
         let got = get(&url(&gw, bad), &[]).await;
         assert_eq!(got.status, 400, "{bad}: {}", got.text());
     }
@@ -129,13 +133,21 @@ export function byStatus(r) {
 #[tokio::test]
 async fn every_reject_form_and_failure() {
     let up = Upstream::start().await;
-    let p = org_plugin("rejects", "  - {type: intercept, methods: [GET], url: /users/me, function: byStatus, timeout_ms: 200}\n", REJECTS);
+    let p = org_plugin(
+        "rejects",
+        "  - {type: intercept, methods: [GET], url: /users/me, function: byStatus, timeout_ms: 200}\n",
+        REJECTS,
+    );
     let gw = gateway(&up, &[decl(&p, &[])], "").await;
     let u = url(&gw, "/project/api/project/users/me");
     let cases: &[(&str, u16, serde_json::Value)] = &[
         ("status", 451, json!({"reason": "unavailable"})),
         ("client", 400, json!({"type": "warning", "reason": "bad input", "errcode": "ClientError", "statusCode": 400})),
-        ("server", 500, json!({"type": "error", "reason": "backend down", "errcode": "ServerError", "statusCode": 500})),
+        (
+            "server",
+            500,
+            json!({"type": "error", "reason": "backend down", "errcode": "ServerError", "statusCode": 500}),
+        ),
         ("custom", 429, json!({"type": "warning", "reason": "custom reason", "errcode": "Custom", "statusCode": 429})),
     ];
     for (mode, status, body) in cases {
@@ -161,11 +173,20 @@ async fn every_reject_form_and_failure() {
     }
 
     // Failures: 500 PluginFailure naming the plugin; the plugin keeps serving.
-    for (mode, needle) in [("throw", "threw Error: oops"), ("spin", "timed out after 200 ms"), ("alloc", "ran out of memory"), ("recurse", "stack"), ("bad", "statusCode")] {
+    for (mode, needle) in [
+        ("throw", "threw Error: oops"),
+        ("spin", "timed out after 200 ms"),
+        ("alloc", "ran out of memory"),
+        ("recurse", "stack"),
+        ("bad", "statusCode"),
+    ] {
         let got = get(&u, &[("x-mode", mode)]).await;
         assert_eq!(got.status, 500, "{mode}: {}", got.text());
         let b = got.json();
-        assert_eq!((b["type"].as_str(), b["errcode"].as_str(), b["statusCode"].as_u64()), (Some("error"), Some("PluginFailure"), Some(500)));
+        assert_eq!(
+            (b["type"].as_str(), b["errcode"].as_str(), b["statusCode"].as_u64()),
+            (Some("error"), Some("PluginFailure"), Some(500))
+        );
         let reason = b["reason"].as_str().unwrap();
         assert!(reason.starts_with("plugin rejects failed: byStatus()"), "{reason}");
         assert!(reason.contains(needle), "{mode}: {reason}");
@@ -177,7 +198,11 @@ async fn every_reject_form_and_failure() {
 #[tokio::test]
 async fn on_error_allow_lets_requests_through() {
     let up = Upstream::start().await;
-    let p = org_plugin("lenient", "  - {type: intercept, methods: [GET], url: /users/me, function: f, on_error: allow, timeout_ms: 100}\n", "export function f() { while (true) {} }\n");
+    let p = org_plugin(
+        "lenient",
+        "  - {type: intercept, methods: [GET], url: /users/me, function: f, on_error: allow, timeout_ms: 100}\n",
+        "export function f() { while (true) {} }\n",
+    );
     let gw = gateway(&up, &[decl(&p, &[])], "").await;
     let got = get(&url(&gw, "/project/api/project/users/me"), &[]).await;
     assert_eq!(got.status, 200);
@@ -193,9 +218,21 @@ export function allow(r) { globalThis.calls = (globalThis.calls || 0) + 1 }
 #[tokio::test]
 async fn chain_order_priority_then_install_order() {
     let up = Upstream::start().await;
-    let first = org_plugin("first", "  - {type: intercept, methods: [GET], url: /users/:id, function: reject}\n", &format!("const NAME = 'first'\n{NAMED}"));
-    let second = org_plugin("second", "  - {type: intercept, methods: [GET], url: /users/:uid, function: reject}\n", &format!("const NAME = 'second'\n{NAMED}"));
-    let urgent = org_plugin("urgent", "  - {type: intercept, methods: [GET], url: /users/me, function: reject, priority: 5, query: {urgent: '1'}}\n", &format!("const NAME = 'urgent'\n{NAMED}"));
+    let first = org_plugin(
+        "first",
+        "  - {type: intercept, methods: [GET], url: /users/:id, function: reject}\n",
+        &format!("const NAME = 'first'\n{NAMED}"),
+    );
+    let second = org_plugin(
+        "second",
+        "  - {type: intercept, methods: [GET], url: /users/:uid, function: reject}\n",
+        &format!("const NAME = 'second'\n{NAMED}"),
+    );
+    let urgent = org_plugin(
+        "urgent",
+        "  - {type: intercept, methods: [GET], url: /users/me, function: reject, priority: 5, query: {urgent: '1'}}\n",
+        &format!("const NAME = 'urgent'\n{NAMED}"),
+    );
     let gw = gateway(&up, &[decl(&first, &[]), decl(&second, &[]), decl(&urgent, &[])], "").await;
     let got = get(&url(&gw, "/project/api/project/users/U7"), &[]).await;
     assert_eq!(got.json(), json!({"by": "first", "seen": {"id": "U7"}}), "install order breaks the tie");
@@ -215,7 +252,11 @@ async fn team_and_org_contexts_and_scopes() {
         "service: {app_id: tp, version: 1.0.0, name: team-plugin, scope: 1}\napis:\n  - {type: intercept, methods: [POST], url: '/team/:teamUUID/tasks', function: reject}\n",
         &format!("const NAME = 'team'\n{NAMED}"),
     );
-    let wiki = org_plugin("wiki-only", "  - {type: intercept, methods: [POST], url: '/team/:teamUUID/tasks', scope: wiki, function: reject}\n", &format!("const NAME = 'wiki'\n{NAMED}"));
+    let wiki = org_plugin(
+        "wiki-only",
+        "  - {type: intercept, methods: [POST], url: '/team/:teamUUID/tasks', scope: wiki, function: reject}\n",
+        &format!("const NAME = 'wiki'\n{NAMED}"),
+    );
     let gw = gateway(&up, &[decl(&team, &["T1", "T3"]), decl(&wiki, &[])], "").await;
     let body = json!({"summary": "s"});
     for (t, want) in [("T1", 403), ("T2", 200), ("T3", 403)] {
@@ -249,7 +290,11 @@ async fn query_variants_pick_the_first_declared_match() {
 #[tokio::test]
 async fn hooked_bodies_are_limited_and_parsed() {
     let up = Upstream::start().await;
-    let p = org_plugin("bodies", "  - {type: intercept, methods: [POST], url: /echo, function: f}\n", "export function f(r) { if (r.body && r.body.deny) return { statusCode: 403, body: { got: r.body } } }\n");
+    let p = org_plugin(
+        "bodies",
+        "  - {type: intercept, methods: [POST], url: /echo, function: f}\n",
+        "export function f(r) { if (r.body && r.body.deny) return { statusCode: 403, body: { got: r.body } } }\n",
+    );
     let gw = gateway(&up, &[decl(&p, &[])], "[limits]\nmax_body_bytes = 1000\n").await;
     let u = url(&gw, "/project/api/project/echo");
     let got = send_json("POST", &u, &json!({"deny": true, "n": [1, 2]}), &[]).await;
@@ -257,14 +302,22 @@ async fn hooked_bodies_are_limited_and_parsed() {
     let got = send_json("POST", &u, &json!({"pad": "x".repeat(2000)}), &[]).await;
     assert_eq!(got.status, 413);
     assert_eq!(got.json()["errcode"], "PayloadTooLarge");
-    let req = http::Request::post(&u).header("content-type", "application/json").body(interpose_test_util::body("{not json")).unwrap();
+    let req = http::Request::post(&u)
+        .header("content-type", "application/json")
+        .body(interpose_test_util::body("{not json"))
+        .unwrap();
     let got = send(req).await;
     assert_eq!(got.status, 400);
     assert!(got.json()["reason"].as_str().unwrap().contains("not valid JSON"));
-    let req = http::Request::post(&u).header("content-type", "text/plain").body(interpose_test_util::body(vec![0xff, 0xfe])).unwrap();
+    let req = http::Request::post(&u)
+        .header("content-type", "text/plain")
+        .body(interpose_test_util::body(vec![0xff, 0xfe]))
+        .unwrap();
     assert_eq!(send(req).await.status, 400);
     // An unhooked route takes a body far over the limit: it is streamed.
-    let req = http::Request::post(url(&gw, "/project/api/project/count")).body(interpose_test_util::body(vec![b'a'; 100_000])).unwrap();
+    let req = http::Request::post(url(&gw, "/project/api/project/count"))
+        .body(interpose_test_util::body(vec![b'a'; 100_000]))
+        .unwrap();
     let got = send(req).await;
     assert_eq!(got.json(), json!({"bytes": 100000}));
     gw.shutdown().await;
@@ -272,7 +325,12 @@ async fn hooked_bodies_are_limited_and_parsed() {
 
 fn rss_kib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|n| n.parse().ok()).unwrap_or(0)
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
 }
 
 #[tokio::test]
@@ -282,7 +340,8 @@ async fn unhooked_routes_stream_100_mb_both_ways_with_flat_memory() {
     let gw = gateway(&up, &[], "").await;
     let before = rss_kib();
     // Download: read frame by frame, never holding the whole body.
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http::<interpose_test_util::TestBody>();
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<interpose_test_util::TestBody>();
     let req = http::Request::get(url(&gw, "/project/api/project/big/100")).body(interpose_test_util::body("")).unwrap();
     let resp = client.request(req).await.unwrap();
     let mut body = resp.into_body();
@@ -293,8 +352,12 @@ async fn unhooked_routes_stream_100_mb_both_ways_with_flat_memory() {
     assert_eq!(n, 100 << 20);
     // Upload: a 100 MiB stream the upstream counts without keeping.
     let chunk = bytes::Bytes::from(vec![b'u'; 1 << 20]);
-    let stream = futures_util::stream::iter((0..100).map(move |_| Ok::<_, std::convert::Infallible>(hyper::body::Frame::data(chunk.clone()))));
-    let req = http::Request::post(url(&gw, "/project/api/project/count")).body(http_body_util::StreamBody::new(stream).boxed()).unwrap();
+    let stream = futures_util::stream::iter(
+        (0..100).map(move |_| Ok::<_, std::convert::Infallible>(hyper::body::Frame::data(chunk.clone()))),
+    );
+    let req = http::Request::post(url(&gw, "/project/api/project/count"))
+        .body(http_body_util::StreamBody::new(stream).boxed())
+        .unwrap();
     let got = send(req).await;
     assert_eq!(got.json(), json!({"bytes": 100 << 20}));
     let grown = rss_kib().saturating_sub(before);
@@ -305,8 +368,16 @@ async fn unhooked_routes_stream_100_mb_both_ways_with_flat_memory() {
 #[tokio::test]
 async fn bad_plugins_keep_the_gateway_from_starting() {
     let up = Upstream::start().await;
-    let missing_fn = org_plugin("nofn", "  - {type: intercept, methods: [GET], url: /users/me, function: absent}\n", "export function present() {}\n");
-    let bad_scope = org_plugin("badscope", "  - {type: intercept, methods: [GET], url: /users/me, scope: crm, function: f}\n", "export function f() {}\n");
+    let missing_fn = org_plugin(
+        "nofn",
+        "  - {type: intercept, methods: [GET], url: /users/me, function: absent}\n",
+        "export function present() {}\n",
+    );
+    let bad_scope = org_plugin(
+        "badscope",
+        "  - {type: intercept, methods: [GET], url: /users/me, scope: crm, function: f}\n",
+        "export function f() {}\n",
+    );
     let team_no_teams = plugin("service: {app_id: t, version: 1.0.0, name: t, scope: 1}\napis: []\n", "export {}\n");
     let text = format!(
         "[[upstreams]]\nscope = \"project\"\nmount = \"/p\"\nurl = \"{}\"\n{}{}{}",

@@ -97,10 +97,18 @@ impl Instance {
 
     pub(crate) fn push_log(&self, level: LogLevel, message: String, request_id: Option<String>) {
         match level {
-            LogLevel::Debug => tracing::debug!(plugin = %self.name, instance = %self.id, request_id = request_id.as_deref().unwrap_or(""), "{message}"),
-            LogLevel::Info => tracing::info!(plugin = %self.name, instance = %self.id, request_id = request_id.as_deref().unwrap_or(""), "{message}"),
-            LogLevel::Warn => tracing::warn!(plugin = %self.name, instance = %self.id, request_id = request_id.as_deref().unwrap_or(""), "{message}"),
-            LogLevel::Error => tracing::error!(plugin = %self.name, instance = %self.id, request_id = request_id.as_deref().unwrap_or(""), "{message}"),
+            LogLevel::Debug => {
+                tracing::debug!(plugin = %self.name, instance = %self.id, request_id = request_id.as_deref().unwrap_or(""), "{message}")
+            }
+            LogLevel::Info => {
+                tracing::info!(plugin = %self.name, instance = %self.id, request_id = request_id.as_deref().unwrap_or(""), "{message}")
+            }
+            LogLevel::Warn => {
+                tracing::warn!(plugin = %self.name, instance = %self.id, request_id = request_id.as_deref().unwrap_or(""), "{message}")
+            }
+            LogLevel::Error => {
+                tracing::error!(plugin = %self.name, instance = %self.id, request_id = request_id.as_deref().unwrap_or(""), "{message}")
+            }
         }
         let seq = self.log_seq.fetch_add(1, Ordering::Relaxed) + 1;
         let mut log = self.log.lock().unwrap_or_else(|e| e.into_inner());

@@ -28,8 +28,8 @@ pub mod transpile;
 
 pub use error::{CallOutcome, HookError, PluginErrorData};
 pub use host::{Instance, InstanceLimits, LogEntry, LogLevel};
+pub use loader::builtin_names;
 pub use pool::{HostOptions, JsHost};
 pub use project::{CodeError, PluginCode};
 pub use request::{Body, HookRequest, PostHook};
-pub use loader::builtin_names;
 pub use runtime::check_exports;

@@ -26,7 +26,13 @@ pub(crate) struct PluginLoader {
 }
 
 impl Resolver for PluginLoader {
-    fn resolve<'js>(&mut self, _ctx: &Ctx<'js>, base: &str, name: &str, _: Option<ImportAttributes<'js>>) -> Result<String> {
+    fn resolve<'js>(
+        &mut self,
+        _ctx: &Ctx<'js>,
+        base: &str,
+        name: &str,
+        _: Option<ImportAttributes<'js>>,
+    ) -> Result<String> {
         if name == HOST {
             return if base.starts_with("@ones-op/") {
                 Ok(HOST.to_string())
@@ -52,7 +58,12 @@ impl Resolver for PluginLoader {
 }
 
 impl Loader for PluginLoader {
-    fn load<'js>(&mut self, ctx: &Ctx<'js>, name: &str, _: Option<ImportAttributes<'js>>) -> Result<Module<'js, Declared>> {
+    fn load<'js>(
+        &mut self,
+        ctx: &Ctx<'js>,
+        name: &str,
+        _: Option<ImportAttributes<'js>>,
+    ) -> Result<Module<'js, Declared>> {
         if name == HOST {
             return Module::declare_def::<HostModule, _>(ctx.clone(), HOST);
         }

@@ -8,6 +8,7 @@
 //! so often, and never inside one long native call) and starts a replacement,
 //! so one stuck plugin never takes the pool's capacity with it.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -112,7 +113,8 @@ impl JsHost {
         let deadline = Instant::now() + timeout;
         let timeout_ms = timeout.as_millis() as u64;
         let (reply, rx) = oneshot::channel();
-        let job = Job { instance: instance.clone(), function: function.to_string(), request, deadline, timeout_ms, reply };
+        let job =
+            Job { instance: instance.clone(), function: function.to_string(), request, deadline, timeout_ms, reply };
         if self.tx.send(job).is_err() {
             return Err(HookError::Unavailable("the JS host has stopped".into()));
         }
@@ -220,14 +222,16 @@ fn worker(rx: Receiver<Job>, state: Arc<WorkerState>, shared: Weak<Shared>) {
 
 fn run(runtimes: &mut HashMap<u64, Slot>, job: &Job) -> Result<CallOutcome, HookError> {
     let key = job.instance.key;
-    if !runtimes.contains_key(&key) {
-        let runtime = PluginRuntime::new(job.instance.clone(), job.deadline).map_err(|e| fix_timeout(e, job.timeout_ms))?;
-        runtimes.insert(key, Slot { instance: Arc::downgrade(&job.instance), runtime });
-    }
-    let Some(slot) = runtimes.get_mut(&key) else {
-        return Err(HookError::Unavailable("runtime missing".into()));
+    let slot = match runtimes.entry(key) {
+        Entry::Occupied(e) => e.into_mut(),
+        Entry::Vacant(e) => {
+            let runtime =
+                PluginRuntime::new(job.instance.clone(), job.deadline).map_err(|e| fix_timeout(e, job.timeout_ms))?;
+            e.insert(Slot { instance: Arc::downgrade(&job.instance), runtime })
+        }
     };
-    let result = slot.runtime.call(&job.function, &job.request, job.deadline).map_err(|e| fix_timeout(e, job.timeout_ms));
+    let result =
+        slot.runtime.call(&job.function, &job.request, job.deadline).map_err(|e| fix_timeout(e, job.timeout_ms));
     if let Err(e) = &result {
         if e.poisons_runtime() {
             // A runtime that was interrupted or ran out of memory may hold
@@ -275,7 +279,10 @@ fn watchdog(shared: Weak<Shared>) {
             if shared.total.load(Ordering::Relaxed) < shared.options.max_threads {
                 spawn_worker(&shared);
             } else {
-                tracing::error!(max = shared.options.max_threads, "JS worker limit reached; calls wait for stuck workers");
+                tracing::error!(
+                    max = shared.options.max_threads,
+                    "JS worker limit reached; calls wait for stuck workers"
+                );
             }
         }
         // Keep the target when a worker exited for another reason.

@@ -81,9 +81,14 @@ impl PluginCode {
 
     /// Code from a single in-memory module (tests, benchmarks).
     pub fn from_source(name: &str, source: &str) -> Result<PluginCode, CodeError> {
-        let t = transpile(Path::new(name), source)
-            .map_err(|errs| CodeError(errs.into_iter().map(|e| format!("{name}:{}:{}: {}", e.line, e.column, e.message)).collect()))?;
-        Ok(PluginCode { root: PathBuf::from("."), entry: name.to_string(), modules: HashMap::from([(name.to_string(), t)]) })
+        let t = transpile(Path::new(name), source).map_err(|errs| {
+            CodeError(errs.into_iter().map(|e| format!("{name}:{}:{}: {}", e.line, e.column, e.message)).collect())
+        })?;
+        Ok(PluginCode {
+            root: PathBuf::from("."),
+            entry: name.to_string(),
+            modules: HashMap::from([(name.to_string(), t)]),
+        })
     }
 
     pub(crate) fn module(&self, name: &str) -> Option<&Transpiled> {

@@ -58,7 +58,8 @@ impl PluginRuntime {
         runtime.set_max_stack_size(instance.limits.stack_kb << 10);
         let dl = Arc::new(AtomicU64::new(nanos(deadline)));
         let handler_dl = dl.clone();
-        runtime.set_interrupt_handler(Some(Box::new(move || nanos(Instant::now()) > handler_dl.load(Ordering::Relaxed))));
+        runtime
+            .set_interrupt_handler(Some(Box::new(move || nanos(Instant::now()) > handler_dl.load(Ordering::Relaxed))));
         let loader = PluginLoader { code: instance.code.clone() };
         let resolver = PluginLoader { code: instance.code.clone() };
         runtime.set_loader(resolver, loader);
@@ -90,7 +91,15 @@ impl PluginRuntime {
             }
         };
         dl.store(u64::MAX, Ordering::Relaxed);
-        Ok(PluginRuntime { functions: HashMap::new(), namespace, wrap_headers, context, runtime, deadline: dl, instance })
+        Ok(PluginRuntime {
+            functions: HashMap::new(),
+            namespace,
+            wrap_headers,
+            context,
+            runtime,
+            deadline: dl,
+            instance,
+        })
     }
 
     /// Names the entry module exports as functions.
@@ -176,7 +185,9 @@ fn settle<'js>(ctx: &Ctx<'js>, v: Value<'js>, deadline: Instant) -> rquickjs::Re
     let Some(promise) = v.as_promise().cloned() else { return Ok(v) };
     loop {
         match promise.state() {
-            PromiseState::Resolved => return promise.result::<Value>().unwrap_or(Ok(Value::new_undefined(ctx.clone()))),
+            PromiseState::Resolved => {
+                return promise.result::<Value>().unwrap_or(Ok(Value::new_undefined(ctx.clone())))
+            }
             PromiseState::Rejected => {
                 return match promise.result::<Value>() {
                     Some(r) => r,
@@ -185,7 +196,11 @@ fn settle<'js>(ctx: &Ctx<'js>, v: Value<'js>, deadline: Instant) -> rquickjs::Re
             }
             PromiseState::Pending => {
                 if !ctx.execute_pending_job() {
-                    let why = if Instant::now() >= deadline { "interrupted" } else { "the hook's promise never settled (nothing left to run)" };
+                    let why = if Instant::now() >= deadline {
+                        "interrupted"
+                    } else {
+                        "the hook's promise never settled (nothing left to run)"
+                    };
                     return Err(rquickjs::Exception::throw_internal(ctx, why));
                 }
             }
@@ -279,4 +294,3 @@ impl Drop for PluginRuntime {
         self.functions.clear();
     }
 }
-

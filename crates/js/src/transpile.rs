@@ -99,7 +99,7 @@ mod tests {
         let t = transpile(Path::new("index.ts"), src).expect("ok");
         assert!(!t.code.contains("interface") && !t.code.contains(": number"), "{}", t.code);
         assert!(t.code.contains("export async function f(r)"), "{}", t.code);
-        let gen_line = t.code.lines().position(|l| l.contains("const n")).expect("line") ;
+        let gen_line = t.code.lines().position(|l| l.contains("const n")).expect("line");
         assert_eq!(t.line_map[gen_line], 5, "{:?}\n{}", t.line_map, t.code);
     }
 

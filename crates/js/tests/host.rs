@@ -3,7 +3,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use interpose_js::{Body, CallOutcome, HookError, HookRequest, HostOptions, Instance, InstanceLimits, JsHost, PluginCode};
+use interpose_js::{
+    Body, CallOutcome, HookError, HookRequest, HostOptions, Instance, InstanceLimits, JsHost, PluginCode,
+};
 use serde_json::json;
 
 fn project(files: &[(&str, &str)]) -> tempfile::TempDir {
@@ -88,7 +90,10 @@ async fn call(host: &JsHost, inst: &Arc<Instance>, f: &str, ms: u64) -> Result<C
 
 #[tokio::test]
 async fn typescript_plugin_sees_the_request_contract() {
-    let dir = project(&[("backend/src/index.ts", TS), ("backend/src/lib/math.ts", "export const double = (n: number): number => n * 2\n")]);
+    let dir = project(&[
+        ("backend/src/index.ts", TS),
+        ("backend/src/lib/math.ts", "export const double = (n: number): number => n * 2\n"),
+    ]);
     let inst = instance(&dir);
     let h = host();
     let out = call(&h, &inst, "echo", 1000).await.expect("ok");
@@ -100,7 +105,10 @@ async fn typescript_plugin_sees_the_request_contract() {
     assert_eq!(b["query"], json!({"x": ["1", "2"], "y": "3"}));
     assert_eq!(b["params"], json!({"teamUUID": "T1"}));
     assert_eq!(b["body"], json!({"summary": "hi", "n": 3}));
-    assert_eq!((b["method"].as_str(), b["url"].as_str(), b["path"].as_str()), (Some("POST"), Some("/team/T1/tasks?x=1&x=2&y=3"), Some("/team/T1/tasks")));
+    assert_eq!(
+        (b["method"].as_str(), b["url"].as_str(), b["path"].as_str()),
+        (Some("POST"), Some("/team/T1/tasks?x=1&x=2&y=3"), Some("/team/T1/tasks"))
+    );
     assert_eq!((b["team"].as_str(), b["userUUID"].as_str(), b["twice"].as_i64()), (Some("T1"), Some("U1"), Some(6)));
     let logs = inst.logs_after(0);
     assert_eq!(logs.len(), 1);
@@ -110,19 +118,31 @@ async fn typescript_plugin_sees_the_request_contract() {
 
 #[tokio::test]
 async fn rejections_and_plugin_errors() {
-    let dir = project(&[("backend/src/index.ts", TS), ("backend/src/lib/math.ts", "export const double = (n: number) => n * 2\n")]);
+    let dir = project(&[
+        ("backend/src/index.ts", TS),
+        ("backend/src/lib/math.ts", "export const double = (n: number) => n * 2\n"),
+    ]);
     let inst = instance(&dir);
     let h = host();
-    assert_eq!(call(&h, &inst, "reject", 1000).await.expect("ok"), CallOutcome::Returned(Some(json!({"statusCode": 403, "body": {"reason": "no"}}))));
+    assert_eq!(
+        call(&h, &inst, "reject", 1000).await.expect("ok"),
+        CallOutcome::Returned(Some(json!({"statusCode": 403, "body": {"reason": "no"}})))
+    );
     let CallOutcome::Rejected(p) = call(&h, &inst, "pluginError", 1000).await.expect("ok") else { panic!() };
-    assert_eq!((p.kind.as_str(), p.errcode.as_str(), p.reason.as_str(), p.status), ("warning", "Archived", "user is archived", 403));
+    assert_eq!(
+        (p.kind.as_str(), p.errcode.as_str(), p.reason.as_str(), p.status),
+        ("warning", "Archived", "user is archived", 403)
+    );
     let CallOutcome::Rejected(p) = call(&h, &inst, "client", 1000).await.expect("ok") else { panic!() };
     assert_eq!((p.kind.as_str(), p.errcode.as_str(), p.status), ("warning", "InvalidParameter", 400));
 }
 
 #[tokio::test]
 async fn failures_are_contained_and_located() {
-    let dir = project(&[("backend/src/index.ts", TS), ("backend/src/lib/math.ts", "export const double = (n: number) => n * 2\n")]);
+    let dir = project(&[
+        ("backend/src/index.ts", TS),
+        ("backend/src/lib/math.ts", "export const double = (n: number) => n * 2\n"),
+    ]);
     let inst = instance(&dir);
     let h = host();
     let e = call(&h, &inst, "boom", 1000).await.expect_err("throws");
@@ -148,7 +168,10 @@ async fn failures_are_contained_and_located() {
 
 #[tokio::test]
 async fn a_native_call_loop_is_answered_at_the_deadline_and_capacity_is_kept() {
-    let dir = project(&[("backend/src/index.ts", TS), ("backend/src/lib/math.ts", "export const double = (n: number) => n * 2\n")]);
+    let dir = project(&[
+        ("backend/src/index.ts", TS),
+        ("backend/src/lib/math.ts", "export const double = (n: number) => n * 2\n"),
+    ]);
     let inst = instance(&dir);
     let h = JsHost::new(HostOptions::new(1));
     let t0 = Instant::now();
@@ -165,7 +188,10 @@ async fn a_native_call_loop_is_answered_at_the_deadline_and_capacity_is_kept() {
 
 #[tokio::test]
 async fn module_state_persists_per_worker_and_imports_are_checked() {
-    let dir = project(&[("backend/src/index.ts", TS), ("backend/src/lib/math.ts", "export const double = (n: number) => n * 2\n")]);
+    let dir = project(&[
+        ("backend/src/index.ts", TS),
+        ("backend/src/lib/math.ts", "export const double = (n: number) => n * 2\n"),
+    ]);
     let inst = instance(&dir);
     let h = JsHost::new(HostOptions::new(1));
     let mut last = 0;
@@ -179,7 +205,8 @@ async fn module_state_persists_per_worker_and_imports_are_checked() {
     let inst = instance(&bad);
     let e = call(&h, &inst, "f", 1000).await.expect_err("unresolvable");
     assert!(e.to_string().contains("lodash") && e.to_string().contains("bundle npm packages"), "{e}");
-    let e = PluginCode::load(project(&[("backend/src/index.ts", "export function f( {\n")]).path()).expect_err("syntax");
+    let e =
+        PluginCode::load(project(&[("backend/src/index.ts", "export function f( {\n")]).path()).expect_err("syntax");
     assert!(e.to_string().starts_with("backend/src/index.ts:"), "{e}");
     let e = PluginCode::load(project(&[("backend/other.js", "")]).path()).expect_err("no entry");
     assert!(e.to_string().contains("no entry module"), "{e}");
@@ -191,8 +218,15 @@ async fn module_state_persists_per_worker_and_imports_are_checked() {
 
 #[tokio::test]
 async fn dist_wins_over_src_and_exports_are_listed() {
-    let dir = project(&[("backend/src/index.ts", "export function fromSrc() {}\n"), ("backend/dist/index.js", "export function fromDist() { return { body: 'dist' } }\nexport const notAFunction = 1\n")]);
+    let dir = project(&[
+        ("backend/src/index.ts", "export function fromSrc() {}\n"),
+        (
+            "backend/dist/index.js",
+            "export function fromDist() { return { body: 'dist' } }\nexport const notAFunction = 1\n",
+        ),
+    ]);
     let inst = instance(&dir);
-    let missing = interpose_js::check_exports(inst, &["fromDist", "fromSrc", "notAFunction"], Duration::from_secs(1)).expect("loads");
+    let missing = interpose_js::check_exports(inst, &["fromDist", "fromSrc", "notAFunction"], Duration::from_secs(1))
+        .expect("loads");
     assert_eq!(missing, ["fromSrc", "notAFunction"]);
 }

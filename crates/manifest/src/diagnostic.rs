@@ -49,12 +49,7 @@ impl Diagnostic {
     }
 
     pub fn warning(location: Location, key: impl Into<String>, message: impl Into<String>) -> Self {
-        Diagnostic {
-            severity: Severity::Warning,
-            location,
-            key: key.into(),
-            message: message.into(),
-        }
+        Diagnostic { severity: Severity::Warning, location, key: key.into(), message: message.into() }
     }
 }
 

@@ -164,11 +164,7 @@ impl Manifest {
     pub fn load(project: &Path) -> Result<Manifest, Diagnostics> {
         let file = project.join("config").join("plugin.yaml");
         let text = std::fs::read_to_string(&file).map_err(|e| {
-            Diagnostics::single(Diagnostic::error(
-                Location::file(&file),
-                "",
-                format!("cannot read the manifest: {e}"),
-            ))
+            Diagnostics::single(Diagnostic::error(Location::file(&file), "", format!("cannot read the manifest: {e}")))
         })?;
         Manifest::parse(&file, &text)
     }

@@ -8,8 +8,7 @@ use marked_yaml::types::MarkedMappingNode;
 use marked_yaml::{LoaderOptions, Node, Span};
 
 use crate::{
-    Api, ConfigItem, Diagnostic, Diagnostics, HookKind, Location, Manifest, OnError, PluginLevel,
-    Service, UrlPattern,
+    Api, ConfigItem, Diagnostic, Diagnostics, HookKind, Location, Manifest, OnError, PluginLevel, Service, UrlPattern,
 };
 
 const METHODS: [&str; 7] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
@@ -130,7 +129,9 @@ pub(crate) fn parse(file: &Path, text: &str) -> Result<Manifest, Diagnostics> {
                             apis.push(api);
                         }
                     }
-                    other => cx.error(other.span(), &key, "each api must be a mapping with type, methods, url, function"),
+                    other => {
+                        cx.error(other.span(), &key, "each api must be a mapping with type, methods, url, function")
+                    }
                 }
             }
         }
@@ -139,9 +140,7 @@ pub(crate) fn parse(file: &Path, text: &str) -> Result<Manifest, Diagnostics> {
     }
 
     match service {
-        Some(service) if cx.errors.is_empty() => {
-            Ok(Manifest { service, apis, unsupported, warnings: cx.warnings })
-        }
+        Some(service) if cx.errors.is_empty() => Ok(Manifest { service, apis, unsupported, warnings: cx.warnings }),
         _ => Err(Diagnostics(cx.errors)),
     }
 }
@@ -149,16 +148,15 @@ pub(crate) fn parse(file: &Path, text: &str) -> Result<Manifest, Diagnostics> {
 fn load_error(file: &Path, e: &marked_yaml::LoadError) -> Diagnostic {
     use marked_yaml::LoadError as E;
     let (marker, msg) = match e {
-        E::TopLevelMustBeMapping(m) => (Some(m), "the manifest must be a mapping with `service` and `apis`".to_string()),
+        E::TopLevelMustBeMapping(m) => {
+            (Some(m), "the manifest must be a mapping with `service` and `apis`".to_string())
+        }
         E::TopLevelMustBeSequence(m) => (Some(m), "unexpected top-level list".to_string()),
         E::UnexpectedAnchor(m) => (Some(m), "YAML anchors are not supported".to_string()),
         E::MappingKeyMustBeScalar(m) => (Some(m), "mapping keys must be plain values".to_string()),
         E::UnexpectedTag(m) => (Some(m), "YAML tags are not supported".to_string()),
         E::ScanError(m, se) => (Some(m), format!("invalid YAML: {se}")),
-        E::DuplicateKey(d) => (
-            d.key.span().start(),
-            format!("duplicate key `{}`", d.key.as_str()),
-        ),
+        E::DuplicateKey(d) => (d.key.span().start(), format!("duplicate key `{}`", d.key.as_str())),
     };
     let loc = match marker {
         Some(m) => Location { file: file.to_path_buf(), line: m.line(), column: m.column() },
@@ -193,7 +191,11 @@ fn parse_service(cx: &mut Cx<'_>, map: &MarkedMappingNode) -> Option<Service> {
             Some(1) => Some(PluginLevel::Team),
             Some(2) => Some(PluginLevel::Organization),
             Some(other) => {
-                cx.error(n.span(), "service.scope", format!("{other} is not a plugin scope: use 1 (team-level) or 2 (organization-level)"));
+                cx.error(
+                    n.span(),
+                    "service.scope",
+                    format!("{other} is not a plugin scope: use 1 (team-level) or 2 (organization-level)"),
+                );
                 None
             }
             None => None,
@@ -218,15 +220,7 @@ fn parse_service(cx: &mut Cx<'_>, map: &MarkedMappingNode) -> Option<Service> {
             extra.insert(k.as_str().to_string(), to_json(v));
         }
     }
-    Some(Service {
-        app_id: app_id?,
-        version: version?,
-        name: name?,
-        description,
-        level: level?,
-        config,
-        extra,
-    })
+    Some(Service { app_id: app_id?, version: version?, name: name?, description, level: level?, config, extra })
 }
 
 fn parse_config_item(cx: &mut Cx<'_>, node: &Node, key: &str) -> Option<ConfigItem> {
@@ -241,7 +235,11 @@ fn parse_config_item(cx: &mut Cx<'_>, node: &Node, key: &str) -> Option<ConfigIt
     };
     if let (Some(kind), Some(n)) = (&kind, map.get_node("type")) {
         if !matches!(kind.as_str(), "Input" | "TextArea" | "Password") {
-            cx.warn(n.span(), &format!("{key}.type"), format!("unknown config type {kind:?} (known: Input, TextArea, Password); treated as Input"));
+            cx.warn(
+                n.span(),
+                &format!("{key}.type"),
+                format!("unknown config type {kind:?} (known: Input, TextArea, Password); treated as Input"),
+            );
         }
     }
     let required = match map.get_node("required") {
@@ -270,7 +268,11 @@ fn parse_api(cx: &mut Cx<'_>, map: &MarkedMappingNode, index: usize, key: &str) 
         if k.is_none() {
             let span = map.get_node("type").map(|n| *n.span()).unwrap_or(*map.span());
             let all: Vec<&str> = HookKind::ALL.iter().map(|k| k.as_str()).collect();
-            cx.error(&span, &format!("{key}.type"), format!("unknown hook type {t:?}; expected one of {}", all.join(", ")));
+            cx.error(
+                &span,
+                &format!("{key}.type"),
+                format!("unknown hook type {t:?}; expected one of {}", all.join(", ")),
+            );
         }
         k
     });
@@ -290,7 +292,11 @@ fn parse_api(cx: &mut Cx<'_>, map: &MarkedMappingNode, index: usize, key: &str) 
     if let (Some(HookKind::External), Some(p)) = (kind, &url) {
         if !p.starts_with_team() {
             let span = map.get_node("url").map(|n| *n.span()).unwrap_or(*map.span());
-            cx.error(&span, &format!("{key}.url"), format!("an external route must start with /team/:teamUUID, found {:?}", p.as_str()));
+            cx.error(
+                &span,
+                &format!("{key}.url"),
+                format!("an external route must start with /team/:teamUUID, found {:?}", p.as_str()),
+            );
         }
     }
 
@@ -330,7 +336,11 @@ fn parse_api(cx: &mut Cx<'_>, map: &MarkedMappingNode, index: usize, key: &str) 
         None => Some(None),
         Some(n) => cx.integer(n, &format!("{key}.timeout_ms")).and_then(|t| {
             if t <= 0 || t as u64 > MAX_TIMEOUT_MS {
-                cx.error(n.span(), &format!("{key}.timeout_ms"), format!("{t} is out of range: use 1..={MAX_TIMEOUT_MS} milliseconds"));
+                cx.error(
+                    n.span(),
+                    &format!("{key}.timeout_ms"),
+                    format!("{t} is out of range: use 1..={MAX_TIMEOUT_MS} milliseconds"),
+                );
                 None
             } else {
                 Some(Some(t as u64))
@@ -469,8 +479,6 @@ fn to_json(node: &Node) -> serde_json::Value {
             Value::String(s.as_str().to_string())
         }
         Node::Sequence(seq) => Value::Array(seq.iter().map(to_json).collect()),
-        Node::Mapping(m) => {
-            Value::Object(m.iter().map(|(k, v)| (k.as_str().to_string(), to_json(v))).collect())
-        }
+        Node::Mapping(m) => Value::Object(m.iter().map(|(k, v)| (k.as_str().to_string(), to_json(v))).collect()),
     }
 }

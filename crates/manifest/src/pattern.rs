@@ -25,9 +25,7 @@ impl UrlPattern {
             return Err(format!("url {raw:?} must start with '/'"));
         }
         if raw.contains('?') || raw.contains('#') {
-            return Err(format!(
-                "url {raw:?} must be a path only; put query parameters under `query:`"
-            ));
+            return Err(format!("url {raw:?} must be a path only; put query parameters under `query:`"));
         }
         let mut segments = Vec::new();
         let body = raw.trim_end_matches('/');
@@ -41,9 +39,7 @@ impl UrlPattern {
                         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
                         && !name.starts_with(|c: char| c.is_ascii_digit());
                     if !valid {
-                        return Err(format!(
-                            "url {raw:?}: parameter {seg:?} needs a name of letters, digits or '_'"
-                        ));
+                        return Err(format!("url {raw:?}: parameter {seg:?} needs a name of letters, digits or '_'"));
                     }
                     if segments.iter().any(|s| matches!(s, Segment::Param(n) if n == name)) {
                         return Err(format!("url {raw:?}: parameter :{name} appears twice"));

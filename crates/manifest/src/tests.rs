@@ -41,7 +41,10 @@ fn parses_the_ones_seed_case() {
     assert_eq!(m.service.extra["language"], "nodejs");
     assert_eq!(m.apis.len(), 2);
     let a = &m.apis[0];
-    assert_eq!((a.kind, a.methods.as_slice(), a.url.as_str()), (HookKind::Intercept, &["GET".to_string()][..], "/users/me"));
+    assert_eq!(
+        (a.kind, a.methods.as_slice(), a.url.as_str()),
+        (HookKind::Intercept, &["GET".to_string()][..], "/users/me")
+    );
     assert_eq!((a.scope.as_str(), a.function.as_str(), a.priority), ("project", "jackFunc", 0));
     let b = &m.apis[1];
     assert_eq!(b.methods, ["POST", "PUT"]);

@@ -11,8 +11,15 @@ use crate::trie::Trie;
 
 /// Hooks collected for one interface before plans are made.
 struct Pending<H> {
+    scope: String,
+    method: String,
+    pattern: String,
+    segments: Vec<Segment>,
     hooks: Vec<Arc<Hook<H>>>,
 }
+
+/// Hooks of one type from one instance, keyed for install order.
+type Groups<H> = BTreeMap<(u64, String, HookKind), Vec<Arc<Hook<H>>>>;
 
 impl<H> RouteTable<H> {
     /// Build a table from every enabled hook; all conflicts are returned at once.
@@ -21,8 +28,7 @@ impl<H> RouteTable<H> {
         H: Clone,
     {
         let mut conflicts = Vec::new();
-        let (main, additions): (Vec<_>, Vec<_>) =
-            inputs.into_iter().partition(|h| h.api.kind != HookKind::Addition);
+        let (main, additions): (Vec<_>, Vec<_>) = inputs.into_iter().partition(|h| h.api.kind != HookKind::Addition);
 
         let mut table = build_interfaces(main, &mut conflicts);
 
@@ -37,7 +43,16 @@ impl<H> RouteTable<H> {
         }
         // The same pair shows up in every team's context; report it once.
         let mut seen = BTreeSet::new();
-        conflicts.retain(|c| seen.insert((c.first.0.id.clone(), c.second.0.id.clone(), c.method.clone(), c.scope.clone(), c.pattern.clone(), c.rule.to_string())));
+        conflicts.retain(|c| {
+            seen.insert((
+                c.first.0.id.clone(),
+                c.second.0.id.clone(),
+                c.method.clone(),
+                c.scope.clone(),
+                c.pattern.clone(),
+                c.rule.to_string(),
+            ))
+        });
         if conflicts.is_empty() {
             Ok(table)
         } else {
@@ -48,7 +63,7 @@ impl<H> RouteTable<H> {
 
 fn build_interfaces<H: Clone>(inputs: Vec<HookInput<H>>, conflicts: &mut Vec<Conflict>) -> RouteTable<H> {
     let mut tries: HashMap<(String, String), Trie> = HashMap::new();
-    let mut pending: Vec<(String, String, String, Vec<Segment>, Pending<H>)> = Vec::new();
+    let mut pending: Vec<Pending<H>> = Vec::new();
     let mut hook_count = 0;
     for input in inputs {
         let hook = Arc::new(Hook { instance: input.instance, api: input.api, payload: input.payload });
@@ -57,27 +72,27 @@ fn build_interfaces<H: Clone>(inputs: Vec<HookInput<H>>, conflicts: &mut Vec<Con
             let trie = tries.entry(key).or_insert_with(Trie::new);
             let idx = trie.insert(hook.api.url.segments(), pending.len());
             if idx == pending.len() {
-                pending.push((
-                    hook.api.scope.clone(),
-                    method.clone(),
-                    hook.api.url.as_str().to_string(),
-                    hook.api.url.segments().to_vec(),
-                    Pending { hooks: Vec::new() },
-                ));
+                pending.push(Pending {
+                    scope: hook.api.scope.clone(),
+                    method: method.clone(),
+                    pattern: hook.api.url.as_str().to_string(),
+                    segments: hook.api.url.segments().to_vec(),
+                    hooks: Vec::new(),
+                });
             }
-            pending[idx].4.hooks.push(hook.clone());
+            pending[idx].hooks.push(hook.clone());
             hook_count += 1;
         }
     }
 
     let interfaces = pending
         .into_iter()
-        .map(|(scope, method, pattern, segments, p)| {
-            let team_param = team_value_index(&segments);
+        .map(|p| {
+            let team_param = team_value_index(&p.segments);
             let mut iface = Interface {
-                scope,
-                method,
-                pattern,
+                scope: p.scope,
+                method: p.method,
+                pattern: p.pattern,
                 team_param,
                 default_plan: Arc::new(Plan::default()),
                 team_plans: HashMap::new(),
@@ -86,8 +101,10 @@ fn build_interfaces<H: Clone>(inputs: Vec<HookInput<H>>, conflicts: &mut Vec<Con
                 let hooks = once_per_plugin(p.hooks);
                 iface.default_plan = Arc::new(make_plan(&iface, hooks, "organization", conflicts));
             } else {
-                let (org, team): (Vec<_>, Vec<_>) =
-                    p.hooks.into_iter().partition(|h| h.instance.level == PluginLevel::Organization || h.instance.team.is_none());
+                let (org, team): (Vec<_>, Vec<_>) = p
+                    .hooks
+                    .into_iter()
+                    .partition(|h| h.instance.level == PluginLevel::Organization || h.instance.team.is_none());
                 let mut teams: BTreeMap<String, Vec<Arc<Hook<H>>>> = BTreeMap::new();
                 for h in team {
                     if let Some(t) = &h.instance.team {
@@ -127,7 +144,12 @@ fn once_per_plugin<H>(hooks: Vec<Arc<Hook<H>>>) -> Vec<Arc<Hook<H>>> {
     hooks.into_iter().filter(|h| first[&(h.instance.app_id.clone(), h.api.index)] == h.instance.seq).collect()
 }
 
-fn make_plan<H>(iface: &Interface<H>, hooks: Vec<Arc<Hook<H>>>, context: &str, conflicts: &mut Vec<Conflict>) -> Plan<H> {
+fn make_plan<H>(
+    iface: &Interface<H>,
+    hooks: Vec<Arc<Hook<H>>>,
+    context: &str,
+    conflicts: &mut Vec<Conflict>,
+) -> Plan<H> {
     let conflict = |rule: Rule, a: &Arc<Hook<H>>, b: &Arc<Hook<H>>| Conflict {
         rule,
         method: iface.method.clone(),
@@ -139,7 +161,7 @@ fn make_plan<H>(iface: &Interface<H>, hooks: Vec<Arc<Hook<H>>>, context: &str, c
     };
 
     // Group by (instance, kind); variants keep declaration order.
-    let mut groups: BTreeMap<(u64, String, HookKind), Vec<Arc<Hook<H>>>> = BTreeMap::new();
+    let mut groups: Groups<H> = BTreeMap::new();
     for h in hooks {
         groups.entry((h.instance.seq, h.instance.id.clone(), h.api.kind)).or_default().push(h);
     }
@@ -204,4 +226,3 @@ fn make_plan<H>(iface: &Interface<H>, hooks: Vec<Arc<Hook<H>>>, context: &str, c
 fn describe<H>(h: &Hook<H>) -> String {
     format!("{} hook {}() (apis[{}])", h.api.kind, h.api.function, h.api.index)
 }
-

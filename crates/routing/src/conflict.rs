@@ -25,10 +25,16 @@ pub enum Rule {
 impl fmt::Display for Rule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Rule::InterceptWithReplace => f.write_str("intercept and replace cannot be used on the same interface in the same level context"),
-            Rule::SubscribeWithReplace => f.write_str("subscribe and replace cannot be used on the same interface in the same level context"),
+            Rule::InterceptWithReplace => {
+                f.write_str("intercept and replace cannot be used on the same interface in the same level context")
+            }
+            Rule::SubscribeWithReplace => {
+                f.write_str("subscribe and replace cannot be used on the same interface in the same level context")
+            }
             Rule::OnlyOne(kind) => write!(f, "only one {kind} hook is allowed per interface and level context"),
-            Rule::SameQuery => f.write_str("hooks of the same type from one plugin may share an interface only when they differ by `query`"),
+            Rule::SameQuery => f.write_str(
+                "hooks of the same type from one plugin may share an interface only when they differ by `query`",
+            ),
             Rule::ExternalTaken => f.write_str("only one plugin may serve an external route for a team"),
             Rule::AdditionTwice => f.write_str("an instance may declare an addition route only once"),
         }

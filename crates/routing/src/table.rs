@@ -60,9 +60,7 @@ pub struct Group<H> {
 impl<H> Group<H> {
     /// The variant that runs for a request with this query, if any.
     pub fn select(&self, query: &[(String, String)]) -> Option<&Arc<Hook<H>>> {
-        self.variants.iter().find(|h| {
-            h.api.query.iter().all(|(k, v)| query.iter().any(|(qk, qv)| qk == k && qv == v))
-        })
+        self.variants.iter().find(|h| h.api.query.iter().all(|(k, v)| query.iter().any(|(qk, qv)| qk == k && qv == v)))
     }
 
     pub fn variants(&self) -> &[Arc<Hook<H>>] {

@@ -7,10 +7,14 @@ use crate::{HookInput, Instance, RouteTable};
 
 /// A tiny plugin: `apis` lines are `kind METHOD /url function [priority] [k=v]`.
 fn plugin(name: &str, level: PluginLevel, team: Option<&str>, seq: u64, apis: &[&str]) -> Vec<HookInput<String>> {
-    let mut yaml = format!("service: {{app_id: {name}, version: 1.0.0, name: {name}, scope: {}}}\napis:\n", if level == PluginLevel::Team { 1 } else { 2 });
+    let mut yaml = format!(
+        "service: {{app_id: {name}, version: 1.0.0, name: {name}, scope: {}}}\napis:\n",
+        if level == PluginLevel::Team { 1 } else { 2 }
+    );
     for a in apis {
         let parts: Vec<&str> = a.split_whitespace().collect();
-        yaml += &format!("  - {{type: {}, methods: [{}], url: '{}', function: {}", parts[0], parts[1], parts[2], parts[3]);
+        yaml +=
+            &format!("  - {{type: {}, methods: [{}], url: '{}', function: {}", parts[0], parts[1], parts[2], parts[3]);
         for extra in &parts[4..] {
             match extra.split_once('=') {
                 Some((k, v)) => yaml += &format!(", query: {{{k}: {v}}}"),
@@ -35,7 +39,11 @@ fn plugin(name: &str, level: PluginLevel, team: Option<&str>, seq: u64, apis: &[
     });
     m.apis
         .into_iter()
-        .map(|api| HookInput { instance: inst.clone(), payload: format!("{name}.{}", api.function), api: Arc::new(api) })
+        .map(|api| HookInput {
+            instance: inst.clone(),
+            payload: format!("{name}.{}", api.function),
+            api: Arc::new(api),
+        })
         .collect()
 }
 
@@ -48,7 +56,18 @@ fn ran(table: &RouteTable<String>, method: &str, path: &str, query: &[(&str, &st
 
 #[test]
 fn static_beats_param_and_backtracks() {
-    let mut inputs = plugin("a", PluginLevel::Organization, None, 1, &["intercept GET /users/me me", "intercept GET /users/:id byId", "intercept GET /users/:id/x deep", "intercept GET /users/me/y meY"]);
+    let mut inputs = plugin(
+        "a",
+        PluginLevel::Organization,
+        None,
+        1,
+        &[
+            "intercept GET /users/me me",
+            "intercept GET /users/:id byId",
+            "intercept GET /users/:id/x deep",
+            "intercept GET /users/me/y meY",
+        ],
+    );
     inputs.extend(plugin("b", PluginLevel::Organization, None, 2, &[]));
     let t = RouteTable::build(inputs).expect("no conflict");
     assert_eq!(ran(&t, "GET", "/users/me", &[]), ["intercept:a.me"]);
@@ -93,7 +112,13 @@ fn org_level_interface_runs_a_multi_team_plugin_once() {
 
 #[test]
 fn query_variants_first_declared_wins() {
-    let inputs = plugin("q", PluginLevel::Organization, None, 1, &["subscribe GET /users/me k1 k1=v1", "subscribe GET /users/me k2 k2=v2", "subscribe GET /users/me k3 k3=v3"]);
+    let inputs = plugin(
+        "q",
+        PluginLevel::Organization,
+        None,
+        1,
+        &["subscribe GET /users/me k1 k1=v1", "subscribe GET /users/me k2 k2=v2", "subscribe GET /users/me k3 k3=v3"],
+    );
     let t = RouteTable::build(inputs).expect("ok");
     assert_eq!(ran(&t, "GET", "/users/me", &[("k2", "v2")]), ["subscribe:q.k2"]);
     assert_eq!(ran(&t, "GET", "/users/me", &[("k1", "v1"), ("k2", "v2"), ("k3", "v3")]), ["subscribe:q.k1"]);
@@ -117,22 +142,48 @@ fn conflict_rules() {
     let msg = conflict(org("a", 1, "subscribe GET /users/me f"), org("b", 2, "replace GET /users/me g"));
     assert!(msg.contains("subscribe and replace cannot"), "{msg}");
     for kind in ["prefix", "suffix", "replace"] {
-        let msg = conflict(org("a", 1, &format!("{kind} GET /users/:x f")), org("b", 2, &format!("{kind} GET /users/:y g")));
+        let msg =
+            conflict(org("a", 1, &format!("{kind} GET /users/:x f")), org("b", 2, &format!("{kind} GET /users/:y g")));
         assert!(msg.contains("only one"), "{msg}");
     }
     // org-level vs team-level on a team interface
-    let msg = conflict(org("a", 1, "replace POST /team/:teamUUID/tasks f"), plugin("b", PluginLevel::Team, Some("T1"), 2, &["prefix POST /team/:teamUUID/tasks g", "replace POST /team/:teamUUID/tasks h"]));
+    let msg = conflict(
+        org("a", 1, "replace POST /team/:teamUUID/tasks f"),
+        plugin(
+            "b",
+            PluginLevel::Team,
+            Some("T1"),
+            2,
+            &["prefix POST /team/:teamUUID/tasks g", "replace POST /team/:teamUUID/tasks h"],
+        ),
+    );
     assert!(msg.contains("(scope project, team T1)") && msg.contains("only one replace or external"), "{msg}");
     // same plugin, same type, same query
-    let err = RouteTable::build(plugin("a", PluginLevel::Organization, None, 1, &["intercept GET /users/me f k=v", "intercept GET /users/me g k=v"])).expect_err("same query");
+    let err = RouteTable::build(plugin(
+        "a",
+        PluginLevel::Organization,
+        None,
+        1,
+        &["intercept GET /users/me f k=v", "intercept GET /users/me g k=v"],
+    ))
+    .expect_err("same query");
     assert!(err[0].to_string().contains("differ by `query`"), "{}", err[0]);
     // allowed combinations
     let mut ok = org("a", 1, "intercept GET /users/me f");
     ok.extend(org("b", 2, "subscribe GET /users/me f"));
     ok.extend(org("c", 3, "prefix GET /users/me f"));
-    ok.extend(plugin("d", PluginLevel::Organization, None, 4, &["intercept GET /users/me f", "prefix GET /wiki/x g", "subscribe GET /users/me h"]));
+    ok.extend(plugin(
+        "d",
+        PluginLevel::Organization,
+        None,
+        4,
+        &["intercept GET /users/me f", "prefix GET /wiki/x g", "subscribe GET /users/me h"],
+    ));
     let t = RouteTable::build(ok).expect("allowed");
-    assert_eq!(ran(&t, "GET", "/users/me", &[]), ["intercept:a.f", "intercept:d.f", "prefix:c.f", "subscribe:b.f", "subscribe:d.h"]);
+    assert_eq!(
+        ran(&t, "GET", "/users/me", &[]),
+        ["intercept:a.f", "intercept:d.f", "prefix:c.f", "subscribe:b.f", "subscribe:d.h"]
+    );
     // two teams may each have their own replace
     let mut teams = plugin("x", PluginLevel::Team, Some("T1"), 1, &["replace GET /team/:teamUUID/a f"]);
     teams.extend(plugin("y", PluginLevel::Team, Some("T2"), 2, &["replace GET /team/:teamUUID/a f"]));

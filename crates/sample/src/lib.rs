@@ -56,7 +56,10 @@ impl SampleSystem {
         let store = Arc::new(Mutex::new(Store::default()));
         {
             let mut s = store.lock().unwrap_or_else(|e| e.into_inner());
-            s.pages.insert("P1".into(), json!({"uuid": "P1", "team_uuid": "T1", "title": "Welcome", "content": "Hello from the sample wiki"}));
+            s.pages.insert(
+                "P1".into(),
+                json!({"uuid": "P1", "team_uuid": "T1", "title": "Welcome", "content": "Hello from the sample wiki"}),
+            );
         }
         let task = tokio::spawn(async move {
             loop {
@@ -105,18 +108,24 @@ async fn handle(req: Request<Incoming>, store: &Mutex<Store>) -> Response<Full<B
                 .iter()
                 .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
                 .collect();
-            reply(StatusCode::OK, json!({
-                "method": method,
-                "path": path,
-                "query": parts.uri.query(),
-                "headers": headers,
-                "body": String::from_utf8_lossy(&body),
-            }))
+            reply(
+                StatusCode::OK,
+                json!({
+                    "method": method,
+                    "path": path,
+                    "query": parts.uri.query(),
+                    "headers": headers,
+                    "body": String::from_utf8_lossy(&body),
+                }),
+            )
         }
-        ("GET", ["project", "api", "project", "users", "me"]) => reply(StatusCode::OK, json!({
-            "uuid": user, "name": format!("User {user}"), "email": format!("{}@example.com", user.to_lowercase()),
-            "team_uuid": "T1", "status": 1,
-        })),
+        ("GET", ["project", "api", "project", "users", "me"]) => reply(
+            StatusCode::OK,
+            json!({
+                "uuid": user, "name": format!("User {user}"), "email": format!("{}@example.com", user.to_lowercase()),
+                "team_uuid": "T1", "status": 1,
+            }),
+        ),
         ("GET", ["project", "api", "project", "team", team, "tasks"]) => {
             let tasks = store.tasks.get(*team).cloned().unwrap_or_default();
             reply(StatusCode::OK, json!({"tasks": tasks}))
@@ -141,12 +150,21 @@ async fn handle(req: Request<Incoming>, store: &Mutex<Store>) -> Response<Full<B
         },
         ("POST", ["wiki", "api", "wiki", "team", team, "page", id, "update_title"]) => {
             let Some(title) = json_body.get("title").and_then(|t| t.as_str()) else {
-                return reply(StatusCode::BAD_REQUEST, json!({"errcode": "InvalidParameter", "reason": "title is required"}));
+                return reply(
+                    StatusCode::BAD_REQUEST,
+                    json!({"errcode": "InvalidParameter", "reason": "title is required"}),
+                );
             };
-            let page = store.pages.entry(id.to_string()).or_insert_with(|| json!({"uuid": id, "team_uuid": team, "content": ""}));
+            let page = store
+                .pages
+                .entry(id.to_string())
+                .or_insert_with(|| json!({"uuid": id, "team_uuid": team, "content": ""}));
             page["title"] = json!(title);
             reply(StatusCode::OK, page.clone())
         }
-        _ => reply(StatusCode::NOT_FOUND, json!({"errcode": "NotFound", "reason": format!("the sample system has no route {method} {path}")})),
+        _ => reply(
+            StatusCode::NOT_FOUND,
+            json!({"errcode": "NotFound", "reason": format!("the sample system has no route {method} {path}")}),
+        ),
     }
 }

@@ -100,11 +100,21 @@ async fn answer(req: Request<Incoming>, rec: &Mutex<Vec<Seen>>) -> Response<Test
                 n += d.len() as u64;
             }
         }
-        rec.lock().unwrap().push(Seen { method: parts.method.to_string(), uri: parts.uri.to_string(), headers: parts.headers, body: Bytes::new() });
+        rec.lock().unwrap().push(Seen {
+            method: parts.method.to_string(),
+            uri: parts.uri.to_string(),
+            headers: parts.headers,
+            body: Bytes::new(),
+        });
         return text(StatusCode::OK, format!("{{\"bytes\":{n}}}"));
     }
     let body = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
-    rec.lock().unwrap().push(Seen { method: parts.method.to_string(), uri: parts.uri.to_string(), headers: parts.headers, body });
+    rec.lock().unwrap().push(Seen {
+        method: parts.method.to_string(),
+        uri: parts.uri.to_string(),
+        headers: parts.headers,
+        body,
+    });
     match tail.as_slice() {
         ["status", code] => {
             let status = code.parse().ok().and_then(|c| StatusCode::from_u16(c).ok()).unwrap_or(StatusCode::OK);
@@ -117,7 +127,8 @@ async fn answer(req: Request<Incoming>, rec: &Mutex<Vec<Seen>>) -> Response<Test
         ["big", mb] => {
             let mb: usize = mb.parse().unwrap_or(1);
             let chunk = Bytes::from(vec![b'x'; 1 << 20]);
-            let stream = futures_util::stream::iter((0..mb).map(move |_| Ok::<_, Infallible>(Frame::data(chunk.clone()))));
+            let stream =
+                futures_util::stream::iter((0..mb).map(move |_| Ok::<_, Infallible>(Frame::data(chunk.clone()))));
             let mut r = Response::new(StreamBody::new(stream).boxed());
             r.headers_mut().insert("content-type", "application/octet-stream".parse().unwrap());
             r
@@ -147,7 +158,8 @@ pub struct Got {
 
 impl Got {
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
     }
 
     pub fn text(&self) -> String {
@@ -157,9 +169,12 @@ impl Got {
 
 /// Send a request over a fresh connection and read the whole response.
 pub async fn send(req: Request<TestBody>) -> Got {
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<TestBody>();
-    let resp = tokio::time::timeout(Duration::from_secs(30), client.request(req)).await.expect("response in time").expect("request");
+    let client =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http::<TestBody>();
+    let resp = tokio::time::timeout(Duration::from_secs(30), client.request(req))
+        .await
+        .expect("response in time")
+        .expect("request");
     let (parts, body) = resp.into_parts();
     let body = body.collect().await.expect("body").to_bytes();
     Got { status: parts.status, headers: parts.headers, body }

@@ -1,0 +1,190 @@
+//! The `interpose` binary as a user runs it.
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use interpose_test_util::{get, send_json, Upstream};
+use serde_json::json;
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_interpose"));
+    c.env_remove("RUST_LOG").env_remove("INTERPOSE_LOG").env_remove("INTERPOSE_CONFIG");
+    c
+}
+
+fn run(args: &[&str]) -> Output {
+    bin().args(args).output().unwrap()
+}
+
+fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/plugins")
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A child process killed on drop.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn wait_for_port(port: u16) {
+    let t0 = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(t0.elapsed() < Duration::from_secs(20), "port {port} never opened");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn check_accepts_the_examples_and_lists_every_problem() {
+    let out = run(&["check", examples().join("block-archived-users").to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("ok: block-archived-users 1.0.0 (app_id a1b2c3d4, organization-level)"), "{stdout}");
+    assert!(stdout.contains("intercept GET          project:/users/me -> jackFunc()"), "{stdout}");
+    assert!(run(&["check", examples().join("task-rules").to_str().unwrap()]).status.success());
+
+    let dir = tempfile::tempdir().unwrap();
+    interpose_test_util::write_files(dir.path(), &[
+        ("config/plugin.yaml", "service:\n  app_id: x\n  version: 1\n  name: n\napis:\n  - type: intercept\n    methods: [GET]\n    url: /users/me\n    function: missing\nmodules: []\n"),
+        ("backend/src/index.ts", "export function present() {}\n"),
+    ]);
+    let out = run(&["check", dir.path().to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("plugin.yaml:3:12: error: service.version: \"1\" is not a version like 1.0.0"), "{stderr}");
+
+    std::fs::write(dir.path().join("config/plugin.yaml"), "service:\n  app_id: x\n  version: 1.0.0\n  name: n\napis:\n  - type: intercept\n    methods: [GET]\n    url: /users/me\n    function: missing\nmodules: []\n").unwrap();
+    let out = run(&["check", dir.path().to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("warning: modules: section `modules` is kept but not run"), "{stderr}");
+    assert!(stderr.contains("apis[0].function: missing() is not exported by backend/src/index.ts"), "{stderr}");
+
+    std::fs::write(dir.path().join("backend/src/index.ts"), "export function missing( {\n").unwrap();
+    let out = run(&["check", dir.path().to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("backend/src/index.ts:"), "{stderr}");
+}
+
+#[test]
+fn serve_refuses_bad_config_with_status_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("interpose.toml");
+    std::fs::write(&cfg, "[server]\nlisten = \"127.0.0.1:1\"\nworkers = \"many\"\n").unwrap();
+    let out = run(&["serve", "-c", cfg.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("workers") && stderr.contains("line 3"), "{stderr}");
+
+    std::fs::write(&cfg, "[[plugins]]\npath = \"nowhere\"\n").unwrap();
+    let out = run(&["serve", "-c", cfg.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("plugins[0].path:"));
+
+    let out = bin()
+        .args(["serve", "-c", cfg.to_str().unwrap()])
+        .env("INTERPOSE_LIMITS_MAX_BODY_BYTES", "-5")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("limits.max_body_bytes: -5 is out of range"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_runs_plugins_from_a_config_and_stops_on_sigterm() {
+    let up = Upstream::start().await;
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("interpose.toml");
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:{port}\"\nworkers = 1\n[storage]\nurl = \"sqlite::memory:\"\n[[upstreams]]\nscope = \"project\"\nmount = \"/project/api/project\"\nurl = \"{}/project/api/project\"\n[[plugins]]\npath = {:?}\ninstance = \"1d99926e\"\n[[plugins]]\npath = {:?}\nteams = [\"T1\"]\n",
+        up.url(),
+        examples().join("block-archived-users").display().to_string(),
+        examples().join("task-rules").display().to_string()
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let child = Running(bin().args(["serve", "-c", cfg.to_str().unwrap()]).stderr(Stdio::piped()).spawn().unwrap());
+    wait_for_port(port);
+    let base = format!("http://127.0.0.1:{port}/project/api/project");
+    let got = get(&format!("{base}/users/me"), &[("Ones-User-Id", "U1")]).await;
+    assert_eq!(got.status, 200);
+    let got = get(&format!("{base}/users/me"), &[("Ones-User-Id", "archived-9")]).await;
+    assert_eq!((got.status.as_u16(), got.json()["errcode"].as_str()), (403, Some("UserArchived")));
+    let got = send_json("POST", &format!("{base}/team/T1/tasks"), &json!({"summary": ""}), &[]).await;
+    assert_eq!(
+        got.json(),
+        json!({"type": "warning", "reason": "a task needs a summary", "errcode": "InvalidParameter", "statusCode": 400})
+    );
+    let got = send_json("POST", &format!("{base}/team/T2/tasks"), &json!({"summary": ""}), &[]).await;
+    assert_eq!(got.status, 200);
+
+    // SIGTERM: a request in flight finishes, then the process exits 0.
+    let slow_url = format!("{base}/slow/700");
+    let slow = tokio::spawn(async move { get(&slow_url, &[]).await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut child = child;
+    let pid = child.0.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let got = slow.await.unwrap();
+    assert_eq!(got.status, 200, "in-flight request finished during shutdown");
+    let t0 = Instant::now();
+    loop {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            assert!(status.success(), "{status}");
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "did not exit after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut log = String::new();
+    BufReader::new(child.0.stderr.take().unwrap()).lines().map_while(Result::ok).for_each(|l| {
+        log.push_str(&l);
+        log.push('\n');
+    });
+    assert!(log.contains("installed block-archived-users 1.0.0 as instance 1d99926e organization"), "{log}");
+    assert!(log.contains("[Plugin] rejected archived user archived-9"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_starts_and_answers_the_curl_lines_it_prints() {
+    let port = free_port();
+    let mut child = Running(
+        bin()
+            .args(["demo", "--listen", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut out = BufReader::new(child.0.stdout.take().unwrap());
+    let mut banner = String::new();
+    while !banner.contains("page/P1") {
+        let mut line = String::new();
+        assert!(out.read_line(&mut line).unwrap() > 0, "demo exited: {banner}");
+        banner.push_str(&line);
+    }
+    wait_for_port(port);
+    let g = format!("http://127.0.0.1:{port}");
+    assert!(
+        banner.contains(&format!("curl -s {g}/project/api/project/users/me -H 'Ones-User-Id: archived-42'")),
+        "{banner}"
+    );
+    let ok = get(&format!("{g}/project/api/project/users/me"), &[("Ones-User-Id", "U1")]).await;
+    assert_eq!((ok.status.as_u16(), ok.json()["uuid"].as_str()), (200, Some("U1")));
+    let rejected = get(&format!("{g}/project/api/project/users/me"), &[("Ones-User-Id", "archived-42")]).await;
+    assert_eq!(rejected.status, 403);
+    let page = get(&format!("{g}/wiki/api/wiki/team/T1/page/P1"), &[]).await;
+    assert_eq!(page.json()["title"], "Welcome");
+}
