@@ -46,6 +46,8 @@ pub struct Server {
 #[derive(Debug, Clone)]
 pub struct Storage {
     pub url: String,
+    /// Folder holding one `workspace/` per instance (`@ones-op/node-file`).
+    pub workspaces: PathBuf,
 }
 
 /// One scope of the standard system: requests under `mount` go to `url`.
@@ -73,6 +75,8 @@ pub struct Limits {
     pub upstream_connect_timeout_ms: u64,
     /// Reading a client's request head (slow clients are cut off).
     pub header_read_timeout_ms: u64,
+    /// Suffix/subscribe events waiting for dispatch; beyond it they are dropped (counted).
+    pub post_queue_size: usize,
 }
 
 #[derive(Debug, Clone, Default)]

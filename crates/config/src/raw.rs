@@ -66,11 +66,12 @@ impl Default for RawServer {
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct RawStorage {
     pub url: String,
+    pub workspaces: String,
 }
 
 impl Default for RawStorage {
     fn default() -> Self {
-        RawStorage { url: "sqlite://data/interpose.db".into() }
+        RawStorage { url: "sqlite://data/interpose.db".into(), workspaces: "data/workspaces".into() }
     }
 }
 
@@ -93,6 +94,7 @@ pub(crate) struct RawLimits {
     pub upstream_timeout_ms: i64,
     pub upstream_connect_timeout_ms: i64,
     pub header_read_timeout_ms: i64,
+    pub post_queue_size: i64,
 }
 
 impl Default for RawLimits {
@@ -104,6 +106,7 @@ impl Default for RawLimits {
             upstream_timeout_ms: 30_000,
             upstream_connect_timeout_ms: 2_000,
             header_read_timeout_ms: 10_000,
+            post_queue_size: 10_000,
         }
     }
 }

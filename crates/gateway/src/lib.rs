@@ -13,8 +13,10 @@
 pub mod body;
 pub mod error;
 mod hookreq;
+pub mod io;
 pub mod pipeline;
 pub mod plugins;
+pub mod post;
 pub mod proxy;
 pub mod server;
 mod state;

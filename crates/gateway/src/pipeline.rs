@@ -27,6 +27,7 @@ use crate::body::{self, read_limited, Body, ReadError};
 use crate::error::{json_error, GatewayError};
 use crate::hookreq::{body_bytes, header_pairs, parse_body, query_pairs};
 use crate::plugins::HookTarget;
+use crate::post::{PostEvent, TeeBody};
 use crate::proxy;
 use crate::state::Gateway;
 
@@ -121,6 +122,7 @@ where
     };
     let mut requests = RequestCache::new(base);
 
+    // 1. Intercepts, in order: the first rejection is the response.
     for group in &plan.intercepts {
         let Some(hook) = group.select(&requests.base.query) else { continue };
         let req = requests.for_hook(hook, &matched.values);
@@ -129,24 +131,189 @@ where
         }
     }
 
-    forward(gw, parts, upstream, rest, client, body::full(bytes)).await
+    // 2. Prefix: what it returns is what the upstream gets.
+    let mut outgoing = Outgoing { headers: parts.headers.clone(), query: query.map(str::to_string), body: bytes };
+    if let Some(hook) = plan.prefix.as_ref().and_then(|g| g.select(&requests.base.query)) {
+        let req = requests.for_hook(hook, &matched.values);
+        match call(gw, hook, req).await {
+            Ok(CallOutcome::Returned(Some(v))) => {
+                if let Some(resp) = rejection(hook, &v) {
+                    return Ok(resp);
+                }
+                if let Err(e) = outgoing.apply(&v) {
+                    if let Flow::Respond(resp) = failed(hook, HookError::BadResult(e)) {
+                        return Ok(resp);
+                    }
+                } else {
+                    requests.rebase(&outgoing)?;
+                }
+            }
+            Ok(CallOutcome::Returned(None)) => {}
+            Ok(CallOutcome::Rejected(p)) => return Ok(plugin_error(&p)),
+            Err(e) => {
+                if let Flow::Respond(resp) = failed(hook, e) {
+                    return Ok(resp);
+                }
+            }
+        }
+    }
+
+    // 3. Replace (or an external/addition route) answers; else the upstream does.
+    let mut answered = None;
+    if let Some(hook) = plan.answer.as_ref().and_then(|g| g.select(&requests.base.query)) {
+        let req = requests.for_hook(hook, &matched.values);
+        match call(gw, hook, req).await {
+            Ok(CallOutcome::Returned(v)) => {
+                match plugin_response(&v.unwrap_or(serde_json::Value::Object(Default::default())), 200) {
+                    Ok(resp) => answered = Some(resp),
+                    Err(e) => {
+                        if let Flow::Respond(resp) = failed(hook, HookError::BadResult(e)) {
+                            return Ok(resp);
+                        }
+                    }
+                }
+            }
+            Ok(CallOutcome::Rejected(p)) => return Ok(plugin_error(&p)),
+            Err(e) => {
+                if let Flow::Respond(resp) = failed(hook, e) {
+                    return Ok(resp);
+                }
+            }
+        }
+    }
+    let post_hooks: Vec<Arc<Hook<HookTarget>>> = plan
+        .suffix
+        .iter()
+        .chain(plan.subscribes.iter())
+        .filter_map(|g| g.select(&requests.base.query).cloned())
+        .collect();
+    let req_headers = if post_hooks.is_empty() { Vec::new() } else { header_pairs(&outgoing.headers) };
+    let req_body =
+        if post_hooks.is_empty() { interpose_js::Body::Empty } else { parse_body(&outgoing.headers, &outgoing.body)? };
+    let response = match answered {
+        Some(resp) => resp,
+        None => {
+            let rest = match &outgoing.query {
+                Some(q) => format!("{rest_path}?{q}"),
+                None => rest_path.to_string(),
+            };
+            let mut parts = parts;
+            parts.headers = std::mem::take(&mut outgoing.headers);
+            forward(gw, parts, upstream, &rest, client, body::full(outgoing.body.clone())).await?
+        }
+    };
+
+    // 4. Suffix and subscribe: told after the response has been sent.
+    if post_hooks.is_empty() {
+        return Ok(response);
+    }
+    let base = requests.base.clone();
+    let posts = gw.posts.clone();
+    let status = response.status().as_u16();
+    let (resp_parts, resp_body) = response.into_parts();
+    let resp_headers = header_pairs(&resp_parts.headers);
+    let resp_content = resp_parts.headers.clone();
+    let done = Box::new(move |copied: Option<Bytes>| {
+        let resp_body = match copied {
+            Some(b) => parse_body(&resp_content, &b)
+                .unwrap_or_else(|_| interpose_js::Body::Text(String::from_utf8_lossy(&b).into_owned())),
+            None => interpose_js::Body::Empty,
+        };
+        let post = interpose_js::PostHook { req_headers, req_body, resp_headers, resp_body, status };
+        let request = Arc::new(HookRequest { post: Some(Arc::new(post)), ..base });
+        posts.offer(PostEvent { hooks: post_hooks, request });
+    });
+    let tee = TeeBody::new(resp_body, gw.config.limits.max_body_bytes, done);
+    Ok(Response::from_parts(resp_parts, tee.boxed_unsync()))
+}
+
+/// The request the upstream will get, as a prefix hook may rewrite it.
+struct Outgoing {
+    headers: http::HeaderMap,
+    /// Raw query string.
+    query: Option<String>,
+    body: Bytes,
+}
+
+impl Outgoing {
+    /// Apply a prefix result: `headers`, `query`, `body` replace what was there.
+    fn apply(&mut self, v: &serde_json::Value) -> Result<(), String> {
+        let obj = v.as_object().ok_or_else(|| format!("a prefix hook returns {{headers, query, body}}, got {v}"))?;
+        if let Some(h) = obj.get("headers").filter(|h| !h.is_null()) {
+            let map = h.as_object().ok_or("headers must be an object")?;
+            let mut headers = http::HeaderMap::new();
+            for (k, v) in map {
+                let name = HeaderName::from_bytes(k.as_bytes()).map_err(|_| format!("invalid header name {k:?}"))?;
+                let values: Vec<String> = match v {
+                    serde_json::Value::Array(items) => items.iter().map(scalar).collect::<Result<_, _>>()?,
+                    other => vec![scalar(other)?],
+                };
+                for value in values {
+                    let hv = HeaderValue::from_str(&value).map_err(|_| format!("invalid value for header {k:?}"))?;
+                    headers.append(name.clone(), hv);
+                }
+            }
+            self.headers = headers;
+        }
+        if let Some(q) = obj.get("query").filter(|q| !q.is_null()) {
+            let map = q.as_object().ok_or("query must be an object")?;
+            let mut ser = form_urlencoded::Serializer::new(String::new());
+            for (k, v) in map {
+                match v {
+                    serde_json::Value::Array(items) => {
+                        for i in items {
+                            ser.append_pair(k, &scalar(i)?);
+                        }
+                    }
+                    other => {
+                        ser.append_pair(k, &scalar(other)?);
+                    }
+                }
+            }
+            let q = ser.finish();
+            self.query = (!q.is_empty()).then_some(q);
+        }
+        if let Some(b) = obj.get("body") {
+            let (bytes, content_type) = body_bytes(b);
+            self.body = bytes;
+            if let Some(ct) = content_type {
+                self.headers.entry(http::header::CONTENT_TYPE).or_insert(HeaderValue::from_static(ct));
+            }
+        }
+        // The body may have changed size: say so exactly.
+        self.headers.remove(http::header::TRANSFER_ENCODING);
+        if self.body.is_empty() && !self.headers.contains_key(http::header::CONTENT_LENGTH) {
+            return Ok(());
+        }
+        self.headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(self.body.len()));
+        Ok(())
+    }
+}
+
+/// A result with an error status is a rejection (intercept and prefix).
+fn rejection(hook: &Arc<Hook<HookTarget>>, v: &serde_json::Value) -> Option<Response<Body>> {
+    match v.get("statusCode").filter(|s| !s.is_null()) {
+        None => None,
+        Some(s) if s.as_u64().is_some_and(|n| (100..400).contains(&n)) => None,
+        Some(_) => match plugin_response(v, 200) {
+            Ok(resp) => Some(resp),
+            Err(e) => match failed(hook, HookError::BadResult(e)) {
+                Flow::Respond(resp) => Some(resp),
+                Flow::Continue => None,
+            },
+        },
+    }
 }
 
 /// Run one intercept hook: a rejection answers, anything else continues.
 async fn intercept(gw: &Gateway, hook: &Arc<Hook<HookTarget>>, req: Arc<HookRequest>) -> Flow {
     match call(gw, hook, req).await {
-        Ok(CallOutcome::Returned(Some(v))) => {
-            // Only a response with an error status rejects; a malformed status
-            // is the plugin's mistake, not permission to continue.
-            match v.get("statusCode").filter(|s| !s.is_null()) {
-                None => Flow::Continue,
-                Some(s) if s.as_u64().is_some_and(|n| (100..400).contains(&n)) => Flow::Continue,
-                Some(_) => match plugin_response(&v, 200) {
-                    Ok(resp) => Flow::Respond(resp),
-                    Err(e) => failed(hook, HookError::BadResult(e)),
-                },
-            }
-        }
+        // Only a response with an error status rejects; a malformed status
+        // is the plugin's mistake, not permission to continue.
+        Ok(CallOutcome::Returned(Some(v))) => match rejection(hook, &v) {
+            Some(resp) => Flow::Respond(resp),
+            None => Flow::Continue,
+        },
         Ok(CallOutcome::Returned(None)) => Flow::Continue,
         Ok(CallOutcome::Rejected(p)) => Flow::Respond(plugin_error(&p)),
         Err(e) => failed(hook, e),
@@ -289,6 +456,19 @@ struct RequestCache {
 impl RequestCache {
     fn new(base: HookRequest) -> Self {
         RequestCache { base, last: None }
+    }
+
+    /// After a prefix hook: later hooks see the request as the upstream will.
+    fn rebase(&mut self, out: &Outgoing) -> Result<(), GatewayError> {
+        self.base.headers = header_pairs(&out.headers);
+        self.base.query = query_pairs(out.query.as_deref());
+        self.base.body = parse_body(&out.headers, &out.body)?;
+        self.base.url = match &out.query {
+            Some(q) => format!("{}?{q}", self.base.path),
+            None => self.base.path.clone(),
+        };
+        self.last = None;
+        Ok(())
     }
 
     fn for_hook(&mut self, hook: &Hook<HookTarget>, values: &[&str]) -> Arc<HookRequest> {

@@ -61,7 +61,7 @@ impl LoadedPlugin {
                 return Err(err(problems));
             }
         };
-        let probe = JsInstance::new("check", &manifest.service.name, code.clone(), limits(config));
+        let probe = JsInstance::new("check", &manifest.service.name, code.clone(), limits(config), None);
         let functions: Vec<&str> = manifest.apis.iter().map(|a| a.function.as_str()).collect();
         match interpose_js::check_exports(
             probe,
@@ -118,7 +118,9 @@ impl InstalledInstance {
             team,
             seq,
         });
-        let js = JsInstance::new(&id, &s.name, plugin.code.clone(), limits(config));
+        let workspace = config.storage.workspaces.join(&id);
+        seed_workspace(&plugin.dir.join("workspace"), &workspace);
+        let js = JsInstance::new(&id, &s.name, plugin.code.clone(), limits(config), Some(workspace));
         InstalledInstance { meta, js, plugin, config: BTreeMap::new() }
     }
 }
@@ -207,4 +209,30 @@ pub fn declared_instances(config: &Config) -> Result<Vec<InstalledInstance>, Vec
     } else {
         Err(problems)
     }
+}
+
+/// A new instance's workspace starts as a copy of the project's `workspace/`
+/// (if any); an existing one is kept as it is.
+fn seed_workspace(from: &Path, to: &Path) {
+    if to.exists() || !from.is_dir() {
+        return;
+    }
+    if let Err(e) = copy_dir(from, to) {
+        tracing::warn!(from = %from.display(), to = %to.display(), "could not seed the instance workspace: {e}");
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        let target = to.join(entry.file_name());
+        if kind.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else if kind.is_file() {
+            std::fs::copy(entry.path(), target)?;
+        }
+    }
+    Ok(())
 }

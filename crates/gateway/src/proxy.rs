@@ -11,7 +11,7 @@ use http_body_util::BodyExt;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
-use crate::body::Body;
+use crate::body::{Body, BoxError};
 use crate::error::GatewayError;
 
 pub type Client = hyper_util::client::legacy::Client<HttpConnector, Body>;
@@ -100,7 +100,7 @@ pub async fn send(
     };
     let (mut parts, body) = resp.into_parts();
     strip_hop_by_hop(&mut parts.headers);
-    Ok(Response::from_parts(parts, body.map_err(Into::into).boxed_unsync()))
+    Ok(Response::from_parts(parts, body.map_err(|e| -> BoxError { Box::new(e) }).boxed_unsync()))
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {

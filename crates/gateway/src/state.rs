@@ -6,10 +6,12 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use interpose_config::{Config, Upstream};
-use interpose_js::{HostOptions, JsHost};
+use interpose_js::{HostIo, HostOptions, JsHost};
 use interpose_routing::{Conflict, RouteTable};
 
+use crate::io::GatewayIo;
 use crate::plugins::{build_routes, declared_instances, HookTarget, InstalledInstance};
+use crate::post::PostQueue;
 use crate::proxy::{self, Client};
 
 /// Why the gateway refused to start.
@@ -30,7 +32,11 @@ pub struct Snapshot {
 
 pub struct Gateway {
     pub config: Arc<Config>,
+    /// JS workers for the request path (intercept, prefix, replace, routes).
     pub host: JsHost,
+    /// JS workers for suffix/subscribe, so they never hold up requests.
+    pub post_host: JsHost,
+    pub posts: Arc<PostQueue>,
     pub client: Client,
     /// Longest mount first, so `/a/b` wins over `/a`.
     mounts: Vec<Upstream>,
@@ -45,17 +51,23 @@ impl std::fmt::Debug for Gateway {
 
 impl Gateway {
     /// Load the configured plugins and build the first route table. Nothing
-    /// starts if any plugin is bad or two of them conflict.
+    /// starts if any plugin is bad or two of them conflict. Call it inside a
+    /// tokio runtime (plugins' outbound calls and post hooks run on it).
     pub fn new(config: Config) -> Result<Arc<Gateway>, StartError> {
         let instances = declared_instances(&config).map_err(StartError::Plugins)?;
         let routes = build_routes(&instances).map_err(StartError::Conflicts)?;
         let mut mounts = config.upstreams.clone();
         mounts.sort_by_key(|u| std::cmp::Reverse(u.mount.len()));
-        let host = JsHost::new(HostOptions::new(config.server.workers));
         let client = proxy::client(Duration::from_millis(config.limits.upstream_connect_timeout_ms));
+        let io = GatewayIo::new(&config, client.clone()).map(|io| io as Arc<dyn HostIo>);
+        let host = JsHost::new(HostOptions::new(config.server.workers), io.clone());
+        let post_host = JsHost::new(HostOptions::new(config.server.workers.max(2)), io);
+        let posts = PostQueue::start(post_host.clone(), config.limits.post_queue_size, config.limits.hook_timeout_ms);
         Ok(Arc::new(Gateway {
             config: Arc::new(config),
             host,
+            post_host,
+            posts,
             client,
             mounts,
             snapshot: ArcSwap::from_pointee(Snapshot { routes, instances }),

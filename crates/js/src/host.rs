@@ -3,6 +3,7 @@
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
@@ -10,6 +11,7 @@ use std::time::SystemTime;
 use rquickjs::module::{Declarations, Exports, ModuleDef};
 use rquickjs::{Ctx, Function};
 
+use crate::ops::HostIo;
 use crate::project::PluginCode;
 
 /// Entries kept per instance; older ones are dropped.
@@ -72,18 +74,27 @@ pub struct Instance {
     pub name: String,
     pub code: Arc<PluginCode>,
     pub limits: InstanceLimits,
+    /// The folder `@ones-op/node-file` is confined to (none: file calls fail).
+    pub workspace: Option<PathBuf>,
     log: Mutex<VecDeque<LogEntry>>,
     log_seq: AtomicU64,
 }
 
 impl Instance {
-    pub fn new(id: &str, name: &str, code: Arc<PluginCode>, limits: InstanceLimits) -> Arc<Instance> {
+    pub fn new(
+        id: &str,
+        name: &str,
+        code: Arc<PluginCode>,
+        limits: InstanceLimits,
+        workspace: Option<PathBuf>,
+    ) -> Arc<Instance> {
         Arc::new(Instance {
             key: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             id: id.to_string(),
             name: name.to_string(),
             code,
             limits,
+            workspace,
             log: Mutex::new(VecDeque::new()),
             log_seq: AtomicU64::new(0),
         })
@@ -124,6 +135,10 @@ impl Instance {
 pub(crate) struct CallScope {
     pub instance: Arc<Instance>,
     pub request_id: Option<String>,
+    /// Outbound calls (`@ones-op/fetch`); none in tools and tests without a gateway.
+    pub io: Option<Arc<dyn HostIo>>,
+    /// When the call must be over; outbound calls get the time that is left.
+    pub deadline: std::time::Instant,
 }
 
 thread_local! {
@@ -138,7 +153,7 @@ pub(crate) fn with_scope<R>(scope: CallScope, f: impl FnOnce() -> R) -> R {
     out
 }
 
-fn current() -> Option<CallScope> {
+pub(crate) fn current() -> Option<CallScope> {
     CURRENT.with(|c| c.borrow().clone())
 }
 
@@ -148,6 +163,8 @@ pub(crate) struct HostModule;
 impl ModuleDef for HostModule {
     fn declare<'js>(decl: &Declarations<'js>) -> rquickjs::Result<()> {
         decl.declare("log")?;
+        decl.declare("fetch")?;
+        decl.declare("file")?;
         Ok(())
     }
 
@@ -164,6 +181,8 @@ impl ModuleDef for HostModule {
             }
         })?;
         exports.export("log", log)?;
+        exports.export("fetch", Function::new(ctx.clone(), crate::ops::host_fetch)?)?;
+        exports.export("file", Function::new(ctx.clone(), crate::files::host_file)?)?;
         Ok(())
     }
 }

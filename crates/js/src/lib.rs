@@ -12,14 +12,17 @@
 //!   [`HookRequest`] to a worker and answers by the deadline whatever the engine
 //!   is doing: a stuck worker is retired and replaced, never waited for.
 //!
-//! Built-in modules (`@ones-op/node-logger`, `node-error`, `node-types`) are
-//! JS sources in `builtins/` on top of a native `interpose:host` module that
-//! only they can import ([`loader`]).
+//! Built-in modules (`@ones-op/node-logger`, `node-error`, `node-types`,
+//! `fetch`, `node-fetch`, `node-file`) are JS sources in `builtins/` on top of
+//! a native `interpose:host` module that only they can import ([`loader`]);
+//! outbound calls go through the gateway's [`HostIo`].
 
 mod convert;
 mod error;
+mod files;
 mod host;
 mod loader;
+mod ops;
 pub mod pool;
 pub mod project;
 mod request;
@@ -29,7 +32,8 @@ pub mod transpile;
 pub use error::{CallOutcome, HookError, PluginErrorData};
 pub use host::{Instance, InstanceLimits, LogEntry, LogLevel};
 pub use loader::builtin_names;
+pub use ops::{FetchDone, FetchError, FetchRequest, FetchResponse, FetchTarget, HostIo};
 pub use pool::{HostOptions, JsHost};
 pub use project::{CodeError, PluginCode};
 pub use request::{Body, HookRequest, PostHook};
-pub use runtime::check_exports;
+pub use runtime::{check_exports, LocalRuntime};

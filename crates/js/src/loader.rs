@@ -17,6 +17,9 @@ const BUILTINS: &[(&str, &str)] = &[
     ("@ones-op/node-logger", include_str!("builtins/node-logger.js")),
     ("@ones-op/node-error", include_str!("builtins/node-error.js")),
     ("@ones-op/node-types", include_str!("builtins/node-types.js")),
+    ("@ones-op/fetch", include_str!("builtins/fetch.js")),
+    ("@ones-op/node-fetch", include_str!("builtins/node-fetch.js")),
+    ("@ones-op/node-file", include_str!("builtins/node-file.js")),
 ];
 
 /// Resolver and loader in one; it keeps its table, so any number of contexts

@@ -20,6 +20,7 @@ use tokio::sync::oneshot;
 
 use crate::error::{CallOutcome, HookError};
 use crate::host::Instance;
+use crate::ops::HostIo;
 use crate::request::HookRequest;
 use crate::runtime::{nanos, PluginRuntime};
 
@@ -61,6 +62,7 @@ struct WorkerState {
 
 struct Shared {
     rx: Receiver<Job>,
+    io: Option<Arc<dyn HostIo>>,
     workers: Mutex<Vec<Arc<WorkerState>>>,
     live: AtomicUsize,
     total: AtomicUsize,
@@ -83,10 +85,12 @@ impl std::fmt::Debug for JsHost {
 }
 
 impl JsHost {
-    pub fn new(options: HostOptions) -> JsHost {
+    /// Start the workers; `io` performs plugins' outbound calls.
+    pub fn new(options: HostOptions, io: Option<Arc<dyn HostIo>>) -> JsHost {
         let (tx, rx) = crossbeam_channel::unbounded();
         let shared = Arc::new(Shared {
             rx,
+            io,
             workers: Mutex::new(Vec::new()),
             live: AtomicUsize::new(0),
             total: AtomicUsize::new(0),
@@ -150,11 +154,12 @@ fn spawn_worker(shared: &Arc<Shared>) {
     shared.live.fetch_add(1, Ordering::Relaxed);
     let n = shared.total.fetch_add(1, Ordering::Relaxed);
     let rx = shared.rx.clone();
+    let io = shared.io.clone();
     let weak = Arc::downgrade(shared);
     let spawned = thread::Builder::new()
         .name(format!("js-worker-{n}"))
         .stack_size(WORKER_STACK)
-        .spawn(move || worker(rx, state, weak));
+        .spawn(move || worker(rx, state, weak, io));
     if let Err(e) = spawned {
         tracing::error!(error = %e, "could not start a JS worker thread");
         shared.live.fetch_sub(1, Ordering::Relaxed);
@@ -167,7 +172,7 @@ struct Slot {
     runtime: PluginRuntime,
 }
 
-fn worker(rx: Receiver<Job>, state: Arc<WorkerState>, shared: Weak<Shared>) {
+fn worker(rx: Receiver<Job>, state: Arc<WorkerState>, shared: Weak<Shared>, io: Option<Arc<dyn HostIo>>) {
     let mut runtimes: HashMap<u64, Slot> = HashMap::new();
     let mut since_sweep = 0u32;
     loop {
@@ -196,14 +201,15 @@ fn worker(rx: Receiver<Job>, state: Arc<WorkerState>, shared: Weak<Shared>) {
             continue;
         }
         state.busy_until.store(nanos(job.deadline), Ordering::Relaxed);
-        let result = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&mut runtimes, &job))) {
-            Ok(r) => r,
-            Err(_) => {
-                // Never expected; keep the worker and drop the runtime it was in.
-                runtimes.remove(&job.instance.key);
-                Err(HookError::Unavailable("internal error in the JS host (see the gateway log)".into()))
-            }
-        };
+        let result =
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&mut runtimes, &job, io.clone()))) {
+                Ok(r) => r,
+                Err(_) => {
+                    // Never expected; keep the worker and drop the runtime it was in.
+                    runtimes.remove(&job.instance.key);
+                    Err(HookError::Unavailable("internal error in the JS host (see the gateway log)".into()))
+                }
+            };
         state.busy_until.store(0, Ordering::Relaxed);
         let _ = job.reply.send(result);
     }
@@ -220,18 +226,18 @@ fn worker(rx: Receiver<Job>, state: Arc<WorkerState>, shared: Weak<Shared>) {
     }
 }
 
-fn run(runtimes: &mut HashMap<u64, Slot>, job: &Job) -> Result<CallOutcome, HookError> {
+fn run(runtimes: &mut HashMap<u64, Slot>, job: &Job, io: Option<Arc<dyn HostIo>>) -> Result<CallOutcome, HookError> {
     let key = job.instance.key;
     let slot = match runtimes.entry(key) {
         Entry::Occupied(e) => e.into_mut(),
         Entry::Vacant(e) => {
-            let runtime =
-                PluginRuntime::new(job.instance.clone(), job.deadline).map_err(|e| fix_timeout(e, job.timeout_ms))?;
+            let runtime = PluginRuntime::new(job.instance.clone(), job.deadline, io.clone())
+                .map_err(|e| fix_timeout(e, job.timeout_ms))?;
             e.insert(Slot { instance: Arc::downgrade(&job.instance), runtime })
         }
     };
     let result =
-        slot.runtime.call(&job.function, &job.request, job.deadline).map_err(|e| fix_timeout(e, job.timeout_ms));
+        slot.runtime.call(&job.function, &job.request, job.deadline, io).map_err(|e| fix_timeout(e, job.timeout_ms));
     if let Err(e) = &result {
         if e.poisons_runtime() {
             // A runtime that was interrupted or ran out of memory may hold

@@ -13,6 +13,7 @@ use crate::convert::{request_object, result_to_json};
 use crate::error::{CallOutcome, HookError, PluginErrorData};
 use crate::host::{with_scope, CallScope, Instance};
 use crate::loader::PluginLoader;
+use crate::ops::HostIo;
 use crate::request::HookRequest;
 
 /// Makes header lookups case-insensitive without copying the headers.
@@ -51,7 +52,11 @@ pub(crate) struct PluginRuntime {
 
 impl PluginRuntime {
     /// Create the runtime and evaluate the entry module, within `deadline`.
-    pub(crate) fn new(instance: Arc<Instance>, deadline: Instant) -> Result<PluginRuntime, HookError> {
+    pub(crate) fn new(
+        instance: Arc<Instance>,
+        deadline: Instant,
+        io: Option<Arc<dyn HostIo>>,
+    ) -> Result<PluginRuntime, HookError> {
         let load = |e: rquickjs::Error| HookError::Load(e.to_string());
         let runtime = Runtime::new().map_err(load)?;
         runtime.set_memory_limit(instance.limits.memory_mb << 20);
@@ -64,9 +69,10 @@ impl PluginRuntime {
         let resolver = PluginLoader { code: instance.code.clone() };
         runtime.set_loader(resolver, loader);
         let context = Context::full(&runtime).map_err(load)?;
-        let scope = CallScope { instance: instance.clone(), request_id: None };
+        let scope = CallScope { instance: instance.clone(), request_id: None, io, deadline };
         let made = with_scope(scope, || {
             context.with(|ctx| -> Result<_, HookError> {
+                let _clear = ClearOps;
                 let code = &instance.code;
                 let source = code.module(&code.entry).map(|m| m.code.clone()).unwrap_or_default();
                 let evaluated = Module::declare(ctx.clone(), code.entry.as_str(), source)
@@ -119,15 +125,17 @@ impl PluginRuntime {
         function: &str,
         request: &HookRequest,
         deadline: Instant,
+        io: Option<Arc<dyn HostIo>>,
     ) -> Result<CallOutcome, HookError> {
         self.deadline.store(nanos(deadline), Ordering::Relaxed);
-        let scope = CallScope { instance: self.instance.clone(), request_id: request.request_id.clone() };
+        let scope = CallScope { instance: self.instance.clone(), request_id: request.request_id.clone(), io, deadline };
         let functions = &mut self.functions;
         let namespace = &self.namespace;
         let wrap = &self.wrap_headers;
         let instance = &self.instance;
         let out = with_scope(scope, || {
             self.context.with(|ctx| {
+                let _clear = ClearOps;
                 let f = match functions.get(function) {
                     Some(f) => f.clone().restore(&ctx).map_err(|e| HookError::Load(e.to_string()))?,
                     None => {
@@ -164,6 +172,16 @@ impl PluginRuntime {
     }
 }
 
+/// Drops the resolvers of host I/O still pending when a call ends, inside
+/// the context (a handle must never outlive its runtime).
+struct ClearOps;
+
+impl Drop for ClearOps {
+    fn drop(&mut self) {
+        crate::ops::clear();
+    }
+}
+
 /// How a call that did not return ended.
 enum Failure {
     Rejected(PluginErrorData),
@@ -196,6 +214,13 @@ fn settle<'js>(ctx: &Ctx<'js>, v: Value<'js>, deadline: Instant) -> rquickjs::Re
             }
             PromiseState::Pending => {
                 if !ctx.execute_pending_job() {
+                    // Waiting for host I/O (fetch): block until it answers or the deadline.
+                    if crate::ops::has_waiting() {
+                        if crate::ops::wait_one(ctx, deadline)? {
+                            continue;
+                        }
+                        return Err(rquickjs::Exception::throw_internal(ctx, "interrupted"));
+                    }
                     let why = if Instant::now() >= deadline {
                         "interrupted"
                     } else {
@@ -283,7 +308,7 @@ fn locate(instance: &Instance, stack: &str) -> Option<String> {
 /// Load `instance` on this thread and list which of `functions` it does not
 /// export (the install-time check).
 pub fn check_exports(instance: Arc<Instance>, functions: &[&str], timeout: Duration) -> Result<Vec<String>, HookError> {
-    let rt = PluginRuntime::new(instance, Instant::now() + timeout)?;
+    let rt = PluginRuntime::new(instance, Instant::now() + timeout, None)?;
     let exported = rt.exported_functions();
     Ok(functions.iter().filter(|f| !exported.iter().any(|e| e == *f)).map(|f| f.to_string()).collect())
 }
@@ -292,5 +317,29 @@ impl Drop for PluginRuntime {
     fn drop(&mut self) {
         // Handles first (field order also guarantees this; explicit for clarity).
         self.functions.clear();
+    }
+}
+
+/// One runtime used directly on the calling thread, without the pool: for
+/// lifecycle functions, tools and benchmarks. Not `Send`.
+pub struct LocalRuntime(PluginRuntime, Option<Arc<dyn HostIo>>);
+
+impl LocalRuntime {
+    /// Load `instance`, evaluating its entry module within `timeout`.
+    pub fn new(
+        instance: Arc<Instance>,
+        timeout: Duration,
+        io: Option<Arc<dyn HostIo>>,
+    ) -> Result<LocalRuntime, HookError> {
+        PluginRuntime::new(instance, Instant::now() + timeout, io.clone()).map(|r| LocalRuntime(r, io))
+    }
+
+    /// Call `function(request)` within `timeout`.
+    pub fn call(&mut self, function: &str, request: &HookRequest, timeout: Duration) -> Result<CallOutcome, HookError> {
+        let ms = timeout.as_millis() as u64;
+        self.0.call(function, request, Instant::now() + timeout, self.1.clone()).map_err(|e| match e {
+            HookError::Timeout(_) => HookError::Timeout(ms),
+            other => other,
+        })
     }
 }

@@ -20,7 +20,7 @@ fn project(files: &[(&str, &str)]) -> tempfile::TempDir {
 
 fn instance(dir: &tempfile::TempDir) -> Arc<Instance> {
     let code = PluginCode::load(dir.path()).expect("code loads");
-    Instance::new("inst-1", "test-plugin", Arc::new(code), InstanceLimits { memory_mb: 16, stack_kb: 512 })
+    Instance::new("inst-1", "test-plugin", Arc::new(code), InstanceLimits { memory_mb: 16, stack_kb: 512 }, None)
 }
 
 fn request() -> Arc<HookRequest> {
@@ -81,7 +81,7 @@ export function count() { counter += 1; return { body: counter } }
 "#;
 
 fn host() -> JsHost {
-    JsHost::new(HostOptions::new(2))
+    JsHost::new(HostOptions::new(2), None)
 }
 
 async fn call(host: &JsHost, inst: &Arc<Instance>, f: &str, ms: u64) -> Result<CallOutcome, HookError> {
@@ -173,7 +173,7 @@ async fn a_native_call_loop_is_answered_at_the_deadline_and_capacity_is_kept() {
         ("backend/src/lib/math.ts", "export const double = (n: number) => n * 2\n"),
     ]);
     let inst = instance(&dir);
-    let h = JsHost::new(HostOptions::new(1));
+    let h = JsHost::new(HostOptions::new(1), None);
     let t0 = Instant::now();
     let e = call(&h, &inst, "stringifyLoop", 100).await.expect_err("stuck");
     assert_eq!(e, HookError::Timeout(100));
@@ -193,7 +193,7 @@ async fn module_state_persists_per_worker_and_imports_are_checked() {
         ("backend/src/lib/math.ts", "export const double = (n: number) => n * 2\n"),
     ]);
     let inst = instance(&dir);
-    let h = JsHost::new(HostOptions::new(1));
+    let h = JsHost::new(HostOptions::new(1), None);
     let mut last = 0;
     for _ in 0..3 {
         let CallOutcome::Returned(Some(v)) = call(&h, &inst, "count", 1000).await.expect("ok") else { panic!() };

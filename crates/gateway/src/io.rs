@@ -1,0 +1,169 @@
+//! What plugins may reach outside themselves (`@ones-op/fetch`,
+//! `@ones-op/node-fetch`): the standard system's upstreams directly — never
+//! back through the gateway's hooks, so a replace hook that calls its own
+//! API does not loop — and hosts listed in `[sandbox] http_allow`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{HeaderName, HeaderValue, Method, Request};
+use interpose_config::{Config, Upstream};
+use interpose_js::{FetchDone, FetchError, FetchRequest, FetchResponse, FetchTarget, HostIo};
+
+use crate::body::{self, Body};
+use crate::proxy::{self, Client};
+
+/// Largest response body a plugin's fetch reads.
+const MAX_FETCH_BODY: usize = 16 << 20;
+
+pub struct GatewayIo {
+    client: Client,
+    upstreams: Vec<Upstream>,
+    http_allow: Vec<String>,
+    handle: tokio::runtime::Handle,
+}
+
+impl GatewayIo {
+    /// `None` outside a tokio runtime (tools that only load plugins).
+    pub fn new(config: &Config, client: Client) -> Option<Arc<GatewayIo>> {
+        let handle = tokio::runtime::Handle::try_current().ok()?;
+        Some(Arc::new(GatewayIo {
+            client,
+            upstreams: config.upstreams.clone(),
+            http_allow: config.sandbox.http_allow.clone(),
+            handle,
+        }))
+    }
+
+    /// The URL a request goes to, with the headers it adds.
+    fn target(&self, req: &FetchRequest) -> Result<(String, Vec<(String, String)>), FetchError> {
+        match &req.target {
+            FetchTarget::System { path, scope, root, .. } => {
+                let (upstream, rest) = self.system_route(path, scope.as_deref())?;
+                let mut extra = Vec::new();
+                if *root {
+                    for (k, v) in &upstream.root_headers {
+                        if !req.headers.iter().any(|(h, _)| h.eq_ignore_ascii_case(k)) {
+                            extra.push((k.clone(), v.clone()));
+                        }
+                    }
+                }
+                Ok((format!("{}{}{}", upstream.origin, upstream.base_path, rest), extra))
+            }
+            FetchTarget::Http { url } => {
+                let rest = url.strip_prefix("http://").ok_or_else(|| FetchError {
+                    errcode: "InvalidParameter".into(),
+                    reason: format!("fetchHttp supports http:// URLs only, got {url:?}"),
+                })?;
+                let authority = rest.split(['/', '?']).next().unwrap_or("");
+                let host = authority.rsplit_once(':').map(|(h, _)| h).unwrap_or(authority);
+                if !self.http_allow.iter().any(|a| a == authority || a == host) {
+                    return Err(FetchError {
+                        errcode: "Forbidden".into(),
+                        reason: format!(
+                            "fetchHttp to {authority:?} is not allowed; the gateway config must list it in [sandbox] http_allow"
+                        ),
+                    });
+                }
+                Ok((url.clone(), Vec::new()))
+            }
+        }
+    }
+
+    /// A path starting with a scope's name goes to that scope (name
+    /// stripped); any other path to `project`; an explicit scope wins.
+    fn system_route<'p>(&self, path: &'p str, scope: Option<&str>) -> Result<(&Upstream, &'p str), FetchError> {
+        let find = |s: &str| self.upstreams.iter().find(|u| u.scope == s);
+        if let Some(s) = scope {
+            let u = find(s).ok_or_else(|| FetchError {
+                errcode: "InvalidParameter".into(),
+                reason: format!("no upstream serves scope {s:?}"),
+            })?;
+            return Ok((u, path));
+        }
+        let first = path.trim_start_matches('/').split(['/', '?']).next().unwrap_or("");
+        if let Some(u) = find(first).filter(|_| !first.is_empty()) {
+            return Ok((u, &path[first.len() + 1..]));
+        }
+        find("project").map(|u| (u, path)).ok_or_else(|| FetchError {
+            errcode: "InvalidParameter".into(),
+            reason: "no upstream serves scope \"project\"".into(),
+        })
+    }
+}
+
+impl HostIo for GatewayIo {
+    fn fetch(&self, req: FetchRequest, done: FetchDone) {
+        let target = self.target(&req);
+        let client = self.client.clone();
+        self.handle.spawn(async move {
+            let result = match target {
+                Ok((url, extra)) => send(client, req.clone(), url, extra).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = &result {
+                tracing::debug!(instance = %req.instance, errcode = %e.errcode, "plugin fetch failed: {}", e.reason);
+            }
+            done(result);
+        });
+    }
+}
+
+async fn send(
+    client: Client,
+    req: FetchRequest,
+    url: String,
+    extra: Vec<(String, String)>,
+) -> Result<FetchResponse, FetchError> {
+    let bad = |reason: String| FetchError { errcode: "InvalidParameter".into(), reason };
+    let method =
+        Method::from_bytes(req.method.as_bytes()).map_err(|_| bad(format!("invalid method {:?}", req.method)))?;
+    let mut r = Request::builder().method(method).uri(&url);
+    for (k, v) in req.headers.iter().chain(extra.iter()) {
+        let name = HeaderName::from_bytes(k.as_bytes()).map_err(|_| bad(format!("invalid header name {k:?}")))?;
+        let value = HeaderValue::from_str(v).map_err(|_| bad(format!("invalid value for header {k:?}")))?;
+        r = r.header(name, value);
+    }
+    let body = match &req.body {
+        Some(b) => body::full(b.clone()),
+        None => body::empty(),
+    };
+    let r = r.body(body).map_err(|e| bad(format!("cannot build the request for {url}: {e}")))?;
+    let timeout = req.timeout.max(Duration::from_millis(1));
+    let resp = proxy::send(&client, r, "fetch", timeout).await.map_err(|e| {
+        let errcode = if matches!(e, crate::error::GatewayError::UpstreamTimeout { .. }) {
+            "RequestTimeOut"
+        } else {
+            "NetworkError"
+        };
+        FetchError { errcode: errcode.into(), reason: e.to_string() }
+    })?;
+    let (parts, body) = resp.into_parts();
+    let bytes = read_capped(body, MAX_FETCH_BODY)
+        .await
+        .map_err(|reason| FetchError { errcode: "NetworkError".into(), reason })?;
+    let headers = parts
+        .headers
+        .iter()
+        .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .collect();
+    Ok(FetchResponse { status: parts.status.as_u16(), headers, body: bytes.to_vec() })
+}
+
+/// Read a whole body of at most `limit` bytes. (Written out rather than
+/// through `Limited`: that generic future trips a higher-ranked `Send`
+/// inference bug when spawned.)
+async fn read_capped(mut body: Body, limit: usize) -> Result<bytes::Bytes, String> {
+    use http_body_util::BodyExt;
+    let mut out = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| e.to_string())?;
+        if let Some(d) = frame.data_ref() {
+            if out.len() + d.len() > limit {
+                return Err(format!("the response is larger than {limit} bytes"));
+            }
+            out.extend_from_slice(d);
+        }
+    }
+    Ok(out.freeze())
+}

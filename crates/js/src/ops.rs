@@ -1,0 +1,220 @@
+//! Asynchronous host calls (`@ones-op/fetch`): the JS side gets a promise;
+//! the I/O runs on the gateway's tokio runtime through [`HostIo`]; the
+//! result comes back over this worker's channel and settles the promise
+//! while the call waits for it (`runtime.rs`, `settle`). Everything counts
+//! against the hook's deadline.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+use rquickjs::{Ctx, Function, Persistent, Value};
+
+use crate::convert::json_to_js;
+use crate::host::current;
+
+/// An outbound call a plugin asked for.
+#[derive(Debug, Clone)]
+pub struct FetchRequest {
+    pub target: FetchTarget,
+    pub method: String,
+    /// Header values as the plugin gave them (arrays flattened).
+    pub headers: Vec<(String, String)>,
+    pub body: Option<Vec<u8>>,
+    /// What is left of the hook's deadline.
+    pub timeout: Duration,
+    /// The instance asking (for logs).
+    pub instance: String,
+}
+
+#[derive(Debug, Clone)]
+pub enum FetchTarget {
+    /// The standard system: `path` relative to a scope's API root.
+    System { path: String, scope: Option<String>, root: bool, team_uuid: Option<String> },
+    /// Another host (`fetchHttp`), allowed only when listed in `[sandbox] http_allow`.
+    Http { url: String },
+}
+
+/// The answer to a [`FetchRequest`].
+#[derive(Debug, Clone)]
+pub struct FetchResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// Why an outbound call failed (refused, unreachable, timed out).
+#[derive(Debug, Clone)]
+pub struct FetchError {
+    pub errcode: String,
+    pub reason: String,
+}
+
+pub type FetchDone = Box<dyn FnOnce(Result<FetchResponse, FetchError>) + Send>;
+
+/// What the gateway provides to plugins: performs the I/O and calls `done`
+/// (from any thread) when it is over.
+pub trait HostIo: Send + Sync {
+    fn fetch(&self, request: FetchRequest, done: FetchDone);
+}
+
+type Completion = (u64, serde_json::Value);
+
+struct Ops {
+    next: u64,
+    waiting: HashMap<u64, Persistent<Function<'static>>>,
+    tx: Sender<Completion>,
+    rx: Receiver<Completion>,
+}
+
+thread_local! {
+    static OPS: RefCell<Ops> = RefCell::new({
+        let (tx, rx) = crossbeam_channel::unbounded();
+        Ops { next: 0, waiting: HashMap::new(), tx, rx }
+    });
+}
+
+pub(crate) fn has_waiting() -> bool {
+    OPS.with(|o| !o.borrow().waiting.is_empty())
+}
+
+/// Drop every pending resolver (at the end of a call, while the runtime lives).
+pub(crate) fn clear() {
+    let old = OPS.with(|o| std::mem::take(&mut o.borrow_mut().waiting));
+    drop(old);
+}
+
+/// Wait for one completion until `deadline` and settle its promise.
+/// Returns false when the deadline passed first.
+pub(crate) fn wait_one<'js>(ctx: &Ctx<'js>, deadline: Instant) -> rquickjs::Result<bool> {
+    let rx = OPS.with(|o| o.borrow().rx.clone());
+    loop {
+        let Ok((id, value)) = rx.recv_deadline(deadline) else { return Ok(false) };
+        let resolve = OPS.with(|o| o.borrow_mut().waiting.remove(&id));
+        // A completion of an earlier, abandoned call has no resolver: skip it.
+        let Some(resolve) = resolve else { continue };
+        let resolve = resolve.restore(ctx)?;
+        let v = json_to_js(ctx, &value)?;
+        resolve.call::<_, ()>((v,))?;
+        return Ok(true);
+    }
+}
+
+/// `interpose:host` `fetch(optionsJson)`: a promise of
+/// `{ok: true, response: {statusCode, headers, body}}` or `{ok: false, error: {errcode, reason}}`.
+pub(crate) fn host_fetch<'js>(ctx: Ctx<'js>, options: String) -> rquickjs::Result<Value<'js>> {
+    let (promise, resolve, _reject) = ctx.promise()?;
+    let id = OPS.with(|o| {
+        let mut o = o.borrow_mut();
+        o.next += 1;
+        let id = o.next;
+        o.waiting.insert(id, Persistent::save(&ctx, resolve));
+        id
+    });
+    let tx = OPS.with(|o| o.borrow().tx.clone());
+    let fail = move |errcode: &str, reason: String| {
+        let _ = tx.send((id, serde_json::json!({"ok": false, "error": {"errcode": errcode, "reason": reason}})));
+    };
+    let Some(scope) = current() else {
+        fail("NetworkError", "fetch is only available inside a hook call".into());
+        return Ok(promise.into_value());
+    };
+    let Some(io) = scope.io.clone() else {
+        fail("NetworkError", "fetch is not available here (no gateway)".into());
+        return Ok(promise.into_value());
+    };
+    let request = match parse_options(&options, &scope) {
+        Ok(r) => r,
+        Err(reason) => {
+            fail("InvalidParameter", reason);
+            return Ok(promise.into_value());
+        }
+    };
+    let tx = OPS.with(|o| o.borrow().tx.clone());
+    io.fetch(
+        request,
+        Box::new(move |result| {
+            let value = match result {
+                Ok(r) => serde_json::json!({"ok": true, "response": response_json(r)}),
+                Err(e) => serde_json::json!({"ok": false, "error": {"errcode": e.errcode, "reason": e.reason}}),
+            };
+            let _ = tx.send((id, value));
+        }),
+    );
+    Ok(promise.into_value())
+}
+
+fn parse_options(text: &str, scope: &crate::host::CallScope) -> Result<FetchRequest, String> {
+    let o: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("bad fetch options: {e}"))?;
+    let method = o.get("method").and_then(|m| m.as_str()).unwrap_or("GET").to_ascii_uppercase();
+    let mut headers = Vec::new();
+    if let Some(h) = o.get("headers").and_then(|h| h.as_object()) {
+        for (k, v) in h {
+            match v {
+                serde_json::Value::Array(items) => {
+                    for i in items {
+                        headers.push((k.clone(), scalar(i)?));
+                    }
+                }
+                other => headers.push((k.clone(), scalar(other)?)),
+            }
+        }
+    }
+    let body = match o.get("body") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(s)) => Some(s.clone().into_bytes()),
+        Some(other) => {
+            if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-type")) {
+                headers.push(("content-type".into(), "application/json".into()));
+            }
+            Some(other.to_string().into_bytes())
+        }
+    };
+    let target = match o.get("url").and_then(|u| u.as_str()) {
+        Some(url) => FetchTarget::Http { url: url.to_string() },
+        None => {
+            let path = o.get("path").and_then(|p| p.as_str()).ok_or("fetch needs a `path` (or `url` for fetchHttp)")?;
+            if !path.starts_with('/') {
+                return Err(format!("path {path:?} must start with '/'"));
+            }
+            FetchTarget::System {
+                path: path.to_string(),
+                scope: o.get("scope").and_then(|s| s.as_str()).map(str::to_string),
+                root: o.get("root").and_then(|r| r.as_bool()).unwrap_or(true),
+                team_uuid: o.get("teamUUID").and_then(|t| t.as_str()).map(str::to_string),
+            }
+        }
+    };
+    let timeout = scope.deadline.saturating_duration_since(Instant::now());
+    Ok(FetchRequest { target, method, headers, body, timeout, instance: scope.instance.id.clone() })
+}
+
+fn scalar(v: &serde_json::Value) -> Result<String, String> {
+    match v {
+        serde_json::Value::String(s) => Ok(s.clone()),
+        serde_json::Value::Number(n) => Ok(n.to_string()),
+        serde_json::Value::Bool(b) => Ok(b.to_string()),
+        other => Err(format!("header values must be strings or arrays of strings, got {other}")),
+    }
+}
+
+fn response_json(r: FetchResponse) -> serde_json::Value {
+    let mut headers = serde_json::Map::new();
+    for (k, v) in r.headers {
+        match headers.get_mut(&k) {
+            Some(serde_json::Value::String(prev)) => {
+                prev.push_str(", ");
+                prev.push_str(&v);
+            }
+            _ => {
+                headers.insert(k, serde_json::Value::String(v));
+            }
+        }
+    }
+    let body = match serde_json::from_slice::<serde_json::Value>(&r.body) {
+        Ok(v) if !r.body.is_empty() => v,
+        _ => serde_json::Value::String(String::from_utf8_lossy(&r.body).into_owned()),
+    };
+    serde_json::json!({"statusCode": r.status, "headers": headers, "body": body})
+}
