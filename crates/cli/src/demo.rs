@@ -46,8 +46,6 @@ fn demo_config(listen: SocketAddr, sample: &str) -> String {
         r#"
 [server]
 listen = "{listen}"
-[storage]
-url = "sqlite::memory:"
 [[upstreams]]
 scope = "project"
 mount = "/project/api/project"
@@ -56,6 +54,9 @@ url = "{sample}/project/api/project"
 scope = "wiki"
 mount = "/wiki/api/wiki"
 url = "{sample}/wiki/api/wiki"
+[storage]
+url = "sqlite::memory:"
+workspaces = "workspaces"
 [[plugins]]
 path = "block-archived-users"
 instance = "1d99926e"
@@ -63,12 +64,35 @@ instance = "1d99926e"
 path = "task-rules"
 teams = ["T1"]
 instance = "7a5c0e11"
+[[plugins]]
+path = "query-variants"
+instance = "9e1a2b3c"
+[[plugins]]
+path = "users-me-subscriber"
+instance = "5b0c5b0c"
+[[plugins]]
+path = "title-suffix"
+instance = "3f3f3f3f"
+[[plugins]]
+path = "wiki-title-replace"
+instance = "2a2a2a2a"
+[[plugins]]
+path = "suffix-log"
+instance = "4c4c4c4c"
+[[plugins]]
+path = "hello-addition"
+instance = "6d6d6d6d"
+[[plugins]]
+path = "team-report"
+teams = ["T1"]
+instance = "8e8e8e8e"
 "#
     )
 }
 
 fn banner(listen: SocketAddr, sample: &str, gw: &Gateway) -> String {
     let g = format!("http://{listen}");
+    let ws = gw.config.storage.workspaces.display();
     let snap = gw.snapshot();
     let mut s =
         format!("interpose demo\n  gateway        {g}\n  sample system  {sample} (scopes project, wiki)\n  plugins:\n");
@@ -97,6 +121,26 @@ Try it (Ctrl-C stops):
 
   # no hook on this route: proxied and streamed untouched
   curl -s {g}/wiki/api/wiki/team/T1/page/P1
+
+  # query variants: k2's hook runs (418 shows which one); without a matching query none does
+  curl -s '{g}/project/api/project/users/me?k2=v2' -H 'X-Show-Variant: 1'
+  curl -s '{g}/project/api/project/users/me?k1=v1&k2=v2&k3=v3' -H 'X-Show-Variant: 1'
+
+  # prefix (title-suffix) rewrites the body, then replace (wiki-title-replace) answers,
+  # calling the original API itself: the stored title is "Roadmap-plugin"
+  curl -s -X POST {g}/wiki/api/wiki/team/T1/page/P1/update_title -H 'Content-Type: application/json' -d '{{"title":"Roadmap"}}'
+
+  # suffix-log appended the tasks created above to its workspace:
+  cat {ws}/4c4c4c4c/suffix.txt
+
+  # addition: a plugin-level route, for callers that name the instance
+  curl -s {g}/project/api/project/hello -H 'Ones-Plugin-Id: 6d6d6d6d' -H 'Ones-Check-Point: team' -H 'Ones-Check-Id: T1'
+
+  # external: a new team-level route, for team T1 only (T2 goes to the system: 404)
+  curl -s {g}/project/api/project/team/T1/report
+  curl -s {g}/project/api/project/team/T2/report
+
+  # subscriber (users-me-subscriber) and every plugin's Logger lines appear in this terminal
 "#
     );
     s

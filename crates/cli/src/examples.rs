@@ -13,9 +13,42 @@ pub const FILES: &[(&str, &str)] = &[
         "block-archived-users/config/plugin.yaml",
         include_str!("../../../examples/plugins/block-archived-users/config/plugin.yaml"),
     ),
+    (
+        "hello-addition/backend/src/index.ts",
+        include_str!("../../../examples/plugins/hello-addition/backend/src/index.ts"),
+    ),
+    ("hello-addition/config/plugin.yaml", include_str!("../../../examples/plugins/hello-addition/config/plugin.yaml")),
+    (
+        "query-variants/backend/src/index.ts",
+        include_str!("../../../examples/plugins/query-variants/backend/src/index.ts"),
+    ),
+    ("query-variants/config/plugin.yaml", include_str!("../../../examples/plugins/query-variants/config/plugin.yaml")),
+    ("suffix-log/backend/src/index.ts", include_str!("../../../examples/plugins/suffix-log/backend/src/index.ts")),
+    ("suffix-log/config/plugin.yaml", include_str!("../../../examples/plugins/suffix-log/config/plugin.yaml")),
+    ("suffix-log/workspace/.keep", include_str!("../../../examples/plugins/suffix-log/workspace/.keep")),
     ("task-rules/backend/src/index.ts", include_str!("../../../examples/plugins/task-rules/backend/src/index.ts")),
     ("task-rules/backend/src/rules.ts", include_str!("../../../examples/plugins/task-rules/backend/src/rules.ts")),
     ("task-rules/config/plugin.yaml", include_str!("../../../examples/plugins/task-rules/config/plugin.yaml")),
+    ("team-report/backend/src/index.ts", include_str!("../../../examples/plugins/team-report/backend/src/index.ts")),
+    ("team-report/config/plugin.yaml", include_str!("../../../examples/plugins/team-report/config/plugin.yaml")),
+    ("title-suffix/backend/src/index.ts", include_str!("../../../examples/plugins/title-suffix/backend/src/index.ts")),
+    ("title-suffix/config/plugin.yaml", include_str!("../../../examples/plugins/title-suffix/config/plugin.yaml")),
+    (
+        "users-me-subscriber/backend/src/index.ts",
+        include_str!("../../../examples/plugins/users-me-subscriber/backend/src/index.ts"),
+    ),
+    (
+        "users-me-subscriber/config/plugin.yaml",
+        include_str!("../../../examples/plugins/users-me-subscriber/config/plugin.yaml"),
+    ),
+    (
+        "wiki-title-replace/backend/src/index.ts",
+        include_str!("../../../examples/plugins/wiki-title-replace/backend/src/index.ts"),
+    ),
+    (
+        "wiki-title-replace/config/plugin.yaml",
+        include_str!("../../../examples/plugins/wiki-title-replace/config/plugin.yaml"),
+    ),
 ];
 
 /// Write every example plugin under `dir`; returns the plugin folders.
