@@ -39,13 +39,15 @@ pub struct PostQueue {
 }
 
 impl PostQueue {
-    /// Start the dispatcher on the current runtime.
-    pub fn start(host: JsHost, capacity: usize, default_timeout_ms: u64) -> Arc<PostQueue> {
+    /// Start the dispatcher on the current runtime; at most `in_flight`
+    /// calls run at once, the rest wait in the bounded queue.
+    pub fn start(host: JsHost, capacity: usize, in_flight: usize, default_timeout_ms: u64) -> Arc<PostQueue> {
         let (tx, mut rx) = mpsc::channel::<PostEvent>(capacity.max(1));
         let depth = Arc::new(AtomicUsize::new(0));
         let q = Arc::new(PostQueue { tx, depth: depth.clone(), dropped: AtomicU64::new(0) });
-        // Bounds calls in flight; each waits for a JS worker of the post pool.
-        let slots = Arc::new(Semaphore::new(256));
+        // Calls in flight, about one per post worker: the backlog stays in
+        // the bounded queue, where it is visible and can overflow.
+        let slots = Arc::new(Semaphore::new(in_flight.max(1)));
         tokio::spawn(async move {
             while let Some(event) = rx.recv().await {
                 depth.fetch_sub(1, Ordering::Relaxed);
@@ -55,7 +57,9 @@ impl PostQueue {
                     let request = event.request.clone();
                     tokio::spawn(async move {
                         let ms = hook.api.timeout_ms.unwrap_or(default_timeout_ms);
-                        let r = host.call(&hook.payload, &hook.api.function, request, Duration::from_millis(ms)).await;
+                        let r = host
+                            .call_detached(&hook.payload, &hook.api.function, request, Duration::from_millis(ms))
+                            .await;
                         if let Err(e) = r {
                             tracing::warn!(
                                 plugin = %hook.instance.name, instance = %hook.instance.id, hook = %hook.api.kind,

@@ -61,8 +61,14 @@ impl Gateway {
         let client = proxy::client(Duration::from_millis(config.limits.upstream_connect_timeout_ms));
         let io = GatewayIo::new(&config, client.clone()).map(|io| io as Arc<dyn HostIo>);
         let host = JsHost::new(HostOptions::new(config.server.workers), io.clone());
-        let post_host = JsHost::new(HostOptions::new(config.server.workers.max(2)), io);
-        let posts = PostQueue::start(post_host.clone(), config.limits.post_queue_size, config.limits.hook_timeout_ms);
+        let post_threads = config.server.workers.max(4);
+        let post_host = JsHost::new(HostOptions::new(post_threads), io);
+        let posts = PostQueue::start(
+            post_host.clone(),
+            config.limits.post_queue_size,
+            post_threads,
+            config.limits.hook_timeout_ms,
+        );
         Ok(Arc::new(Gateway {
             config: Arc::new(config),
             host,

@@ -2,7 +2,6 @@
 //! client sends / upstream sees / client gets.
 #![allow(clippy::unwrap_used)]
 
-use std::net::SocketAddr;
 use std::path::Path;
 
 use interpose_config::Config;
@@ -10,35 +9,24 @@ use interpose_gateway::{Gateway, Listening};
 use interpose_test_util::{get, plugin, send, send_json, Upstream};
 use serde_json::json;
 
-/// A gateway on port 0 in front of `up`, with `plugins` as `[[plugins]]` TOML snippets.
-async fn gateway(up: &Upstream, plugins: &[String], extra: &str) -> Listening {
-    let mut text = format!(
-        "[server]\nworkers = 2\n[storage]\nurl = \"sqlite::memory:\"\n{extra}\n\
-         [[upstreams]]\nscope = \"project\"\nmount = \"/project/api/project\"\nurl = \"{u}/project/api/project\"\n\
-         [[upstreams]]\nscope = \"wiki\"\nmount = \"/wiki/api/wiki\"\nurl = \"{u}/wiki/api/wiki\"\n",
-        u = up.url()
-    );
-    for p in plugins {
-        text += p;
-    }
-    let config = Config::from_str_with_env(&text, "test.toml", Path::new("/"), Vec::new()).unwrap();
-    let gw = Gateway::new(config).unwrap_or_else(|e| panic!("{e}"));
-    Listening::start(gw, "127.0.0.1:0".parse::<SocketAddr>().unwrap()).await.unwrap()
+mod common;
+
+use common::Running;
+
+async fn gateway(up: &Upstream, plugins: &[String], extra: &str) -> Running {
+    common::start(up, plugins, extra).await
 }
 
 fn decl(dir: &tempfile::TempDir, teams: &[&str]) -> String {
-    let teams: Vec<String> = teams.iter().map(|t| format!("{t:?}")).collect();
-    format!("[[plugins]]\npath = {:?}\nteams = [{}]\n", dir.path().display().to_string(), teams.join(", "))
+    common::decl(dir.path(), teams, None)
 }
 
-fn url(gw: &Listening, path: &str) -> String {
-    format!("http://{}{path}", gw.addr)
+fn url(gw: &Running, path: &str) -> String {
+    gw.url(path)
 }
-
-const ORG: &str = "service: {app_id: p1, version: 1.0.0, name: p1, scope: 2}\n";
 
 fn org_plugin(name: &str, apis: &str, code: &str) -> tempfile::TempDir {
-    plugin(&format!("service: {{app_id: {name}, version: 1.0.0, name: {name}, scope: 2}}\napis:\n{apis}"), code)
+    common::org_plugin(name, apis, code)
 }
 
 #[tokio::test]
@@ -75,7 +63,7 @@ async fn unhooked_requests_pass_through_unchanged() {
     let got = get(&url(&gw, "/wiki/api/wiki/status/418"), &[]).await;
     assert_eq!((got.status.as_u16(), got.json()), (418, json!({"status": 418})));
     assert_eq!(up.last().uri, "/wiki/api/wiki/status/418");
-    gw.shutdown().await;
+    gw.stop().await;
 }
 
 #[tokio::test]
@@ -98,7 +86,7 @@ async fn errors_outside_the_standard_system() {
         let got = get(&url(&gw, bad), &[]).await;
         assert_eq!(got.status, 400, "{bad}: {}", got.text());
     }
-    gw.shutdown().await;
+    gw.stop().await;
 
     // An upstream that is down.
     let dead = Upstream::start().await;
@@ -107,7 +95,7 @@ async fn errors_outside_the_standard_system() {
     let text = format!("[[upstreams]]\nscope = \"project\"\nmount = \"/p\"\nurl = \"{dead_url}\"\n");
     let config = Config::from_str_with_env(&text, "t.toml", Path::new("/"), Vec::new()).unwrap();
     let gw = Listening::start(Gateway::new(config).unwrap(), "127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let got = get(&url(&gw, "/p/x"), &[]).await;
+    let got = get(&format!("http://{}/p/x", gw.addr), &[]).await;
     assert_eq!(got.status, 502);
     assert_eq!(got.json()["errcode"], "UpstreamUnavailable");
     gw.shutdown().await;
@@ -192,7 +180,7 @@ async fn every_reject_form_and_failure() {
         assert!(reason.contains(needle), "{mode}: {reason}");
         assert_eq!(get(&u, &[("x-mode", "none")]).await.status, 200, "after {mode}");
     }
-    gw.shutdown().await;
+    gw.stop().await;
 }
 
 #[tokio::test]
@@ -207,7 +195,7 @@ async fn on_error_allow_lets_requests_through() {
     let got = get(&url(&gw, "/project/api/project/users/me"), &[]).await;
     assert_eq!(got.status, 200);
     assert_eq!(up.count(), 1);
-    gw.shutdown().await;
+    gw.stop().await;
 }
 
 const NAMED: &str = r#"
@@ -242,7 +230,7 @@ async fn chain_order_priority_then_install_order() {
     // hooks do not run for it, and urgent's query does not match.
     let got = get(&url(&gw, "/project/api/project/users/me?urgent=0"), &[]).await;
     assert_eq!((got.status.as_u16(), got.json()["upstream"].as_str()), (200, Some("ok")));
-    gw.shutdown().await;
+    gw.stop().await;
 }
 
 #[tokio::test]
@@ -267,7 +255,7 @@ async fn team_and_org_contexts_and_scopes() {
     assert_eq!(up.last().body, body.to_string());
     let got = send_json("POST", &url(&gw, "/wiki/api/wiki/team/T2/tasks"), &body, &[]).await;
     assert_eq!(got.json()["by"], "wiki", "the wiki-scope hook runs on the wiki mount only");
-    gw.shutdown().await;
+    gw.stop().await;
 }
 
 #[tokio::test]
@@ -284,7 +272,7 @@ async fn query_variants_pick_the_first_declared_match() {
     let got = get(&u(""), &[]).await;
     assert_eq!((got.status.as_u16(), got.headers.get("x-upstream").is_some()), (200, true));
     assert_eq!(get(&u("?k1=other"), &[]).await.status, 200);
-    gw.shutdown().await;
+    gw.stop().await;
 }
 
 #[tokio::test]
@@ -320,7 +308,7 @@ async fn hooked_bodies_are_limited_and_parsed() {
         .unwrap();
     let got = send(req).await;
     assert_eq!(got.json(), json!({"bytes": 100000}));
-    gw.shutdown().await;
+    gw.stop().await;
 }
 
 fn rss_kib() -> u64 {
@@ -362,7 +350,7 @@ async fn unhooked_routes_stream_100_mb_both_ways_with_flat_memory() {
     assert_eq!(got.json(), json!({"bytes": 100 << 20}));
     let grown = rss_kib().saturating_sub(before);
     assert!(grown < 40 * 1024, "RSS grew by {grown} KiB while streaming 200 MiB");
-    gw.shutdown().await;
+    gw.stop().await;
 }
 
 #[tokio::test]
@@ -391,5 +379,4 @@ async fn bad_plugins_keep_the_gateway_from_starting() {
     assert!(err.contains("absent() is not exported by backend/src/index.ts"), "{err}");
     assert!(err.contains("no upstream serves scope \"crm\""), "{err}");
     assert!(err.contains("is a team-level plugin (service.scope 1); list the teams"), "{err}");
-    let _ = ORG;
 }

@@ -48,7 +48,8 @@ struct Job {
     instance: Arc<Instance>,
     function: String,
     request: Arc<HookRequest>,
-    deadline: Instant,
+    /// `None`: the deadline starts when a worker picks the job up.
+    deadline: Option<Instant>,
     timeout_ms: u64,
     reply: oneshot::Sender<Result<CallOutcome, HookError>>,
 }
@@ -106,7 +107,8 @@ impl JsHost {
         JsHost { tx, shared }
     }
 
-    /// Run `function(request)` of `instance`; answers by `timeout` whatever the engine does.
+    /// Run `function(request)` of `instance`; answers by `timeout` whatever the
+    /// engine does. Time waiting for a worker counts: a client is waiting.
     pub async fn call(
         &self,
         instance: &Arc<Instance>,
@@ -115,6 +117,34 @@ impl JsHost {
         timeout: Duration,
     ) -> Result<CallOutcome, HookError> {
         let deadline = Instant::now() + timeout;
+        // A little slack lets the engine report its own timeout (with the
+        // runtime recycled) when it can; the caller is answered either way.
+        self.send(instance, function, request, timeout, Some(deadline), deadline + Duration::from_millis(2)).await
+    }
+
+    /// Like [`JsHost::call`], but `timeout` starts when a worker takes the
+    /// call (post hooks: nobody waits for them, queueing is not their fault).
+    pub async fn call_detached(
+        &self,
+        instance: &Arc<Instance>,
+        function: &str,
+        request: Arc<HookRequest>,
+        timeout: Duration,
+    ) -> Result<CallOutcome, HookError> {
+        // Bounded anyway, in case every worker is stuck.
+        let give_up = Instant::now() + timeout + Duration::from_secs(60);
+        self.send(instance, function, request, timeout, None, give_up).await
+    }
+
+    async fn send(
+        &self,
+        instance: &Arc<Instance>,
+        function: &str,
+        request: Arc<HookRequest>,
+        timeout: Duration,
+        deadline: Option<Instant>,
+        wait_until: Instant,
+    ) -> Result<CallOutcome, HookError> {
         let timeout_ms = timeout.as_millis() as u64;
         let (reply, rx) = oneshot::channel();
         let job =
@@ -122,10 +152,7 @@ impl JsHost {
         if self.tx.send(job).is_err() {
             return Err(HookError::Unavailable("the JS host has stopped".into()));
         }
-        // A little slack lets the engine report its own timeout (with the
-        // runtime recycled) when it can; the caller is answered either way.
-        let wait_until = tokio::time::Instant::from_std(deadline + Duration::from_millis(2));
-        match tokio::time::timeout_at(wait_until, rx).await {
+        match tokio::time::timeout_at(tokio::time::Instant::from_std(wait_until), rx).await {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => Err(HookError::Unavailable("the JS worker ended during the call".into())),
             Err(_) => Err(HookError::Timeout(timeout_ms)),
@@ -195,21 +222,23 @@ fn worker(rx: Receiver<Job>, state: Arc<WorkerState>, shared: Weak<Shared>, io: 
             since_sweep = 0;
             runtimes.retain(|_, s| s.instance.strong_count() > 0);
         }
-        if job.reply.is_closed() || Instant::now() >= job.deadline {
+        let deadline = job.deadline.unwrap_or_else(|| Instant::now() + Duration::from_millis(job.timeout_ms));
+        if job.reply.is_closed() || Instant::now() >= deadline {
             // The caller gave up (or the deadline passed in the queue).
             let _ = job.reply.send(Err(HookError::Timeout(job.timeout_ms)));
             continue;
         }
-        state.busy_until.store(nanos(job.deadline), Ordering::Relaxed);
-        let result =
-            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&mut runtimes, &job, io.clone()))) {
-                Ok(r) => r,
-                Err(_) => {
-                    // Never expected; keep the worker and drop the runtime it was in.
-                    runtimes.remove(&job.instance.key);
-                    Err(HookError::Unavailable("internal error in the JS host (see the gateway log)".into()))
-                }
-            };
+        state.busy_until.store(nanos(deadline), Ordering::Relaxed);
+        let result = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            run(&mut runtimes, &job, deadline, io.clone())
+        })) {
+            Ok(r) => r,
+            Err(_) => {
+                // Never expected; keep the worker and drop the runtime it was in.
+                runtimes.remove(&job.instance.key);
+                Err(HookError::Unavailable("internal error in the JS host (see the gateway log)".into()))
+            }
+        };
         state.busy_until.store(0, Ordering::Relaxed);
         let _ = job.reply.send(result);
     }
@@ -226,18 +255,23 @@ fn worker(rx: Receiver<Job>, state: Arc<WorkerState>, shared: Weak<Shared>, io: 
     }
 }
 
-fn run(runtimes: &mut HashMap<u64, Slot>, job: &Job, io: Option<Arc<dyn HostIo>>) -> Result<CallOutcome, HookError> {
+fn run(
+    runtimes: &mut HashMap<u64, Slot>,
+    job: &Job,
+    deadline: Instant,
+    io: Option<Arc<dyn HostIo>>,
+) -> Result<CallOutcome, HookError> {
     let key = job.instance.key;
     let slot = match runtimes.entry(key) {
         Entry::Occupied(e) => e.into_mut(),
         Entry::Vacant(e) => {
-            let runtime = PluginRuntime::new(job.instance.clone(), job.deadline, io.clone())
+            let runtime = PluginRuntime::new(job.instance.clone(), deadline, io.clone())
                 .map_err(|e| fix_timeout(e, job.timeout_ms))?;
             e.insert(Slot { instance: Arc::downgrade(&job.instance), runtime })
         }
     };
     let result =
-        slot.runtime.call(&job.function, &job.request, job.deadline, io).map_err(|e| fix_timeout(e, job.timeout_ms));
+        slot.runtime.call(&job.function, &job.request, deadline, io).map_err(|e| fix_timeout(e, job.timeout_ms));
     if let Err(e) = &result {
         if e.poisons_runtime() {
             // A runtime that was interrupted or ran out of memory may hold

@@ -1,0 +1,396 @@
+//! The whole hook family and the rules between them, end to end:
+//! client sends / upstream sees / client gets.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{decl, eventually, example, org_plugin, start, start_error, team_plugin};
+use interpose_test_util::{get, send_json, Upstream};
+use serde_json::json;
+
+#[tokio::test]
+async fn replace_answers_without_the_upstream() {
+    let up = Upstream::start().await;
+    let p = org_plugin(
+        "rep",
+        "  - {type: replace, methods: [GET], url: /users/me, function: me}\n  - {type: replace, methods: [GET], url: /text, function: text}\n  - {type: replace, methods: [GET], url: /nothing, function: nothing}\n",
+        "export function me(r) { return { headers: { 'X-By': 'rep' }, body: { uuid: r.headers['ones-user-id'], replaced: true } } }\n\
+         export function text() { return { statusCode: 201, body: 'made' } }\n\
+         export function nothing() {}\n",
+    );
+    let gw = start(&up, &[decl(p.path(), &[], None)], "").await;
+    let got = get(&gw.url("/project/api/project/users/me"), &[("Ones-User-Id", "U1")]).await;
+    assert_eq!((got.status.as_u16(), got.json()), (200, json!({"uuid": "U1", "replaced": true})));
+    assert_eq!(
+        (got.headers["x-by"].to_str().unwrap(), got.headers["content-type"].to_str().unwrap()),
+        ("rep", "application/json")
+    );
+    let got = get(&gw.url("/project/api/project/text"), &[]).await;
+    assert_eq!((got.status.as_u16(), got.text().as_str()), (201, "made"));
+    let got = get(&gw.url("/project/api/project/nothing"), &[]).await;
+    assert_eq!((got.status.as_u16(), got.text().as_str()), (200, ""));
+    assert_eq!(up.count(), 0, "a replaced API never reaches the upstream");
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn replace_calling_its_own_api_does_not_loop_and_prefix_runs_first() {
+    let up = Upstream::start().await;
+    let gw =
+        start(&up, &[decl(&example("title-suffix"), &[], None), decl(&example("wiki-title-replace"), &[], None)], "")
+            .await;
+    let got = send_json(
+        "POST",
+        &gw.url("/wiki/api/wiki/team/T1/page/P1/update_title"),
+        &json!({"title": "Roadmap"}),
+        &[("Ones-User-Id", "U9")],
+    )
+    .await;
+    assert_eq!(got.status, 200, "{}", got.text());
+    assert_eq!(got.headers["x-replaced-by"], "wiki-title-replace");
+    assert_eq!(
+        got.json(),
+        json!({"upstream": "ok", "path": "/wiki/api/wiki/team/T1/page/P1/update_title", "replacedBy": "wiki-title-replace"})
+    );
+    // Exactly one upstream call: the replace hook's own fetchONES, with the
+    // prefix hook's body and the user's header (root: false).
+    assert_eq!(up.count(), 1);
+    let seen = up.last();
+    assert_eq!((seen.method.as_str(), seen.uri.as_str()), ("POST", "/wiki/api/wiki/team/T1/page/P1/update_title"));
+    assert_eq!(serde_json::from_slice::<serde_json::Value>(&seen.body).unwrap(), json!({"title": "Roadmap-plugin"}));
+    assert_eq!(seen.headers["ones-user-id"], "U9");
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn prefix_rewrites_what_the_upstream_gets() {
+    let up = Upstream::start().await;
+    let p = org_plugin(
+        "pre",
+        "  - {type: prefix, methods: [POST], url: /things, function: rewrite}\n  - {type: prefix, methods: [POST], url: /same, function: same}\n",
+        "export function rewrite(r) {\n\
+           return { headers: { ...r.headers, 'x-added': 'yes', 'x-drop': undefined }, query: { ...r.query, page: '2', tag: ['a', 'b'] },\n\
+                    body: { ...r.body, name: r.body.name + '-plugin', extra: 'é' } }\n\
+         }\n\
+         export function same() {}\n",
+    );
+    let gw = start(&up, &[decl(p.path(), &[], None)], "").await;
+    let got = send_json(
+        "POST",
+        &gw.url("/project/api/project/things?page=1&keep=k"),
+        &json!({"name": "n"}),
+        &[("x-drop", "1"), ("x-keep", "k")],
+    )
+    .await;
+    assert_eq!(got.status, 200);
+    let seen = up.last();
+    assert_eq!(seen.uri, "/project/api/project/things?page=2&keep=k&tag=a&tag=b");
+    assert_eq!(seen.headers["x-added"], "yes");
+    assert_eq!(seen.headers["x-keep"], "k");
+    assert!(seen.headers.get("x-drop").is_none());
+    let body = r#"{"name":"n-plugin","extra":"é"}"#;
+    assert_eq!(std::str::from_utf8(&seen.body).unwrap(), body);
+    assert_eq!(seen.headers["content-length"], body.len().to_string().as_str(), "Content-Length fixed");
+    // Returning nothing leaves the request as the client sent it.
+    let sent = r#"{ "spacing" : "kept" }"#;
+    let req = http::Request::post(gw.url("/project/api/project/same?q=1"))
+        .header("content-type", "application/json")
+        .body(interpose_test_util::body(sent))
+        .unwrap();
+    assert_eq!(interpose_test_util::send(req).await.status, 200);
+    let seen = up.last();
+    assert_eq!((seen.uri.as_str(), std::str::from_utf8(&seen.body).unwrap()), ("/project/api/project/same?q=1", sent));
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn intercept_and_prefix_work_together_in_order() {
+    let up = Upstream::start().await;
+    let guard = org_plugin("guard", "  - {type: intercept, methods: [POST], url: /things, function: check}\n", "export function check(r) { if (r.body.name.endsWith('-plugin')) return { statusCode: 409, body: 'intercept saw the rewritten body' } }\n");
+    let pre = org_plugin(
+        "pre",
+        "  - {type: prefix, methods: [POST], url: /things, function: f}\n",
+        "export function f(r) { return { body: { name: r.body.name + '-plugin' } } }\n",
+    );
+    let gw = start(&up, &[decl(pre.path(), &[], None), decl(guard.path(), &[], None)], "").await;
+    let got = send_json("POST", &gw.url("/project/api/project/things"), &json!({"name": "x"}), &[]).await;
+    assert_eq!(got.status, 200, "intercepts run before the prefix: {}", got.text());
+    assert_eq!(up.last().body, r#"{"name":"x-plugin"}"#);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn suffix_and_subscribe_see_the_exchange_after_the_response() {
+    let up = Upstream::start().await;
+    let sub = org_plugin(
+        "sub",
+        "  - {type: subscribe, methods: [POST], url: /team/:teamUUID/things, function: seen}\n",
+        "import { writeStrings } from '@ones-op/node-file'\n\
+         export async function seen(r) {\n\
+           await writeStrings('seen.json', JSON.stringify({ method: r.method, url: r.url, team: r.teamUUID, status: r.statusCode,\n\
+             reqHeader: r.reqHeaders['X-Sent'], reqBody: r.reqBody, respHeader: r.respHeaders['X-Upstream'], respBody: r.respBody }))\n\
+         }\n",
+    );
+    let gw =
+        start(&up, &[decl(sub.path(), &[], Some("sub1")), decl(&example("suffix-log"), &[], Some("sfx1"))], "").await;
+    let got = send_json(
+        "POST",
+        &gw.url("/project/api/project/team/T1/things?x=1"),
+        &json!({"summary": "s"}),
+        &[("x-sent", "v")],
+    )
+    .await;
+    assert_eq!(got.json(), json!({"upstream": "ok", "path": "/project/api/project/team/T1/things"}));
+    let seen_file = gw.dir.path().join("ws/sub1/seen.json");
+    eventually("the subscriber's file", || seen_file.exists()).await;
+    let seen: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&seen_file).unwrap()).unwrap();
+    assert_eq!(
+        seen,
+        json!({"method": "POST", "url": "/team/T1/things?x=1", "team": "T1", "status": 200, "reqHeader": "v", "reqBody": {"summary": "s"},
+               "respHeader": "yes", "respBody": {"upstream": "ok", "path": "/project/api/project/team/T1/things"}})
+    );
+    // The suffix example on POST /team/:teamUUID/tasks appends one line per request.
+    for i in 0..3 {
+        send_json("POST", &gw.url("/project/api/project/team/T2/tasks"), &json!({"summary": format!("t{i}")}), &[])
+            .await;
+    }
+    let log = gw.dir.path().join("ws/sfx1/suffix.txt");
+    eventually("three suffix lines", || std::fs::read_to_string(&log).map(|s| s.lines().count() == 3).unwrap_or(false))
+        .await;
+    let first: serde_json::Value =
+        serde_json::from_str(std::fs::read_to_string(&log).unwrap().lines().next().unwrap()).unwrap();
+    assert_eq!(
+        (first["team"].as_str(), first["status"].as_u64(), first["sent"]["summary"].as_str()),
+        (Some("T2"), Some(200), Some("t0"))
+    );
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn slow_or_failing_subscribers_affect_nothing_else() {
+    let up = Upstream::start().await;
+    let slow = org_plugin(
+        "slow",
+        "  - {type: subscribe, methods: [GET], url: /users/me, function: f, timeout_ms: 3000}\n",
+        "export function f() { const t = Date.now(); while (Date.now() - t < 2000) {} }\n",
+    );
+    let thrower = org_plugin(
+        "thrower",
+        "  - {type: subscribe, methods: [GET], url: /users/me, function: f}\n",
+        "export function f() { throw new Error('subscriber bug') }\n",
+    );
+    let steady = org_plugin("steady", "  - {type: subscribe, methods: [GET], url: /users/me, function: f}\n", "import { appendStrings } from '@ones-op/node-file'\nexport async function f(r) { await appendStrings('n.txt', 'x') }\n");
+    let gw = start(
+        &up,
+        &[decl(slow.path(), &[], None), decl(thrower.path(), &[], None), decl(steady.path(), &[], Some("steady1"))],
+        "",
+    )
+    .await;
+    let t0 = Instant::now();
+    for _ in 0..3 {
+        assert_eq!(get(&gw.url("/project/api/project/users/me"), &[]).await.status, 200);
+    }
+    assert!(t0.elapsed() < Duration::from_millis(1500), "responses waited for a subscriber: {:?}", t0.elapsed());
+    let n = gw.dir.path().join("ws/steady1/n.txt");
+    eventually("the steady subscriber ran 3 times", || {
+        std::fs::read_to_string(&n).map(|s| s == "xxx").unwrap_or(false)
+    })
+    .await;
+    assert!(
+        t0.elapsed() < Duration::from_millis(1900),
+        "the steady subscriber waited for the slow one: {:?}",
+        t0.elapsed()
+    );
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_full_post_queue_drops_and_counts() {
+    let up = Upstream::start().await;
+    let slow = org_plugin(
+        "slow",
+        "  - {type: subscribe, methods: [GET], url: /users/me, function: f, timeout_ms: 500}\n",
+        "export function f() { const t = Date.now(); while (Date.now() - t < 300) {} }\n",
+    );
+    let gw = start(&up, &[decl(slow.path(), &[], None)], "[limits]\npost_queue_size = 1\n").await;
+    for _ in 0..40 {
+        assert_eq!(get(&gw.url("/project/api/project/users/me"), &[]).await.status, 200);
+    }
+    assert!(gw.gw.posts.dropped() > 0, "nothing dropped");
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn addition_and_external_routes() {
+    let up = Upstream::start().await;
+    let gw = start(
+        &up,
+        &[decl(&example("hello-addition"), &[], Some("hello1")), decl(&example("team-report"), &["T1"], Some("rep1"))],
+        "",
+    )
+    .await;
+    let got = get(
+        &gw.url("/project/api/project/hello"),
+        &[("Ones-Plugin-Id", "hello1"), ("Ones-Check-Point", "team"), ("Ones-Check-Id", "T1"), ("Ones-User-Id", "U1")],
+    )
+    .await;
+    assert_eq!(got.json(), json!({"hello": "U1", "checkPoint": "team", "checkId": "T1", "method": "GET"}));
+    assert_eq!(up.count(), 0);
+    // Without the header (or naming another instance) the route is the standard system's.
+    assert_eq!(get(&gw.url("/project/api/project/hello"), &[]).await.json()["upstream"], "ok");
+    assert_eq!(
+        get(&gw.url("/project/api/project/hello"), &[("Ones-Plugin-Id", "other")]).await.json()["upstream"],
+        "ok"
+    );
+    // External: T1 has the route (it calls the system through OPFetch); T2 does not.
+    let before = up.count();
+    let got = get(&gw.url("/project/api/project/team/T1/report"), &[]).await;
+    assert_eq!(got.json()["team"], "T1");
+    assert_eq!(up.last().uri, "/project/api/project/team/T1/tasks", "the plugin's own OPFetch");
+    assert_eq!(up.count(), before + 1);
+    let got = get(&gw.url("/project/api/project/team/T2/report"), &[]).await;
+    assert_eq!(got.json()["path"], "/project/api/project/team/T2/report");
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn conflicts_are_refused_naming_both_plugins_and_the_rule() {
+    let up = Upstream::start().await;
+    let i = org_plugin(
+        "interceptor",
+        "  - {type: intercept, methods: [GET], url: '/team/:teamUUID/x/:a', function: f}\n",
+        "export function f() {}\n",
+    );
+    let r = team_plugin(
+        "replacer",
+        "  - {type: replace, methods: [GET], url: '/team/:t/x/:b', function: g}\n",
+        "export function g() {}\n",
+    );
+    let err = start_error(&up, &[decl(i.path(), &[], Some("i1")), decl(r.path(), &["T1"], Some("r1"))]);
+    assert!(err.contains(
+        "conflict on GET /team/:teamUUID/x/:a (scope project, team T1): plugin interceptor (app_id interceptor, instance i1) intercept hook f() (apis[0]) \
+         and plugin replacer (app_id replacer, instance r1) replace hook g() (apis[0]): intercept and replace cannot be used on the same interface in the same level context"
+    ), "{err}");
+    let s = org_plugin(
+        "subscriber",
+        "  - {type: subscribe, methods: [GET], url: /users/me, function: f}\n",
+        "export function f() {}\n",
+    );
+    let r2 = org_plugin(
+        "replacer2",
+        "  - {type: replace, methods: [GET], url: /users/me, function: g}\n",
+        "export function g() {}\n",
+    );
+    let err = start_error(&up, &[decl(s.path(), &[], Some("s1")), decl(r2.path(), &[], Some("r2"))]);
+    assert!(err.contains("subscribe and replace cannot be used"), "{err}");
+    for kind in ["prefix", "suffix", "replace"] {
+        let a = org_plugin(
+            "a",
+            &format!("  - {{type: {kind}, methods: [GET], url: /users/:x, function: f}}\n"),
+            "export function f() {}\n",
+        );
+        let b = org_plugin(
+            "b",
+            &format!("  - {{type: {kind}, methods: [GET], url: /users/:y, function: f}}\n"),
+            "export function f() {}\n",
+        );
+        let err = start_error(&up, &[decl(a.path(), &[], Some("a1")), decl(b.path(), &[], Some("b1"))]);
+        assert!(
+            err.contains("only one")
+                && err.contains("plugin a (app_id a, instance a1)")
+                && err.contains("plugin b (app_id b, instance b1)"),
+            "{kind}: {err}"
+        );
+    }
+    let e1 = team_plugin(
+        "e1",
+        "  - {type: external, methods: [GET], url: '/team/:teamUUID/new', function: f}\n",
+        "export function f() {}\n",
+    );
+    let e2 = team_plugin(
+        "e2",
+        "  - {type: external, methods: [GET], url: '/team/:teamUUID/new', function: f}\n",
+        "export function f() {}\n",
+    );
+    let err = start_error(&up, &[decl(e1.path(), &["T1"], None), decl(e2.path(), &["T1"], None)]);
+    assert!(err.contains("only one plugin may serve an external route for a team"), "{err}");
+    // ... but different teams may each have one.
+    let gw = start(&up, &[decl(e1.path(), &["T1"], None), decl(e2.path(), &["T2"], None)], "").await;
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn fetch_http_only_to_allowed_hosts() {
+    let up = Upstream::start().await;
+    let other = Upstream::start().await;
+    let p = org_plugin(
+        "caller",
+        "  - {type: replace, methods: [GET], url: /call, function: call}\n",
+        &format!(
+            "import {{ fetchHttp }} from '@ones-op/node-fetch'\n\
+             export async function call(r) {{\n\
+               try {{ const res = await fetchHttp('http://{}/ext/x', {{ headers: {{ 'X-A': ['1'] }} }}); return {{ body: {{ ok: res.statusCode, got: res.body }} }} }}\n\
+               catch (e) {{ return {{ statusCode: 502, body: {{ errcode: e.errcode, reason: e.reason }} }} }}\n\
+             }}\n",
+            other.addr
+        ),
+    );
+    let refused = start(&up, &[decl(p.path(), &[], None)], "").await;
+    let got = get(&refused.url("/project/api/project/call"), &[]).await;
+    assert_eq!(got.status, 502);
+    assert_eq!(got.json()["errcode"], "Forbidden");
+    assert!(got.json()["reason"].as_str().unwrap().contains("[sandbox] http_allow"));
+    assert_eq!(other.count(), 0);
+    refused.stop().await;
+    let allowed =
+        start(&up, &[decl(p.path(), &[], None)], &format!("[sandbox]\nhttp_allow = [\"{}\"]\n", other.addr)).await;
+    let got = get(&allowed.url("/project/api/project/call"), &[]).await;
+    assert_eq!(got.json(), json!({"ok": 200, "got": {"upstream": "ok", "path": "/ext/x"}}));
+    assert_eq!(other.last().headers["x-a"], "1");
+    allowed.stop().await;
+}
+
+#[tokio::test]
+async fn files_stay_inside_the_instance_workspace() {
+    let up = Upstream::start().await;
+    let p = org_plugin(
+        "files",
+        "  - {type: replace, methods: [POST], url: /fs, function: fs}\n",
+        "import * as f from '@ones-op/node-file'\n\
+         export async function fs(r) {\n\
+           const out = {}\n\
+           for (const [name, fn] of Object.entries({\n\
+             write: () => f.writeStrings('a/b.txt', 'one\\ntwo'), append: () => f.appendStrings('a/b.txt', '\\nthree'),\n\
+             read: () => f.read('a/b.txt'), lines: () => f.readLines('a/b.txt'), list: () => f.list('a'),\n\
+             isFile: () => f.isFile('a/b.txt'), isDir: () => f.isDir('a'), copy: () => f.copy('a/b.txt', 'c.txt'),\n\
+             rename: () => f.rename('c.txt', 'd.txt'), exists: () => f.isExist('c.txt'), bytes: () => f.writeBytes('bin', new Uint8Array([1, 2, 255])),\n\
+             readBytes: () => f.readBytes('bin').then((b) => Array.from(b)), remove: () => f.remove('d.txt'),\n\
+             escape: () => f.read('../../etc/passwd'), absolute: () => f.read('/etc/passwd'), link: () => f.read('link/passwd'),\n\
+           })) {\n\
+             try { out[name] = await fn() } catch (e) { out[name] = { name: e.name, errcode: e.errcode } }\n\
+           }\n\
+           return { body: out }\n\
+         }\n",
+    );
+    let gw = start(&up, &[decl(p.path(), &[], Some("f1"))], "").await;
+    let ws = gw.dir.path().join("ws/f1");
+    std::fs::create_dir_all(&ws).unwrap();
+    std::os::unix::fs::symlink("/etc", ws.join("link")).unwrap();
+    let got = send_json("POST", &gw.url("/project/api/project/fs"), &json!({}), &[]).await;
+    let b = got.json();
+    assert_eq!(b["read"], "one\ntwo\nthree");
+    assert_eq!(b["lines"], json!(["one", "two", "three"]));
+    assert_eq!(b["list"], json!(["b.txt"]));
+    assert_eq!(
+        (b["isFile"].as_bool(), b["isDir"].as_bool(), b["exists"].as_bool()),
+        (Some(true), Some(true), Some(false))
+    );
+    assert_eq!(b["readBytes"], json!([1, 2, 255]));
+    for bad in ["escape", "absolute", "link"] {
+        assert_eq!(b[bad], json!({"name": "FileError", "errcode": "InvalidParameter"}), "{bad}: {b}");
+    }
+    assert!(!ws.join("d.txt").exists() && ws.join("a/b.txt").exists());
+    gw.stop().await;
+}
