@@ -188,3 +188,46 @@ async fn demo_starts_and_answers_the_curl_lines_it_prints() {
     let page = get(&format!("{g}/wiki/api/wiki/team/T1/page/P1"), &[]).await;
     assert_eq!(page.json()["title"], "Welcome");
 }
+
+#[test]
+fn routes_prints_the_effective_table_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("interpose.toml");
+    let text = format!(
+        "[storage]\nworkspaces = \"ws\"\n[[plugins]]\npath = {:?}\ninstance = \"org1\"\n[[plugins]]\npath = {:?}\nteams = [\"T1\"]\ninstance = \"team1\"\n[[plugins]]\npath = {:?}\ninstance = \"sfx1\"\n",
+        examples().join("block-archived-users").display().to_string(),
+        examples().join("task-rules").display().to_string(),
+        examples().join("suffix-log").display().to_string()
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let out = run(&["routes", "-c", cfg.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let expected = "POST /team/:teamUUID/tasks  [scope project, team T1]\n    intercept checkNewTask() of task-rules [instance team1, priority 0]\n    suffix    logTask() of suffix-log [instance sfx1, priority 0]\n";
+    assert!(stdout.contains(expected), "{stdout}");
+    assert!(
+        stdout
+            .contains("POST /team/:teamUUID/tasks  [scope project, every team]\n    suffix    logTask() of suffix-log"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("GET /users/me  [scope project, organization]\n    intercept jackFunc() of block-archived-users [instance org1, priority 0]"), "{stdout}");
+    let out = run(&["routes", "-c", cfg.to_str().unwrap(), "--json"]);
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 3);
+
+    // A conflict is refused offline too, naming both plugins.
+    let p = tempfile::tempdir().unwrap();
+    interpose_test_util::write_files(p.path(), &[
+        ("config/plugin.yaml", "service: {app_id: rep, version: 1.0.0, name: rep, scope: 2}\napis:\n  - {type: replace, methods: [GET], url: /users/me, function: f}\n"),
+        ("backend/src/index.js", "export function f() {}\n"),
+    ]);
+    std::fs::write(&cfg, format!("[storage]\nworkspaces = \"ws\"\n[[plugins]]\npath = {:?}\ninstance = \"org1\"\n[[plugins]]\npath = {:?}\ninstance = \"rep1\"\n", examples().join("block-archived-users").display().to_string(), p.path().display().to_string())).unwrap();
+    let out = run(&["routes", "-c", cfg.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr.contains("plugin block-archived-users (app_id a1b2c3d4, instance org1) intercept hook jackFunc()")
+            && stderr.contains("plugin rep (app_id rep, instance rep1) replace hook f()"),
+        "{stderr}"
+    );
+}

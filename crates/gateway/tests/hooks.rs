@@ -394,3 +394,48 @@ async fn files_stay_inside_the_instance_workspace() {
     assert!(!ws.join("d.txt").exists() && ws.join("a/b.txt").exists());
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn the_query_variant_and_subscriber_examples() {
+    let up = Upstream::start().await;
+    let gw = start(
+        &up,
+        &[decl(&example("query-variants"), &[], Some("qv")), decl(&example("users-me-subscriber"), &[], Some("sub"))],
+        "",
+    )
+    .await;
+    let show = [("X-Show-Variant", "1")];
+    let u = |q: &str| gw.url(&format!("/project/api/project/users/me{q}"));
+    assert_eq!(get(&u("?k2=v2"), &show).await.json(), json!({"variant": "onK2"}));
+    assert_eq!(get(&u("?k1=v1&k2=v2&k3=v3"), &show).await.json(), json!({"variant": "onK1"}));
+    let plain = get(&u(""), &[("X-Show-Variant", "1"), ("Ones-User-Id", "U5")]).await;
+    assert_eq!(plain.json()["upstream"], "ok", "no variant matches a request without the query");
+    let snap = gw.gw.snapshot();
+    let sub = snap.instances.iter().find(|i| i.meta.id == "sub").unwrap().js.clone();
+    eventually("the subscriber's log line", || sub.logs_after(0).iter().any(|l| l.message.contains("\"user\":\"U5\"")))
+        .await;
+    let line = sub.logs_after(0).into_iter().find(|l| l.message.contains("U5")).unwrap();
+    assert_eq!(
+        line.message,
+        r#"[subscriber] GET /users/me -> 200 {"user":"U5","contentType":"application/json","email":null}"#
+    );
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn outbound_calls_count_against_the_hook_deadline() {
+    let up = Upstream::start().await;
+    let p = org_plugin(
+        "slowcall",
+        "  - {type: replace, methods: [GET], url: /x, function: f, timeout_ms: 300}\n",
+        "import { OPFetch } from '@ones-op/fetch'\nexport async function f() { const r = await OPFetch({ path: '/slow/3000' }); return { body: r.body } }\n",
+    );
+    let gw = start(&up, &[decl(p.path(), &[], None)], "").await;
+    let t0 = Instant::now();
+    let got = get(&gw.url("/project/api/project/x"), &[]).await;
+    assert_eq!(got.status, 500, "{}", got.text());
+    let reason = got.json()["reason"].as_str().unwrap().to_string();
+    assert!(reason.contains("timed out after 300 ms") || reason.contains("RequestTimeOut"), "{reason}");
+    assert!(t0.elapsed() < Duration::from_millis(1500), "{:?}", t0.elapsed());
+    gw.stop().await;
+}
