@@ -2,8 +2,10 @@
 //! in the library crates. Each subcommand lives in its own module.
 
 mod check;
+mod client;
 mod demo;
 mod examples;
+mod plugin;
 mod routes;
 mod serve;
 
@@ -49,12 +51,27 @@ enum Cmd {
         #[arg(short, long)]
         config: Option<PathBuf>,
     },
-    /// Print the effective route table per level context.
+    /// Print the effective route table per level context (offline from a
+    /// config file, or from a running gateway with --admin).
     Routes {
         #[arg(short, long, env = "INTERPOSE_CONFIG")]
         config: Option<PathBuf>,
+        /// Ask a running gateway's admin API instead (e.g. http://127.0.0.1:8081).
+        #[arg(long)]
+        admin: Option<String>,
         /// Machine-readable output.
         #[arg(long)]
+        json: bool,
+    },
+    /// Manage plugins on a running gateway through its admin API.
+    Plugin {
+        #[command(subcommand)]
+        cmd: plugin::PluginCmd,
+        /// Admin API URL (default $INTERPOSE_ADMIN or http://127.0.0.1:8081); token from $INTERPOSE_ADMIN_TOKEN.
+        #[arg(long, global = true)]
+        admin: Option<String>,
+        /// Machine-readable output.
+        #[arg(long, global = true)]
         json: bool,
     },
 }
@@ -68,7 +85,8 @@ fn main() -> ExitCode {
         Cmd::Serve { config } => serve::run(config.as_deref()),
         Cmd::Demo { listen, sample } => demo::run(listen, sample),
         Cmd::Check { dir, config } => check::run(&dir, config.as_deref()),
-        Cmd::Routes { config, json } => routes::run(config.as_deref(), json),
+        Cmd::Routes { config, admin, json } => routes::run(config.as_deref(), admin, json),
+        Cmd::Plugin { cmd, admin, json } => plugin::run(cmd, admin, json),
     };
     match result {
         Ok(code) => code,

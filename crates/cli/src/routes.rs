@@ -4,13 +4,30 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use interpose_gateway::plugins::{build_routes, declared_instances, HookTarget};
-use interpose_routing::{Plan, RouteTable};
-use serde_json::json;
+use interpose_control::routes::describe;
+use interpose_gateway::plugins::{build_routes, declared_instances};
 
 use crate::EXIT_BAD_INPUT;
 
-pub fn run(config: Option<&Path>, as_json: bool) -> anyhow::Result<ExitCode> {
+pub fn run(config: Option<&Path>, admin: Option<String>, as_json: bool) -> anyhow::Result<ExitCode> {
+    if let Some(url) = admin {
+        let admin = crate::client::Admin::new(Some(url));
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        return match rt.block_on(admin.call(http::Method::GET, "/api/routes", None)) {
+            Ok(serde_json::Value::Array(rows)) => {
+                print_rows(&rows, as_json)?;
+                Ok(ExitCode::SUCCESS)
+            }
+            Ok(other) => {
+                println!("{other}");
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                Ok(ExitCode::FAILURE)
+            }
+        };
+    }
     let config = match crate::load_config(config) {
         Ok(c) => c,
         Err(e) => {
@@ -34,13 +51,17 @@ pub fn run(config: Option<&Path>, as_json: bool) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(EXIT_BAD_INPUT));
         }
     };
-    let rows = describe(&table);
+    print_rows(&describe(&table), as_json)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_rows(rows: &[serde_json::Value], as_json: bool) -> anyhow::Result<()> {
     if as_json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        println!("{}", serde_json::to_string_pretty(rows)?);
     } else if rows.is_empty() {
         println!("no hooks: every request is proxied untouched");
     } else {
-        for r in &rows {
+        for r in rows {
             println!(
                 "{} {}  [scope {}, {}]",
                 r["method"].as_str().unwrap_or(""),
@@ -53,60 +74,5 @@ pub fn run(config: Option<&Path>, as_json: bool) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// One row per interface and level context.
-pub fn describe(table: &RouteTable<HookTarget>) -> Vec<serde_json::Value> {
-    let mut rows = Vec::new();
-    let mut push = |scope: &str, method: &str, pattern: &str, context: String, plan: &Plan<HookTarget>| {
-        if plan.is_empty() {
-            return;
-        }
-        let hooks: Vec<String> = plan
-            .groups()
-            .flat_map(|g| g.variants().iter())
-            .map(|h| {
-                let q = if h.api.query.is_empty() {
-                    String::new()
-                } else {
-                    format!(" ?{}", h.api.query.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&"))
-                };
-                format!(
-                    "{:<9} {}() of {} [instance {}, priority {}]{q}",
-                    h.api.kind.as_str(),
-                    h.api.function,
-                    h.instance.name,
-                    h.instance.id,
-                    h.api.priority
-                )
-            })
-            .collect();
-        rows.push(json!({"scope": scope, "method": method, "pattern": pattern, "context": context, "hooks": hooks}));
-    };
-    for iface in table.interfaces() {
-        let default_ctx =
-            if iface.team_param.is_some() { "every team".to_string() } else { "organization".to_string() };
-        push(&iface.scope, &iface.method, &iface.pattern, default_ctx, iface.default_plan());
-        let mut teams: Vec<_> = iface.team_plans().collect();
-        teams.sort_by_key(|(t, _)| t.to_string());
-        for (team, plan) in teams {
-            push(&iface.scope, &iface.method, &iface.pattern, format!("team {team}"), plan);
-        }
-    }
-    for (instance, sub) in table.additions() {
-        for iface in sub.interfaces() {
-            push(
-                &iface.scope,
-                &iface.method,
-                &iface.pattern,
-                format!("addition (Ones-Plugin-Id: {instance})"),
-                iface.default_plan(),
-            );
-        }
-    }
-    rows.sort_by_key(|r| {
-        (r["scope"].to_string(), r["pattern"].to_string(), r["method"].to_string(), r["context"].to_string())
-    });
-    rows
+    Ok(())
 }

@@ -1,9 +1,12 @@
-//! `interpose serve`: load, validate, then serve until SIGTERM / Ctrl-C.
+//! `interpose serve`: load, validate, then serve the data plane and the
+//! admin API until SIGTERM / Ctrl-C.
 
 use std::path::Path;
 use std::process::ExitCode;
 
+use interpose_control::Manager;
 use interpose_gateway::{serve, Gateway};
+use interpose_registry::Store;
 
 use crate::{init_tracing, load_config, EXIT_BAD_INPUT};
 
@@ -18,34 +21,65 @@ pub fn run(config: Option<&Path>) -> anyhow::Result<ExitCode> {
     init_tracing(&config.log.level);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(config.server.workers).enable_all().build()?;
     rt.block_on(async move {
-        let listen = config.server.listen;
+        let bad = |msg: String| {
+            eprintln!("error: {msg}");
+            Ok(ExitCode::from(EXIT_BAD_INPUT))
+        };
+        let (listen, admin_listen) = (config.server.listen, config.server.admin_listen);
+        let token = std::env::var("INTERPOSE_ADMIN_TOKEN").ok().filter(|t| !t.is_empty());
+        if !admin_listen.ip().is_loopback() && token.is_none() {
+            return bad(format!("server.admin_listen {admin_listen} is not a loopback address: set INTERPOSE_ADMIN_TOKEN to protect the admin API"));
+        }
+        let store = match Store::open(&config.storage.url).await {
+            Ok(s) => s,
+            Err(e) => return bad(e.to_string()),
+        };
         let gw = match Gateway::new(config) {
             Ok(gw) => gw,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return Ok(ExitCode::from(EXIT_BAD_INPUT));
-            }
+            Err(e) => return bad(e.to_string()),
+        };
+        let manager = match Manager::start(gw.clone(), store).await {
+            Ok(m) => m,
+            Err(e) => return bad(format!("cannot restore the installed plugins: {e}")),
         };
         let listener = match tokio::net::TcpListener::bind(listen).await {
             Ok(l) => l,
-            Err(e) => {
-                eprintln!("error: cannot listen on {listen} (server.listen): {e}");
-                return Ok(ExitCode::from(EXIT_BAD_INPUT));
+            Err(e) => return bad(format!("cannot listen on {listen} (server.listen): {e}")),
+        };
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let admin_stop = {
+            let mut rx = stop_rx.clone();
+            async move {
+                let _ = rx.wait_for(|s| *s).await;
             }
+        };
+        let admin = match interpose_admin::serve(manager.clone(), admin_listen, token, admin_stop).await {
+            Ok(h) => h,
+            Err(e) => return bad(e.to_string()),
         };
         let snap = gw.snapshot();
         for inst in &snap.instances {
-            let team =
-                inst.meta.team.as_deref().map(|t| format!(" team {t}")).unwrap_or_else(|| " organization".into());
+            let team = inst.meta.team.as_deref().map(|t| format!(" team {t}")).unwrap_or_else(|| " organization".into());
             tracing::info!("installed {} {} as instance {}{team}", inst.meta.name, inst.meta.version, inst.meta.id);
         }
         tracing::info!(
-            "interpose listening on http://{listen} ({} instances, {} hooks, {} workers)",
+            "interpose listening on http://{listen}, admin API on http://{admin_listen} ({} instances enabled, {} hooks, {} workers)",
             snap.instances.len(),
             snap.routes.hook_count(),
             gw.config.server.workers
         );
-        serve(gw, listener, shutdown_signal()).await;
+        let mut data_stop = stop_rx;
+        let signal = tokio::spawn(async move {
+            shutdown_signal().await;
+            let _ = stop_tx.send(true);
+        });
+        serve(gw, listener, async move {
+            let _ = data_stop.wait_for(|s| *s).await;
+        })
+        .await;
+        signal.abort();
+        manager.shutdown().await;
+        let _ = admin.await;
         Ok(ExitCode::SUCCESS)
     })
 }

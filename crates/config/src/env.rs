@@ -10,6 +10,7 @@ const OVERRIDABLE: &[(&str, &str)] = &[
     ("server", "shutdown_grace_ms"),
     ("storage", "url"),
     ("storage", "workspaces"),
+    ("storage", "plugins"),
     ("limits", "max_body_bytes"),
     ("limits", "hook_timeout_ms"),
     ("limits", "hook_memory_mb"),

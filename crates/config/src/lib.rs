@@ -48,6 +48,8 @@ pub struct Storage {
     pub url: String,
     /// Folder holding one `workspace/` per instance (`@ones-op/node-file`).
     pub workspaces: PathBuf,
+    /// Folder where installed plugin versions are unpacked (the store keeps the originals).
+    pub plugins: PathBuf,
 }
 
 /// One scope of the standard system: requests under `mount` go to `url`.

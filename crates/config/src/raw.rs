@@ -67,11 +67,16 @@ impl Default for RawServer {
 pub(crate) struct RawStorage {
     pub url: String,
     pub workspaces: String,
+    pub plugins: String,
 }
 
 impl Default for RawStorage {
     fn default() -> Self {
-        RawStorage { url: "sqlite://data/interpose.db".into(), workspaces: "data/workspaces".into() }
+        RawStorage {
+            url: "sqlite://data/interpose.db".into(),
+            workspaces: "data/workspaces".into(),
+            plugins: "data/plugins".into(),
+        }
     }
 }
 

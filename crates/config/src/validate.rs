@@ -134,7 +134,11 @@ pub(crate) fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, Vec<St
             workers,
             shutdown_grace_ms,
         },
-        storage: Storage { url: storage_url, workspaces: base_dir.join(&raw.storage.workspaces) },
+        storage: Storage {
+            url: storage_url,
+            workspaces: base_dir.join(&raw.storage.workspaces),
+            plugins: base_dir.join(&raw.storage.plugins),
+        },
         upstreams,
         limits,
         sandbox: Sandbox { http_allow: raw.sandbox.http_allow },

@@ -23,4 +23,4 @@ mod state;
 
 pub use plugins::{HookTarget, InstalledInstance, LoadedPlugin, PluginError};
 pub use server::{serve, Listening};
-pub use state::{Gateway, StartError};
+pub use state::{Gateway, Snapshot, StartError};

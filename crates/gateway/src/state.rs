@@ -38,6 +38,8 @@ pub struct Gateway {
     pub post_host: JsHost,
     pub posts: Arc<PostQueue>,
     pub client: Client,
+    /// What plugins' outbound calls go through (also for lifecycle functions).
+    pub io: Option<Arc<dyn HostIo>>,
     /// Longest mount first, so `/a/b` wins over `/a`.
     mounts: Vec<Upstream>,
     snapshot: ArcSwap<Snapshot>,
@@ -62,7 +64,7 @@ impl Gateway {
         let io = GatewayIo::new(&config, client.clone()).map(|io| io as Arc<dyn HostIo>);
         let host = JsHost::new(HostOptions::new(config.server.workers), io.clone());
         let post_threads = config.server.workers.max(4);
-        let post_host = JsHost::new(HostOptions::new(post_threads), io);
+        let post_host = JsHost::new(HostOptions::new(post_threads), io.clone());
         let posts = PostQueue::start(
             post_host.clone(),
             config.limits.post_queue_size,
@@ -75,6 +77,7 @@ impl Gateway {
             post_host,
             posts,
             client,
+            io,
             mounts,
             snapshot: ArcSwap::from_pointee(Snapshot { routes, instances }),
         }))
@@ -88,9 +91,20 @@ impl Gateway {
     /// Validate and swap in a new set of enabled instances; on a conflict
     /// nothing changes.
     pub fn replace_instances(&self, instances: Vec<InstalledInstance>) -> Result<(), Vec<Conflict>> {
-        let routes = build_routes(&instances)?;
-        self.snapshot.store(Arc::new(Snapshot { routes, instances }));
+        let next = Gateway::prepare(instances)?;
+        self.swap(next);
         Ok(())
+    }
+
+    /// Build (and so validate) the snapshot for a set of enabled instances.
+    pub fn prepare(instances: Vec<InstalledInstance>) -> Result<Snapshot, Vec<Conflict>> {
+        let routes = build_routes(&instances)?;
+        Ok(Snapshot { routes, instances })
+    }
+
+    /// Make a prepared snapshot live. Requests already running keep theirs.
+    pub fn swap(&self, next: Snapshot) {
+        self.snapshot.store(Arc::new(next));
     }
 
     /// The upstream whose mount holds `path`, and the rest of the path

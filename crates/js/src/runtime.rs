@@ -127,8 +127,34 @@ impl PluginRuntime {
         deadline: Instant,
         io: Option<Arc<dyn HostIo>>,
     ) -> Result<CallOutcome, HookError> {
+        self.invoke(function, request.request_id.clone(), deadline, io, |ctx, wrap| {
+            Ok(vec![request_object(ctx, request, wrap)?.into_value()])
+        })
+    }
+
+    /// Call `function(...args)` with JSON arguments (lifecycle functions).
+    pub(crate) fn call_json(
+        &mut self,
+        function: &str,
+        args: &[serde_json::Value],
+        deadline: Instant,
+        io: Option<Arc<dyn HostIo>>,
+    ) -> Result<CallOutcome, HookError> {
+        self.invoke(function, None, deadline, io, |ctx, _| {
+            args.iter().map(|a| crate::convert::json_to_js(ctx, a)).collect()
+        })
+    }
+
+    fn invoke(
+        &mut self,
+        function: &str,
+        request_id: Option<String>,
+        deadline: Instant,
+        io: Option<Arc<dyn HostIo>>,
+        build: impl for<'js> FnOnce(&Ctx<'js>, &Function<'js>) -> rquickjs::Result<Vec<Value<'js>>>,
+    ) -> Result<CallOutcome, HookError> {
         self.deadline.store(nanos(deadline), Ordering::Relaxed);
-        let scope = CallScope { instance: self.instance.clone(), request_id: request.request_id.clone(), io, deadline };
+        let scope = CallScope { instance: self.instance.clone(), request_id, io, deadline };
         let functions = &mut self.functions;
         let namespace = &self.namespace;
         let wrap = &self.wrap_headers;
@@ -149,10 +175,13 @@ impl PluginRuntime {
                     }
                 };
                 let wrap = wrap.clone().restore(&ctx).map_err(|e| HookError::Load(e.to_string()))?;
-                let req = request_object(&ctx, request, &wrap)
-                    .map_err(|e| as_load_error(failure(&ctx, instance, e, deadline)))?;
-                let result = f
-                    .call::<_, Value>((req,))
+                let values = build(&ctx, &wrap).map_err(|e| as_load_error(failure(&ctx, instance, e, deadline)))?;
+                let mut args = rquickjs::function::Args::new(ctx.clone(), values.len());
+                for v in values {
+                    args.push_arg(v).map_err(|e| HookError::Load(e.to_string()))?;
+                }
+                let result = args
+                    .apply::<Value>(&f)
                     .and_then(|v| settle(&ctx, v, deadline))
                     .map_err(|e| failure(&ctx, instance, e, deadline));
                 match result {
@@ -332,6 +361,25 @@ impl LocalRuntime {
         io: Option<Arc<dyn HostIo>>,
     ) -> Result<LocalRuntime, HookError> {
         PluginRuntime::new(instance, Instant::now() + timeout, io.clone()).map(|r| LocalRuntime(r, io))
+    }
+
+    /// Does the entry module export a function of this name?
+    pub fn exports(&self, function: &str) -> bool {
+        self.0.exported_functions().iter().any(|f| f == function)
+    }
+
+    /// Call `function(...args)` with JSON arguments within `timeout`.
+    pub fn call_json(
+        &mut self,
+        function: &str,
+        args: &[serde_json::Value],
+        timeout: Duration,
+    ) -> Result<CallOutcome, HookError> {
+        let ms = timeout.as_millis() as u64;
+        self.0.call_json(function, args, Instant::now() + timeout, self.1.clone()).map_err(|e| match e {
+            HookError::Timeout(_) => HookError::Timeout(ms),
+            other => other,
+        })
     }
 
     /// Call `function(request)` within `timeout`.

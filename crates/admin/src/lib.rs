@@ -1,0 +1,274 @@
+//! The admin API (axum, JSON) on `server.admin_listen`: plugins and
+//! instances, the route table, logs, health. Every change goes through the
+//! control plane's `Manager`. `/api/*` needs `Authorization: Bearer <token>`
+//! when `INTERPOSE_ADMIN_TOKEN` is set; the listener refuses to start on a
+//! non-loopback address without one. The API is described by the OpenAPI
+//! document served at `/openapi.json`.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use interpose_control::lifecycle::Step;
+use interpose_control::{archive, ControlError, Manager, Placement};
+use serde::Deserialize;
+use serde_json::json;
+
+const OPENAPI: &str = include_str!("../openapi.json");
+
+#[derive(Clone)]
+struct App {
+    manager: Arc<Manager>,
+    token: Option<Arc<str>>,
+}
+
+/// Why the admin listener was not started.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("server.admin_listen {0} is not a loopback address: set INTERPOSE_ADMIN_TOKEN to protect the admin API")]
+    NoToken(SocketAddr),
+    #[error("cannot listen on {0} (server.admin_listen): {1}")]
+    Bind(SocketAddr, std::io::Error),
+}
+
+/// The router (tests call it without a socket).
+pub fn router(manager: Arc<Manager>, token: Option<String>) -> Router {
+    let app = App { manager, token: token.filter(|t| !t.is_empty()).map(Arc::from) };
+    let api = Router::new()
+        .route("/instances", get(list).post(install))
+        .route("/instances/{id}", get(show).delete(uninstall))
+        .route("/instances/{id}/enable", post(enable))
+        .route("/instances/{id}/disable", post(disable))
+        .route("/instances/{id}/upgrade", post(upgrade))
+        .route("/instances/{id}/config", axum::routing::put(set_config))
+        .route("/instances/{id}/logs", get(logs))
+        .route("/instances/{id}/lifecycle/{step}", post(run_step))
+        .route("/routes", get(routes))
+        .layer(DefaultBodyLimit::max(archive::MAX_UPLOAD))
+        .layer(middleware::from_fn_with_state(app.clone(), auth));
+    Router::new()
+        .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/ready", get(ready))
+        .route("/openapi.json", get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }))
+        .nest("/api", api)
+        .with_state(app)
+}
+
+/// Bind and serve until `shutdown` resolves.
+pub async fn serve(
+    manager: Arc<Manager>,
+    addr: SocketAddr,
+    token: Option<String>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<tokio::task::JoinHandle<()>, AdminError> {
+    if !addr.ip().is_loopback() && token.as_deref().is_none_or(str::is_empty) {
+        return Err(AdminError::NoToken(addr));
+    }
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| AdminError::Bind(addr, e))?;
+    let app = router(manager, token);
+    Ok(tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+            tracing::error!("admin API stopped: {e}");
+        }
+    }))
+}
+
+async fn auth(State(app): State<App>, req: Request, next: Next) -> Response {
+    if let Some(token) = &app.token {
+        let given = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        let ok = given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes()));
+        if !ok {
+            return error(
+                StatusCode::UNAUTHORIZED,
+                "Unauthorized",
+                "missing or wrong bearer token (Authorization: Bearer $INTERPOSE_ADMIN_TOKEN)",
+            );
+        }
+    }
+    next.run(req).await
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn error(status: StatusCode, errcode: &str, reason: &str) -> Response {
+    (status, Json(json!({"type": "error", "reason": reason, "errcode": errcode, "statusCode": status.as_u16()})))
+        .into_response()
+}
+
+fn control_error(e: ControlError) -> Response {
+    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let errcode = match &e {
+        ControlError::NotFound(_) => "NotFound",
+        ControlError::BadRequest(_) => "BadRequest",
+        ControlError::BadPlugin(_) => "InvalidPlugin",
+        ControlError::Conflict(_) => "Conflict",
+        ControlError::Lifecycle { .. } => "LifecycleFailed",
+        ControlError::Declarative(_) => "Declarative",
+        ControlError::Store(_) | ControlError::Internal(_) => "InternalError",
+    };
+    let mut body = json!({"type": "error", "reason": e.to_string(), "errcode": errcode, "statusCode": status.as_u16()});
+    match &e {
+        ControlError::BadPlugin(problems) => body["problems"] = json!(problems),
+        ControlError::Conflict(cs) => {
+            body["conflicts"] = json!(cs
+                .iter()
+                .map(|c| json!({
+                    "rule": c.rule.to_string(), "method": c.method, "scope": c.scope, "pattern": c.pattern, "context": c.context,
+                    "first": {"name": c.first.0.name, "app_id": c.first.0.app_id, "instance": c.first.0.id, "hook": c.first.1},
+                    "second": {"name": c.second.0.name, "app_id": c.second.0.app_id, "instance": c.second.0.id, "hook": c.second.1},
+                }))
+                .collect::<Vec<_>>())
+        }
+        _ => {}
+    }
+    if status.is_server_error() {
+        tracing::error!("admin: {e}");
+    }
+    (status, Json(body)).into_response()
+}
+
+fn reply<T: serde::Serialize>(r: Result<T, ControlError>) -> Response {
+    match r {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => control_error(e),
+    }
+}
+
+async fn ready(State(app): State<App>) -> Response {
+    let n = app.manager.gateway().snapshot().instances.len();
+    Json(json!({"status": "ready", "enabled_instances": n})).into_response()
+}
+
+async fn list(State(app): State<App>) -> Response {
+    Json(app.manager.list().await).into_response()
+}
+
+async fn show(State(app): State<App>, Path(id): Path<String>) -> Response {
+    reply(app.manager.get(&id).await)
+}
+
+#[derive(Deserialize)]
+struct InstallQuery {
+    team: Option<String>,
+    #[serde(default)]
+    org: bool,
+    /// Enable (and start) right away; default true.
+    enable: Option<bool>,
+    id: Option<String>,
+    #[serde(default)]
+    debug: bool,
+}
+
+async fn install(State(app): State<App>, Query(q): Query<InstallQuery>, body: Bytes) -> Response {
+    let placement = match (q.team, q.org) {
+        (Some(t), false) => Placement::Team(t),
+        (None, true) => Placement::Organization,
+        (Some(_), true) => {
+            return error(StatusCode::BAD_REQUEST, "BadRequest", "give either team=UUID or org=true, not both")
+        }
+        (None, false) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                "say where to install: team=UUID (team-level plugin) or org=true (organization-level)",
+            )
+        }
+    };
+    match app.manager.install(&body, placement, q.enable.unwrap_or(true), q.id, q.debug).await {
+        Ok(info) => (StatusCode::CREATED, Json(info)).into_response(),
+        Err(e) => control_error(e),
+    }
+}
+
+async fn enable(State(app): State<App>, Path(id): Path<String>) -> Response {
+    reply(app.manager.enable(&id).await)
+}
+
+async fn disable(State(app): State<App>, Path(id): Path<String>) -> Response {
+    reply(app.manager.disable(&id).await)
+}
+
+async fn upgrade(State(app): State<App>, Path(id): Path<String>, body: Bytes) -> Response {
+    reply(app.manager.upgrade(&id, &body).await)
+}
+
+async fn uninstall(State(app): State<App>, Path(id): Path<String>) -> Response {
+    reply(app.manager.uninstall(&id).await)
+}
+
+async fn set_config(State(app): State<App>, Path(id): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+    let _ = headers;
+    let values: BTreeMap<String, serde_json::Value> = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => {
+            return error(StatusCode::BAD_REQUEST, "BadRequest", &format!("expected a JSON object of key: value: {e}"))
+        }
+    };
+    let values = values
+        .into_iter()
+        .map(|(k, v)| {
+            (
+                k,
+                match v {
+                    serde_json::Value::String(s) => s,
+                    other => other.to_string(),
+                },
+            )
+        })
+        .collect();
+    reply(app.manager.set_config(&id, values).await)
+}
+
+#[derive(Deserialize)]
+struct LogsQuery {
+    #[serde(default)]
+    after: u64,
+}
+
+async fn logs(State(app): State<App>, Path(id): Path<String>, Query(q): Query<LogsQuery>) -> Response {
+    reply(app.manager.logs(&id, q.after).await.map(|lines| {
+        lines
+            .into_iter()
+            .map(|l| {
+                let time = l.time.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+                json!({"seq": l.seq, "time_ms": time, "level": l.level.as_str(), "message": l.message, "request_id": l.request_id})
+            })
+            .collect::<Vec<_>>()
+    }))
+}
+
+async fn run_step(State(app): State<App>, Path((id, step)): Path<(String, String)>) -> Response {
+    let step = match step.as_str() {
+        "install" => Step::Install,
+        "enable" => Step::Enable,
+        "start" => Step::Start,
+        "stop" => Step::Stop,
+        "disable" => Step::Disable,
+        "uninstall" => Step::UnInstall,
+        other => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                &format!("unknown lifecycle step {other:?}: install, enable, start, stop, disable, uninstall"),
+            )
+        }
+    };
+    reply(app.manager.run_step(&id, step).await.map(|ran| json!({"ran": ran})))
+}
+
+async fn routes(State(app): State<App>) -> Response {
+    Json(interpose_control::routes::describe(&app.manager.gateway().snapshot().routes)).into_response()
+}

@@ -1,0 +1,473 @@
+//! [`Manager`]: the one place plugin instances change on a running gateway.
+
+use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use interpose_gateway::{Gateway, InstalledInstance, LoadedPlugin, Snapshot};
+use interpose_js::LogEntry;
+use interpose_manifest::PluginLevel;
+use interpose_registry::{InstanceRow, PluginVersion, State, Store};
+use serde::Serialize;
+use tokio::sync::Mutex;
+
+use crate::archive;
+use crate::lifecycle::{self, Step};
+use crate::ControlError;
+
+/// Registry instances sort after the config file's in install order.
+const REGISTRY_SEQ_BASE: u64 = 1_000_000;
+
+/// Where an instance goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Placement {
+    Organization,
+    Team(String),
+}
+
+struct Entry {
+    inst: InstalledInstance,
+    state: State,
+    /// From `[[plugins]]` in the config file: read-only here.
+    declarative: bool,
+    installed_at: i64,
+    debug: bool,
+}
+
+/// An instance as the admin API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct InstanceInfo {
+    pub id: String,
+    pub app_id: String,
+    pub name: String,
+    pub version: String,
+    pub description: String,
+    pub level: String,
+    pub team: Option<String>,
+    pub state: String,
+    /// `registry` (installed through the API) or `config` (`[[plugins]]`).
+    pub source: String,
+    pub debug: bool,
+    pub installed_at: i64,
+    pub config: BTreeMap<String, String>,
+    /// `kind METHODS scope:url -> function()`, in manifest order.
+    pub hooks: Vec<String>,
+}
+
+pub struct Manager {
+    gw: Arc<Gateway>,
+    store: Store,
+    /// Every instance; the lock also serialises changes.
+    entries: Mutex<Vec<Entry>>,
+}
+
+impl Manager {
+    /// Bring back the registry's instances next to the config file's, and
+    /// make the enabled ones live. Refuses (and changes nothing) on a conflict.
+    pub async fn start(gw: Arc<Gateway>, store: Store) -> Result<Arc<Manager>, ControlError> {
+        let mut entries: Vec<Entry> = gw
+            .snapshot()
+            .instances
+            .iter()
+            .map(|i| Entry { inst: i.clone(), state: State::Enabled, declarative: true, installed_at: 0, debug: false })
+            .collect();
+        for row in store.instances().await? {
+            let Some(version) = store.plugin_version(&row.app_id, &row.version).await? else {
+                tracing::error!(instance = %row.id, "the registry has no code for {} {}; instance skipped", row.app_id, row.version);
+                continue;
+            };
+            let plugin = match materialize(&gw, &version) {
+                Ok(p) => Arc::new(p),
+                Err(e) => {
+                    tracing::error!(instance = %row.id, "cannot load {} {}: {e}; instance skipped", row.app_id, row.version);
+                    continue;
+                }
+            };
+            let mut inst = InstalledInstance::new(
+                plugin,
+                row.id.clone(),
+                row.team.clone(),
+                REGISTRY_SEQ_BASE + row.seq as u64,
+                &gw.config,
+            );
+            inst.config = row.config.clone();
+            entries.push(Entry {
+                inst,
+                state: row.state,
+                declarative: false,
+                installed_at: row.installed_at,
+                debug: row.debug,
+            });
+        }
+        let snapshot = prepare(&entries, None)?;
+        gw.swap(snapshot);
+        let manager = Arc::new(Manager { gw, store, entries: Mutex::new(entries) });
+        // Start() for what was enabled before the restart (a failure is logged, not fatal).
+        for e in manager.entries.lock().await.iter().filter(|e| !e.declarative && e.state == State::Enabled) {
+            if let Err(err) = lifecycle::run(&manager.gw, &e.inst, Step::Start).await {
+                tracing::error!(instance = %e.inst.meta.id, "{err}");
+            }
+        }
+        Ok(manager)
+    }
+
+    /// Stop() for every enabled registry instance (the gateway is going down).
+    pub async fn shutdown(&self) {
+        for e in self.entries.lock().await.iter().filter(|e| !e.declarative && e.state == State::Enabled) {
+            if let Err(err) = lifecycle::run(&self.gw, &e.inst, Step::Stop).await {
+                tracing::warn!(instance = %e.inst.meta.id, "{err}");
+            }
+        }
+    }
+
+    pub fn gateway(&self) -> &Arc<Gateway> {
+        &self.gw
+    }
+
+    pub async fn list(&self) -> Vec<InstanceInfo> {
+        self.entries.lock().await.iter().map(info).collect()
+    }
+
+    pub async fn get(&self, id: &str) -> Result<InstanceInfo, ControlError> {
+        let entries = self.entries.lock().await;
+        entries.iter().find(|e| e.inst.meta.id == id).map(info).ok_or_else(|| ControlError::NotFound(id.to_string()))
+    }
+
+    /// Log lines of an instance after sequence number `after`.
+    pub async fn logs(&self, id: &str, after: u64) -> Result<Vec<LogEntry>, ControlError> {
+        let entries = self.entries.lock().await;
+        let e = entries.iter().find(|e| e.inst.meta.id == id).ok_or_else(|| ControlError::NotFound(id.to_string()))?;
+        Ok(e.inst.js.logs_after(after))
+    }
+
+    /// Install a plugin from an uploaded archive: Install, then (with
+    /// `enable`) Enable and Start; live when it returns.
+    pub async fn install(
+        &self,
+        upload: &[u8],
+        placement: Placement,
+        enable: bool,
+        id: Option<String>,
+        debug: bool,
+    ) -> Result<InstanceInfo, ControlError> {
+        let mut entries = self.entries.lock().await;
+        let (plugin, version) = self.unpack(upload)?;
+        let level = plugin.manifest.service.level;
+        let team = match (level, placement) {
+            (PluginLevel::Organization, Placement::Organization) => None,
+            (PluginLevel::Team, Placement::Team(t)) => Some(t),
+            (PluginLevel::Organization, Placement::Team(_)) => {
+                return Err(ControlError::BadRequest(format!(
+                    "{} is an organization-level plugin (service.scope 2): install it with --org, not for a team",
+                    plugin.manifest.service.name
+                )))
+            }
+            (PluginLevel::Team, Placement::Organization) => {
+                return Err(ControlError::BadRequest(format!(
+                    "{} is a team-level plugin (service.scope 1): install it for a team (--team UUID)",
+                    plugin.manifest.service.name
+                )))
+            }
+        };
+        if let Some(t) = &team {
+            if !valid_id(t) {
+                return Err(ControlError::BadRequest(format!("{t:?} is not a team UUID")));
+            }
+        }
+        let id = match id {
+            Some(id) if !valid_id(&id) => {
+                return Err(ControlError::BadRequest(format!("{id:?} is not an instance UUID")))
+            }
+            Some(id) if entries.iter().any(|e| e.inst.meta.id == id) => {
+                return Err(ControlError::BadRequest(format!("instance {id} already exists")))
+            }
+            Some(id) => id,
+            None => new_id(&entries),
+        };
+        let seq = REGISTRY_SEQ_BASE + self.store.next_seq().await? as u64;
+        let mut inst = InstalledInstance::new(plugin.clone(), id.clone(), team.clone(), seq, &self.gw.config);
+        inst.config = default_config(&plugin);
+        let entry = Entry {
+            inst: inst.clone(),
+            state: if enable { State::Enabled } else { State::Disabled },
+            declarative: false,
+            installed_at: interpose_registry::now(),
+            debug,
+        };
+        // Validate against everything enabled before running any plugin code.
+        let prepared = if enable { Some(prepare(&entries, Some(&entry))?) } else { None };
+        let mut steps = vec![Step::Install];
+        if enable {
+            steps.extend([Step::Enable, Step::Start]);
+        }
+        lifecycle::run_all(&self.gw, &inst, &steps).await?;
+        let row = InstanceRow {
+            id: id.clone(),
+            app_id: inst.meta.app_id.clone(),
+            version: inst.meta.version.clone(),
+            level: level_str(level).into(),
+            team,
+            state: entry.state,
+            config: inst.config.clone(),
+            seq: (seq - REGISTRY_SEQ_BASE) as i64,
+            installed_at: entry.installed_at,
+            debug,
+        };
+        self.store.install(&version, &row).await?;
+        entries.push(entry);
+        if let Some(snapshot) = prepared {
+            self.gw.swap(snapshot);
+        }
+        tracing::info!(instance = %id, "installed {} {}", inst.meta.name, inst.meta.version);
+        Ok(info(entries.last().ok_or_else(|| ControlError::Internal("entry vanished".into()))?))
+    }
+
+    pub async fn enable(&self, id: &str) -> Result<InstanceInfo, ControlError> {
+        self.set_state(id, State::Enabled).await
+    }
+
+    pub async fn disable(&self, id: &str) -> Result<InstanceInfo, ControlError> {
+        self.set_state(id, State::Disabled).await
+    }
+
+    async fn set_state(&self, id: &str, state: State) -> Result<InstanceInfo, ControlError> {
+        let mut entries = self.entries.lock().await;
+        let i = find_mutable(&entries, id)?;
+        if entries[i].state == state {
+            return Ok(info(&entries[i]));
+        }
+        let changed = Entry { state, ..clone_entry(&entries[i]) };
+        let snapshot = prepare_replacing(&entries, i, &changed)?;
+        let steps = match state {
+            State::Enabled => vec![Step::Enable, Step::Start],
+            State::Disabled => vec![Step::Stop, Step::Disable],
+        };
+        lifecycle::run_all(&self.gw, &changed.inst, &steps).await?;
+        self.store.set_state(id, state).await?;
+        entries[i] = changed;
+        self.gw.swap(snapshot);
+        Ok(info(&entries[i]))
+    }
+
+    /// Replace an instance's code with a new version of the same plugin;
+    /// `Upgrade(oldPluginInfo)` of the new code runs first.
+    pub async fn upgrade(&self, id: &str, upload: &[u8]) -> Result<InstanceInfo, ControlError> {
+        let mut entries = self.entries.lock().await;
+        let i = find_mutable(&entries, id)?;
+        let (plugin, version) = self.unpack(upload)?;
+        let old = &entries[i].inst;
+        if plugin.manifest.service.app_id != old.meta.app_id {
+            return Err(ControlError::BadRequest(format!(
+                "instance {id} runs app_id {:?}; the upload is app_id {:?} (upgrade keeps the app_id)",
+                old.meta.app_id, plugin.manifest.service.app_id
+            )));
+        }
+        if plugin.manifest.service.level != old.meta.level {
+            return Err(ControlError::BadRequest(
+                "an upgrade cannot change service.scope (team vs organization)".into(),
+            ));
+        }
+        let old_info = serde_json::json!({
+            "app_id": old.meta.app_id, "version": old.meta.version, "name": old.meta.name, "instance_uuid": old.meta.id,
+        });
+        let mut inst =
+            InstalledInstance::new(plugin, id.to_string(), old.meta.team.clone(), old.meta.seq, &self.gw.config);
+        inst.config = old.config.clone();
+        let changed = Entry { inst: inst.clone(), ..clone_entry(&entries[i]) };
+        let snapshot = prepare_replacing(&entries, i, &changed)?;
+        lifecycle::run(&self.gw, &inst, Step::Upgrade(old_info)).await?;
+        self.store.upgrade(id, &version).await?;
+        entries[i] = changed;
+        self.gw.swap(snapshot);
+        tracing::info!(instance = %id, "upgraded to {} {}", inst.meta.name, inst.meta.version);
+        Ok(info(&entries[i]))
+    }
+
+    /// Stop, Disable (when enabled), UnInstall, and forget the instance.
+    pub async fn uninstall(&self, id: &str) -> Result<InstanceInfo, ControlError> {
+        let mut entries = self.entries.lock().await;
+        let i = find_mutable(&entries, id)?;
+        let mut rest: Vec<&Entry> = entries.iter().collect();
+        rest.remove(i);
+        let snapshot = Gateway::prepare(enabled(rest.into_iter())).map_err(ControlError::Conflict)?;
+        let mut steps = Vec::new();
+        if entries[i].state == State::Enabled {
+            steps.extend([Step::Stop, Step::Disable]);
+        }
+        steps.push(Step::UnInstall);
+        lifecycle::run_all(&self.gw, &entries[i].inst, &steps).await?;
+        self.store.uninstall(id).await?;
+        let gone = entries.remove(i);
+        self.gw.swap(snapshot);
+        Ok(info(&gone))
+    }
+
+    /// Set operator config values (keys declared in `service.config`).
+    pub async fn set_config(&self, id: &str, values: BTreeMap<String, String>) -> Result<InstanceInfo, ControlError> {
+        let mut entries = self.entries.lock().await;
+        let i = find_mutable(&entries, id)?;
+        let declared = &entries[i].inst.plugin.manifest.service.config;
+        let mut next = entries[i].inst.config.clone();
+        for (k, v) in values {
+            if !declared.iter().any(|c| c.key == k) {
+                let known: Vec<&str> = declared.iter().map(|c| c.key.as_str()).collect();
+                return Err(ControlError::BadRequest(format!(
+                    "{} declares no config key {k:?} (declared: {})",
+                    entries[i].inst.meta.name,
+                    known.join(", ")
+                )));
+            }
+            next.insert(k, v);
+        }
+        self.store.set_config(id, &next).await?;
+        entries[i].inst.config = next;
+        Ok(info(&entries[i]))
+    }
+
+    /// Run one lifecycle step by hand (`interpose invoke <step>`).
+    pub async fn run_step(&self, id: &str, step: Step) -> Result<Option<String>, ControlError> {
+        let entries = self.entries.lock().await;
+        let e = entries.iter().find(|e| e.inst.meta.id == id).ok_or_else(|| ControlError::NotFound(id.to_string()))?;
+        lifecycle::run(&self.gw, &e.inst, step).await
+    }
+
+    /// Unpack and validate an upload; keep it under `storage.plugins`.
+    fn unpack(&self, upload: &[u8]) -> Result<(Arc<LoadedPlugin>, PluginVersion), ControlError> {
+        let root = &self.gw.config.storage.plugins;
+        std::fs::create_dir_all(root).map_err(|e| ControlError::Internal(format!("{}: {e}", root.display())))?;
+        let tmp = tempfile::Builder::new()
+            .prefix(".upload-")
+            .tempdir_in(root)
+            .map_err(|e| ControlError::Internal(e.to_string()))?;
+        let project =
+            archive::unpack(upload, tmp.path()).map_err(|e| ControlError::BadPlugin(vec![format!("upload: {e}")]))?;
+        let loaded = LoadedPlugin::load(&project, &self.gw.config).map_err(|e| ControlError::BadPlugin(e.problems))?;
+        let s = &loaded.manifest.service;
+        let manifest = std::fs::read_to_string(project.join("config/plugin.yaml")).unwrap_or_default();
+        let version = PluginVersion {
+            app_id: s.app_id.clone(),
+            version: s.version.clone(),
+            name: s.name.clone(),
+            manifest,
+            archive: upload.to_vec(),
+        };
+        let dir = version_dir(&self.gw.config.storage.plugins, &version);
+        if !dir.join("config/plugin.yaml").is_file() {
+            if let Some(parent) = dir.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| ControlError::Internal(e.to_string()))?;
+            }
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::rename(&project, &dir).map_err(|e| ControlError::Internal(format!("{}: {e}", dir.display())))?;
+        }
+        let plugin = LoadedPlugin { dir, manifest: loaded.manifest, code: loaded.code };
+        Ok((Arc::new(plugin), version))
+    }
+}
+
+/// Unpack a stored version (after a restart) and load it.
+fn materialize(gw: &Gateway, version: &PluginVersion) -> Result<LoadedPlugin, String> {
+    let dir = version_dir(&gw.config.storage.plugins, version);
+    if !dir.join("config/plugin.yaml").is_file() {
+        let tmp = dir.with_extension("unpacking");
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir_all(&tmp).map_err(|e| e.to_string())?;
+        let project = archive::unpack(&version.archive, &tmp)?;
+        if let Some(parent) = dir.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+        }
+        std::fs::rename(&project, &dir).map_err(|e| e.to_string())?;
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+    LoadedPlugin::load(&dir, &gw.config).map_err(|e| e.problems.join("; "))
+}
+
+/// `<plugins>/<app_id>/<version>-<content hash>`: a re-upload of a version
+/// never overwrites code another instance was loaded from.
+fn version_dir(root: &Path, v: &PluginVersion) -> PathBuf {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    v.archive.hash(&mut h);
+    root.join(&v.app_id).join(format!("{}-{:016x}", v.version, h.finish()))
+}
+
+fn default_config(plugin: &LoadedPlugin) -> BTreeMap<String, String> {
+    plugin.manifest.service.config.iter().filter_map(|c| c.default.clone().map(|d| (c.key.clone(), d))).collect()
+}
+
+fn clone_entry(e: &Entry) -> Entry {
+    Entry {
+        inst: e.inst.clone(),
+        state: e.state,
+        declarative: e.declarative,
+        installed_at: e.installed_at,
+        debug: e.debug,
+    }
+}
+
+fn find_mutable(entries: &[Entry], id: &str) -> Result<usize, ControlError> {
+    let i = entries.iter().position(|e| e.inst.meta.id == id).ok_or_else(|| ControlError::NotFound(id.to_string()))?;
+    if entries[i].declarative {
+        return Err(ControlError::Declarative(id.to_string()));
+    }
+    Ok(i)
+}
+
+fn enabled<'a>(entries: impl Iterator<Item = &'a Entry>) -> Vec<InstalledInstance> {
+    let mut v: Vec<&Entry> = entries.filter(|e| e.state == State::Enabled).collect();
+    v.sort_by_key(|e| e.inst.meta.seq);
+    v.into_iter().map(|e| e.inst.clone()).collect()
+}
+
+/// The snapshot with `extra` added.
+fn prepare(entries: &[Entry], extra: Option<&Entry>) -> Result<Snapshot, ControlError> {
+    Gateway::prepare(enabled(entries.iter().chain(extra))).map_err(ControlError::Conflict)
+}
+
+/// The snapshot with entry `i` replaced by `with`.
+fn prepare_replacing(entries: &[Entry], i: usize, with: &Entry) -> Result<Snapshot, ControlError> {
+    let all = entries.iter().enumerate().map(|(j, e)| if j == i { with } else { e });
+    Gateway::prepare(enabled(all)).map_err(ControlError::Conflict)
+}
+
+fn new_id(entries: &[Entry]) -> String {
+    loop {
+        let id = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
+        if !entries.iter().any(|e| e.inst.meta.id == id) {
+            return id;
+        }
+    }
+}
+
+fn valid_id(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 128 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+fn level_str(l: PluginLevel) -> &'static str {
+    match l {
+        PluginLevel::Team => "team",
+        PluginLevel::Organization => "organization",
+    }
+}
+
+fn info(e: &Entry) -> InstanceInfo {
+    let m = &e.inst.plugin.manifest;
+    InstanceInfo {
+        id: e.inst.meta.id.clone(),
+        app_id: m.service.app_id.clone(),
+        name: m.service.name.clone(),
+        version: m.service.version.clone(),
+        description: m.service.description.clone(),
+        level: level_str(m.service.level).into(),
+        team: e.inst.meta.team.clone(),
+        state: e.state.as_str().into(),
+        source: if e.declarative { "config" } else { "registry" }.into(),
+        debug: e.debug,
+        installed_at: e.installed_at,
+        config: e.inst.config.clone(),
+        hooks: m
+            .apis
+            .iter()
+            .map(|a| format!("{} {} {}:{} -> {}()", a.kind, a.methods.join(","), a.scope, a.url, a.function))
+            .collect(),
+    }
+}
