@@ -106,10 +106,11 @@ fn serve_refuses_bad_config_with_status_2() {
 async fn serve_runs_plugins_from_a_config_and_stops_on_sigterm() {
     let up = Upstream::start().await;
     let port = free_port();
+    let admin_port = free_port();
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("interpose.toml");
     let text = format!(
-        "[server]\nlisten = \"127.0.0.1:{port}\"\nworkers = 1\n[storage]\nurl = \"sqlite::memory:\"\n[[upstreams]]\nscope = \"project\"\nmount = \"/project/api/project\"\nurl = \"{}/project/api/project\"\n[[plugins]]\npath = {:?}\ninstance = \"1d99926e\"\n[[plugins]]\npath = {:?}\nteams = [\"T1\"]\n",
+        "[server]\nlisten = \"127.0.0.1:{port}\"\nadmin_listen = \"127.0.0.1:{admin_port}\"\nworkers = 1\n[storage]\nurl = \"sqlite::memory:\"\n[[upstreams]]\nscope = \"project\"\nmount = \"/project/api/project\"\nurl = \"{}/project/api/project\"\n[[plugins]]\npath = {:?}\ninstance = \"1d99926e\"\n[[plugins]]\npath = {:?}\nteams = [\"T1\"]\n",
         up.url(),
         examples().join("block-archived-users").display().to_string(),
         examples().join("task-rules").display().to_string()

@@ -1,0 +1,321 @@
+//! The control plane through the admin API, against a real gateway, store
+//! and upstream: lifecycle order, rollback, persistence, conflicts, uploads,
+//! auth, and a hot upgrade under load.
+#![allow(clippy::unwrap_used)]
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::Request;
+use interpose_config::Config;
+use interpose_control::{archive, Manager};
+use interpose_gateway::{Gateway, Listening};
+use interpose_registry::Store;
+use interpose_test_util::{body, get, send, Got, Upstream};
+use serde_json::json;
+
+struct Env {
+    admin: String,
+    data: Listening,
+    manager: Arc<Manager>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Env {
+    async fn start(up: &Upstream, dir: &Path, token: Option<&str>) -> Env {
+        let text = format!(
+            "[server]\nworkers = 2\n[storage]\nurl = \"sqlite://{}/reg.db\"\nworkspaces = \"ws\"\nplugins = \"plugins\"\n\
+             [[upstreams]]\nscope = \"project\"\nmount = \"/project/api/project\"\nurl = \"{}/project/api/project\"\n",
+            dir.display(),
+            up.url()
+        );
+        let config = Config::from_str_with_env(&text, "t.toml", dir, Vec::new()).unwrap();
+        let store = Store::open(&config.storage.url).await.unwrap();
+        let gw = Gateway::new(config).unwrap();
+        let manager = Manager::start(gw.clone(), store).await.unwrap();
+        let data = Listening::start(gw, "127.0.0.1:0".parse::<SocketAddr>().unwrap()).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let admin = format!("http://{}", listener.local_addr().unwrap());
+        let app = interpose_admin::router(manager.clone(), token.map(str::to_string));
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        Env { admin, data, manager, server }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.data.addr)
+    }
+
+    async fn call(&self, method: &str, path: &str, payload: Vec<u8>) -> Got {
+        let req = Request::builder().method(method).uri(format!("{}{path}", self.admin)).body(body(payload)).unwrap();
+        send(req).await
+    }
+
+    async fn stop(self) {
+        self.server.abort();
+        self.data.shutdown().await;
+    }
+}
+
+const LIFECYCLE: &str = r#"
+import { appendStrings } from '@ones-op/node-file'
+const note = (s) => appendStrings('life.txt', s + '\n')
+export async function Install() { await note('Install') }
+export async function Enable() { if (globalThis.FAIL_ENABLE) throw new Error('enable refused'); await note('Enable') }
+export async function Start() { await note('Start') }
+export async function Stop() { await note('Stop') }
+export async function Disable() { await note('Disable') }
+export async function UnInstall() { await note('UnInstall') }
+export async function Upgrade(old) { await note('Upgrade from ' + old.version + ' ' + old.instance_uuid) }
+export function check(r) { return { statusCode: 403, body: { version: VERSION } } }
+"#;
+
+fn project(version: &str, extra: &str) -> tempfile::TempDir {
+    interpose_test_util::project(&[
+        ("config/plugin.yaml", &format!("service: {{app_id: life, version: {version}, name: life, scope: 1}}\napis:\n  - {{type: intercept, methods: [GET], url: '/team/:teamUUID/x', function: check}}\n")),
+        ("backend/src/index.js", &format!("const VERSION = '{version}'\n{extra}\n{LIFECYCLE}")),
+    ])
+}
+
+fn pack(dir: &Path) -> Vec<u8> {
+    archive::pack(dir).unwrap()
+}
+
+fn life(dir: &Path, id: &str) -> Vec<String> {
+    std::fs::read_to_string(dir.join("ws").join(id).join("life.txt"))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[tokio::test]
+async fn lifecycle_order_upgrade_and_uninstall() {
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let env = Env::start(&up, dir.path(), None).await;
+    let v1 = project("1.0.0", "");
+    let got = env.call("POST", "/api/instances?team=T1&id=L1", pack(v1.path())).await;
+    assert_eq!(got.status, 201, "{}", got.text());
+    assert_eq!((got.json()["state"].as_str(), got.json()["team"].as_str()), (Some("enabled"), Some("T1")));
+    assert_eq!(life(dir.path(), "L1"), ["Install", "Enable", "Start"]);
+    assert_eq!(get(&env.url("/project/api/project/team/T1/x"), &[]).await.json(), json!({"version": "1.0.0"}));
+    assert_eq!(get(&env.url("/project/api/project/team/T2/x"), &[]).await.status, 200, "other teams are not hooked");
+
+    assert_eq!(env.call("POST", "/api/instances/L1/disable", vec![]).await.status, 200);
+    assert_eq!(get(&env.url("/project/api/project/team/T1/x"), &[]).await.status, 200);
+    assert_eq!(env.call("POST", "/api/instances/L1/enable", vec![]).await.status, 200);
+    let v2 = project("2.0.0", "");
+    let got = env.call("POST", "/api/instances/L1/upgrade", pack(v2.path())).await;
+    assert_eq!((got.status.as_u16(), got.json()["version"].as_str()), (200, Some("2.0.0")), "{}", got.text());
+    assert_eq!(get(&env.url("/project/api/project/team/T1/x"), &[]).await.json(), json!({"version": "2.0.0"}));
+    let got = env.call("DELETE", "/api/instances/L1", vec![]).await;
+    assert_eq!(got.status, 200);
+    assert_eq!(
+        life(dir.path(), "L1"),
+        [
+            "Install",
+            "Enable",
+            "Start",
+            "Stop",
+            "Disable",
+            "Enable",
+            "Start",
+            "Upgrade from 1.0.0 L1",
+            "Stop",
+            "Disable",
+            "UnInstall"
+        ]
+    );
+    assert_eq!(env.call("GET", "/api/instances/L1", vec![]).await.status, 404);
+    assert_eq!(get(&env.url("/project/api/project/team/T1/x"), &[]).await.status, 200);
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn a_failing_lifecycle_function_rolls_the_change_back() {
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let env = Env::start(&up, dir.path(), None).await;
+    let bad = project("1.0.0", "globalThis.FAIL_ENABLE = true");
+    let got = env.call("POST", "/api/instances?team=T1&id=B1", pack(bad.path())).await;
+    assert_eq!(got.status, 422);
+    assert_eq!(got.json()["errcode"], "LifecycleFailed");
+    assert!(
+        got.json()["reason"].as_str().unwrap().contains("Enable() of plugin life failed: threw Error: enable refused"),
+        "{}",
+        got.text()
+    );
+    assert_eq!(env.call("GET", "/api/instances", vec![]).await.json(), json!([]));
+    assert_eq!(get(&env.url("/project/api/project/team/T1/x"), &[]).await.status, 200, "no hook went live");
+    // Installed disabled, then an upgrade whose Upgrade() throws: the old code keeps serving.
+    let good = project("1.0.0", "");
+    assert_eq!(env.call("POST", "/api/instances?team=T1&id=G1", pack(good.path())).await.status, 201);
+    let throws_upgrade = interpose_test_util::project(&[
+        ("config/plugin.yaml", "service: {app_id: life, version: 3.0.0, name: life, scope: 1}\napis:\n  - {type: intercept, methods: [GET], url: '/team/:teamUUID/x', function: check}\n"),
+        ("backend/src/index.js", "export function Upgrade() { throw new Error('no way') }\nexport function check() { return { statusCode: 403, body: { version: '3.0.0' } } }\n"),
+    ]);
+    let got = env.call("POST", "/api/instances/G1/upgrade", pack(throws_upgrade.path())).await;
+    assert_eq!(got.status, 422, "{}", got.text());
+    assert_eq!(get(&env.url("/project/api/project/team/T1/x"), &[]).await.json(), json!({"version": "1.0.0"}));
+    assert_eq!(env.call("GET", "/api/instances/G1", vec![]).await.json()["version"], "1.0.0");
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn a_restart_brings_back_exactly_the_enabled_set() {
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let a = project("1.0.0", "");
+    {
+        let env = Env::start(&up, dir.path(), None).await;
+        assert_eq!(env.call("POST", "/api/instances?team=T1&id=A1", pack(a.path())).await.status, 201);
+        assert_eq!(env.call("POST", "/api/instances?team=T2&id=A2", pack(a.path())).await.status, 201);
+        assert_eq!(env.call("POST", "/api/instances/A2/disable", vec![]).await.status, 200);
+        let got = env.call("PUT", "/api/instances/A1/config", b"{\"nope\": \"x\"}".to_vec()).await;
+        assert_eq!(got.status, 400, "{}", got.text());
+        env.stop().await;
+    }
+    // The project folder is gone: the registry holds the code.
+    drop(a);
+    let env = Env::start(&up, dir.path(), None).await;
+    let list = env.call("GET", "/api/instances", vec![]).await.json();
+    let states: Vec<(String, String)> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (i["id"].as_str().unwrap().into(), i["state"].as_str().unwrap().into()))
+        .collect();
+    assert_eq!(states, [("A1".to_string(), "enabled".to_string()), ("A2".to_string(), "disabled".to_string())]);
+    assert_eq!(get(&env.url("/project/api/project/team/T1/x"), &[]).await.status, 403);
+    assert_eq!(get(&env.url("/project/api/project/team/T2/x"), &[]).await.status, 200);
+    assert_eq!(life(dir.path(), "A1").last().map(String::as_str), Some("Start"), "Start() runs again after a restart");
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn conflicts_bad_uploads_and_wrong_placements_are_refused() {
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let env = Env::start(&up, dir.path(), None).await;
+    let a = project("1.0.0", "");
+    assert_eq!(env.call("POST", "/api/instances?team=T1&id=A1", pack(a.path())).await.status, 201);
+    let rep = interpose_test_util::project(&[
+        ("config/plugin.yaml", "service: {app_id: rep, version: 1.0.0, name: rep, scope: 2}\napis:\n  - {type: replace, methods: [GET], url: '/team/:t/x', function: f}\n"),
+        ("backend/src/index.js", "export function f() {}\n"),
+    ]);
+    let got = env.call("POST", "/api/instances?org=true&id=R1", pack(rep.path())).await;
+    assert_eq!(got.status, 409, "{}", got.text());
+    let b = got.json();
+    assert_eq!(b["errcode"], "Conflict");
+    assert_eq!(
+        b["conflicts"][0]["first"],
+        json!({"name": "life", "app_id": "life", "instance": "A1", "hook": "intercept hook check() (apis[0])"})
+    );
+    assert_eq!(b["conflicts"][0]["second"]["instance"], "R1");
+    assert!(b["reason"].as_str().unwrap().contains("intercept and replace cannot be used"));
+    assert_eq!(
+        env.call("GET", "/api/instances", vec![]).await.json().as_array().unwrap().len(),
+        1,
+        "nothing was added"
+    );
+
+    // Path traversal inside the upload.
+    let mut raw = Vec::new();
+    {
+        let enc = flate2::write::GzEncoder::new(&mut raw, flate2::Compression::default());
+        let mut t = tar::Builder::new(enc);
+        let mut h = tar::Header::new_gnu();
+        h.set_size(1);
+        h.set_entry_type(tar::EntryType::Regular);
+        let name = b"../evil.txt";
+        h.as_old_mut().name[..name.len()].copy_from_slice(name);
+        h.set_cksum();
+        t.append(&h, &b"x"[..]).unwrap();
+        t.into_inner().unwrap().finish().unwrap();
+    }
+    let got = env.call("POST", "/api/instances?org=true", raw).await;
+    assert_eq!(got.status, 422);
+    assert!(got.json()["problems"][0].as_str().unwrap().contains("climbs out with '..'"), "{}", got.text());
+    assert!(!dir.path().join("plugins/evil.txt").exists() && !dir.path().join("evil.txt").exists());
+
+    let got = env.call("POST", "/api/instances?org=true", pack(a.path())).await;
+    assert_eq!(got.status, 400);
+    assert!(got.json()["reason"].as_str().unwrap().contains("team-level plugin"));
+    let got = env.call("POST", "/api/instances", pack(a.path())).await;
+    assert_eq!(got.status, 400);
+    let broken = interpose_test_util::project(&[("config/plugin.yaml", "service: {app_id: x, version: 1.0.0, name: x, scope: 2}\napis:\n  - {type: intercept, methods: [GET], url: /a, function: missing}\n"), ("backend/src/index.js", "export function other() {}\n")]);
+    let got = env.call("POST", "/api/instances?org=true", pack(broken.path())).await;
+    assert_eq!(got.status, 422);
+    assert!(got.json()["problems"][0].as_str().unwrap().contains("missing() is not exported"), "{}", got.text());
+    assert_eq!(env.call("POST", "/api/instances/nope/enable", vec![]).await.status, 404);
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn the_admin_token_is_required_when_set() {
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let env = Env::start(&up, dir.path(), Some("s3cret")).await;
+    assert_eq!(env.call("GET", "/api/instances", vec![]).await.status, 401);
+    let wrong = Request::get(format!("{}/api/instances", env.admin))
+        .header("authorization", "Bearer nope")
+        .body(body(""))
+        .unwrap();
+    assert_eq!(send(wrong).await.status, 401);
+    let right = Request::get(format!("{}/api/instances", env.admin))
+        .header("authorization", "Bearer s3cret")
+        .body(body(""))
+        .unwrap();
+    assert_eq!(send(right).await.status, 200);
+    assert_eq!(env.call("GET", "/health", vec![]).await.status, 200);
+    let doc = env.call("GET", "/openapi.json", vec![]).await.json();
+    assert_eq!(doc["openapi"], "3.0.3");
+    let refused = interpose_admin::serve(env.manager.clone(), "0.0.0.0:0".parse().unwrap(), None, async {}).await;
+    assert!(refused.expect_err("no token").to_string().contains("set INTERPOSE_ADMIN_TOKEN"));
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upgrade_under_steady_traffic_drops_nothing() {
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let env = Env::start(&up, dir.path(), None).await;
+    assert_eq!(env.call("POST", "/api/instances?team=T1&id=H1", pack(project("1.0.0", "").path())).await.status, 201);
+    let url = env.url("/project/api/project/team/T1/x");
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut load = Vec::new();
+    for _ in 0..4 {
+        let (url, stop) = (url.clone(), stop.clone());
+        load.push(tokio::spawn(async move {
+            let mut seen = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let got = get(&url, &[]).await;
+                seen.push((got.status.as_u16(), got.json()["version"].as_str().unwrap_or("?").to_string()));
+            }
+            seen
+        }));
+    }
+    for v in ["1.1.0", "1.2.0", "1.3.0"] {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert_eq!(env.call("POST", "/api/instances/H1/upgrade", pack(project(v, "").path())).await.status, 200);
+    }
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut all = Vec::new();
+    for l in load {
+        all.extend(l.await.unwrap());
+    }
+    assert!(all.len() > 20, "{}", all.len());
+    assert!(
+        all.iter().all(|(s, _)| *s == 403),
+        "every request was answered by some version of the hook: {:?}",
+        all.iter().filter(|(s, _)| *s != 403).take(3).collect::<Vec<_>>()
+    );
+    let versions: std::collections::BTreeSet<&str> = all.iter().map(|(_, v)| v.as_str()).collect();
+    assert!(versions.contains("1.0.0") && versions.contains("1.3.0"), "{versions:?}");
+    env.stop().await;
+}
