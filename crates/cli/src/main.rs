@@ -5,6 +5,8 @@ mod check;
 mod client;
 mod demo;
 mod examples;
+mod invoke;
+mod new;
 mod plugin;
 mod routes;
 mod serve;
@@ -63,6 +65,18 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Plugin development, in a plugin project: `invoke run`, `invoke clear`, `invoke <lifecycle>`.
+    Invoke {
+        #[command(subcommand)]
+        cmd: invoke::InvokeCmd,
+    },
+    /// Create a plugin project that checks clean and runs under `invoke run`.
+    New {
+        name: String,
+        /// An organization-level plugin (default: team-level).
+        #[arg(long)]
+        org: bool,
+    },
     /// Manage plugins on a running gateway through its admin API.
     Plugin {
         #[command(subcommand)]
@@ -87,6 +101,8 @@ fn main() -> ExitCode {
         Cmd::Check { dir, config } => check::run(&dir, config.as_deref()),
         Cmd::Routes { config, admin, json } => routes::run(config.as_deref(), admin, json),
         Cmd::Plugin { cmd, admin, json } => plugin::run(cmd, admin, json),
+        Cmd::Invoke { cmd } => invoke::run(cmd),
+        Cmd::New { name, org } => new::run(&name, org),
     };
     match result {
         Ok(code) => code,

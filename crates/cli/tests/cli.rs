@@ -232,3 +232,131 @@ fn routes_prints_the_effective_table_offline() {
         "{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_check_invoke_run_and_a_live_manifest_edit() {
+    let root = tempfile::tempdir().unwrap();
+    let out = bin().current_dir(root.path()).args(["new", "dev-plugin"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let project = root.path().join("dev-plugin");
+    let out = bin().args(["check", project.to_str().unwrap()]).output().unwrap();
+    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+
+    let port = free_port();
+    let mut child = Running(
+        bin()
+            .current_dir(&project)
+            .args(["invoke", "run", "--sample", "--listen", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut out = BufReader::new(child.0.stdout.take().unwrap());
+    let mut banner = String::new();
+    while !banner.contains("curl -s") {
+        let mut line = String::new();
+        assert!(out.read_line(&mut line).unwrap() > 0, "invoke run exited: {banner}");
+        banner.push_str(&line);
+    }
+    assert!(banner.contains("debug instance"), "{banner}");
+    let base = format!("http://127.0.0.1:{port}/project/api/project");
+    let got = send_json("POST", &format!("{base}/team/T1/tasks"), &json!({}), &[]).await;
+    assert_eq!(got.json()["reason"], "a task needs a summary");
+    let got = send_json("PUT", &format!("{base}/team/T1/tasks"), &json!({}), &[]).await;
+    assert_eq!(got.status, 404, "PUT is not hooked yet (the sample system has no such route)");
+
+    // Edit the manifest: the change is live without `invoke clear`.
+    let manifest = project.join("config/plugin.yaml");
+    let text = std::fs::read_to_string(&manifest).unwrap().replace("methods: [POST]", "methods: [POST, PUT]");
+    std::fs::write(&manifest, text).unwrap();
+    let t0 = Instant::now();
+    loop {
+        let got = send_json("PUT", &format!("{base}/team/T1/tasks"), &json!({}), &[]).await;
+        if got.status == 400 {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(5), "the manifest change never went live");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A broken edit keeps the last good version serving.
+    std::fs::write(project.join("backend/src/extra.ts"), "export const x = (\n").unwrap();
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    assert_eq!(send_json("POST", &format!("{base}/team/T1/tasks"), &json!({}), &[]).await.status, 400);
+    std::fs::remove_file(project.join("backend/src/extra.ts")).unwrap();
+
+    let out = bin().current_dir(&project).args(["invoke", "clear"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("cleared: ran Stop, Disable, UnInstall"),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        send_json("POST", &format!("{base}/team/T1/tasks"), &json!({"summary": ""}), &[]).await.status,
+        200,
+        "the hook is gone"
+    );
+}
+
+#[test]
+fn plugin_commands_over_the_admin_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, admin_port) = (free_port(), free_port());
+    let cfg = dir.path().join("interpose.toml");
+    std::fs::write(
+        &cfg,
+        format!("[server]\nlisten = \"127.0.0.1:{port}\"\nadmin_listen = \"127.0.0.1:{admin_port}\"\n"),
+    )
+    .unwrap();
+    let _server = Running(
+        bin()
+            .args(["serve", "-c", cfg.to_str().unwrap()])
+            .env("INTERPOSE_ADMIN_TOKEN", "tok")
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_port(admin_port);
+    let admin = format!("http://127.0.0.1:{admin_port}");
+    let plugin = |args: &[&str], token: &str| {
+        bin().arg("plugin").args(args).args(["--admin", &admin]).env("INTERPOSE_ADMIN_TOKEN", token).output().unwrap()
+    };
+
+    let out = plugin(&["list"], "wrong");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("wrong bearer token"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let block = examples().join("block-archived-users");
+    let out = plugin(&["install", block.to_str().unwrap(), "--org", "--id", "b1"], "tok");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // A replace on the same interface conflicts with that intercept.
+    let rep = tempfile::tempdir().unwrap();
+    interpose_test_util::write_files(rep.path(), &[
+        ("config/plugin.yaml", "service: {app_id: rep, version: 1.0.0, name: rep, scope: 2}\napis:\n  - {type: replace, methods: [GET], url: /users/me, function: f}\n"),
+        ("backend/src/index.js", "export function f() {}\n"),
+    ]);
+    let out = plugin(&["install", rep.path().to_str().unwrap(), "--org"], "tok");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("plugin block-archived-users (app_id a1b2c3d4, instance b1) intercept hook jackFunc()")
+            && stderr.contains("plugin rep (app_id rep,")
+            && stderr.contains("(409)"),
+        "{stderr}"
+    );
+
+    let out = plugin(&["list", "--json"], "tok");
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(list[0]["id"], "b1");
+    let out = plugin(&["disable", "b1"], "tok");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("disabled (instance b1)"));
+    assert!(plugin(&["uninstall", "b1"], "tok").status.success());
+    let out = plugin(&["show", "b1"], "tok");
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("no instance \"b1\""));
+}

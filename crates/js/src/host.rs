@@ -100,6 +100,24 @@ impl Instance {
         })
     }
 
+    /// Carry another instance's log over (an upgrade replaces the instance;
+    /// its log, and the sequence numbers `logs -f` follows, continue).
+    pub fn adopt_log(&self, from: &Instance) {
+        let old: Vec<LogEntry> = from.log.lock().unwrap_or_else(|e| e.into_inner()).iter().cloned().collect();
+        let mut log = self.log.lock().unwrap_or_else(|e| e.into_inner());
+        let mine: Vec<LogEntry> = log.drain(..).collect();
+        let base = from.log_seq.load(Ordering::Relaxed);
+        log.extend(old);
+        for mut e in mine {
+            e.seq += base;
+            log.push_back(e);
+        }
+        while log.len() > LOG_CAPACITY {
+            log.pop_front();
+        }
+        self.log_seq.fetch_add(base, Ordering::Relaxed);
+    }
+
     /// Log lines with a sequence number above `after`, oldest first.
     pub fn logs_after(&self, after: u64) -> Vec<LogEntry> {
         let log = self.log.lock().unwrap_or_else(|e| e.into_inner());

@@ -1,0 +1,418 @@
+//! `interpose invoke …`: plugin development in a plugin project.
+//!
+//! `run` starts a local gateway in front of the system named in
+//! `config/local.yaml` (or the built-in sample system with `--sample`),
+//! installs the project as a debug instance (Install → Enable → Start),
+//! prints how to call it, streams its logs, and re-installs on every change
+//! to `config/plugin.yaml` or `backend/` — keeping the last good version
+//! serving when the change is broken. The debug instance lives in
+//! `.interpose/` of the project until `invoke clear` (Stop → Disable →
+//! UnInstall); `invoke <step>` runs one lifecycle function.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use clap::Subcommand;
+use http::Method;
+use interpose_config::Config;
+use interpose_control::lifecycle::Step;
+use interpose_control::{archive, InstanceInfo, Manager, Placement};
+use interpose_gateway::{serve, Gateway};
+use interpose_manifest::{Manifest, PluginLevel};
+use interpose_registry::Store;
+use marked_yaml::Node;
+use serde_json::json;
+
+use crate::client::Admin;
+use crate::serve::shutdown_signal;
+use crate::EXIT_BAD_INPUT;
+
+#[derive(Subcommand)]
+pub enum InvokeCmd {
+    /// Run the project as a debug instance, reloading it on every change.
+    Run {
+        /// Run in front of the built-in sample system instead of config/local.yaml's.
+        #[arg(long)]
+        sample: bool,
+        /// Gateway address (default from config/local.yaml, else 127.0.0.1:8080).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+    },
+    /// Stop, Disable and UnInstall the debug instance, and remove it.
+    Clear,
+    /// Run Install() of the debug instance.
+    Install,
+    /// Run Enable().
+    Enable,
+    /// Run Start().
+    Start,
+    /// Run Stop().
+    Stop,
+    /// Run Disable().
+    Disable,
+    /// Run UnInstall().
+    Uninstall,
+}
+
+/// `config/local.yaml`.
+struct Local {
+    system: Option<String>,
+    listen: Option<SocketAddr>,
+    team: String,
+}
+
+fn read_local(dir: &Path) -> Result<Local, String> {
+    let file = dir.join("config/local.yaml");
+    let mut local = Local { system: None, listen: None, team: "T1".into() };
+    let Ok(text) = std::fs::read_to_string(&file) else { return Ok(local) };
+    let node = marked_yaml::parse_yaml(0, &text).map_err(|e| format!("{}: {e}", file.display()))?;
+    let Some(map) = node.as_mapping() else { return Ok(local) };
+    let get = |k: &str| map.get_node(k).and_then(Node::as_scalar).map(|s| s.as_str().to_string());
+    local.system = get("system").map(|s| s.trim_end_matches('/').to_string());
+    if let Some(l) = get("listen") {
+        local.listen = Some(
+            l.parse()
+                .map_err(|_| format!("{}: listen: {l:?} is not an address like 127.0.0.1:8080", file.display()))?,
+        );
+    }
+    if let Some(t) = get("team") {
+        local.team = t;
+    }
+    Ok(local)
+}
+
+fn local_config(dir: &Path, system: &str, listen: SocketAddr) -> Result<Config, String> {
+    let state = dir.join(".interpose");
+    std::fs::create_dir_all(&state).map_err(|e| format!("{}: {e}", state.display()))?;
+    let admin = SocketAddr::new(listen.ip(), if listen.port() == 0 { 0 } else { listen.port().wrapping_add(1) });
+    let text = format!(
+        "[server]\nlisten = \"{listen}\"\nadmin_listen = \"{admin}\"\nworkers = 2\n\
+         [storage]\nurl = \"sqlite://{db}\"\nworkspaces = \"workspaces\"\nplugins = \"plugins\"\n\
+         [[upstreams]]\nscope = \"project\"\nmount = \"/project/api/project\"\nurl = \"{system}/project/api/project\"\n\
+         [[upstreams]]\nscope = \"wiki\"\nmount = \"/wiki/api/wiki\"\nurl = \"{system}/wiki/api/wiki\"\n",
+        db = state.join("registry.db").display()
+    );
+    Config::from_str_with_env(&text, "config/local.yaml", &state, Vec::new()).map_err(|e| e.to_string())
+}
+
+fn state_file(dir: &Path) -> PathBuf {
+    dir.join(".interpose/invoke.json")
+}
+
+fn read_state(dir: &Path) -> Option<serde_json::Value> {
+    std::fs::read_to_string(state_file(dir)).ok().and_then(|t| serde_json::from_str(&t).ok())
+}
+
+pub fn run(cmd: InvokeCmd) -> anyhow::Result<ExitCode> {
+    let dir = std::env::current_dir()?;
+    if !dir.join("config/plugin.yaml").is_file() {
+        eprintln!("error: {} is not a plugin project (no config/plugin.yaml); run this in one, or create one with `interpose new NAME`", dir.display());
+        return Ok(ExitCode::from(EXIT_BAD_INPUT));
+    }
+    crate::init_tracing("warn");
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(async move {
+        match cmd {
+            InvokeCmd::Run { sample, listen } => run_debug(&dir, sample, listen).await,
+            InvokeCmd::Clear => step(&dir, None).await,
+            InvokeCmd::Install => step(&dir, Some("install")).await,
+            InvokeCmd::Enable => step(&dir, Some("enable")).await,
+            InvokeCmd::Start => step(&dir, Some("start")).await,
+            InvokeCmd::Stop => step(&dir, Some("stop")).await,
+            InvokeCmd::Disable => step(&dir, Some("disable")).await,
+            InvokeCmd::Uninstall => step(&dir, Some("uninstall")).await,
+        }
+    })
+}
+
+async fn run_debug(dir: &Path, sample: bool, listen: Option<SocketAddr>) -> anyhow::Result<ExitCode> {
+    let bad = |msg: String| {
+        eprintln!("error: {msg}");
+        Ok(ExitCode::from(EXIT_BAD_INPUT))
+    };
+    let local = match read_local(dir) {
+        Ok(l) => l,
+        Err(e) => return bad(e),
+    };
+    let sample_system =
+        if sample { Some(interpose_sample::SampleSystem::start("127.0.0.1:0".parse()?).await?) } else { None };
+    let system = match (&sample_system, &local.system) {
+        (Some(s), _) => s.url(),
+        (None, Some(s)) => s.clone(),
+        (None, None) => {
+            return bad(
+                "config/local.yaml names no `system:` (the standard system's URL); add one, or use --sample".into()
+            )
+        }
+    };
+    let listen = listen.or(local.listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
+    let config = match local_config(dir, &system, listen) {
+        Ok(c) => c,
+        Err(e) => return bad(e),
+    };
+    let admin_addr = config.server.admin_listen;
+    let store = match Store::open(&config.storage.url).await {
+        Ok(s) => s,
+        Err(e) => return bad(e.to_string()),
+    };
+    let gw = Gateway::new(config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let manager = match Manager::start(gw.clone(), store).await {
+        Ok(m) => m,
+        Err(e) => return bad(e.to_string()),
+    };
+    let listener = match tokio::net::TcpListener::bind(listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            return bad(format!(
+                "cannot listen on {listen}: {e}; pick another with --listen or `listen:` in config/local.yaml"
+            ))
+        }
+    };
+    let listen = listener.local_addr()?;
+    let level = Manifest::load(dir).map(|m| m.service.level).unwrap_or(PluginLevel::Team);
+    let placement = match level {
+        PluginLevel::Organization => Placement::Organization,
+        PluginLevel::Team => Placement::Team(local.team.clone()),
+    };
+    let previous = read_state(dir).and_then(|s| s["instance"].as_str().map(str::to_string));
+    let installed = match install_or_reload(&manager, dir, previous.as_deref(), placement.clone()).await {
+        Ok(info) => info,
+        Err(e) => return bad(format!("the plugin did not install:\n{e}")),
+    };
+    let id = installed.id.clone();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let admin_stop = {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let admin_url = match interpose_admin::serve(manager.clone(), admin_addr, None, admin_stop).await {
+        Ok(_) => Some(format!("http://{admin_addr}")),
+        Err(e) => {
+            eprintln!("warning: {e}; `invoke clear` will work once this stops");
+            None
+        }
+    };
+    let state = json!({"instance": id, "admin": admin_url, "app_id": installed.app_id});
+    std::fs::write(state_file(dir), state.to_string())?;
+    println!("{}", banner(&installed, listen, &system, &local.team, &gw));
+
+    let watcher = tokio::spawn(watch(manager.clone(), dir.to_path_buf(), id.clone(), installed.hooks.clone()));
+    let logs = tokio::spawn(stream_logs(manager.clone(), id.clone()));
+    let mut data_stop = stop_rx;
+    let signal = tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    serve(gw, listener, async move {
+        let _ = data_stop.wait_for(|s| *s).await;
+    })
+    .await;
+    signal.abort();
+    watcher.abort();
+    logs.abort();
+    manager.shutdown().await;
+    println!("stopped; the debug instance {id} stays installed (`interpose invoke clear` removes it)");
+    drop(sample_system);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Install the project, or (when this project already has a debug instance)
+/// upgrade that instance to the current code.
+async fn install_or_reload(
+    manager: &Arc<Manager>,
+    dir: &Path,
+    previous: Option<&str>,
+    placement: Placement,
+) -> Result<InstanceInfo, String> {
+    let archive = archive::pack(dir).map_err(|e| e.to_string())?;
+    if let Some(id) = previous.filter(|_| true) {
+        if manager.get(id).await.is_ok() {
+            return manager.upgrade(id, &archive).await.map_err(|e| e.to_string());
+        }
+    }
+    manager.install(&archive, placement, true, None, true).await.map_err(|e| e.to_string())
+}
+
+fn banner(info: &InstanceInfo, listen: SocketAddr, system: &str, team: &str, gw: &Gateway) -> String {
+    let mut s = format!(
+        "interpose invoke run: {} {} ({} plugin)\n  debug instance  {}\n  gateway         http://{listen}\n  standard system {system}\n  workspace       {}\n\nCall it (Ctrl-C stops; edits to config/plugin.yaml and backend/ reload within a second):\n",
+        info.name,
+        info.version,
+        info.level,
+        info.id,
+        gw.config.storage.workspaces.join(&info.id).display()
+    );
+    let manifest_hooks = gw
+        .snapshot()
+        .instances
+        .iter()
+        .find(|i| i.meta.id == info.id)
+        .map(|i| i.plugin.manifest.apis.clone())
+        .unwrap_or_default();
+    for api in manifest_hooks {
+        let mount = gw.config.upstream(&api.scope).map(|u| u.mount.clone()).unwrap_or_default();
+        let path = api.url.as_str().replace(":teamUUID", team);
+        let query = if api.query.is_empty() {
+            String::new()
+        } else {
+            format!("?{}", api.query.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&"))
+        };
+        let method = api.methods.first().cloned().unwrap_or_else(|| "GET".into());
+        let mut line = format!("  curl -s -X {method} 'http://{listen}{mount}{path}{query}' -H 'Ones-User-Id: U1' -H 'Ones-Auth-Token: debug'");
+        if api.kind == interpose_manifest::HookKind::Addition {
+            line +=
+                &format!(" -H 'Ones-Plugin-Id: {}' -H 'Ones-Check-Point: team' -H 'Ones-Check-Id: {team}'", info.id);
+        }
+        if method != "GET" {
+            line += " -H 'Content-Type: application/json' -d '{}'";
+        }
+        s += &format!("  # {} -> {}()\n{line}\n", api.kind, api.function);
+    }
+    s
+}
+
+/// A cheap fingerprint of the files a reload depends on.
+fn fingerprint(dir: &Path) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.join("config/plugin.yaml"), dir.join("backend")];
+    while let Some(p) = stack.pop() {
+        let Ok(meta) = std::fs::metadata(&p) else { continue };
+        if meta.is_dir() {
+            if p.file_name().is_some_and(|n| n == "node_modules") {
+                continue;
+            }
+            if let Ok(rd) = std::fs::read_dir(&p) {
+                stack.extend(rd.filter_map(Result::ok).map(|e| e.path()));
+            }
+        } else {
+            out.push((p, meta.len(), meta.modified().ok()));
+        }
+    }
+    out.sort();
+    out
+}
+
+async fn watch(manager: Arc<Manager>, dir: PathBuf, id: String, mut hooks: Vec<String>) {
+    let mut last = fingerprint(&dir);
+    loop {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let now = fingerprint(&dir);
+        if now == last {
+            continue;
+        }
+        // Let an editor finish writing.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        last = fingerprint(&dir);
+        let archive = match archive::pack(&dir) {
+            Ok(a) => a,
+            Err(e) => {
+                println!("reload failed: {e}; still serving the last good version");
+                continue;
+            }
+        };
+        match manager.upgrade(&id, &archive).await {
+            Ok(info) => {
+                let added: Vec<&String> = info.hooks.iter().filter(|h| !hooks.contains(h)).collect();
+                let removed: Vec<&String> = hooks.iter().filter(|h| !info.hooks.contains(h)).collect();
+                if added.is_empty() && removed.is_empty() {
+                    println!("reloaded {} {}: code changed", info.name, info.version);
+                } else {
+                    println!("reloaded {} {}:", info.name, info.version);
+                    for h in added {
+                        println!("  + {h}");
+                    }
+                    for h in removed {
+                        println!("  - {h}");
+                    }
+                }
+                hooks = info.hooks;
+            }
+            Err(e) => println!("reload failed; still serving the last good version:\n{e}"),
+        }
+    }
+}
+
+async fn stream_logs(manager: Arc<Manager>, id: String) {
+    let mut after = 0;
+    loop {
+        if let Ok(lines) = manager.logs(&id, after).await {
+            for l in lines {
+                after = after.max(l.seq);
+                println!("[{}] {}", l.level.as_str(), l.message);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// `clear` (None) or one lifecycle step, through the running `invoke run`
+/// when there is one, else directly on the project's registry.
+async fn step(dir: &Path, step_name: Option<&str>) -> anyhow::Result<ExitCode> {
+    let Some(state) = read_state(dir) else {
+        eprintln!("error: this project has no debug instance; start one with `interpose invoke run`");
+        return Ok(ExitCode::from(EXIT_BAD_INPUT));
+    };
+    let Some(id) = state["instance"].as_str().map(str::to_string) else {
+        eprintln!("error: .interpose/invoke.json names no instance");
+        return Ok(ExitCode::from(EXIT_BAD_INPUT));
+    };
+    if let Some(url) = state["admin"].as_str() {
+        let admin = Admin::new(Some(url.to_string()));
+        let result = match step_name {
+            None => admin.call(Method::DELETE, &format!("/api/instances/{id}"), None).await,
+            Some(s) => admin.call(Method::POST, &format!("/api/instances/{id}/lifecycle/{s}"), None).await,
+        };
+        match result {
+            Ok(v) => return Ok(done(dir, &id, step_name, v["ran"].as_str().map(str::to_string))),
+            Err(e) if e.status != 0 => {
+                eprintln!("error: {e}");
+                return Ok(ExitCode::FAILURE);
+            }
+            Err(_) => {} // not running: do it here
+        }
+    }
+    let config = local_config(dir, "http://127.0.0.1:9", "127.0.0.1:0".parse()?).map_err(|e| anyhow::anyhow!(e))?;
+    let store = Store::open(&config.storage.url).await?;
+    let gw = Gateway::new(config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let manager = Manager::start(gw, store).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let result = match step_name {
+        None => manager.uninstall(&id).await.map(|_| None),
+        Some(s) => {
+            let step = match s {
+                "install" => Step::Install,
+                "enable" => Step::Enable,
+                "start" => Step::Start,
+                "stop" => Step::Stop,
+                "disable" => Step::Disable,
+                _ => Step::UnInstall,
+            };
+            manager.run_step(&id, step).await
+        }
+    };
+    match result {
+        Ok(ran) => Ok(done(dir, &id, step_name, ran)),
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn done(dir: &Path, id: &str, step_name: Option<&str>, ran: Option<String>) -> ExitCode {
+    match step_name {
+        None => {
+            let _ = std::fs::remove_file(state_file(dir));
+            println!("cleared: ran Stop, Disable, UnInstall; debug instance {id} removed");
+        }
+        Some(s) => match ran {
+            Some(f) => println!("ran {f}() of debug instance {id}"),
+            None => println!("the plugin exports no {s} function; nothing ran"),
+        },
+    }
+    ExitCode::SUCCESS
+}
