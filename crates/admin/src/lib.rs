@@ -56,6 +56,7 @@ pub fn router(manager: Arc<Manager>, token: Option<String>) -> Router {
     Router::new()
         .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/ready", get(ready))
+        .route("/metrics", get(metrics).layer(middleware::from_fn_with_state(app.clone(), auth)))
         .route("/openapi.json", get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }))
         .nest("/api", api)
         .with_state(app)
@@ -271,4 +272,26 @@ async fn run_step(State(app): State<App>, Path((id, step)): Path<(String, String
 
 async fn routes(State(app): State<App>) -> Response {
     Json(interpose_control::routes::describe(&app.manager.gateway().snapshot().routes)).into_response()
+}
+
+/// Prometheus text format: requests, upstream latency, per-hook calls,
+/// latency, rejects and failures, the post-hook queue, JS workers.
+async fn metrics(State(app): State<App>) -> Response {
+    let gw = app.manager.gateway();
+    let extra = [
+        ("interpose_post_queue_depth", "Suffix/subscribe events waiting for dispatch.", gw.posts.depth() as f64),
+        (
+            "interpose_post_dropped_total",
+            "Suffix/subscribe events dropped because the queue was full.",
+            gw.posts.dropped() as f64,
+        ),
+        ("interpose_js_workers", "JS worker threads serving the request path.", gw.host.live_workers() as f64),
+        (
+            "interpose_js_stuck_workers_total",
+            "JS workers retired because a call overran its deadline.",
+            gw.host.stuck_workers() as f64,
+        ),
+        ("interpose_enabled_instances", "Plugin instances whose hooks are live.", gw.snapshot().instances.len() as f64),
+    ];
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], gw.metrics.render(&extra)).into_response()
 }

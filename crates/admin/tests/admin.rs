@@ -319,3 +319,35 @@ async fn an_upgrade_under_steady_traffic_drops_nothing() {
     assert!(versions.contains("1.0.0") && versions.contains("1.3.0"), "{versions:?}");
     env.stop().await;
 }
+
+#[tokio::test]
+async fn metrics_count_requests_and_hooks() {
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let env = Env::start(&up, dir.path(), Some("t")).await;
+    let install = Request::post(format!("{}/api/instances?team=T1&id=M1", env.admin))
+        .header("authorization", "Bearer t")
+        .body(body(pack(project("1.0.0", "").path())))
+        .unwrap();
+    assert_eq!(send(install).await.status, 201);
+    for _ in 0..3 {
+        assert_eq!(get(&env.url("/project/api/project/team/T1/x"), &[]).await.status, 403);
+    }
+    assert_eq!(get(&env.url("/project/api/project/team/T2/x"), &[]).await.status, 200);
+    assert_eq!(env.call("GET", "/metrics", vec![]).await.status, 401, "metrics need the token too");
+    let req =
+        Request::get(format!("{}/metrics", env.admin)).header("authorization", "Bearer t").body(body("")).unwrap();
+    let text = send(req).await.text();
+    for line in [
+        "interpose_requests_total{scope=\"project\",hooked=\"true\",status=\"4xx\"} 3",
+        "interpose_requests_total{scope=\"project\",hooked=\"false\",status=\"2xx\"} 1",
+        "interpose_hook_calls_total{plugin=\"life\",instance=\"M1\",function=\"check\",type=\"intercept\"} 3",
+        "interpose_hook_rejects_total{plugin=\"life\",instance=\"M1\",function=\"check\",type=\"intercept\"} 3",
+        "interpose_hook_duration_seconds_count{plugin=\"life\",instance=\"M1\",function=\"check\",type=\"intercept\"} 3",
+        "interpose_upstream_duration_seconds_count{scope=\"project\"} 1",
+        "interpose_post_dropped_total 0",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in\n{text}");
+    }
+    env.stop().await;
+}

@@ -42,7 +42,7 @@ pub fn run(config: Option<&Path>, admin: Option<String>, as_json: bool) -> anyho
             return Ok(ExitCode::from(EXIT_BAD_INPUT));
         }
     };
-    let table = match build_routes(&instances) {
+    let table = match build_routes(&instances, &interpose_gateway::metrics::Metrics::default()) {
         Ok(t) => t,
         Err(conflicts) => {
             for c in conflicts {

@@ -100,7 +100,7 @@ impl Manager {
                 debug: row.debug,
             });
         }
-        let snapshot = prepare(&entries, None)?;
+        let snapshot = prepare(&gw, &entries, None)?;
         gw.swap(snapshot);
         let manager = Arc::new(Manager { gw, store, entries: Mutex::new(entries) });
         // Start() for what was enabled before the restart (a failure is logged, not fatal).
@@ -196,7 +196,7 @@ impl Manager {
             debug,
         };
         // Validate against everything enabled before running any plugin code.
-        let prepared = if enable { Some(prepare(&entries, Some(&entry))?) } else { None };
+        let prepared = if enable { Some(prepare(&self.gw, &entries, Some(&entry))?) } else { None };
         let mut steps = vec![Step::Install];
         if enable {
             steps.extend([Step::Enable, Step::Start]);
@@ -238,7 +238,7 @@ impl Manager {
             return Ok(info(&entries[i]));
         }
         let changed = Entry { state, ..clone_entry(&entries[i]) };
-        let snapshot = prepare_replacing(&entries, i, &changed)?;
+        let snapshot = prepare_replacing(&self.gw, &entries, i, &changed)?;
         let steps = match state {
             State::Enabled => vec![Step::Enable, Step::Start],
             State::Disabled => vec![Step::Stop, Step::Disable],
@@ -275,7 +275,7 @@ impl Manager {
             InstalledInstance::new(plugin, id.to_string(), old.meta.team.clone(), old.meta.seq, &self.gw.config);
         inst.config = old.config.clone();
         let changed = Entry { inst: inst.clone(), ..clone_entry(&entries[i]) };
-        let snapshot = prepare_replacing(&entries, i, &changed)?;
+        let snapshot = prepare_replacing(&self.gw, &entries, i, &changed)?;
         lifecycle::run(&self.gw, &inst, Step::Upgrade(old_info)).await?;
         self.store.upgrade(id, &version).await?;
         entries[i] = changed;
@@ -290,7 +290,7 @@ impl Manager {
         let i = find_mutable(&entries, id)?;
         let mut rest: Vec<&Entry> = entries.iter().collect();
         rest.remove(i);
-        let snapshot = Gateway::prepare(enabled(rest.into_iter())).map_err(ControlError::Conflict)?;
+        let snapshot = self.gw.prepare(enabled(rest.into_iter())).map_err(ControlError::Conflict)?;
         let mut steps = Vec::new();
         if entries[i].state == State::Enabled {
             steps.extend([Step::Stop, Step::Disable]);
@@ -419,14 +419,14 @@ fn enabled<'a>(entries: impl Iterator<Item = &'a Entry>) -> Vec<InstalledInstanc
 }
 
 /// The snapshot with `extra` added.
-fn prepare(entries: &[Entry], extra: Option<&Entry>) -> Result<Snapshot, ControlError> {
-    Gateway::prepare(enabled(entries.iter().chain(extra))).map_err(ControlError::Conflict)
+fn prepare(gw: &Gateway, entries: &[Entry], extra: Option<&Entry>) -> Result<Snapshot, ControlError> {
+    gw.prepare(enabled(entries.iter().chain(extra))).map_err(ControlError::Conflict)
 }
 
 /// The snapshot with entry `i` replaced by `with`.
-fn prepare_replacing(entries: &[Entry], i: usize, with: &Entry) -> Result<Snapshot, ControlError> {
+fn prepare_replacing(gw: &Gateway, entries: &[Entry], i: usize, with: &Entry) -> Result<Snapshot, ControlError> {
     let all = entries.iter().enumerate().map(|(j, e)| if j == i { with } else { e });
-    Gateway::prepare(enabled(all)).map_err(ControlError::Conflict)
+    gw.prepare(enabled(all)).map_err(ControlError::Conflict)
 }
 
 fn new_id(entries: &[Entry]) -> String {

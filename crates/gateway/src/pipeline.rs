@@ -11,8 +11,9 @@
 //! A request no hook applies to is streamed to the upstream untouched.
 
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::request::Parts;
@@ -26,6 +27,7 @@ use interpose_routing::{Hook, Matched, Plan};
 use crate::body::{self, read_limited, Body, ReadError};
 use crate::error::{json_error, GatewayError};
 use crate::hookreq::{body_bytes, header_pairs, parse_body, query_pairs};
+use crate::metrics::ScopeStats;
 use crate::plugins::HookTarget;
 use crate::post::{PostEvent, TeeBody};
 use crate::proxy;
@@ -45,20 +47,77 @@ where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<body::BoxError>,
 {
-    match route(gw, req, client).await {
+    let started = Instant::now();
+    let access = gw.config.log.access_log.then(|| (req.method().clone(), req.uri().clone()));
+    let mut tally = Tally::default();
+    let resp = match route(gw, req, client, &mut tally).await {
         Ok(resp) => resp,
         Err(e) => e.into_response(),
+    };
+    match &tally.scope {
+        Some(s) => s.count(tally.hooked, resp.status().as_u16()),
+        None => {
+            gw.metrics.unmatched.fetch_add(1, Ordering::Relaxed);
+        }
     }
+    if let Some((method, uri)) = access {
+        access_log(&method, &uri, &resp, started, client, &tally);
+    }
+    resp
 }
 
-async fn route<B>(gw: &Gateway, req: Request<B>, client: SocketAddr) -> Result<Response<Body>, GatewayError>
+/// What one request did, for metrics and the access log.
+#[derive(Default)]
+struct Tally {
+    scope: Option<Arc<ScopeStats>>,
+    hooked: bool,
+    request_id: Option<String>,
+    /// (plugin, function, type, microseconds) of each hook that ran.
+    hooks: Vec<(String, String, &'static str, u64)>,
+}
+
+/// One JSON line per request on stdout (`log.access_log = true`).
+fn access_log(
+    method: &http::Method,
+    uri: &http::Uri,
+    resp: &Response<Body>,
+    started: Instant,
+    client: SocketAddr,
+    tally: &Tally,
+) {
+    let hooks: Vec<serde_json::Value> = tally
+        .hooks
+        .iter()
+        .map(|(p, f, k, us)| serde_json::json!({"plugin": p, "function": f, "type": k, "us": us}))
+        .collect();
+    let line = serde_json::json!({
+        "time_ms": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0),
+        "client": client.ip().to_string(),
+        "method": method.as_str(),
+        "uri": uri.to_string(),
+        "status": resp.status().as_u16(),
+        "us": started.elapsed().as_micros() as u64,
+        "request_id": tally.request_id,
+        "hooks": hooks,
+    });
+    println!("{line}");
+}
+
+async fn route<B>(
+    gw: &Gateway,
+    req: Request<B>,
+    client: SocketAddr,
+    tally: &mut Tally,
+) -> Result<Response<Body>, GatewayError>
 where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<body::BoxError>,
 {
-    let path_and_query = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/").to_string();
+    let uri = req.uri().clone();
+    let path_and_query = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let (upstream, rest) =
-        gw.mount_for(&path_and_query).ok_or_else(|| GatewayError::NoMount(req.uri().path().to_string()))?;
+        gw.mount_for(path_and_query).ok_or_else(|| GatewayError::NoMount(req.uri().path().to_string()))?;
+    tally.scope = gw.metrics.scopes.get(&upstream.scope).cloned();
     let (rest_path, query) = match rest.split_once('?') {
         Some((p, q)) => (p, Some(q)),
         None => (rest, None),
@@ -80,7 +139,8 @@ where
         let body = body.map_err(Into::into).boxed_unsync();
         return forward(gw, parts, upstream, rest, client, body).await;
     };
-    hooked(gw, req, upstream, rest, rest_path, query, &matched, client).await
+    tally.hooked = true;
+    hooked(gw, req, upstream, rest, rest_path, query, &matched, client, tally).await
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -93,19 +153,27 @@ async fn hooked<B>(
     query: Option<&str>,
     matched: &Matched<'_, '_, HookTarget>,
     client: SocketAddr,
+    tally: &mut Tally,
 ) -> Result<Response<Body>, GatewayError>
 where
     B: http_body::Body<Data = Bytes>,
     B::Error: Into<body::BoxError>,
 {
     let plan: &Plan<HookTarget> = matched.plan();
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
     let limit = gw.config.limits.max_body_bytes;
     let bytes = read_limited(body, limit).await.map_err(|e| match e {
         ReadError::TooLarge => GatewayError::BodyTooLarge(limit),
         ReadError::Failed(e) => GatewayError::BadRequest(format!("could not read the request body: {e}")),
     })?;
     let query_pairs = query_pairs(query);
+    let request_id = request_id(&parts);
+    if !parts.headers.contains_key("x-request-id") {
+        if let Ok(v) = HeaderValue::from_str(&request_id) {
+            parts.headers.insert(HeaderName::from_static("x-request-id"), v);
+        }
+    }
+    tally.request_id = Some(request_id.clone());
     let base = HookRequest {
         method: parts.method.as_str().to_string(),
         url: rest.to_string(),
@@ -117,7 +185,7 @@ where
         team_uuid: matched.interface.team(&matched.values).map(str::to_string),
         user_uuid: parts.headers.get("ones-user-id").and_then(|v| v.to_str().ok()).map(str::to_string),
         post: None,
-        request_id: Some(request_id(&parts)),
+        request_id: Some(request_id.clone()),
         extra: Vec::new(),
     };
     let mut requests = RequestCache::new(base);
@@ -126,7 +194,7 @@ where
     for group in &plan.intercepts {
         let Some(hook) = group.select(&requests.base.query) else { continue };
         let req = requests.for_hook(hook, &matched.values);
-        if let Flow::Respond(resp) = intercept(gw, hook, req).await {
+        if let Flow::Respond(resp) = intercept(gw, hook, req, tally).await {
             return Ok(resp);
         }
     }
@@ -135,7 +203,7 @@ where
     let mut outgoing = Outgoing { headers: parts.headers.clone(), query: query.map(str::to_string), body: bytes };
     if let Some(hook) = plan.prefix.as_ref().and_then(|g| g.select(&requests.base.query)) {
         let req = requests.for_hook(hook, &matched.values);
-        match call(gw, hook, req).await {
+        match call(gw, hook, req, tally).await {
             Ok(CallOutcome::Returned(Some(v))) => {
                 if let Some(resp) = rejection(hook, &v) {
                     return Ok(resp);
@@ -162,7 +230,7 @@ where
     let mut answered = None;
     if let Some(hook) = plan.answer.as_ref().and_then(|g| g.select(&requests.base.query)) {
         let req = requests.for_hook(hook, &matched.values);
-        match call(gw, hook, req).await {
+        match call(gw, hook, req, tally).await {
             Ok(CallOutcome::Returned(v)) => {
                 match plugin_response(&v.unwrap_or(serde_json::Value::Object(Default::default())), 200) {
                     Ok(resp) => answered = Some(resp),
@@ -207,7 +275,7 @@ where
     if post_hooks.is_empty() {
         return Ok(response);
     }
-    let base = requests.base.clone();
+    let base = (*requests.base).clone();
     let posts = gw.posts.clone();
     let status = response.status().as_u16();
     let (resp_parts, resp_body) = response.into_parts();
@@ -296,7 +364,10 @@ fn rejection(hook: &Arc<Hook<HookTarget>>, v: &serde_json::Value) -> Option<Resp
         None => None,
         Some(s) if s.as_u64().is_some_and(|n| (100..400).contains(&n)) => None,
         Some(_) => match plugin_response(v, 200) {
-            Ok(resp) => Some(resp),
+            Ok(resp) => {
+                hook.payload.stats.rejects.fetch_add(1, Ordering::Relaxed);
+                Some(resp)
+            }
             Err(e) => match failed(hook, HookError::BadResult(e)) {
                 Flow::Respond(resp) => Some(resp),
                 Flow::Continue => None,
@@ -306,8 +377,8 @@ fn rejection(hook: &Arc<Hook<HookTarget>>, v: &serde_json::Value) -> Option<Resp
 }
 
 /// Run one intercept hook: a rejection answers, anything else continues.
-async fn intercept(gw: &Gateway, hook: &Arc<Hook<HookTarget>>, req: Arc<HookRequest>) -> Flow {
-    match call(gw, hook, req).await {
+async fn intercept(gw: &Gateway, hook: &Arc<Hook<HookTarget>>, req: Arc<HookRequest>, tally: &mut Tally) -> Flow {
+    match call(gw, hook, req, tally).await {
         // Only a response with an error status rejects; a malformed status
         // is the plugin's mistake, not permission to continue.
         Ok(CallOutcome::Returned(Some(v))) => match rejection(hook, &v) {
@@ -320,9 +391,36 @@ async fn intercept(gw: &Gateway, hook: &Arc<Hook<HookTarget>>, req: Arc<HookRequ
     }
 }
 
-async fn call(gw: &Gateway, hook: &Arc<Hook<HookTarget>>, req: Arc<HookRequest>) -> Result<CallOutcome, HookError> {
+/// Call a hook, counting it (calls, latency, rejects, failures by kind).
+async fn call(
+    gw: &Gateway,
+    hook: &Arc<Hook<HookTarget>>,
+    req: Arc<HookRequest>,
+    tally: &mut Tally,
+) -> Result<CallOutcome, HookError> {
     let ms = hook.api.timeout_ms.unwrap_or(gw.config.limits.hook_timeout_ms);
-    gw.host.call(&hook.payload, &hook.api.function, req, Duration::from_millis(ms)).await
+    let stats = &hook.payload.stats;
+    let t0 = Instant::now();
+    let out = gw.host.call(&hook.payload.js, &hook.api.function, req, Duration::from_millis(ms)).await;
+    let took = t0.elapsed();
+    stats.calls.fetch_add(1, Ordering::Relaxed);
+    stats.latency.observe(took);
+    match &out {
+        Ok(CallOutcome::Rejected(_)) => {
+            stats.rejects.fetch_add(1, Ordering::Relaxed);
+        }
+        Err(e) => stats.failed(e.kind()),
+        Ok(CallOutcome::Returned(_)) => {}
+    }
+    if gw.config.log.access_log {
+        tally.hooks.push((
+            hook.instance.name.clone(),
+            hook.api.function.clone(),
+            hook.api.kind.as_str(),
+            took.as_micros() as u64,
+        ));
+    }
+    out
 }
 
 /// A failing hook: its `on_error` decides.
@@ -398,12 +496,28 @@ async fn forward(
     let uri = proxy::upstream_uri(&upstream.origin, &upstream.base_path, rest)?;
     proxy::strip_hop_by_hop(&mut parts.headers);
     proxy::add_forwarded(&mut parts.headers, client.ip());
+    // The upstream and the hooks share one request id.
+    if !parts.headers.contains_key("x-request-id") {
+        if let Ok(v) = HeaderValue::from_str(&new_request_id()) {
+            parts.headers.insert(HeaderName::from_static("x-request-id"), v);
+        }
+    }
     let mut req = Request::new(body);
     *req.method_mut() = parts.method;
     *req.uri_mut() = uri;
     *req.headers_mut() = parts.headers;
     let timeout = Duration::from_millis(gw.config.limits.upstream_timeout_ms);
-    proxy::send(&gw.client, req, &upstream.scope, timeout).await
+    let t0 = Instant::now();
+    let out = proxy::send(&gw.client, req, &upstream.scope, timeout).await;
+    if let Some(stats) = gw.metrics.scopes.get(&upstream.scope) {
+        match &out {
+            Ok(_) => stats.upstream.observe(t0.elapsed()),
+            Err(_) => {
+                stats.upstream_errors.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+    out
 }
 
 /// The request id: the client's `X-Request-Id` when it is sane, else a new one.
@@ -414,7 +528,18 @@ fn request_id(parts: &Parts) -> String {
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty() && v.len() <= 128)
         .map(str::to_string)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string())
+        .unwrap_or_else(new_request_id)
+}
+
+/// A unique id without a system call per request: a random per-process
+/// prefix and a counter.
+fn new_request_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::OnceLock;
+    static PREFIX: OnceLock<String> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let prefix = PREFIX.get_or_init(|| uuid::Uuid::new_v4().simple().to_string()[..16].to_string());
+    format!("{prefix}{:016x}", COUNTER.fetch_add(1, Ordering::Relaxed))
 }
 
 /// Path segments under the mount, decoded; refuses paths that could reach
@@ -449,23 +574,24 @@ fn split_path(path: &str) -> Result<Vec<String>, GatewayError> {
 
 /// Hooks usually share parameter names; reuse one request per name list.
 struct RequestCache {
-    base: HookRequest,
+    base: Arc<HookRequest>,
     last: Option<(Vec<String>, Arc<HookRequest>)>,
 }
 
 impl RequestCache {
     fn new(base: HookRequest) -> Self {
-        RequestCache { base, last: None }
+        RequestCache { base: Arc::new(base), last: None }
     }
 
     /// After a prefix hook: later hooks see the request as the upstream will.
     fn rebase(&mut self, out: &Outgoing) -> Result<(), GatewayError> {
-        self.base.headers = header_pairs(&out.headers);
-        self.base.query = query_pairs(out.query.as_deref());
-        self.base.body = parse_body(&out.headers, &out.body)?;
-        self.base.url = match &out.query {
-            Some(q) => format!("{}?{q}", self.base.path),
-            None => self.base.path.clone(),
+        let base = Arc::make_mut(&mut self.base);
+        base.headers = header_pairs(&out.headers);
+        base.query = query_pairs(out.query.as_deref());
+        base.body = parse_body(&out.headers, &out.body)?;
+        base.url = match &out.query {
+            Some(q) => format!("{}?{q}", base.path),
+            None => base.path.clone(),
         };
         self.last = None;
         Ok(())
@@ -478,8 +604,12 @@ impl RequestCache {
                 return r.clone();
             }
         }
+        if names.is_empty() {
+            // No parameters to add: share the base instead of copying it.
+            return self.base.clone();
+        }
         let params = hook.params(values).into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        let req = Arc::new(HookRequest { params, ..self.base.clone() });
+        let req = Arc::new(HookRequest { params, ..(*self.base).clone() });
         self.last = Some((names, req.clone()));
         req
     }

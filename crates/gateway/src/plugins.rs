@@ -17,7 +17,12 @@ use interpose_manifest::{Manifest, PluginLevel};
 use interpose_routing::{Conflict, HookInput, Instance, RouteTable};
 
 /// What a route-table hook carries: the JS instance that runs it.
-pub type HookTarget = Arc<JsInstance>;
+#[derive(Debug, Clone)]
+pub struct HookTarget {
+    pub js: Arc<JsInstance>,
+    /// This hook's counters (the route table carries them to the request path).
+    pub stats: Arc<crate::metrics::HookStats>,
+}
 
 /// A validated plugin project.
 #[derive(Debug)]
@@ -126,14 +131,20 @@ impl InstalledInstance {
 }
 
 /// The route table for these enabled instances.
-pub fn build_routes(instances: &[InstalledInstance]) -> Result<RouteTable<HookTarget>, Vec<Conflict>> {
+pub fn build_routes(
+    instances: &[InstalledInstance],
+    metrics: &crate::metrics::Metrics,
+) -> Result<RouteTable<HookTarget>, Vec<Conflict>> {
     let inputs = instances
         .iter()
         .flat_map(|inst| {
             inst.plugin.manifest.apis.iter().map(move |api| HookInput {
                 instance: inst.meta.clone(),
                 api: Arc::new(api.clone()),
-                payload: inst.js.clone(),
+                payload: HookTarget {
+                    js: inst.js.clone(),
+                    stats: metrics.hook(&inst.meta.name, &inst.meta.id, &api.function, api.kind.as_str()),
+                },
             })
         })
         .collect();

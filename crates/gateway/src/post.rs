@@ -58,7 +58,7 @@ impl PostQueue {
                     tokio::spawn(async move {
                         let ms = hook.api.timeout_ms.unwrap_or(default_timeout_ms);
                         let r = host
-                            .call_detached(&hook.payload, &hook.api.function, request, Duration::from_millis(ms))
+                            .call_detached(&hook.payload.js, &hook.api.function, request, Duration::from_millis(ms))
                             .await;
                         if let Err(e) = r {
                             tracing::warn!(

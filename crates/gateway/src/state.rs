@@ -10,6 +10,7 @@ use interpose_js::{HostIo, HostOptions, JsHost};
 use interpose_routing::{Conflict, RouteTable};
 
 use crate::io::GatewayIo;
+use crate::metrics::Metrics;
 use crate::plugins::{build_routes, declared_instances, HookTarget, InstalledInstance};
 use crate::post::PostQueue;
 use crate::proxy::{self, Client};
@@ -38,6 +39,7 @@ pub struct Gateway {
     pub post_host: JsHost,
     pub posts: Arc<PostQueue>,
     pub client: Client,
+    pub metrics: Arc<Metrics>,
     /// What plugins' outbound calls go through (also for lifecycle functions).
     pub io: Option<Arc<dyn HostIo>>,
     /// Longest mount first, so `/a/b` wins over `/a`.
@@ -57,7 +59,8 @@ impl Gateway {
     /// tokio runtime (plugins' outbound calls and post hooks run on it).
     pub fn new(config: Config) -> Result<Arc<Gateway>, StartError> {
         let instances = declared_instances(&config).map_err(StartError::Plugins)?;
-        let routes = build_routes(&instances).map_err(StartError::Conflicts)?;
+        let metrics = Arc::new(Metrics::new(config.upstreams.iter().map(|u| u.scope.clone())));
+        let routes = build_routes(&instances, &metrics).map_err(StartError::Conflicts)?;
         let mut mounts = config.upstreams.clone();
         mounts.sort_by_key(|u| std::cmp::Reverse(u.mount.len()));
         let client = proxy::client(Duration::from_millis(config.limits.upstream_connect_timeout_ms));
@@ -77,6 +80,7 @@ impl Gateway {
             post_host,
             posts,
             client,
+            metrics,
             io,
             mounts,
             snapshot: ArcSwap::from_pointee(Snapshot { routes, instances }),
@@ -91,14 +95,14 @@ impl Gateway {
     /// Validate and swap in a new set of enabled instances; on a conflict
     /// nothing changes.
     pub fn replace_instances(&self, instances: Vec<InstalledInstance>) -> Result<(), Vec<Conflict>> {
-        let next = Gateway::prepare(instances)?;
+        let next = self.prepare(instances)?;
         self.swap(next);
         Ok(())
     }
 
     /// Build (and so validate) the snapshot for a set of enabled instances.
-    pub fn prepare(instances: Vec<InstalledInstance>) -> Result<Snapshot, Vec<Conflict>> {
-        let routes = build_routes(&instances)?;
+    pub fn prepare(&self, instances: Vec<InstalledInstance>) -> Result<Snapshot, Vec<Conflict>> {
+        let routes = build_routes(&instances, &self.metrics)?;
         Ok(Snapshot { routes, instances })
     }
 

@@ -58,6 +58,9 @@ async fn unhooked_requests_pass_through_unchanged() {
     assert_eq!(seen.headers["x-forwarded-for"], "10.0.0.1, 127.0.0.1");
     assert_eq!(seen.headers["x-forwarded-proto"], "http");
     assert_eq!(&seen.body[..], b"raw body");
+    assert_eq!(seen.headers["x-request-id"].len(), 32, "a request id is generated and passed upstream");
+    get(&url(&gw, "/project/api/project/x"), &[("x-request-id", "mine-1")]).await;
+    assert_eq!(up.last().headers["x-request-id"], "mine-1", "the client's request id is kept");
 
     // Upstream statuses come back as they are.
     let got = get(&url(&gw, "/wiki/api/wiki/status/418"), &[]).await;

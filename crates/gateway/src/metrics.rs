@@ -1,0 +1,193 @@
+//! Prometheus metrics on plain atomics. The request path only touches
+//! counters it already holds (a hook's stats travel with the hook in the
+//! route table; a scope's with its mount), so counting costs no locks.
+//! Rendered in the Prometheus text format by [`Metrics::render`].
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+/// Upper bounds of the latency buckets, in microseconds.
+const BUCKETS_US: [u64; 14] = [
+    250, 500, 1_000, 2_000, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000, 10_000_000,
+];
+
+#[derive(Debug, Default)]
+pub struct Histogram {
+    buckets: [AtomicU64; 14],
+    count: AtomicU64,
+    sum_us: AtomicU64,
+}
+
+impl Histogram {
+    pub fn observe(&self, d: Duration) {
+        let us = d.as_micros() as u64;
+        if let Some(i) = BUCKETS_US.iter().position(|b| us <= *b) {
+            self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_us.fetch_add(us, Ordering::Relaxed);
+    }
+
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let mut cumulative = 0;
+        for (i, b) in BUCKETS_US.iter().enumerate() {
+            cumulative += self.buckets[i].load(Ordering::Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{{labels}{}le=\"{}\"}} {cumulative}", sep(labels), *b as f64 / 1e6);
+        }
+        let count = self.count.load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{{labels}{}le=\"+Inf\"}} {count}", sep(labels));
+        let _ = writeln!(out, "{name}_sum{{{labels}}} {}", self.sum_us.load(Ordering::Relaxed) as f64 / 1e6);
+        let _ = writeln!(out, "{name}_count{{{labels}}} {count}");
+    }
+}
+
+fn sep(labels: &str) -> &'static str {
+    if labels.is_empty() {
+        ""
+    } else {
+        ","
+    }
+}
+
+/// Counts of one hook (plugin instance, function, type).
+#[derive(Debug)]
+pub struct HookStats {
+    pub plugin: String,
+    pub instance: String,
+    pub function: String,
+    pub kind: String,
+    pub calls: AtomicU64,
+    pub rejects: AtomicU64,
+    /// By kind: throw, timeout, memory, other.
+    pub failures: [AtomicU64; 4],
+    pub latency: Histogram,
+}
+
+impl HookStats {
+    pub fn failed(&self, kind: &str) {
+        let i = match kind {
+            "throw" => 0,
+            "timeout" => 1,
+            "memory" => 2,
+            _ => 3,
+        };
+        self.failures[i].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Requests of one scope by status class, and the upstream's latency.
+#[derive(Debug, Default)]
+pub struct ScopeStats {
+    /// Hooked / unhooked × 1xx..5xx.
+    pub statuses: [[AtomicU64; 5]; 2],
+    pub upstream: Histogram,
+    pub upstream_errors: AtomicU64,
+}
+
+impl ScopeStats {
+    pub fn count(&self, hooked: bool, status: u16) {
+        let class = (status / 100).clamp(1, 5) as usize - 1;
+        self.statuses[usize::from(hooked)][class].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub scopes: BTreeMap<String, Arc<ScopeStats>>,
+    pub unmatched: AtomicU64,
+    hooks: Mutex<Vec<Weak<HookStats>>>,
+}
+
+impl Metrics {
+    pub fn new(scopes: impl Iterator<Item = String>) -> Metrics {
+        Metrics { scopes: scopes.map(|s| (s, Arc::default())).collect(), ..Default::default() }
+    }
+
+    /// Stats for a hook of a new route table (kept while the hook lives).
+    pub fn hook(&self, plugin: &str, instance: &str, function: &str, kind: &str) -> Arc<HookStats> {
+        let s = Arc::new(HookStats {
+            plugin: plugin.into(),
+            instance: instance.into(),
+            function: function.into(),
+            kind: kind.into(),
+            calls: AtomicU64::new(0),
+            rejects: AtomicU64::new(0),
+            failures: Default::default(),
+            latency: Histogram::default(),
+        });
+        let mut hooks = self.hooks.lock().unwrap_or_else(|e| e.into_inner());
+        hooks.retain(|w| w.strong_count() > 0);
+        hooks.push(Arc::downgrade(&s));
+        s
+    }
+
+    /// The Prometheus text exposition; `extra` adds gauges read elsewhere.
+    pub fn render(&self, extra: &[(&str, &str, f64)]) -> String {
+        let mut out = String::new();
+        out.push_str("# HELP interpose_requests_total Requests by scope, whether a hook applied, and status class.\n# TYPE interpose_requests_total counter\n");
+        for (scope, s) in &self.scopes {
+            for (hooked, row) in s.statuses.iter().enumerate() {
+                for (class, n) in row.iter().enumerate() {
+                    let _ = writeln!(
+                        out,
+                        "interpose_requests_total{{scope=\"{scope}\",hooked=\"{}\",status=\"{}xx\"}} {}",
+                        hooked == 1,
+                        class + 1,
+                        n.load(Ordering::Relaxed)
+                    );
+                }
+            }
+        }
+        let _ = writeln!(out, "# HELP interpose_unmatched_requests_total Requests under no mount (404).\n# TYPE interpose_unmatched_requests_total counter\ninterpose_unmatched_requests_total {}", self.unmatched.load(Ordering::Relaxed));
+        out.push_str("# HELP interpose_upstream_duration_seconds Time to the upstream's response head.\n# TYPE interpose_upstream_duration_seconds histogram\n");
+        for (scope, s) in &self.scopes {
+            s.upstream.render(&mut out, "interpose_upstream_duration_seconds", &format!("scope=\"{scope}\""));
+        }
+        out.push_str("# HELP interpose_upstream_errors_total Upstream connection failures and timeouts.\n# TYPE interpose_upstream_errors_total counter\n");
+        for (scope, s) in &self.scopes {
+            let _ = writeln!(
+                out,
+                "interpose_upstream_errors_total{{scope=\"{scope}\"}} {}",
+                s.upstream_errors.load(Ordering::Relaxed)
+            );
+        }
+        let hooks: Vec<Arc<HookStats>> =
+            self.hooks.lock().unwrap_or_else(|e| e.into_inner()).iter().filter_map(Weak::upgrade).collect();
+        out.push_str("# HELP interpose_hook_calls_total Hook calls.\n# TYPE interpose_hook_calls_total counter\n");
+        let label = |h: &HookStats| {
+            format!(
+                "plugin=\"{}\",instance=\"{}\",function=\"{}\",type=\"{}\"",
+                h.plugin, h.instance, h.function, h.kind
+            )
+        };
+        for h in &hooks {
+            let _ = writeln!(out, "interpose_hook_calls_total{{{}}} {}", label(h), h.calls.load(Ordering::Relaxed));
+        }
+        out.push_str("# HELP interpose_hook_rejects_total Requests a hook rejected.\n# TYPE interpose_hook_rejects_total counter\n");
+        for h in &hooks {
+            let _ = writeln!(out, "interpose_hook_rejects_total{{{}}} {}", label(h), h.rejects.load(Ordering::Relaxed));
+        }
+        out.push_str("# HELP interpose_hook_failures_total Hook failures by kind.\n# TYPE interpose_hook_failures_total counter\n");
+        for h in &hooks {
+            for (i, kind) in ["throw", "timeout", "memory", "other"].iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "interpose_hook_failures_total{{{},kind=\"{kind}\"}} {}",
+                    label(h),
+                    h.failures[i].load(Ordering::Relaxed)
+                );
+            }
+        }
+        out.push_str("# HELP interpose_hook_duration_seconds Hook call latency, queueing included.\n# TYPE interpose_hook_duration_seconds histogram\n");
+        for h in &hooks {
+            h.latency.render(&mut out, "interpose_hook_duration_seconds", &label(h));
+        }
+        for (name, help, value) in extra {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
+        }
+        out
+    }
+}
