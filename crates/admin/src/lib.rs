@@ -62,23 +62,26 @@ pub fn router(manager: Arc<Manager>, token: Option<String>) -> Router {
         .with_state(app)
 }
 
-/// Bind and serve until `shutdown` resolves.
+/// Bind and serve until `shutdown` resolves; returns the task and the
+/// address bound (port 0 picks one).
 pub async fn serve(
     manager: Arc<Manager>,
     addr: SocketAddr,
     token: Option<String>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> Result<tokio::task::JoinHandle<()>, AdminError> {
+) -> Result<(tokio::task::JoinHandle<()>, SocketAddr), AdminError> {
     if !addr.ip().is_loopback() && token.as_deref().is_none_or(str::is_empty) {
         return Err(AdminError::NoToken(addr));
     }
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| AdminError::Bind(addr, e))?;
+    let bound = listener.local_addr().map_err(|e| AdminError::Bind(addr, e))?;
     let app = router(manager, token);
-    Ok(tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
             tracing::error!("admin API stopped: {e}");
         }
-    }))
+    });
+    Ok((task, bound))
 }
 
 async fn auth(State(app): State<App>, req: Request, next: Next) -> Response {

@@ -190,11 +190,21 @@ async fn run_debug(dir: &Path, sample: bool, listen: Option<SocketAddr>) -> anyh
             let _ = rx.wait_for(|s| *s).await;
         }
     };
+    // The next port when it is free, else any: `invoke clear` finds it in invoke.json.
     let admin_url = match interpose_admin::serve(manager.clone(), admin_addr, None, admin_stop).await {
-        Ok(_) => Some(format!("http://{admin_addr}")),
-        Err(e) => {
-            eprintln!("warning: {e}; `invoke clear` will work once this stops");
-            None
+        Ok((_, bound)) => Some(format!("http://{bound}")),
+        Err(_) => {
+            let mut rx = stop_rx.clone();
+            let stop = async move {
+                let _ = rx.wait_for(|s| *s).await;
+            };
+            match interpose_admin::serve(manager.clone(), SocketAddr::new(admin_addr.ip(), 0), None, stop).await {
+                Ok((_, bound)) => Some(format!("http://{bound}")),
+                Err(e) => {
+                    eprintln!("warning: {e}; `invoke clear` will work once this stops");
+                    None
+                }
+            }
         }
     };
     let state = json!({"instance": id, "admin": admin_url, "app_id": installed.app_id});

@@ -54,7 +54,7 @@ pub fn run(config: Option<&Path>) -> anyhow::Result<ExitCode> {
             }
         };
         let admin = match interpose_admin::serve(manager.clone(), admin_listen, token, admin_stop).await {
-            Ok(h) => h,
+            Ok((h, _)) => h,
             Err(e) => return bad(e.to_string()),
         };
         let snap = gw.snapshot();
