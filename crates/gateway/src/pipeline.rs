@@ -12,8 +12,10 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tracing::Instrument;
 
 use bytes::Bytes;
 use http::request::Parts;
@@ -50,7 +52,9 @@ where
     let started = Instant::now();
     let access = gw.config.log.access_log.then(|| (req.method().clone(), req.uri().clone()));
     let mut tally = Tally::default();
-    let resp = match route(gw, req, client, &mut tally).await {
+    // One span per request (debug level: free unless asked for).
+    let span = tracing::debug_span!("request", method = %req.method(), path = %req.uri().path(), request_id = tracing::field::Empty);
+    let resp = match route(gw, req, client, &mut tally).instrument(span).await {
         Ok(resp) => resp,
         Err(e) => e.into_response(),
     };
@@ -173,6 +177,7 @@ where
             parts.headers.insert(HeaderName::from_static("x-request-id"), v);
         }
     }
+    tracing::Span::current().record("request_id", request_id.as_str());
     tally.request_id = Some(request_id.clone());
     let base = HookRequest {
         method: parts.method.as_str().to_string(),
@@ -401,7 +406,16 @@ async fn call(
     let ms = hook.api.timeout_ms.unwrap_or(gw.config.limits.hook_timeout_ms);
     let stats = &hook.payload.stats;
     let t0 = Instant::now();
-    let out = gw.host.call(&hook.payload.js, &hook.api.function, req, Duration::from_millis(ms)).await;
+    let span = tracing::debug_span!(
+        "hook",
+        plugin = %hook.instance.name,
+        instance = %hook.instance.id,
+        function = %hook.api.function,
+        kind = hook.api.kind.as_str(),
+        route = %hook.api.url,
+    );
+    let out = gw.host.call(&hook.payload.js, &hook.api.function, req, Duration::from_millis(ms)).instrument(span).await;
+    tracing::debug!(took_us = t0.elapsed().as_micros() as u64, outcome = outcome(&out), "hook ran");
     let took = t0.elapsed();
     stats.calls.fetch_add(1, Ordering::Relaxed);
     stats.latency.observe(took);
@@ -421,6 +435,14 @@ async fn call(
         ));
     }
     out
+}
+
+fn outcome(r: &Result<CallOutcome, HookError>) -> &'static str {
+    match r {
+        Ok(CallOutcome::Returned(_)) => "returned",
+        Ok(CallOutcome::Rejected(_)) => "rejected",
+        Err(e) => e.kind(),
+    }
 }
 
 /// A failing hook: its `on_error` decides.
