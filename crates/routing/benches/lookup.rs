@@ -5,7 +5,9 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, Criterion};
 use interpose_manifest::{Manifest, PluginLevel};
 use interpose_routing::{HookInput, Instance, RouteTable};
 
