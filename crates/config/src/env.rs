@@ -18,6 +18,7 @@ const OVERRIDABLE: &[(&str, &str)] = &[
     ("limits", "upstream_connect_timeout_ms"),
     ("limits", "header_read_timeout_ms"),
     ("limits", "post_queue_size"),
+    ("limits", "body_read_timeout_ms"),
     ("sandbox", "http_allow"),
     ("log", "level"),
     ("log", "access_log"),

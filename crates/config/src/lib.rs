@@ -77,6 +77,8 @@ pub struct Limits {
     pub upstream_connect_timeout_ms: u64,
     /// Reading a client's request head (slow clients are cut off).
     pub header_read_timeout_ms: u64,
+    /// Receiving a hooked route's body (slow senders get 408).
+    pub body_read_timeout_ms: u64,
     /// Suffix/subscribe events waiting for dispatch; beyond it they are dropped (counted).
     pub post_queue_size: usize,
 }

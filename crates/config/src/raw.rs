@@ -99,6 +99,7 @@ pub(crate) struct RawLimits {
     pub upstream_timeout_ms: i64,
     pub upstream_connect_timeout_ms: i64,
     pub header_read_timeout_ms: i64,
+    pub body_read_timeout_ms: i64,
     pub post_queue_size: i64,
 }
 
@@ -111,6 +112,7 @@ impl Default for RawLimits {
             upstream_timeout_ms: 30_000,
             upstream_connect_timeout_ms: 2_000,
             header_read_timeout_ms: 10_000,
+            body_read_timeout_ms: 30_000,
             post_queue_size: 10_000,
         }
     }

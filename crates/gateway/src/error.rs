@@ -15,6 +15,8 @@ pub enum GatewayError {
     BadRequest(String),
     #[error("the request body is larger than {0} bytes")]
     BodyTooLarge(usize),
+    #[error("the request body did not arrive within {0} ms")]
+    BodyTimeout(u64),
     // --- a plugin
     #[error("plugin {plugin} failed: {function}() {error}")]
     PluginFailure { plugin: String, function: String, error: interpose_js::HookError },
@@ -34,6 +36,7 @@ impl GatewayError {
             GatewayError::NoMount(_) => StatusCode::NOT_FOUND,
             GatewayError::BadRequest(_) => StatusCode::BAD_REQUEST,
             GatewayError::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            GatewayError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             GatewayError::PluginFailure { .. } | GatewayError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             GatewayError::UpstreamUnavailable { .. } => StatusCode::BAD_GATEWAY,
             GatewayError::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
@@ -45,6 +48,7 @@ impl GatewayError {
             GatewayError::NoMount(_) => "NotFound",
             GatewayError::BadRequest(_) => "BadRequest",
             GatewayError::BodyTooLarge(_) => "PayloadTooLarge",
+            GatewayError::BodyTimeout(_) => "RequestTimeout",
             GatewayError::PluginFailure { .. } => "PluginFailure",
             GatewayError::UpstreamUnavailable { .. } => "UpstreamUnavailable",
             GatewayError::UpstreamTimeout { .. } => "UpstreamTimeout",

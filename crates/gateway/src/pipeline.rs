@@ -117,6 +117,7 @@ where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<body::BoxError>,
 {
+    check_framing(req.headers())?;
     let uri = req.uri().clone();
     let path_and_query = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let (upstream, rest) =
@@ -166,10 +167,14 @@ where
     let plan: &Plan<HookTarget> = matched.plan();
     let (mut parts, body) = req.into_parts();
     let limit = gw.config.limits.max_body_bytes;
-    let bytes = read_limited(body, limit).await.map_err(|e| match e {
-        ReadError::TooLarge => GatewayError::BodyTooLarge(limit),
-        ReadError::Failed(e) => GatewayError::BadRequest(format!("could not read the request body: {e}")),
-    })?;
+    let read_timeout = Duration::from_millis(gw.config.limits.body_read_timeout_ms);
+    let bytes = match tokio::time::timeout(read_timeout, read_limited(body, limit)).await {
+        Err(_) => return Err(GatewayError::BodyTimeout(gw.config.limits.body_read_timeout_ms)),
+        Ok(r) => r.map_err(|e| match e {
+            ReadError::TooLarge => GatewayError::BodyTooLarge(limit),
+            ReadError::Failed(e) => GatewayError::BadRequest(format!("could not read the request body: {e}")),
+        })?,
+    };
     let query_pairs = query_pairs(query);
     let request_id = request_id(&parts);
     if !parts.headers.contains_key("x-request-id") {
@@ -562,6 +567,26 @@ fn new_request_id() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let prefix = PREFIX.get_or_init(|| uuid::Uuid::new_v4().simple().to_string()[..16].to_string());
     format!("{prefix}{:016x}", COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Refuse message framing that two HTTP parsers could read differently
+/// (request smuggling): `Transfer-Encoding` with `Content-Length`, or any
+/// transfer coding other than `chunked`.
+fn check_framing(headers: &http::HeaderMap) -> Result<(), GatewayError> {
+    let mut te = headers.get_all(http::header::TRANSFER_ENCODING).iter().peekable();
+    if te.peek().is_none() {
+        return Ok(());
+    }
+    if headers.contains_key(http::header::CONTENT_LENGTH) {
+        return Err(GatewayError::BadRequest("both Content-Length and Transfer-Encoding are set".into()));
+    }
+    for v in te {
+        let chunked_only = v.to_str().map(|s| s.trim().eq_ignore_ascii_case("chunked")).unwrap_or(false);
+        if !chunked_only {
+            return Err(GatewayError::BadRequest("unsupported Transfer-Encoding (only chunked is accepted)".into()));
+        }
+    }
+    Ok(())
 }
 
 /// Path segments under the mount, decoded; refuses paths that could reach

@@ -40,34 +40,48 @@ pub struct Upstream {
     pub addr: SocketAddr,
     seen: Arc<Mutex<Vec<Seen>>>,
     task: tokio::task::JoinHandle<()>,
+    /// Dropping the upstream closes its open connections too.
+    stop: tokio::sync::watch::Sender<bool>,
 }
 
 impl Drop for Upstream {
     fn drop(&mut self) {
+        let _ = self.stop.send(true);
         self.task.abort();
     }
 }
 
 impl Upstream {
     pub async fn start() -> Upstream {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Upstream::start_on("127.0.0.1:0".parse().unwrap()).await
+    }
+
+    /// Start on a given address (to bring an upstream back on its old port).
+    pub async fn start_on(addr: SocketAddr) -> Upstream {
+        let listener = TcpListener::bind(addr).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
         let rec = seen.clone();
+        let (stop, stopped) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else { continue };
                 let rec = rec.clone();
+                let mut stopped = stopped.clone();
                 tokio::spawn(async move {
                     let svc = service_fn(move |req| {
                         let rec = rec.clone();
                         async move { Ok::<_, Infallible>(answer(req, &rec).await) }
                     });
-                    let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+                    let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), svc);
+                    tokio::select! {
+                        _ = conn => {}
+                        _ = stopped.wait_for(|s| *s) => {}
+                    }
                 });
             }
         });
-        Upstream { addr, seen, task }
+        Upstream { addr, seen, task, stop }
     }
 
     pub fn url(&self) -> String {
@@ -220,4 +234,46 @@ pub fn write_files(root: &Path, files: &[(&str, &str)]) {
 /// A one-file plugin: manifest text plus `backend/src/index.ts`.
 pub fn plugin(manifest: &str, code: &str) -> tempfile::TempDir {
     project(&[("config/plugin.yaml", manifest), ("backend/src/index.ts", code)])
+}
+
+/// Send raw bytes on a new connection and return the status line (empty if
+/// the server closed without answering within `wait`).
+pub async fn raw(addr: SocketAddr, data: &[u8], wait: Duration) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let _ = s.write_all(data).await;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    let _ = tokio::time::timeout(wait, async {
+        while let Ok(n) = s.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&buf[..n]);
+            if out.windows(4).any(|w| w == b"\r\n\r\n") {
+                break;
+            }
+        }
+    })
+    .await;
+    String::from_utf8_lossy(&out).lines().next().unwrap_or("").to_string()
+}
+
+/// A TCP server on port 0 that answers every connection with `reply` (raw
+/// bytes; empty closes at once), for upstreams that misbehave.
+pub async fn bad_upstream(reply: &'static [u8]) -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = listener.accept().await else { continue };
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let _ = s.write_all(reply).await;
+            });
+        }
+    });
+    (addr, task)
 }

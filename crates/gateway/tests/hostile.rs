@@ -1,0 +1,164 @@
+//! Hostile clients and faulty upstreams: each gets the right status, and
+//! nothing else changes.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{decl, org_plugin, start};
+use interpose_test_util::{bad_upstream, get, raw, send_json, Upstream};
+use serde_json::json;
+
+const WAIT: Duration = Duration::from_secs(2);
+
+#[tokio::test]
+async fn smuggling_and_oversized_requests_are_refused() {
+    let up = Upstream::start().await;
+    let p = org_plugin(
+        "guard",
+        "  - {type: intercept, methods: [POST], url: /x, function: f}\n",
+        "export function f() {}\n",
+    );
+    let gw = start(&up, &[common::decl(p.path(), &[], None)], "").await;
+    let addr = gw.listening.addr;
+    // CL+TE: processed by Transfer-Encoding alone (RFC 9112 §6.1; hyper drops
+    // the Content-Length) and re-framed for the upstream, which therefore
+    // can never read the body differently.
+    for path in ["x", "y"] {
+        let req = format!("POST /project/api/project/{path} HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n");
+        let line = raw(addr, req.as_bytes(), WAIT).await;
+        assert!(line.starts_with("HTTP/1.1 200"), "{line:?}");
+        let seen = up.last();
+        assert_eq!(seen.body.len(), 0, "{path}");
+        assert!(seen.headers.get("content-length").is_none_or(|v| v == "0"), "{path}: {:?}", seen.headers);
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        up.seen().iter().all(|s| !s.uri.contains("smuggled")),
+        "a pipelined request is the client's own, never glued to the body"
+    );
+    let before = up.count();
+    let cases: &[(&str, &[u8], &str)] = &[
+        (
+            "two Content-Length",
+            b"POST /project/api/project/y HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello",
+            "400",
+        ),
+        ("obs-fold", b"GET /project/api/project/y HTTP/1.1\r\nHost: a\r\nX-A: b\r\n c\r\n\r\n", "400"),
+        (
+            "gzip transfer coding",
+            b"POST /project/api/project/y HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+            "400",
+        ),
+        ("bad request line", b"GARBAGE\r\n\r\n", "400"),
+    ];
+    for (name, data, want) in cases {
+        let line = raw(addr, data, WAIT).await;
+        assert!(line.starts_with(&format!("HTTP/1.1 {want}")), "{name}: {line:?}");
+    }
+    let mut big = b"GET /project/api/project/y HTTP/1.1\r\nHost: a\r\nX-A: ".to_vec();
+    big.extend(vec![b'a'; 500_000]);
+    big.extend(b"\r\n\r\n");
+    assert!(raw(addr, &big, WAIT).await.starts_with("HTTP/1.1 431"));
+    let mut long = b"GET /project/api/project/".to_vec();
+    long.extend(vec![b'a'; 100_000]);
+    long.extend(b" HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert!(raw(addr, &long, WAIT).await.starts_with("HTTP/1.1 414"));
+    assert_eq!(up.count(), before, "none of them reached the upstream");
+    assert_eq!(get(&gw.url("/project/api/project/y"), &[]).await.status, 200, "the gateway still serves");
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn slow_and_vanishing_clients() {
+    let up = Upstream::start().await;
+    let p = org_plugin(
+        "guard",
+        "  - {type: intercept, methods: [POST], url: /x, function: f}\n",
+        "export function f() {}\n",
+    );
+    let gw = start(
+        &up,
+        &[decl(p.path(), &[], None)],
+        "[limits]\nheader_read_timeout_ms = 300\nbody_read_timeout_ms = 300\n",
+    )
+    .await;
+    let addr = gw.listening.addr;
+    // Slow-loris headers: cut off, nothing forwarded.
+    let line = raw(addr, b"GET /project/api/project/y HTTP/1.1\r\nHost: a\r\n", Duration::from_secs(3)).await;
+    assert!(line.is_empty() || line.starts_with("HTTP/1.1 408"), "{line:?}");
+    // A hooked route whose body never finishes: 408.
+    let line = raw(
+        addr,
+        b"POST /project/api/project/x HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\nabc",
+        Duration::from_secs(3),
+    )
+    .await;
+    assert!(line.starts_with("HTTP/1.1 408"), "{line:?}");
+    // A client that vanishes mid-body.
+    {
+        use tokio::io::AsyncWriteExt;
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"POST /project/api/project/x HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\nabc")
+            .await
+            .unwrap();
+        drop(s);
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(up.count(), 0);
+    let got = send_json("POST", &gw.url("/project/api/project/x"), &json!({"ok": true}), &[]).await;
+    assert_eq!(got.status, 200, "still serving");
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn upstream_faults_and_recovery() {
+    // Resetting and garbage-speaking upstreams: 502, clearly.
+    for reply in [&b""[..], &b"garbage, not HTTP\r\n\r\n"[..]] {
+        let (addr, task) = bad_upstream(reply).await;
+        let fake = Upstream::start().await;
+        let text = common::config_text(&fake, &[], "").replace(&fake.url(), &format!("http://{addr}"));
+        let dir = tempfile::tempdir().unwrap();
+        let config = interpose_config::Config::from_str_with_env(&text, "t.toml", dir.path(), Vec::new()).unwrap();
+        let gw = interpose_gateway::Gateway::new(config).unwrap();
+        let l = interpose_gateway::Listening::start(gw, "127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let got = get(&format!("http://{}/project/api/project/a", l.addr), &[]).await;
+        assert_eq!(got.status, 502, "{reply:?}");
+        assert_eq!(got.json()["errcode"], "UpstreamUnavailable");
+        l.shutdown().await;
+        task.abort();
+    }
+
+    // The upstream goes away and comes back on the same port: pooled
+    // connections are dropped and new ones made; a replace hook keeps
+    // answering throughout.
+    let up = Upstream::start().await;
+    let addr = up.addr;
+    let p = org_plugin(
+        "rep",
+        "  - {type: replace, methods: [GET], url: /own, function: f}\n",
+        "export function f() { return { body: { own: true } } }\n",
+    );
+    let gw = start(&up, &[decl(p.path(), &[], None)], "").await;
+    assert_eq!(get(&gw.url("/project/api/project/a"), &[]).await.status, 200);
+    drop(up);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(get(&gw.url("/project/api/project/a"), &[]).await.status, 502);
+    assert_eq!(get(&gw.url("/project/api/project/own"), &[]).await.json(), json!({"own": true}));
+    let listener = tokio::net::TcpListener::bind(addr).await;
+    if let Ok(listener) = listener {
+        drop(listener);
+        let back = Upstream::start_on(addr).await;
+        let mut ok = false;
+        for _ in 0..5 {
+            if get(&gw.url("/project/api/project/a"), &[]).await.status == 200 {
+                ok = true;
+                break;
+            }
+        }
+        assert!(ok, "the pool recovered");
+        assert!(back.count() >= 1);
+    }
+    gw.stop().await;
+}
