@@ -51,6 +51,7 @@ pub fn router(manager: Arc<Manager>, token: Option<String>) -> Router {
         .route("/instances/{id}/logs", get(logs))
         .route("/instances/{id}/lifecycle/{step}", post(run_step))
         .route("/routes", get(routes))
+        .route("/quarantine", get(quarantine))
         .layer(DefaultBodyLimit::max(archive::MAX_UPLOAD))
         .layer(middleware::from_fn_with_state(app.clone(), auth));
     Router::new()
@@ -295,6 +296,24 @@ async fn metrics(State(app): State<App>) -> Response {
             gw.host.stuck_workers() as f64,
         ),
         ("interpose_enabled_instances", "Plugin instances whose hooks are live.", gw.snapshot().instances.len() as f64),
+        (
+            "interpose_quarantined_plugins",
+            "Plugins whose calls fail fast after getting stuck repeatedly.",
+            gw.host.quarantined().len() as f64,
+        ),
     ];
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], gw.metrics.render(&extra)).into_response()
+}
+
+/// Plugins in quarantine (their calls fail fast), with seconds left.
+async fn quarantine(State(app): State<App>) -> Response {
+    let q: Vec<serde_json::Value> = app
+        .manager
+        .gateway()
+        .host
+        .quarantined()
+        .into_iter()
+        .map(|(p, s)| json!({"plugin": p, "seconds_left": s}))
+        .collect();
+    Json(q).into_response()
 }

@@ -59,6 +59,21 @@ struct WorkerState {
     /// Deadline (as `nanos`) of the job being run; 0 when idle.
     busy_until: AtomicU64,
     retired: AtomicBool,
+    /// The instance whose call is running (to blame it when stuck).
+    running: Mutex<Option<(u64, String)>>,
+}
+
+/// A worker retired while running this instance's call counts against it;
+/// after `QUARANTINE_AFTER` such strikes its calls fail fast for
+/// `QUARANTINE_FOR`, so one plugin cannot eat every thread.
+const QUARANTINE_AFTER: u32 = 3;
+const QUARANTINE_FOR: Duration = Duration::from_secs(60);
+
+#[derive(Default)]
+struct Strikes {
+    count: u32,
+    until: Option<Instant>,
+    name: String,
 }
 
 struct Shared {
@@ -70,6 +85,9 @@ struct Shared {
     options: HostOptions,
     stopping: AtomicBool,
     stuck_total: AtomicU64,
+    /// By instance key; `quarantined` is the lock-free fast path.
+    strikes: Mutex<HashMap<u64, Strikes>>,
+    quarantined: AtomicBool,
 }
 
 /// The pool of JS worker threads. Cheap to clone.
@@ -98,6 +116,8 @@ impl JsHost {
             options,
             stopping: AtomicBool::new(false),
             stuck_total: AtomicU64::new(0),
+            strikes: Mutex::new(HashMap::new()),
+            quarantined: AtomicBool::new(false),
         });
         for _ in 0..shared.options.threads {
             spawn_worker(&shared);
@@ -146,6 +166,15 @@ impl JsHost {
         wait_until: Instant,
     ) -> Result<CallOutcome, HookError> {
         let timeout_ms = timeout.as_millis() as u64;
+        if self.shared.quarantined.load(Ordering::Relaxed) {
+            if let Some(until) = self.quarantined_until(instance.key) {
+                return Err(HookError::Unavailable(format!(
+                    "plugin {} is quarantined for {} s more: its calls kept getting stuck past their deadline",
+                    instance.name,
+                    until.saturating_duration_since(Instant::now()).as_secs() + 1
+                )));
+            }
+        }
         let (reply, rx) = oneshot::channel();
         let job =
             Job { instance: instance.clone(), function: function.to_string(), request, deadline, timeout_ms, reply };
@@ -157,6 +186,32 @@ impl JsHost {
             Ok(Err(_)) => Err(HookError::Unavailable("the JS worker ended during the call".into())),
             Err(_) => Err(HookError::Timeout(timeout_ms)),
         }
+    }
+
+    fn quarantined_until(&self, key: u64) -> Option<Instant> {
+        let mut strikes = self.shared.strikes.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        let until = strikes.get(&key).and_then(|s| s.until).filter(|u| *u > now);
+        if until.is_none() {
+            if let Some(s) = strikes.get_mut(&key).filter(|s| s.until.is_some()) {
+                // Served its time: a clean slate.
+                s.until = None;
+                s.count = 0;
+            }
+            let any = strikes.values().any(|s| s.until.is_some_and(|u| u > now));
+            self.shared.quarantined.store(any, Ordering::Relaxed);
+        }
+        until
+    }
+
+    /// Plugins whose calls fail fast now (name, seconds left).
+    pub fn quarantined(&self) -> Vec<(String, u64)> {
+        let strikes = self.shared.strikes.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        strikes
+            .values()
+            .filter_map(|s| s.until.filter(|u| *u > now).map(|u| (s.name.clone(), u.duration_since(now).as_secs() + 1)))
+            .collect()
     }
 
     /// Workers retired so far because a call overran its deadline.
@@ -176,7 +231,11 @@ impl JsHost {
 }
 
 fn spawn_worker(shared: &Arc<Shared>) {
-    let state = Arc::new(WorkerState { busy_until: AtomicU64::new(0), retired: AtomicBool::new(false) });
+    let state = Arc::new(WorkerState {
+        busy_until: AtomicU64::new(0),
+        retired: AtomicBool::new(false),
+        running: Mutex::new(None),
+    });
     shared.workers.lock().unwrap_or_else(|e| e.into_inner()).push(state.clone());
     shared.live.fetch_add(1, Ordering::Relaxed);
     let n = shared.total.fetch_add(1, Ordering::Relaxed);
@@ -228,6 +287,7 @@ fn worker(rx: Receiver<Job>, state: Arc<WorkerState>, shared: Weak<Shared>, io: 
             let _ = job.reply.send(Err(HookError::Timeout(job.timeout_ms)));
             continue;
         }
+        *state.running.lock().unwrap_or_else(|e| e.into_inner()) = Some((job.instance.key, job.instance.name.clone()));
         state.busy_until.store(nanos(deadline), Ordering::Relaxed);
         let result = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             run(&mut runtimes, &job, deadline, io.clone())
@@ -315,6 +375,18 @@ fn watchdog(shared: Weak<Shared>) {
             w.retired.store(true, Ordering::Relaxed);
             shared.live.fetch_sub(1, Ordering::Relaxed);
             shared.stuck_total.fetch_add(1, Ordering::Relaxed);
+            let running = w.running.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            if let Some((key, name)) = running {
+                let mut strikes = shared.strikes.lock().unwrap_or_else(|e| e.into_inner());
+                let s = strikes.entry(key).or_default();
+                s.count += 1;
+                s.name = name.clone();
+                if s.count >= QUARANTINE_AFTER && s.until.is_none() {
+                    s.until = Some(Instant::now() + QUARANTINE_FOR);
+                    shared.quarantined.store(true, Ordering::Relaxed);
+                    tracing::error!(plugin = %name, "plugin quarantined for {} s: {} calls stuck past their deadline", QUARANTINE_FOR.as_secs(), s.count);
+                }
+            }
             tracing::warn!("a JS worker is stuck past its deadline; retiring it and starting a replacement");
             if shared.total.load(Ordering::Relaxed) < shared.options.max_threads {
                 spawn_worker(&shared);
