@@ -27,7 +27,7 @@ use marked_yaml::Node;
 use serde_json::json;
 
 use crate::client::Admin;
-use crate::serve::shutdown_signal;
+use crate::serve::{stop_on_signal, stopped};
 use crate::EXIT_BAD_INPUT;
 
 #[derive(Subcommand)]
@@ -177,28 +177,29 @@ async fn run_debug(dir: &Path, sample: bool, listen: Option<SocketAddr>) -> anyh
         PluginLevel::Organization => Placement::Organization,
         PluginLevel::Team => Placement::Team(local.team.clone()),
     };
+    // Taken before the code is packed, so an edit made at any moment after
+    // this is seen by the watcher.
+    let files = fingerprint(dir);
     let previous = read_state(dir).and_then(|s| s["instance"].as_str().map(str::to_string));
     let installed = match install_or_reload(&manager, dir, previous.as_deref(), placement.clone()).await {
         Ok(info) => info,
         Err(e) => return bad(format!("the plugin did not install:\n{e}")),
     };
     let id = installed.id.clone();
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let admin_stop = {
-        let mut rx = stop_rx.clone();
-        async move {
-            let _ = rx.wait_for(|s| *s).await;
-        }
-    };
+    let (stop, signal) = stop_on_signal();
+    let admin_stop = stopped(stop.clone());
     // The next port when it is free, else any: `invoke clear` finds it in invoke.json.
     let admin_url = match interpose_admin::serve(manager.clone(), admin_addr, None, admin_stop).await {
         Ok((_, bound)) => Some(format!("http://{bound}")),
         Err(_) => {
-            let mut rx = stop_rx.clone();
-            let stop = async move {
-                let _ = rx.wait_for(|s| *s).await;
-            };
-            match interpose_admin::serve(manager.clone(), SocketAddr::new(admin_addr.ip(), 0), None, stop).await {
+            match interpose_admin::serve(
+                manager.clone(),
+                SocketAddr::new(admin_addr.ip(), 0),
+                None,
+                stopped(stop.clone()),
+            )
+            .await
+            {
                 Ok((_, bound)) => Some(format!("http://{bound}")),
                 Err(e) => {
                     eprintln!("warning: {e}; `invoke clear` will work once this stops");
@@ -211,17 +212,9 @@ async fn run_debug(dir: &Path, sample: bool, listen: Option<SocketAddr>) -> anyh
     std::fs::write(state_file(dir), state.to_string())?;
     println!("{}", banner(&installed, listen, &system, &local.team, &gw));
 
-    let watcher = tokio::spawn(watch(manager.clone(), dir.to_path_buf(), id.clone(), installed.hooks.clone()));
+    let watcher = tokio::spawn(watch(manager.clone(), dir.to_path_buf(), id.clone(), installed.hooks.clone(), files));
     let logs = tokio::spawn(stream_logs(manager.clone(), id.clone()));
-    let mut data_stop = stop_rx;
-    let signal = tokio::spawn(async move {
-        shutdown_signal().await;
-        let _ = stop_tx.send(true);
-    });
-    serve(gw, listener, async move {
-        let _ = data_stop.wait_for(|s| *s).await;
-    })
-    .await;
+    serve(gw, listener, stopped(stop)).await;
     signal.abort();
     watcher.abort();
     logs.abort();
@@ -287,7 +280,9 @@ fn banner(info: &InstanceInfo, listen: SocketAddr, system: &str, team: &str, gw:
 }
 
 /// A cheap fingerprint of the files a reload depends on.
-fn fingerprint(dir: &Path) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
+type Fingerprint = Vec<(PathBuf, u64, Option<SystemTime>)>;
+
+fn fingerprint(dir: &Path) -> Fingerprint {
     let mut out = Vec::new();
     let mut stack = vec![dir.join("config/plugin.yaml"), dir.join("backend")];
     while let Some(p) = stack.pop() {
@@ -307,8 +302,7 @@ fn fingerprint(dir: &Path) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
     out
 }
 
-async fn watch(manager: Arc<Manager>, dir: PathBuf, id: String, mut hooks: Vec<String>) {
-    let mut last = fingerprint(&dir);
+async fn watch(manager: Arc<Manager>, dir: PathBuf, id: String, mut hooks: Vec<String>, mut last: Fingerprint) {
     loop {
         tokio::time::sleep(Duration::from_millis(250)).await;
         let now = fingerprint(&dir);

@@ -46,13 +46,8 @@ pub fn run(config: Option<&Path>) -> anyhow::Result<ExitCode> {
             Ok(l) => l,
             Err(e) => return bad(format!("cannot listen on {listen} (server.listen): {e}")),
         };
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let admin_stop = {
-            let mut rx = stop_rx.clone();
-            async move {
-                let _ = rx.wait_for(|s| *s).await;
-            }
-        };
+        let (stop, signal) = stop_on_signal();
+        let admin_stop = stopped(stop.clone());
         let admin = match interpose_admin::serve(manager.clone(), admin_listen, token, admin_stop).await {
             Ok((h, _)) => h,
             Err(e) => return bad(e.to_string()),
@@ -68,20 +63,27 @@ pub fn run(config: Option<&Path>) -> anyhow::Result<ExitCode> {
             snap.routes.hook_count(),
             gw.config.server.workers
         );
-        let mut data_stop = stop_rx;
-        let signal = tokio::spawn(async move {
-            shutdown_signal().await;
-            let _ = stop_tx.send(true);
-        });
-        serve(gw, listener, async move {
-            let _ = data_stop.wait_for(|s| *s).await;
-        })
-        .await;
+        serve(gw, listener, stopped(stop)).await;
         signal.abort();
         manager.shutdown().await;
         let _ = admin.await;
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// A flag set on Ctrl-C / SIGTERM (the task sets it; abort it when done).
+pub fn stop_on_signal() -> (tokio::sync::watch::Receiver<bool>, tokio::task::JoinHandle<()>) {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = tx.send(true);
+    });
+    (rx, task)
+}
+
+/// Resolves once the flag is set: one per listener that has to stop.
+pub async fn stopped(mut rx: tokio::sync::watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -252,13 +252,25 @@ async fn new_check_invoke_run_and_a_live_manifest_edit() {
             .spawn()
             .unwrap(),
     );
-    let mut out = BufReader::new(child.0.stdout.take().unwrap());
-    let mut banner = String::new();
-    while !banner.contains("curl -s") {
-        let mut line = String::new();
-        assert!(out.read_line(&mut line).unwrap() > 0, "invoke run exited: {banner}");
-        banner.push_str(&line);
+    // Keep reading the child's output (a full pipe would stall it) and keep it for messages.
+    let output = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    {
+        let output = output.clone();
+        let stdout = child.0.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let mut o = output.lock().unwrap();
+                o.push_str(&line);
+                o.push('\n');
+            }
+        });
     }
+    let t0 = Instant::now();
+    while !output.lock().unwrap().contains("curl -s") {
+        assert!(t0.elapsed() < Duration::from_secs(30), "invoke run did not start: {}", output.lock().unwrap());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let banner = output.lock().unwrap().clone();
     assert!(banner.contains("debug instance"), "{banner}");
     let base = format!("http://127.0.0.1:{port}/project/api/project");
     let got = send_json("POST", &format!("{base}/team/T1/tasks"), &json!({}), &[]).await;
@@ -276,7 +288,11 @@ async fn new_check_invoke_run_and_a_live_manifest_edit() {
         if got.status == 400 {
             break;
         }
-        assert!(t0.elapsed() < Duration::from_secs(5), "the manifest change never went live");
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "the manifest change never went live:\n{}",
+            output.lock().unwrap()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // A broken edit keeps the last good version serving.

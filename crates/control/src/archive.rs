@@ -86,6 +86,17 @@ fn safe_path(name: &str) -> Result<PathBuf, String> {
     Ok(out)
 }
 
+/// Write one member (already checked by `safe_path`) under `dest`.
+fn write_entry(dest: &Path, rel: &Path, data: &mut impl Read) -> Result<(), String> {
+    let target = dest.join(rel);
+    if let Some(parent) = target.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+    }
+    let mut bytes = Vec::new();
+    data.take(MAX_UNPACKED).read_to_end(&mut bytes).map_err(|e| e.to_string())?;
+    std::fs::write(&target, bytes).map_err(|e| e.to_string())
+}
+
 fn unpack_tar(bytes: &[u8], dest: &Path) -> Result<(), String> {
     let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(bytes));
     let mut total = 0u64;
@@ -108,13 +119,7 @@ fn unpack_tar(bytes: &[u8], dest: &Path) -> Result<(), String> {
         if total > MAX_UNPACKED {
             return Err(format!("unpacks to more than {MAX_UNPACKED} bytes"));
         }
-        let target = dest.join(&rel);
-        if let Some(parent) = target.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
-        }
-        let mut data = Vec::new();
-        (&mut entry).take(MAX_UNPACKED).read_to_end(&mut data).map_err(|e| e.to_string())?;
-        std::fs::write(&target, data).map_err(|e| e.to_string())?;
+        write_entry(dest, &rel, &mut entry)?;
     }
     Ok(())
 }
@@ -140,13 +145,7 @@ fn unpack_zip(bytes: &[u8], dest: &Path) -> Result<(), String> {
         if total > MAX_UNPACKED {
             return Err(format!("unpacks to more than {MAX_UNPACKED} bytes"));
         }
-        let target = dest.join(&rel);
-        if let Some(parent) = target.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
-        }
-        let mut data = Vec::new();
-        (&mut f).take(MAX_UNPACKED).read_to_end(&mut data).map_err(|e| e.to_string())?;
-        std::fs::write(&target, data).map_err(|e| e.to_string())?;
+        write_entry(dest, &rel, &mut f)?;
     }
     Ok(())
 }

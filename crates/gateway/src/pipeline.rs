@@ -318,20 +318,7 @@ impl Outgoing {
     fn apply(&mut self, v: &serde_json::Value) -> Result<(), String> {
         let obj = v.as_object().ok_or_else(|| format!("a prefix hook returns {{headers, query, body}}, got {v}"))?;
         if let Some(h) = obj.get("headers").filter(|h| !h.is_null()) {
-            let map = h.as_object().ok_or("headers must be an object")?;
-            let mut headers = http::HeaderMap::new();
-            for (k, v) in map {
-                let name = HeaderName::from_bytes(k.as_bytes()).map_err(|_| format!("invalid header name {k:?}"))?;
-                let values: Vec<String> = match v {
-                    serde_json::Value::Array(items) => items.iter().map(scalar).collect::<Result<_, _>>()?,
-                    other => vec![scalar(other)?],
-                };
-                for value in values {
-                    let hv = HeaderValue::from_str(&value).map_err(|_| format!("invalid value for header {k:?}"))?;
-                    headers.append(name.clone(), hv);
-                }
-            }
-            self.headers = headers;
+            self.headers = header_map(h)?;
         }
         if let Some(q) = obj.get("query").filter(|q| !q.is_null()) {
             let map = q.as_object().ok_or("query must be an object")?;
@@ -482,24 +469,32 @@ pub(crate) fn plugin_response(v: &serde_json::Value, default_status: u16) -> Res
     let (bytes, content_type) = body_bytes(obj.get("body").unwrap_or(&serde_json::Value::Null));
     let mut resp = Response::new(body::full(bytes));
     *resp.status_mut() = StatusCode::from_u16(status).map_err(|e| e.to_string())?;
-    if let Some(headers) = obj.get("headers") {
-        let map = headers.as_object().ok_or_else(|| "headers must be an object".to_string())?;
-        for (k, v) in map {
-            let name = HeaderName::from_bytes(k.as_bytes()).map_err(|_| format!("invalid header name {k:?}"))?;
-            let values: Vec<String> = match v {
-                serde_json::Value::Array(items) => items.iter().map(scalar).collect::<Result<_, _>>()?,
-                other => vec![scalar(other)?],
-            };
-            for value in values {
-                let hv = HeaderValue::from_str(&value).map_err(|_| format!("invalid value for header {k:?}"))?;
-                resp.headers_mut().append(name.clone(), hv);
-            }
-        }
+    if let Some(headers) = obj.get("headers").filter(|h| !h.is_null()) {
+        *resp.headers_mut() = header_map(headers)?;
     }
     if let Some(ct) = content_type {
         resp.headers_mut().entry(http::header::CONTENT_TYPE).or_insert(HeaderValue::from_static(ct));
     }
     Ok(resp)
+}
+
+/// A plugin's `headers` object (values: strings, numbers, booleans or
+/// arrays of them) as a header map.
+fn header_map(v: &serde_json::Value) -> Result<http::HeaderMap, String> {
+    let map = v.as_object().ok_or("headers must be an object")?;
+    let mut headers = http::HeaderMap::new();
+    for (k, v) in map {
+        let name = HeaderName::from_bytes(k.as_bytes()).map_err(|_| format!("invalid header name {k:?}"))?;
+        let values: Vec<String> = match v {
+            serde_json::Value::Array(items) => items.iter().map(scalar).collect::<Result<_, _>>()?,
+            other => vec![scalar(other)?],
+        };
+        for value in values {
+            let hv = HeaderValue::from_str(&value).map_err(|_| format!("invalid value for header {k:?}"))?;
+            headers.append(name.clone(), hv);
+        }
+    }
+    Ok(headers)
 }
 
 fn scalar(v: &serde_json::Value) -> Result<String, String> {
