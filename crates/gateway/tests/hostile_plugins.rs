@@ -37,7 +37,7 @@ async fn hostile_plugins_fail_alone() {
     let up = Upstream::start().await;
     let bad = org_plugin(
         "hostile",
-        "  - {type: intercept, methods: [GET], url: /bad, function: f, timeout_ms: 150}\n",
+        "  - {type: intercept, methods: [GET], url: /bad, function: f, timeout_ms: 300}\n",
         HOSTILE,
     );
     let good = org_plugin("neighbour", "  - {type: intercept, methods: [GET], url: /good, function: g}\n", NEIGHBOUR);
@@ -77,17 +77,21 @@ async fn hostile_plugins_fail_alone() {
         let t0 = Instant::now();
         let got = get(&bad_url, &[("x-mode", "stringify-loop")]).await;
         assert_eq!(got.status, 500);
-        assert!(reason(&got).contains("timed out after 150 ms"), "{i}: {}", reason(&got));
-        assert!(t0.elapsed() < Duration::from_millis(600), "answered late: {:?}", t0.elapsed());
+        assert!(reason(&got).contains("timed out after 300 ms"), "{i}: {}", reason(&got));
+        assert!(t0.elapsed() < Duration::from_millis(1500), "answered late: {:?}", t0.elapsed());
         let t1 = Instant::now();
         assert_eq!(get(&good_url, &[]).await.status, 403);
-        assert!(t1.elapsed() < Duration::from_millis(300), "the neighbour slowed down: {:?}", t1.elapsed());
-        tokio::time::sleep(Duration::from_millis(120)).await; // let the watchdog see the stuck worker
+        assert!(t1.elapsed() < Duration::from_millis(1000), "the neighbour slowed down: {:?}", t1.elapsed());
+        tokio::time::sleep(Duration::from_millis(150)).await; // let the watchdog see the stuck worker
     }
     let t0 = Instant::now();
     let got = get(&bad_url, &[("x-mode", "io")]).await;
     assert!(reason(&got).contains("quarantined"), "{}", reason(&got));
-    assert!(t0.elapsed() < Duration::from_millis(100), "quarantined calls fail fast");
+    assert!(
+        t0.elapsed() < Duration::from_millis(250),
+        "quarantined calls fail fast, before their 300 ms deadline: {:?}",
+        t0.elapsed()
+    );
     assert_eq!(gw.gw.host.quarantined().len(), 1);
     assert_eq!(get(&good_url, &[]).await.status, 403, "the neighbour is not quarantined");
     gw.stop().await;

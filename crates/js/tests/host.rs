@@ -155,7 +155,7 @@ async fn failures_are_contained_and_located() {
 
     let t0 = Instant::now();
     assert_eq!(call(&h, &inst, "spin", 100).await.expect_err("spins"), HookError::Timeout(100));
-    assert!(t0.elapsed() < Duration::from_millis(400), "{:?}", t0.elapsed());
+    assert!(t0.elapsed() < Duration::from_millis(1000), "{:?}", t0.elapsed());
     assert_eq!(call(&h, &inst, "grow", 5000).await.expect_err("grows"), HookError::OutOfMemory(16));
     let e = call(&h, &inst, "recurse", 5000).await.expect_err("recurses");
     assert!(e.to_string().contains("RangeError") || e.to_string().contains("stack"), "{e}");
@@ -177,12 +177,16 @@ async fn a_native_call_loop_is_answered_at_the_deadline_and_capacity_is_kept() {
     let t0 = Instant::now();
     let e = call(&h, &inst, "stringifyLoop", 100).await.expect_err("stuck");
     assert_eq!(e, HookError::Timeout(100));
-    assert!(t0.elapsed() < Duration::from_millis(300), "answered late: {:?}", t0.elapsed());
+    assert!(
+        t0.elapsed() < Duration::from_millis(1000),
+        "answered late (the loop alone runs for many seconds): {:?}",
+        t0.elapsed()
+    );
     // The one worker is stuck inside JSON.stringify; a replacement serves this.
     let t1 = Instant::now();
     let ok = call(&h, &inst, "reject", 2000).await.expect("served by a replacement worker");
     assert!(matches!(ok, CallOutcome::Returned(Some(_))));
-    assert!(t1.elapsed() < Duration::from_millis(1000), "{:?}", t1.elapsed());
+    assert!(t1.elapsed() < Duration::from_millis(2000), "{:?}", t1.elapsed());
     assert!(h.stuck_workers() >= 1);
 }
 
