@@ -302,7 +302,17 @@ async fn metrics(State(app): State<App>) -> Response {
             gw.host.quarantined().len() as f64,
         ),
     ];
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], gw.metrics.render(&extra)).into_response()
+    let mut text = gw.metrics.render(&extra);
+    text.push_str("# HELP interpose_js_heap_bytes JS heap of a plugin instance's runtime (sampled).\n# TYPE interpose_js_heap_bytes gauge\n");
+    for i in &gw.snapshot().instances {
+        text.push_str(&format!(
+            "interpose_js_heap_bytes{{plugin=\"{}\",instance=\"{}\"}} {}\n",
+            i.meta.name,
+            i.meta.id,
+            i.js.heap_bytes()
+        ));
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
 /// Plugins in quarantine (their calls fail fast), with seconds left.

@@ -346,6 +346,7 @@ async fn metrics_count_requests_and_hooks() {
         "interpose_hook_duration_seconds_count{plugin=\"life\",instance=\"M1\",function=\"check\",type=\"intercept\"} 3",
         "interpose_upstream_duration_seconds_count{scope=\"project\"} 1",
         "interpose_post_dropped_total 0",
+        "interpose_js_heap_bytes{plugin=\"life\",instance=\"M1\"}",
     ] {
         assert!(text.contains(line), "missing {line:?} in\n{text}");
     }

@@ -7,7 +7,6 @@ use std::process::ExitCode;
 use interpose_gateway::{serve, Gateway};
 use interpose_sample::SampleSystem;
 
-use crate::serve::shutdown_signal;
 use crate::{examples, init_tracing, EXIT_BAD_INPUT};
 
 pub fn run(listen: SocketAddr, sample_addr: SocketAddr) -> anyhow::Result<ExitCode> {
@@ -27,6 +26,16 @@ pub fn run(listen: SocketAddr, sample_addr: SocketAddr) -> anyhow::Result<ExitCo
         let config = interpose_config::Config::from_str_with_env(&text, "<demo config>", dir.path(), Vec::new())
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         let gw = Gateway::new(config).map_err(|e| anyhow::anyhow!("{e}"))?;
+        // An in-memory registry and the admin API next to the gateway, so
+        // `interpose plugin …` and /metrics can be tried on the demo too.
+        let store = interpose_registry::Store::open("sqlite::memory:").await?;
+        let manager = interpose_control::Manager::start(gw.clone(), store).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        let (stop, signal) = crate::serve::stop_on_signal();
+        let admin_addr = SocketAddr::new(listen.ip(), listen.port().wrapping_add(1));
+        let admin = interpose_admin::serve(manager, admin_addr, None, crate::serve::stopped(stop.clone()))
+            .await
+            .ok()
+            .map(|(_, bound)| bound);
         let listener = match tokio::net::TcpListener::bind(listen).await {
             Ok(l) => l,
             Err(e) => {
@@ -34,8 +43,9 @@ pub fn run(listen: SocketAddr, sample_addr: SocketAddr) -> anyhow::Result<ExitCo
                 return Ok(ExitCode::from(EXIT_BAD_INPUT));
             }
         };
-        println!("{}", banner(listen, &sample.url(), &gw));
-        serve(gw, listener, shutdown_signal()).await;
+        println!("{}", banner(listen, &sample.url(), &gw, admin));
+        serve(gw, listener, crate::serve::stopped(stop)).await;
+        signal.abort();
         drop(sample);
         Ok(ExitCode::SUCCESS)
     })
@@ -90,7 +100,7 @@ instance = "8e8e8e8e"
     )
 }
 
-fn banner(listen: SocketAddr, sample: &str, gw: &Gateway) -> String {
+fn banner(listen: SocketAddr, sample: &str, gw: &Gateway, admin: Option<SocketAddr>) -> String {
     let g = format!("http://{listen}");
     let ws = gw.config.storage.workspaces.display();
     let snap = gw.snapshot();
@@ -143,5 +153,16 @@ Try it (Ctrl-C stops):
   # subscriber (users-me-subscriber) and every plugin's Logger lines appear in this terminal
 "#
     );
+    if let Some(a) = admin {
+        s += &format!(
+            r#"
+  # the admin API (plugins, logs, routes, metrics)
+  interpose plugin list --admin http://{a}
+  interpose plugin logs 1d99926e --admin http://{a}
+  interpose routes --admin http://{a}
+  curl -s http://{a}/metrics | grep interpose_hook_calls_total
+"#
+        );
+    }
     s
 }

@@ -78,6 +78,8 @@ pub struct Instance {
     pub workspace: Option<PathBuf>,
     log: Mutex<VecDeque<LogEntry>>,
     log_seq: AtomicU64,
+    /// JS heap of this instance's runtime, as last sampled by a worker.
+    heap_bytes: AtomicU64,
 }
 
 impl Instance {
@@ -97,7 +99,17 @@ impl Instance {
             workspace,
             log: Mutex::new(VecDeque::new()),
             log_seq: AtomicU64::new(0),
+            heap_bytes: AtomicU64::new(0),
         })
+    }
+
+    /// Bytes of JS heap of one of this instance's runtimes, sampled every few calls.
+    pub fn heap_bytes(&self) -> u64 {
+        self.heap_bytes.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn record_heap(&self, bytes: i64) {
+        self.heap_bytes.store(bytes.max(0) as u64, Ordering::Relaxed);
     }
 
     /// Carry another instance's log over (an upgrade replaces the instance;

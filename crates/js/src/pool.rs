@@ -256,6 +256,7 @@ fn spawn_worker(shared: &Arc<Shared>) {
 struct Slot {
     instance: Weak<Instance>,
     runtime: PluginRuntime,
+    calls: u64,
 }
 
 fn worker(rx: Receiver<Job>, state: Arc<WorkerState>, shared: Weak<Shared>, io: Option<Arc<dyn HostIo>>) {
@@ -327,11 +328,16 @@ fn run(
         Entry::Vacant(e) => {
             let runtime = PluginRuntime::new(job.instance.clone(), deadline, io.clone())
                 .map_err(|e| fix_timeout(e, job.timeout_ms))?;
-            e.insert(Slot { instance: Arc::downgrade(&job.instance), runtime })
+            e.insert(Slot { instance: Arc::downgrade(&job.instance), runtime, calls: 0 })
         }
     };
     let result =
         slot.runtime.call(&job.function, &job.request, deadline, io).map_err(|e| fix_timeout(e, job.timeout_ms));
+    // Sampled: measuring the heap walks it.
+    if slot.calls % 64 == 0 {
+        job.instance.record_heap(slot.runtime.memory_used());
+    }
+    slot.calls += 1;
     if let Err(e) = &result {
         if e.poisons_runtime() {
             // A runtime that was interrupted or ran out of memory may hold
