@@ -52,6 +52,9 @@ pub fn router(manager: Arc<Manager>, token: Option<String>) -> Router {
         .route("/instances/{id}/lifecycle/{step}", post(run_step))
         .route("/routes", get(routes))
         .route("/quarantine", get(quarantine))
+        .route("/events", get(events))
+        .route("/events/dead", get(dead_events))
+        .route("/events/{id}/replay", post(replay_event))
         .layer(DefaultBodyLimit::max(archive::MAX_UPLOAD))
         .layer(middleware::from_fn_with_state(app.clone(), auth));
     Router::new()
@@ -302,6 +305,24 @@ async fn metrics(State(app): State<App>) -> Response {
             gw.host.quarantined().len() as f64,
         ),
     ];
+    let (pending, dead) = match gw.posts.store() {
+        Some(store) => store.event_counts().await.unwrap_or((0, 0)),
+        None => (0, 0),
+    };
+    let (delivered, retried) = gw.posts.delivery_counts();
+    let extra: Vec<(&str, &str, f64)> = extra
+        .into_iter()
+        .chain([
+            ("interpose_post_events_pending", "Stored suffix/subscribe events not yet delivered.", pending as f64),
+            ("interpose_post_events_dead", "Stored events that failed every attempt (dead letters).", dead as f64),
+            ("interpose_post_events_delivered_total", "Stored events delivered since start.", delivered as f64),
+            (
+                "interpose_post_events_retried_total",
+                "Delivery attempts that failed and were rescheduled.",
+                retried as f64,
+            ),
+        ])
+        .collect();
     let mut text = gw.metrics.render(&extra);
     text.push_str("# HELP interpose_js_heap_bytes JS heap of a plugin instance's runtime (sampled).\n# TYPE interpose_js_heap_bytes gauge\n");
     for i in &gw.snapshot().instances {
@@ -326,4 +347,46 @@ async fn quarantine(State(app): State<App>) -> Response {
         .map(|(p, s)| json!({"plugin": p, "seconds_left": s}))
         .collect();
     Json(q).into_response()
+}
+
+/// Durable post-hook delivery: backlog and counters.
+async fn events(State(app): State<App>) -> Response {
+    let gw = app.manager.gateway();
+    let Some(store) = gw.posts.store() else {
+        return Json(json!({"durable": false})).into_response();
+    };
+    match store.event_counts().await {
+        Ok((pending, dead)) => {
+            let (delivered, retried) = gw.posts.delivery_counts();
+            Json(json!({"durable": true, "pending": pending, "dead": dead, "delivered": delivered, "retried": retried}))
+                .into_response()
+        }
+        Err(e) => control_error(ControlError::Store(e)),
+    }
+}
+
+/// Events that failed every attempt.
+async fn dead_events(State(app): State<App>) -> Response {
+    let Some(store) = app.manager.gateway().posts.store() else { return Json(json!([])).into_response() };
+    match store.dead_events().await {
+        Ok(rows) => Json(
+            rows.into_iter()
+                .map(|r| json!({"id": r.id, "instance": r.instance, "function": r.function, "type": r.kind, "attempts": r.attempts, "last_error": r.last_error, "created_at": r.created_at}))
+                .collect::<Vec<_>>(),
+        )
+        .into_response(),
+        Err(e) => control_error(ControlError::Store(e)),
+    }
+}
+
+/// Put a dead event back in the queue.
+async fn replay_event(State(app): State<App>, Path(id): Path<i64>) -> Response {
+    let Some(store) = app.manager.gateway().posts.store() else {
+        return error(StatusCode::NOT_FOUND, "NotFound", "durable delivery is not enabled");
+    };
+    match store.replay(id).await {
+        Ok(true) => Json(json!({"replayed": id})).into_response(),
+        Ok(false) => error(StatusCode::NOT_FOUND, "NotFound", &format!("no dead event {id}")),
+        Err(e) => control_error(ControlError::Store(e)),
+    }
 }

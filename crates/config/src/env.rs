@@ -18,6 +18,8 @@ const OVERRIDABLE: &[(&str, &str)] = &[
     ("limits", "upstream_connect_timeout_ms"),
     ("limits", "header_read_timeout_ms"),
     ("limits", "post_queue_size"),
+    ("limits", "post_max_attempts"),
+    ("limits", "post_retry_base_ms"),
     ("limits", "body_read_timeout_ms"),
     ("sandbox", "http_allow"),
     ("log", "level"),

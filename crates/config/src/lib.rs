@@ -81,6 +81,10 @@ pub struct Limits {
     pub body_read_timeout_ms: u64,
     /// Suffix/subscribe events waiting for dispatch; beyond it they are dropped (counted).
     pub post_queue_size: usize,
+    /// Delivery attempts of a stored post-hook event before it is dead-lettered.
+    pub post_max_attempts: u32,
+    /// First retry delay; it doubles per attempt (at most 5 minutes).
+    pub post_retry_base_ms: u64,
 }
 
 #[derive(Debug, Clone, Default)]

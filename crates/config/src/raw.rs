@@ -101,6 +101,8 @@ pub(crate) struct RawLimits {
     pub header_read_timeout_ms: i64,
     pub body_read_timeout_ms: i64,
     pub post_queue_size: i64,
+    pub post_max_attempts: i64,
+    pub post_retry_base_ms: i64,
 }
 
 impl Default for RawLimits {
@@ -114,6 +116,8 @@ impl Default for RawLimits {
             header_read_timeout_ms: 10_000,
             body_read_timeout_ms: 30_000,
             post_queue_size: 10_000,
+            post_max_attempts: 8,
+            post_retry_base_ms: 1000,
         }
     }
 }

@@ -86,6 +86,8 @@ pub(crate) fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, Vec<St
         ),
         header_read_timeout_ms: range(&mut p, "limits.header_read_timeout_ms", l.header_read_timeout_ms, 1, 600_000),
         body_read_timeout_ms: range(&mut p, "limits.body_read_timeout_ms", l.body_read_timeout_ms, 1, 3_600_000),
+        post_max_attempts: range(&mut p, "limits.post_max_attempts", l.post_max_attempts, 1, 1000) as u32,
+        post_retry_base_ms: range(&mut p, "limits.post_retry_base_ms", l.post_retry_base_ms, 1, 3_600_000),
         post_queue_size: range(&mut p, "limits.post_queue_size", l.post_queue_size, 1, 10_000_000) as usize,
     };
 

@@ -102,6 +102,7 @@ impl Manager {
         }
         let snapshot = prepare(&gw, &entries, None)?;
         gw.swap(snapshot);
+        gw.enable_durable_events(store.clone());
         let manager = Arc::new(Manager { gw, store, entries: Mutex::new(entries) });
         // Start() for what was enabled before the restart (a failure is logged, not fatal).
         for e in manager.entries.lock().await.iter().filter(|e| !e.declarative && e.state == State::Enabled) {

@@ -299,7 +299,7 @@ where
         };
         let post = interpose_js::PostHook { req_headers, req_body, resp_headers, resp_body, status };
         let request = Arc::new(HookRequest { post: Some(Arc::new(post)), ..base });
-        posts.offer(PostEvent { hooks: post_hooks, request });
+        posts.offer(PostEvent { hooks: post_hooks, request })
     });
     let tee = TeeBody::new(resp_body, gw.config.limits.max_body_bytes, done);
     Ok(Response::from_parts(resp_parts, tee.boxed_unsync()))

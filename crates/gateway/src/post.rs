@@ -6,8 +6,14 @@
 //! dropped, counted and logged — never waited for, so the request path is
 //! never slowed. Calls run on their own JS worker pool, each hook on its own,
 //! so a slow or failing subscriber delays neither requests nor other
-//! subscribers. (The queue is the seam where a durable store goes later:
-//! `offer` is the only way in.)
+//! subscribers.
+//!
+//! With a store ([`PostQueue::make_durable`], done when the registry is
+//! open), events are instead written to it before the response's last byte
+//! goes out, and delivered at least once, in order per instance and hook,
+//! with retries and backoff; an event that keeps failing goes to a
+//! dead-letter list that can be replayed. A gateway killed mid-stream
+//! delivers its backlog after the restart.
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -19,7 +25,12 @@ use bytes::{Bytes, BytesMut};
 use http_body::{Frame, SizeHint};
 use interpose_js::{HookRequest, JsHost};
 use interpose_routing::Hook;
-use tokio::sync::{mpsc, Semaphore};
+use std::collections::HashSet;
+use std::future::Future;
+use std::sync::Mutex;
+
+use interpose_registry::{EventRow, NewEvent, Store};
+use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use crate::body::{Body, BoxError};
 use crate::plugins::HookTarget;
@@ -36,6 +47,25 @@ pub struct PostQueue {
     tx: mpsc::Sender<PostEvent>,
     depth: Arc<AtomicUsize>,
     dropped: AtomicU64,
+    durable: std::sync::OnceLock<Durable>,
+}
+
+/// The store-backed path.
+struct Durable {
+    writer: mpsc::Sender<(Vec<NewEvent>, oneshot::Sender<()>)>,
+    store: Store,
+    delivered: Arc<AtomicU64>,
+    retried: Arc<AtomicU64>,
+}
+
+/// Retry policy of stored events.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    pub max_attempts: u32,
+    pub base: Duration,
+    pub default_timeout_ms: u64,
+    /// Deliveries in flight at once.
+    pub in_flight: usize,
 }
 
 impl PostQueue {
@@ -44,7 +74,12 @@ impl PostQueue {
     pub fn start(host: JsHost, capacity: usize, in_flight: usize, default_timeout_ms: u64) -> Arc<PostQueue> {
         let (tx, mut rx) = mpsc::channel::<PostEvent>(capacity.max(1));
         let depth = Arc::new(AtomicUsize::new(0));
-        let q = Arc::new(PostQueue { tx, depth: depth.clone(), dropped: AtomicU64::new(0) });
+        let q = Arc::new(PostQueue {
+            tx,
+            depth: depth.clone(),
+            dropped: AtomicU64::new(0),
+            durable: std::sync::OnceLock::new(),
+        });
         // Calls in flight, about one per post worker: the backlog stays in
         // the bounded queue, where it is visible and can overflow.
         let slots = Arc::new(Semaphore::new(in_flight.max(1)));
@@ -74,8 +109,40 @@ impl PostQueue {
         q
     }
 
-    /// Hand an event over without waiting; a full queue drops it (counted).
-    pub fn offer(&self, event: PostEvent) {
+    /// Hand an event over. In memory: without waiting (a full queue drops
+    /// it, counted). Durable: the receiver resolves once it is stored.
+    pub fn offer(&self, event: PostEvent) -> Option<oneshot::Receiver<()>> {
+        if let Some(d) = self.durable.get() {
+            let payload = match serde_json::to_string(&*event.request) {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::error!("cannot serialise a post-hook event: {e}");
+                    return None;
+                }
+            };
+            let events = event
+                .hooks
+                .iter()
+                .map(|h| NewEvent {
+                    instance: h.instance.id.clone(),
+                    function: h.api.function.clone(),
+                    kind: h.api.kind.as_str().to_string(),
+                    payload: payload.clone(),
+                })
+                .collect();
+            let (ack, acked) = oneshot::channel();
+            if d.writer.try_send((events, ack)).is_err() {
+                let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                tracing::warn!(dropped_total = n, "post-hook store writer is saturated: event dropped");
+                return None;
+            }
+            return Some(acked);
+        }
+        self.offer_in_memory(event);
+        None
+    }
+
+    fn offer_in_memory(&self, event: PostEvent) {
         self.depth.fetch_add(1, Ordering::Relaxed);
         if let Err(e) = self.tx.try_send(event) {
             self.depth.fetch_sub(1, Ordering::Relaxed);
@@ -89,6 +156,94 @@ impl PostQueue {
         }
     }
 
+    /// Switch to store-backed delivery; `lookup` finds a hook's instance and
+    /// timeout in the live route table at delivery time.
+    pub fn make_durable(
+        &self,
+        store: Store,
+        host: JsHost,
+        lookup: Arc<dyn Fn(&str, &str, &str) -> Option<(Arc<interpose_js::Instance>, u64)> + Send + Sync>,
+        policy: RetryPolicy,
+    ) {
+        let (writer, mut rx) = mpsc::channel::<(Vec<NewEvent>, oneshot::Sender<()>)>(4096);
+        let delivered = Arc::new(AtomicU64::new(0));
+        let retried = Arc::new(AtomicU64::new(0));
+        if self
+            .durable
+            .set(Durable { writer, store: store.clone(), delivered: delivered.clone(), retried: retried.clone() })
+            .is_err()
+        {
+            return;
+        }
+        let notify = Arc::new(tokio::sync::Notify::new());
+        // Writer: batches what arrives together into one transaction.
+        let (wstore, wnotify) = (store.clone(), notify.clone());
+        tokio::spawn(async move {
+            while let Some(first) = rx.recv().await {
+                let mut batch = vec![first];
+                while batch.len() < 256 {
+                    match rx.try_recv() {
+                        Ok(more) => batch.push(more),
+                        Err(_) => break,
+                    }
+                }
+                let events: Vec<NewEvent> = batch.iter().flat_map(|(e, _)| e.iter().cloned()).collect();
+                if let Err(e) = wstore.enqueue(&events).await {
+                    tracing::error!("cannot store {} post-hook event(s): {e}", events.len());
+                }
+                for (_, ack) in batch {
+                    let _ = ack.send(());
+                }
+                wnotify.notify_one();
+            }
+        });
+        // Dispatcher: the oldest due event of each instance and hook, one at a time.
+        tokio::spawn(async move {
+            let in_flight: Arc<Mutex<HashSet<i64>>> = Arc::default();
+            loop {
+                let now = now_ms();
+                match store.due(now, 256).await {
+                    Ok(rows) => {
+                        for row in rows {
+                            {
+                                let mut f = in_flight.lock().unwrap_or_else(|e| e.into_inner());
+                                if f.len() >= policy.in_flight.max(1) || !f.insert(row.id) {
+                                    continue;
+                                }
+                            }
+                            let (store, host, lookup, in_flight) =
+                                (store.clone(), host.clone(), lookup.clone(), in_flight.clone());
+                            let (delivered, retried, notify) = (delivered.clone(), retried.clone(), notify.clone());
+                            tokio::spawn(async move {
+                                deliver(&store, &host, &*lookup, &row, policy, &delivered, &retried).await;
+                                in_flight.lock().unwrap_or_else(|e| e.into_inner()).remove(&row.id);
+                                notify.notify_one();
+                            });
+                        }
+                    }
+                    Err(e) => tracing::error!("post-hook queue: {e}"),
+                }
+                tokio::select! {
+                    _ = notify.notified() => {}
+                    _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                }
+            }
+        });
+    }
+
+    /// The store behind durable delivery, if any (admin API: backlog, dead letters).
+    pub fn store(&self) -> Option<&Store> {
+        self.durable.get().map(|d| &d.store)
+    }
+
+    /// (delivered, retried) since start, for durable delivery.
+    pub fn delivery_counts(&self) -> (u64, u64) {
+        self.durable
+            .get()
+            .map(|d| (d.delivered.load(Ordering::Relaxed), d.retried.load(Ordering::Relaxed)))
+            .unwrap_or((0, 0))
+    }
+
     /// Events waiting for dispatch.
     pub fn depth(&self) -> usize {
         self.depth.load(Ordering::Relaxed)
@@ -100,6 +255,60 @@ impl PostQueue {
     }
 }
 
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// One delivery attempt of a stored event.
+async fn deliver(
+    store: &Store,
+    host: &JsHost,
+    lookup: &(dyn Fn(&str, &str, &str) -> Option<(Arc<interpose_js::Instance>, u64)> + Send + Sync),
+    row: &EventRow,
+    policy: RetryPolicy,
+    delivered: &AtomicU64,
+    retried: &AtomicU64,
+) {
+    let attempts = row.attempts + 1;
+    let Some((js, timeout_ms)) = lookup(&row.instance, &row.function, &row.kind) else {
+        let why = format!("instance {} has no enabled {} hook {}()", row.instance, row.kind, row.function);
+        tracing::warn!(event = row.id, "post-hook event dead-lettered: {why}");
+        let _ = store.bury(row.id, attempts, &why).await;
+        return;
+    };
+    let request: HookRequest = match serde_json::from_str(&row.payload) {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = store.bury(row.id, attempts, &format!("unreadable event: {e}")).await;
+            return;
+        }
+    };
+    let timeout = Duration::from_millis(timeout_ms.max(1).min(policy.default_timeout_ms.max(timeout_ms)));
+    match host.call_detached(&js, &row.function, Arc::new(request), timeout).await {
+        Ok(_) => {
+            if let Err(e) = store.delivered(row.id).await {
+                tracing::error!("post-hook queue: {e}");
+            }
+            delivered.fetch_add(1, Ordering::Relaxed);
+        }
+        Err(e) => {
+            let why = format!("plugin {} failed: {}() {e}", js.name, row.function);
+            if attempts as u32 >= policy.max_attempts {
+                tracing::warn!(event = row.id, attempts, "post-hook event dead-lettered: {why}");
+                let _ = store.bury(row.id, attempts, &why).await;
+            } else {
+                let backoff = policy
+                    .base
+                    .saturating_mul(1u32 << (attempts.clamp(1, 20) - 1) as u32)
+                    .min(Duration::from_secs(300));
+                tracing::debug!(event = row.id, attempts, "post-hook delivery failed, retrying in {backoff:?}: {why}");
+                retried.fetch_add(1, Ordering::Relaxed);
+                let _ = store.retry(row.id, attempts, now_ms() + backoff.as_millis() as i64, &why).await;
+            }
+        }
+    }
+}
+
 /// A response body that copies what it passes on (up to `limit` bytes) and
 /// calls `done` once: at the end of the stream, or when dropped early.
 pub struct TeeBody {
@@ -107,25 +316,47 @@ pub struct TeeBody {
     copy: BytesMut,
     limit: usize,
     truncated: bool,
-    done: Option<Box<dyn FnOnce(Option<Bytes>) + Send>>,
+    done: Option<Box<dyn FnOnce(Option<Bytes>) -> Option<oneshot::Receiver<()>> + Send>>,
+    /// The store's acknowledgement the end of the stream waits for.
+    ack: Option<oneshot::Receiver<()>>,
+    /// The latest frame, held back until the next one (or the end) arrives,
+    /// so the last bytes go out only after the event is stored.
+    held: Option<Frame<Bytes>>,
+    ended: bool,
 }
 
 impl TeeBody {
-    /// `done` gets the whole body, or `None` when it was larger than `limit`.
-    pub fn new(inner: Body, limit: usize, done: Box<dyn FnOnce(Option<Bytes>) + Send>) -> TeeBody {
-        TeeBody { inner, copy: BytesMut::new(), limit, truncated: false, done: Some(done) }
+    /// `done` gets the whole body, or `None` when it was larger than
+    /// `limit`; it may return a receiver the end of the response waits for
+    /// (durable events are stored before the response completes).
+    pub fn new(
+        inner: Body,
+        limit: usize,
+        done: Box<dyn FnOnce(Option<Bytes>) -> Option<oneshot::Receiver<()>> + Send>,
+    ) -> TeeBody {
+        TeeBody {
+            inner,
+            copy: BytesMut::new(),
+            limit,
+            truncated: false,
+            done: Some(done),
+            ack: None,
+            held: None,
+            ended: false,
+        }
     }
 
     fn finish(&mut self) {
         if let Some(done) = self.done.take() {
             let body = (!self.truncated).then(|| std::mem::take(&mut self.copy).freeze());
-            done(body);
+            self.ack = done(body);
         }
     }
 }
 
 impl Drop for TeeBody {
     fn drop(&mut self) {
+        // The client went away early: the exchange still happened.
         self.finish();
     }
 }
@@ -136,30 +367,44 @@ impl http_body::Body for TeeBody {
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_frame(cx) {
-            Poll::Ready(Some(Ok(frame))) => {
-                if let Some(data) = frame.data_ref() {
-                    if !this.truncated {
-                        if this.copy.len() + data.len() > this.limit {
-                            this.truncated = true;
-                            this.copy = BytesMut::new();
-                        } else {
-                            this.copy.extend_from_slice(data);
+        loop {
+            if this.ended {
+                if let Some(ack) = this.ack.as_mut() {
+                    if Pin::new(ack).poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    this.ack = None;
+                }
+                return Poll::Ready(this.held.take().map(Ok));
+            }
+            match Pin::new(&mut this.inner).poll_frame(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Ok(frame))) => {
+                    if let Some(data) = frame.data_ref() {
+                        if !this.truncated {
+                            if this.copy.len() + data.len() > this.limit {
+                                this.truncated = true;
+                                this.copy = BytesMut::new();
+                            } else {
+                                this.copy.extend_from_slice(data);
+                            }
                         }
                     }
+                    if let Some(previous) = this.held.replace(frame) {
+                        return Poll::Ready(Some(Ok(previous)));
+                    }
                 }
-                Poll::Ready(Some(Ok(frame)))
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
+                Poll::Ready(None) => {
+                    this.ended = true;
+                    this.finish();
+                }
             }
-            Poll::Ready(None) => {
-                this.finish();
-                Poll::Ready(None)
-            }
-            other => other,
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.ended && self.held.is_none() && self.ack.is_none()
     }
 
     fn size_hint(&self) -> SizeHint {

@@ -87,6 +87,27 @@ impl Gateway {
         }))
     }
 
+    /// Deliver suffix/subscribe events through `store` from now on (durable,
+    /// at least once, in order per instance and hook, with retries).
+    pub fn enable_durable_events(self: &Arc<Self>, store: interpose_registry::Store) {
+        let weak = Arc::downgrade(self);
+        let lookup = Arc::new(move |instance: &str, function: &str, kind: &str| {
+            let gw = weak.upgrade()?;
+            let snap = gw.snapshot();
+            let inst = snap.instances.iter().find(|i| i.meta.id == instance)?;
+            let api = inst.plugin.manifest.apis.iter().find(|a| a.function == function && a.kind.as_str() == kind)?;
+            Some((inst.js.clone(), api.timeout_ms.unwrap_or(gw.config.limits.hook_timeout_ms)))
+        });
+        let l = &self.config.limits;
+        let policy = crate::post::RetryPolicy {
+            max_attempts: l.post_max_attempts,
+            base: Duration::from_millis(l.post_retry_base_ms),
+            default_timeout_ms: l.hook_timeout_ms,
+            in_flight: self.config.server.workers.max(4) * 2,
+        };
+        self.posts.make_durable(store, self.post_host.clone(), lookup, policy);
+    }
+
     /// The current snapshot; a request keeps the one it started with.
     pub fn snapshot(&self) -> Arc<Snapshot> {
         self.snapshot.load_full()

@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 /// A request body as hooks see it.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", content = "value", rename_all = "lowercase")]
 pub enum Body {
     /// No body: `undefined` in JS.
     #[default]
@@ -16,7 +17,7 @@ pub enum Body {
 }
 
 /// Extra fields of suffix/subscribe calls: the exchange as it happened.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct PostHook {
     pub req_headers: Vec<(String, String)>,
     pub req_body: Body,
@@ -25,8 +26,9 @@ pub struct PostHook {
     pub status: u16,
 }
 
-/// The `PluginRequest` of DESIGN.md.
-#[derive(Debug, Clone, PartialEq, Default)]
+/// The `PluginRequest` of DESIGN.md (serialisable: post-hook events are
+/// stored as JSON until delivered).
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct HookRequest {
     pub method: String,
     /// Path under the scope's mount, with the query string.

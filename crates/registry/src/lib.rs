@@ -73,7 +73,12 @@ pub struct InstanceRow {
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: SqlitePool,
+    /// Post-hook events: a second connection with a lighter sync (none for memory).
+    events: Option<SqlitePool>,
 }
+
+mod events;
+pub use events::{EventRow, NewEvent};
 
 pub fn now() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
@@ -107,11 +112,24 @@ impl Store {
         // is one database per connection.
         let pool = SqlitePoolOptions::new()
             .max_connections(1)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .map_err(|e| open_err(e.to_string()))?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Store { pool })
+        let events = if url.contains(":memory:") {
+            None
+        } else {
+            // WAL + NORMAL survives the process being killed (not a power cut).
+            let opts = options.synchronous(SqliteSynchronous::Normal);
+            Some(
+                SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .connect_with(opts)
+                    .await
+                    .map_err(|e| open_err(e.to_string()))?,
+            )
+        };
+        Ok(Store { pool, events })
     }
 
     pub async fn plugin_version(&self, app_id: &str, version: &str) -> Result<Option<PluginVersion>, StoreError> {
