@@ -35,6 +35,14 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 use crate::body::{Body, BoxError};
 use crate::plugins::HookTarget;
 
+/// Finds a stored event's hook in the live route table: (instance, function,
+/// type) → the JS instance and the call's timeout.
+pub type HookLookup = dyn Fn(&str, &str, &str) -> Option<(Arc<interpose_js::Instance>, u64)> + Send + Sync;
+
+/// Called once at the end of a response with its copied body; may return an
+/// acknowledgement the end of the response waits for.
+pub type DoneFn = Box<dyn FnOnce(Option<Bytes>) -> Option<oneshot::Receiver<()>> + Send>;
+
 /// One finished exchange and the post hooks that should hear about it.
 pub struct PostEvent {
     pub hooks: Vec<Arc<Hook<HookTarget>>>,
@@ -158,13 +166,7 @@ impl PostQueue {
 
     /// Switch to store-backed delivery; `lookup` finds a hook's instance and
     /// timeout in the live route table at delivery time.
-    pub fn make_durable(
-        &self,
-        store: Store,
-        host: JsHost,
-        lookup: Arc<dyn Fn(&str, &str, &str) -> Option<(Arc<interpose_js::Instance>, u64)> + Send + Sync>,
-        policy: RetryPolicy,
-    ) {
+    pub fn make_durable(&self, store: Store, host: JsHost, lookup: Arc<HookLookup>, policy: RetryPolicy) {
         let (writer, mut rx) = mpsc::channel::<(Vec<NewEvent>, oneshot::Sender<()>)>(4096);
         let delivered = Arc::new(AtomicU64::new(0));
         let retried = Arc::new(AtomicU64::new(0));
@@ -263,7 +265,7 @@ fn now_ms() -> i64 {
 async fn deliver(
     store: &Store,
     host: &JsHost,
-    lookup: &(dyn Fn(&str, &str, &str) -> Option<(Arc<interpose_js::Instance>, u64)> + Send + Sync),
+    lookup: &HookLookup,
     row: &EventRow,
     policy: RetryPolicy,
     delivered: &AtomicU64,
@@ -316,7 +318,7 @@ pub struct TeeBody {
     copy: BytesMut,
     limit: usize,
     truncated: bool,
-    done: Option<Box<dyn FnOnce(Option<Bytes>) -> Option<oneshot::Receiver<()>> + Send>>,
+    done: Option<DoneFn>,
     /// The store's acknowledgement the end of the stream waits for.
     ack: Option<oneshot::Receiver<()>>,
     /// The latest frame, held back until the next one (or the end) arrives,
@@ -329,11 +331,7 @@ impl TeeBody {
     /// `done` gets the whole body, or `None` when it was larger than
     /// `limit`; it may return a receiver the end of the response waits for
     /// (durable events are stored before the response completes).
-    pub fn new(
-        inner: Body,
-        limit: usize,
-        done: Box<dyn FnOnce(Option<Bytes>) -> Option<oneshot::Receiver<()>> + Send>,
-    ) -> TeeBody {
+    pub fn new(inner: Body, limit: usize, done: DoneFn) -> TeeBody {
         TeeBody {
             inner,
             copy: BytesMut::new(),
