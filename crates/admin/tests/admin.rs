@@ -25,8 +25,12 @@ struct Env {
 
 impl Env {
     async fn start(up: &Upstream, dir: &Path, token: Option<&str>) -> Env {
+        Env::start_with(up, dir, token, "").await
+    }
+
+    async fn start_with(up: &Upstream, dir: &Path, token: Option<&str>, extra: &str) -> Env {
         let text = format!(
-            "[server]\nworkers = 2\n[storage]\nurl = \"sqlite://{}/reg.db\"\nworkspaces = \"ws\"\nplugins = \"plugins\"\n\
+            "[server]\nworkers = 2\n[storage]\nurl = \"sqlite://{}/reg.db\"\nworkspaces = \"ws\"\nplugins = \"plugins\"\n{extra}\n\
              [[upstreams]]\nscope = \"project\"\nmount = \"/project/api/project\"\nurl = \"{}/project/api/project\"\n",
             dir.display(),
             up.url()
@@ -350,5 +354,62 @@ async fn metrics_count_requests_and_hooks() {
     ] {
         assert!(text.contains(line), "missing {line:?} in\n{text}");
     }
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn durable_events_retry_dead_letter_and_replay_in_order() {
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let env =
+        Env::start_with(&up, dir.path(), None, "[limits]\npost_retry_base_ms = 20\npost_max_attempts = 3\n").await;
+    let sub = interpose_test_util::project(&[
+        ("config/plugin.yaml", "service: {app_id: sub, version: 1.0.0, name: sub, scope: 2}\napis:\n  - {type: subscribe, methods: [GET], url: /feed, function: f}\n"),
+        ("backend/src/index.js", "import { isExist, appendStrings } from '@ones-op/node-file'\nexport async function f(r) {\n  if (!(await isExist('ok'))) throw new Error('not ready')\n  await appendStrings('got.txt', r.query.n + '\\n')\n}\n"),
+    ]);
+    assert_eq!(env.call("POST", "/api/instances?org=true&id=S1", pack(sub.path())).await.status, 201);
+    for n in 1..=3 {
+        assert_eq!(get(&env.url(&format!("/project/api/project/feed?n={n}")), &[]).await.status, 200);
+    }
+    // Every attempt fails: after three, all three are dead letters.
+    let t0 = std::time::Instant::now();
+    loop {
+        let dead = env.call("GET", "/api/events/dead", vec![]).await.json();
+        if dead.as_array().unwrap().len() == 3 {
+            assert_eq!(dead[0]["attempts"], 3);
+            assert!(dead[0]["last_error"].as_str().unwrap().contains("not ready"), "{dead}");
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "not dead-lettered: {dead}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let counts = env.call("GET", "/api/events", vec![]).await.json();
+    assert_eq!((counts["pending"].as_i64(), counts["dead"].as_i64()), (Some(0), Some(3)));
+    // Fixed: replay all three; they arrive in order.
+    std::fs::write(dir.path().join("ws/S1/ok"), "").unwrap();
+    let dead = env.call("GET", "/api/events/dead", vec![]).await.json();
+    for e in dead.as_array().unwrap() {
+        let id = e["id"].as_i64().unwrap();
+        assert_eq!(env.call("POST", &format!("/api/events/{id}/replay"), vec![]).await.status, 200);
+    }
+    assert_eq!(env.call("POST", "/api/events/999999/replay", vec![]).await.status, 404);
+    let got = dir.path().join("ws/S1/got.txt");
+    let t0 = std::time::Instant::now();
+    while std::fs::read_to_string(&got).unwrap_or_default().lines().count() < 3 {
+        assert!(t0.elapsed() < Duration::from_secs(10), "replayed events not delivered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // New events go straight through, still in order.
+    for n in 4..=8 {
+        get(&env.url(&format!("/project/api/project/feed?n={n}")), &[]).await;
+    }
+    let t0 = std::time::Instant::now();
+    while std::fs::read_to_string(&got).unwrap_or_default().lines().count() < 8 {
+        assert!(t0.elapsed() < Duration::from_secs(10), "new events not delivered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(std::fs::read_to_string(&got).unwrap(), "1\n2\n3\n4\n5\n6\n7\n8\n");
+    let counts = env.call("GET", "/api/events", vec![]).await.json();
+    assert_eq!((counts["pending"].as_i64(), counts["dead"].as_i64()), (Some(0), Some(0)));
     env.stop().await;
 }

@@ -376,3 +376,50 @@ fn plugin_commands_over_the_admin_api() {
     let out = plugin(&["show", "b1"], "tok");
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("no instance \"b1\""));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accepted_events_survive_sigkill() {
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = dir.path().join("sub");
+    interpose_test_util::write_files(&plugin, &[
+        ("config/plugin.yaml", "service: {app_id: sub, version: 1.0.0, name: sub, scope: 2}\napis:\n  - {type: subscribe, methods: [GET], url: /feed, function: f, timeout_ms: 2000}\n"),
+        ("backend/src/index.js", "import { appendStrings } from '@ones-op/node-file'\nexport async function f(r) {\n  const t = Date.now(); while (Date.now() - t < 150) {}\n  await appendStrings('got.txt', r.query.n + '\\n')\n}\n"),
+    ]);
+    let (port, admin_port) = (free_port(), free_port());
+    let cfg = dir.path().join("interpose.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\nadmin_listen = \"127.0.0.1:{admin_port}\"\n[storage]\nurl = \"sqlite://{}/reg.db\"\n[[upstreams]]\nscope = \"project\"\nmount = \"/project/api/project\"\nurl = \"{}/project/api/project\"\n[[plugins]]\npath = \"sub\"\ninstance = \"sub1\"\n",
+            dir.path().display(),
+            up.url()
+        ),
+    )
+    .unwrap();
+    let got = dir.path().join("data/workspaces/sub1/got.txt");
+    let mut first = Running(bin().args(["serve", "-c", cfg.to_str().unwrap()]).stderr(Stdio::null()).spawn().unwrap());
+    wait_for_port(port);
+    for n in 1..=10 {
+        let r = get(&format!("http://127.0.0.1:{port}/project/api/project/feed?n={n}"), &[]).await;
+        assert_eq!(r.status, 200);
+    }
+    // Killed hard while the subscriber works through the backlog.
+    first.0.kill().unwrap();
+    first.0.wait().unwrap();
+    let before = std::fs::read_to_string(&got).unwrap_or_default().lines().count();
+    assert!(before < 10, "the backlog was already delivered ({before}); the test proves nothing");
+    let _second = Running(bin().args(["serve", "-c", cfg.to_str().unwrap()]).stderr(Stdio::null()).spawn().unwrap());
+    wait_for_port(port);
+    let t0 = Instant::now();
+    loop {
+        let text = std::fs::read_to_string(&got).unwrap_or_default();
+        let mut seen: Vec<u32> = text.lines().filter_map(|l| l.parse().ok()).collect();
+        seen.dedup();
+        if seen == (1..=10).collect::<Vec<_>>() {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(20), "after the restart only {text:?} was delivered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
