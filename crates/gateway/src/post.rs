@@ -10,7 +10,7 @@
 //!
 //! With a store ([`PostQueue::make_durable`], done when the registry is
 //! open), events are instead written to it before the response's last byte
-//! goes out, and delivered at least once, in order per instance and hook,
+//! goes out, and delivered at least once, in order per instance,
 //! with retries and backoff; an event that keeps failing goes to a
 //! dead-letter list that can be replayed. A gateway killed mid-stream
 //! delivers its backlog after the restart.
@@ -199,7 +199,7 @@ impl PostQueue {
                 wnotify.notify_one();
             }
         });
-        // Dispatcher: the oldest due event of each instance and hook, one at a time.
+        // Dispatcher: the oldest due event of each instance, one at a time.
         tokio::spawn(async move {
             let in_flight: Arc<Mutex<HashSet<i64>>> = Arc::default();
             loop {

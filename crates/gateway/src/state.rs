@@ -88,7 +88,7 @@ impl Gateway {
     }
 
     /// Deliver suffix/subscribe events through `store` from now on (durable,
-    /// at least once, in order per instance and hook, with retries).
+    /// at least once, in order per instance, with retries).
     pub fn enable_durable_events(self: &Arc<Self>, store: interpose_registry::Store) {
         let weak = Arc::downgrade(self);
         let lookup = Arc::new(move |instance: &str, function: &str, kind: &str| {

@@ -66,12 +66,12 @@ impl Store {
         Ok(())
     }
 
-    /// For each (instance, function), the oldest pending event if it is due:
-    /// delivery is in order per instance and hook, one at a time.
+    /// For each instance, its oldest pending event if it is due: delivery is
+    /// in order per instance, one event at a time.
     pub async fn due(&self, now_ms: i64, limit: i64) -> Result<Vec<EventRow>, StoreError> {
         let rows = sqlx::query(
             "SELECT * FROM post_events e WHERE state = 'pending' AND next_at <= ?
-             AND id = (SELECT MIN(id) FROM post_events WHERE state = 'pending' AND instance = e.instance AND function = e.function)
+             AND id = (SELECT MIN(id) FROM post_events WHERE state = 'pending' AND instance = e.instance)
              ORDER BY id LIMIT ?",
         )
         .bind(now_ms)
