@@ -101,4 +101,6 @@ rss_end=$(rss)
 grep SOAK "$dir/wrk.out"
 events=$(find "$dir" -name events.txt -path '*sub*' -exec cat {} + 2>/dev/null | wc -l)
 dropped=$(curl -s "http://127.0.0.1:$ADMIN/metrics" | awk '/^interpose_post_dropped_total/ {print $2}')
+echo "gateway warnings by kind:"
+grep -oE '(upstream for scope [a-z]+ is unavailable|did not answer within|plugin [a-z]+ failed: [a-zA-Z]+\(\) [a-z ]+)' "$dir/serve.log" | sort | uniq -c | sort -rn | head -5 || true
 echo "upgrades=$((n - 1)) rss_start_mb=$((rss_start / 1024)) rss_end_mb=$((rss_end / 1024)) subscriber_events=$events (allowed requests sent: see allowed_sent; the last few may still be in flight when wrk stops) post_dropped=$dropped"
