@@ -142,7 +142,7 @@ where
     let Some(matched) = matched.filter(|m| !m.plan().is_empty()) else {
         let (parts, body) = req.into_parts();
         let body = body.map_err(Into::into).boxed_unsync();
-        return forward(gw, parts, upstream, rest, client, body).await;
+        return forward(gw, parts, upstream, rest, client, body, tally.scope.as_deref()).await;
     };
     tally.hooked = true;
     hooked(gw, req, upstream, rest, rest_path, query, &matched, client, tally).await
@@ -277,7 +277,8 @@ where
             };
             let mut parts = parts;
             parts.headers = std::mem::take(&mut outgoing.headers);
-            forward(gw, parts, upstream, &rest, client, body::full(outgoing.body.clone())).await?
+            forward(gw, parts, upstream, &rest, client, body::full(outgoing.body.clone()), tally.scope.as_deref())
+                .await?
         }
     };
 
@@ -514,6 +515,7 @@ async fn forward(
     rest: &str,
     client: SocketAddr,
     body: Body,
+    stats: Option<&ScopeStats>,
 ) -> Result<Response<Body>, GatewayError> {
     let uri = proxy::upstream_uri(&upstream.origin, &upstream.base_path, rest)?;
     proxy::strip_hop_by_hop(&mut parts.headers);
@@ -531,7 +533,7 @@ async fn forward(
     let timeout = Duration::from_millis(gw.config.limits.upstream_timeout_ms);
     let t0 = Instant::now();
     let out = proxy::send(&gw.client, req, &upstream.scope, timeout).await;
-    if let Some(stats) = gw.metrics.scopes.get(&upstream.scope) {
+    if let Some(stats) = stats {
         match &out {
             Ok(_) => stats.upstream.observe(t0.elapsed()),
             Err(_) => {

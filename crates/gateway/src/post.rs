@@ -71,7 +71,6 @@ struct Durable {
 pub struct RetryPolicy {
     pub max_attempts: u32,
     pub base: Duration,
-    pub default_timeout_ms: u64,
     /// Deliveries in flight at once.
     pub in_flight: usize,
 }
@@ -285,7 +284,7 @@ async fn deliver(
             return;
         }
     };
-    let timeout = Duration::from_millis(timeout_ms.max(1).min(policy.default_timeout_ms.max(timeout_ms)));
+    let timeout = Duration::from_millis(timeout_ms.max(1));
     match host.call_detached(&js, &row.function, Arc::new(request), timeout).await {
         Ok(_) => {
             if let Err(e) = store.delivered(row.id).await {

@@ -102,7 +102,6 @@ impl Gateway {
         let policy = crate::post::RetryPolicy {
             max_attempts: l.post_max_attempts,
             base: Duration::from_millis(l.post_retry_base_ms),
-            default_timeout_ms: l.hook_timeout_ms,
             in_flight: self.config.server.workers.max(4) * 2,
         };
         self.posts.make_durable(store, self.post_host.clone(), lookup, policy);
