@@ -5,7 +5,8 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use interpose_control::Manager;
-use interpose_gateway::{serve, Gateway};
+pub use interpose_gateway::stopped;
+use interpose_gateway::{serve_threads, Gateway};
 use interpose_registry::Store;
 
 use crate::{init_tracing, load_config, EXIT_BAD_INPUT};
@@ -19,7 +20,9 @@ pub fn run(config: Option<&Path>) -> anyhow::Result<ExitCode> {
         }
     };
     init_tracing(&config.log.level);
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(config.server.workers).enable_all().build()?;
+    // Thread per core: this thread serves requests too (and runs the admin
+    // API and event delivery); `serve_threads` adds `workers - 1` more.
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async move {
         let bad = |msg: String| {
             eprintln!("error: {msg}");
@@ -42,7 +45,7 @@ pub fn run(config: Option<&Path>) -> anyhow::Result<ExitCode> {
             Ok(m) => m,
             Err(e) => return bad(format!("cannot restore the installed plugins: {e}")),
         };
-        let listener = match tokio::net::TcpListener::bind(listen).await {
+        let listener = match std::net::TcpListener::bind(listen) {
             Ok(l) => l,
             Err(e) => return bad(format!("cannot listen on {listen} (server.listen): {e}")),
         };
@@ -63,7 +66,10 @@ pub fn run(config: Option<&Path>) -> anyhow::Result<ExitCode> {
             snap.routes.hook_count(),
             gw.config.server.workers
         );
-        serve(gw, listener, stopped(stop)).await;
+        let workers = gw.config.server.workers;
+        if let Err(e) = serve_threads(gw, listener, workers, stop).await {
+            eprintln!("error: cannot start the serving threads: {e}");
+        }
         signal.abort();
         manager.shutdown().await;
         let _ = admin.await;
@@ -79,11 +85,6 @@ pub fn stop_on_signal() -> (tokio::sync::watch::Receiver<bool>, tokio::task::Joi
         let _ = tx.send(true);
     });
     (rx, task)
-}
-
-/// Resolves once the flag is set: one per listener that has to stop.
-pub async fn stopped(mut rx: tokio::sync::watch::Receiver<bool>) {
-    let _ = rx.wait_for(|s| *s).await;
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -110,7 +110,7 @@ async fn serve_runs_plugins_from_a_config_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("interpose.toml");
     let text = format!(
-        "[server]\nlisten = \"127.0.0.1:{port}\"\nadmin_listen = \"127.0.0.1:{admin_port}\"\nworkers = 1\n[storage]\nurl = \"sqlite::memory:\"\n[[upstreams]]\nscope = \"project\"\nmount = \"/project/api/project\"\nurl = \"{}/project/api/project\"\n[[plugins]]\npath = {:?}\ninstance = \"1d99926e\"\n[[plugins]]\npath = {:?}\nteams = [\"T1\"]\n",
+        "[server]\nlisten = \"127.0.0.1:{port}\"\nadmin_listen = \"127.0.0.1:{admin_port}\"\nworkers = 2\n[storage]\nurl = \"sqlite::memory:\"\n[[upstreams]]\nscope = \"project\"\nmount = \"/project/api/project\"\nurl = \"{}/project/api/project\"\n[[plugins]]\npath = {:?}\ninstance = \"1d99926e\"\n[[plugins]]\npath = {:?}\nteams = [\"T1\"]\n",
         up.url(),
         examples().join("block-archived-users").display().to_string(),
         examples().join("task-rules").display().to_string()
@@ -130,6 +130,17 @@ async fn serve_runs_plugins_from_a_config_and_stops_on_sigterm() {
     );
     let got = send_json("POST", &format!("{base}/team/T2/tasks"), &json!({"summary": ""}), &[]).await;
     assert_eq!(got.status, 200);
+
+    // Two serving threads share the listener: many connections at once all get answers.
+    let many: Vec<_> = (0..16)
+        .map(|_| {
+            let url = format!("{base}/users/me");
+            tokio::spawn(async move { get(&url, &[]).await })
+        })
+        .collect();
+    for r in many {
+        assert_eq!(r.await.unwrap().status, 200);
+    }
 
     // SIGTERM: a request in flight finishes, then the process exits 0.
     let slow_url = format!("{base}/slow/700");

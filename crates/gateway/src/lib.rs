@@ -23,5 +23,5 @@ pub mod server;
 mod state;
 
 pub use plugins::{HookTarget, InstalledInstance, LoadedPlugin, PluginError};
-pub use server::{serve, Listening};
+pub use server::{serve, serve_threads, stopped, Listening};
 pub use state::{Gateway, Snapshot, StartError};

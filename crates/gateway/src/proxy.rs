@@ -28,6 +28,25 @@ pub fn client(connect_timeout: Duration) -> Client {
         .build(connector)
 }
 
+thread_local! {
+    /// One pool per thread: a serving thread's upstream connections live on
+    /// its own runtime, so a request never crosses threads to reach one.
+    static LOCAL: std::cell::RefCell<Vec<(Duration, Client)>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// This thread's pooled client (made on first use).
+pub fn local_client(connect_timeout: Duration) -> Client {
+    LOCAL.with(|local| {
+        let mut local = local.borrow_mut();
+        if let Some((_, c)) = local.iter().find(|(t, _)| *t == connect_timeout) {
+            return c.clone();
+        }
+        let c = client(connect_timeout);
+        local.push((connect_timeout, c.clone()));
+        c
+    })
+}
+
 /// Headers that belong to one connection, never forwarded (RFC 9110 §7.6.1).
 const HOP_BY_HOP: [HeaderName; 7] = [
     header::CONNECTION,

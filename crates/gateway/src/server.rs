@@ -13,7 +13,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::pipeline;
@@ -63,6 +63,44 @@ pub async fn serve(gw: Arc<Gateway>, listener: TcpListener, shutdown: impl Futur
         _ = graceful.shutdown() => tracing::info!("all connections drained"),
         _ = tokio::time::sleep(grace) => tracing::warn!(grace_ms = grace.as_millis() as u64, "shutdown grace period over; closing remaining connections"),
     }
+}
+
+/// Serve on `workers` threads, thread per core: the calling task is one, and
+/// `workers - 1` more threads each run a single-threaded runtime accepting
+/// from the same listening socket. A connection stays on the thread that
+/// accepted it, with that thread's own upstream connections, so a plain
+/// proxied request never crosses threads. Returns once `stop` is set and
+/// every thread has drained.
+pub async fn serve_threads(
+    gw: Arc<Gateway>,
+    listener: std::net::TcpListener,
+    workers: usize,
+    stop: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    listener.set_nonblocking(true)?;
+    let mut threads = Vec::new();
+    for n in 1..workers.max(1) {
+        let listener = listener.try_clone()?;
+        let (gw, stop) = (gw.clone(), stop.clone());
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let thread = std::thread::Builder::new().name(format!("interpose-serve-{n}")).spawn(move || {
+            rt.block_on(async move {
+                match TcpListener::from_std(listener) {
+                    Ok(l) => serve(gw, l, stopped(stop)).await,
+                    Err(e) => tracing::error!(error = %e, "serving thread {n} cannot use the listener"),
+                }
+            })
+        })?;
+        threads.push(thread);
+    }
+    serve(gw, TcpListener::from_std(listener)?, stopped(stop)).await;
+    let _ = tokio::task::spawn_blocking(move || threads.into_iter().for_each(|t| drop(t.join()))).await;
+    Ok(())
+}
+
+/// Resolves once the flag is set.
+pub async fn stopped(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
 }
 
 /// A gateway serving in the background (tests, `demo`, `invoke run`).
