@@ -73,13 +73,26 @@ request = function()
   return wrk.format("GET", paths[i], h)
 end
 response = function(status, headers, body)
-  if not (status == 200 or (status == 403 and body:find('"blocked"'))) then bad = bad + 1 end
+  if not (status == 200 or (status == 403 and body:find('"blocked"'))) then
+    bad = bad + 1
+    _G["st" .. status] = (_G["st" .. status] or 0) + 1
+    if not first_bad then first_bad = status .. " " .. body:sub(1, 300) end
+  end
 end
 done = function(summary)
   local b, a = 0, 0
   for _, t in ipairs(threads) do b = b + t:get("bad"); a = a + t:get("sent_allowed") end
   io.write(string.format("SOAK requests=%d unexpected=%d socket_errors=%d allowed_sent=%d\n", summary.requests, b,
     summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout, a))
+  for _, code in ipairs({ 400, 403, 404, 408, 413, 429, 431, 500, 502, 503, 504 }) do
+    local n = 0
+    for _, t in ipairs(threads) do n = n + (t:get("st" .. code) or 0) end
+    if n > 0 then io.write(string.format("SOAK unexpected status %d: %d\n", code, n)) end
+  end
+  for _, t in ipairs(threads) do
+    local f = t:get("first_bad")
+    if f then io.write("SOAK first unexpected: " .. f .. "\n") break end
+  end
 end
 LUA
 rss() { awk '/VmRSS/ {print $2}' "/proc/$gw_pid/status"; }
@@ -98,7 +111,7 @@ done
 wait "$wrk_pid" || true
 sleep 2
 rss_end=$(rss)
-grep SOAK "$dir/wrk.out"
+grep SOAK "$dir/wrk.out" || cat "$dir/wrk.out"
 events=$(find "$dir" -name events.txt -path '*sub*' -exec cat {} + 2>/dev/null | wc -l)
 dropped=$(curl -s "http://127.0.0.1:$ADMIN/metrics" | awk '/^interpose_post_dropped_total/ {print $2}')
 echo "gateway warnings by kind:"

@@ -294,6 +294,11 @@ async fn metrics(State(app): State<App>) -> Response {
         ),
         ("interpose_js_workers", "JS worker threads serving the request path.", gw.host.live_workers() as f64),
         (
+            "interpose_js_runtimes",
+            "JS runtimes alive (request path and post hooks; one per instance per worker that ran it).",
+            (gw.host.runtimes() + gw.post_host.runtimes()) as f64,
+        ),
+        (
             "interpose_js_stuck_workers_total",
             "JS workers retired because a call overran its deadline.",
             gw.host.stuck_workers() as f64,

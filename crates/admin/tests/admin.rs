@@ -321,6 +321,21 @@ async fn an_upgrade_under_steady_traffic_drops_nothing() {
     );
     let versions: std::collections::BTreeSet<&str> = all.iter().map(|(_, v)| v.as_str()).collect();
     assert!(versions.contains("1.0.0") && versions.contains("1.3.0"), "{versions:?}");
+    // Nothing of the old versions stays: not their unpacked code...
+    let unpacked: Vec<_> = std::fs::read_dir(dir.path().join("plugins"))
+        .unwrap()
+        .flat_map(|app| std::fs::read_dir(app.unwrap().path()).into_iter().flatten())
+        .map(|v| v.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(unpacked.len(), 1, "{unpacked:?}");
+    assert!(unpacked[0].starts_with("1.3.0-"), "{unpacked:?}");
+    // ...nor their JS runtimes (at most one per worker for the live version).
+    let gw = env.manager.gateway().clone();
+    let t0 = std::time::Instant::now();
+    while gw.host.runtimes() > 2 {
+        assert!(t0.elapsed() < Duration::from_secs(5), "{} runtimes stay after the upgrades", gw.host.runtimes());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     env.stop().await;
 }
 

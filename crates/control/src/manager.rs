@@ -279,8 +279,9 @@ impl Manager {
         let snapshot = prepare_replacing(&self.gw, &entries, i, &changed)?;
         lifecycle::run(&self.gw, &inst, Step::Upgrade(old_info)).await?;
         self.store.upgrade(id, &version).await?;
-        entries[i] = changed;
+        let old = std::mem::replace(&mut entries[i], changed);
         self.gw.swap(snapshot);
+        self.forget_dir(&entries, &old.inst.plugin.dir);
         tracing::info!(instance = %id, "upgraded to {} {}", inst.meta.name, inst.meta.version);
         Ok(info(&entries[i]))
     }
@@ -301,6 +302,7 @@ impl Manager {
         self.store.uninstall(id).await?;
         let gone = entries.remove(i);
         self.gw.swap(snapshot);
+        self.forget_dir(&entries, &gone.inst.plugin.dir);
         Ok(info(&gone))
     }
 
@@ -331,6 +333,17 @@ impl Manager {
         let entries = self.entries.lock().await;
         let e = entries.iter().find(|e| e.inst.meta.id == id).ok_or_else(|| ControlError::NotFound(id.to_string()))?;
         lifecycle::run(&self.gw, &e.inst, step).await
+    }
+
+    /// Remove an unpacked version no instance runs any more (only ever under
+    /// `storage.plugins`: a project folder named in the config is the user's).
+    fn forget_dir(&self, entries: &[Entry], dir: &Path) {
+        let root = &self.gw.config.storage.plugins;
+        if dir.starts_with(root) && dir != root && !entries.iter().any(|e| e.inst.plugin.dir == dir) {
+            if let Err(e) = std::fs::remove_dir_all(dir) {
+                tracing::warn!(dir = %dir.display(), error = %e, "could not remove an unused plugin version");
+            }
+        }
     }
 
     /// Unpack and validate an upload; keep it under `storage.plugins`.

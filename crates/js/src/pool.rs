@@ -88,6 +88,8 @@ struct Shared {
     /// By instance key; `quarantined` is the lock-free fast path.
     strikes: Mutex<HashMap<u64, Strikes>>,
     quarantined: AtomicBool,
+    /// JS runtimes alive across the workers (one per instance a worker served).
+    runtimes: Arc<AtomicUsize>,
 }
 
 /// The pool of JS worker threads. Cheap to clone.
@@ -118,6 +120,7 @@ impl JsHost {
             stuck_total: AtomicU64::new(0),
             strikes: Mutex::new(HashMap::new()),
             quarantined: AtomicBool::new(false),
+            runtimes: Arc::new(AtomicUsize::new(0)),
         });
         for _ in 0..shared.options.threads {
             spawn_worker(&shared);
@@ -219,6 +222,13 @@ impl JsHost {
         self.shared.stuck_total.load(Ordering::Relaxed)
     }
 
+    /// JS runtimes alive across the workers. A runtime goes within about a
+    /// second of its instance (uninstall, upgrade) on an idle worker, and
+    /// every 1,024 calls on a busy one.
+    pub fn runtimes(&self) -> usize {
+        self.shared.runtimes.load(Ordering::Relaxed)
+    }
+
     /// Workers accepting jobs now.
     pub fn live_workers(&self) -> usize {
         self.shared.live.load(Ordering::Relaxed)
@@ -241,11 +251,12 @@ fn spawn_worker(shared: &Arc<Shared>) {
     let n = shared.total.fetch_add(1, Ordering::Relaxed);
     let rx = shared.rx.clone();
     let io = shared.io.clone();
+    let count = shared.runtimes.clone();
     let weak = Arc::downgrade(shared);
     let spawned = thread::Builder::new()
         .name(format!("js-worker-{n}"))
         .stack_size(WORKER_STACK)
-        .spawn(move || worker(rx, state, weak, io));
+        .spawn(move || worker(rx, state, weak, io, count));
     if let Err(e) = spawned {
         tracing::error!(error = %e, "could not start a JS worker thread");
         shared.live.fetch_sub(1, Ordering::Relaxed);
@@ -257,9 +268,23 @@ struct Slot {
     instance: Weak<Instance>,
     runtime: PluginRuntime,
     calls: u64,
+    /// The pool's count of live runtimes, decremented on drop.
+    count: Arc<AtomicUsize>,
 }
 
-fn worker(rx: Receiver<Job>, state: Arc<WorkerState>, shared: Weak<Shared>, io: Option<Arc<dyn HostIo>>) {
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.count.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+fn worker(
+    rx: Receiver<Job>,
+    state: Arc<WorkerState>,
+    shared: Weak<Shared>,
+    io: Option<Arc<dyn HostIo>>,
+    count: Arc<AtomicUsize>,
+) {
     let mut runtimes: HashMap<u64, Slot> = HashMap::new();
     let mut since_sweep = 0u32;
     loop {
@@ -291,7 +316,7 @@ fn worker(rx: Receiver<Job>, state: Arc<WorkerState>, shared: Weak<Shared>, io: 
         *state.running.lock().unwrap_or_else(|e| e.into_inner()) = Some((job.instance.key, job.instance.name.clone()));
         state.busy_until.store(nanos(deadline), Ordering::Relaxed);
         let result = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            run(&mut runtimes, &job, deadline, io.clone())
+            run(&mut runtimes, &job, deadline, io.clone(), &count)
         })) {
             Ok(r) => r,
             Err(_) => {
@@ -321,6 +346,7 @@ fn run(
     job: &Job,
     deadline: Instant,
     io: Option<Arc<dyn HostIo>>,
+    count: &Arc<AtomicUsize>,
 ) -> Result<CallOutcome, HookError> {
     let key = job.instance.key;
     let slot = match runtimes.entry(key) {
@@ -328,7 +354,8 @@ fn run(
         Entry::Vacant(e) => {
             let runtime = PluginRuntime::new(job.instance.clone(), deadline, io.clone())
                 .map_err(|e| fix_timeout(e, job.timeout_ms))?;
-            e.insert(Slot { instance: Arc::downgrade(&job.instance), runtime, calls: 0 })
+            count.fetch_add(1, Ordering::Relaxed);
+            e.insert(Slot { instance: Arc::downgrade(&job.instance), runtime, calls: 0, count: count.clone() })
         }
     };
     let result =

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use rquickjs::promise::PromiseState;
@@ -47,7 +47,9 @@ pub(crate) struct PluginRuntime {
     context: Context,
     runtime: Runtime,
     deadline: Arc<AtomicU64>,
-    instance: Arc<Instance>,
+    /// Weak: the pool sweeps a runtime once its instance is gone (uninstalled
+    /// or upgraded), which a strong reference from here would never allow.
+    instance: Weak<Instance>,
 }
 
 impl PluginRuntime {
@@ -104,7 +106,7 @@ impl PluginRuntime {
             context,
             runtime,
             deadline: dl,
-            instance,
+            instance: Arc::downgrade(&instance),
         })
     }
 
@@ -153,12 +155,15 @@ impl PluginRuntime {
         io: Option<Arc<dyn HostIo>>,
         build: impl for<'js> FnOnce(&Ctx<'js>, &Function<'js>) -> rquickjs::Result<Vec<Value<'js>>>,
     ) -> Result<CallOutcome, HookError> {
+        let Some(instance) = self.instance.upgrade() else {
+            return Err(HookError::Unavailable("the plugin instance is gone (uninstalled or upgraded)".into()));
+        };
         self.deadline.store(nanos(deadline), Ordering::Relaxed);
-        let scope = CallScope { instance: self.instance.clone(), request_id, io, deadline };
+        let scope = CallScope { instance: instance.clone(), request_id, io, deadline };
         let functions = &mut self.functions;
         let namespace = &self.namespace;
         let wrap = &self.wrap_headers;
-        let instance = &self.instance;
+        let instance = &instance;
         let out = with_scope(scope, || {
             self.context.with(|ctx| {
                 let _clear = ClearOps;
@@ -351,7 +356,12 @@ impl Drop for PluginRuntime {
 
 /// One runtime used directly on the calling thread, without the pool: for
 /// lifecycle functions, tools and benchmarks. Not `Send`.
-pub struct LocalRuntime(PluginRuntime, Option<Arc<dyn HostIo>>);
+pub struct LocalRuntime {
+    runtime: PluginRuntime,
+    io: Option<Arc<dyn HostIo>>,
+    /// The runtime only holds its instance weakly; this keeps it alive.
+    _instance: Arc<Instance>,
+}
 
 impl LocalRuntime {
     /// Load `instance`, evaluating its entry module within `timeout`.
@@ -360,12 +370,12 @@ impl LocalRuntime {
         timeout: Duration,
         io: Option<Arc<dyn HostIo>>,
     ) -> Result<LocalRuntime, HookError> {
-        PluginRuntime::new(instance, Instant::now() + timeout, io.clone()).map(|r| LocalRuntime(r, io))
+        PluginRuntime::new(instance.clone(), Instant::now() + timeout, io.clone()).map(|runtime| LocalRuntime { runtime, io, _instance: instance })
     }
 
     /// Does the entry module export a function of this name?
     pub fn exports(&self, function: &str) -> bool {
-        self.0.exported_functions().iter().any(|f| f == function)
+        self.runtime.exported_functions().iter().any(|f| f == function)
     }
 
     /// Call `function(...args)` with JSON arguments within `timeout`.
@@ -376,7 +386,7 @@ impl LocalRuntime {
         timeout: Duration,
     ) -> Result<CallOutcome, HookError> {
         let ms = timeout.as_millis() as u64;
-        self.0.call_json(function, args, Instant::now() + timeout, self.1.clone()).map_err(|e| match e {
+        self.runtime.call_json(function, args, Instant::now() + timeout, self.io.clone()).map_err(|e| match e {
             HookError::Timeout(_) => HookError::Timeout(ms),
             other => other,
         })
@@ -385,7 +395,7 @@ impl LocalRuntime {
     /// Call `function(request)` within `timeout`.
     pub fn call(&mut self, function: &str, request: &HookRequest, timeout: Duration) -> Result<CallOutcome, HookError> {
         let ms = timeout.as_millis() as u64;
-        self.0.call(function, request, Instant::now() + timeout, self.1.clone()).map_err(|e| match e {
+        self.runtime.call(function, request, Instant::now() + timeout, self.io.clone()).map_err(|e| match e {
             HookError::Timeout(_) => HookError::Timeout(ms),
             other => other,
         })

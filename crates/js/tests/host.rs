@@ -234,3 +234,23 @@ async fn dist_wins_over_src_and_exports_are_listed() {
         .expect("loads");
     assert_eq!(missing, ["fromSrc", "notAFunction"]);
 }
+
+#[tokio::test]
+async fn runtimes_go_with_their_instance() {
+    // An upgrade or uninstall drops the instance; every worker's runtime for
+    // it must go too (it used to be kept forever: memory grew per upgrade).
+    let dir = project(&[("backend/src/index.js", "export function f() { return { body: 1 } }\n")]);
+    let h = JsHost::new(HostOptions::new(1), None);
+    for round in 0..5 {
+        let inst = instance(&dir);
+        assert!(call(&h, &inst, "f", 1000).await.is_ok());
+        assert_eq!(h.runtimes(), 1, "round {round}: only the live instance's runtime");
+        drop(inst);
+        // An idle worker sweeps within about a second.
+        let t0 = Instant::now();
+        while h.runtimes() > 0 {
+            assert!(t0.elapsed() < Duration::from_secs(5), "round {round}: the runtime outlived its instance");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}

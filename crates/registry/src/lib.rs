@@ -191,8 +191,13 @@ impl Store {
     }
 
     /// Move an instance to another version (upgrade), storing the version if new.
+    /// The version left behind is forgotten when no instance uses it any more.
     pub async fn upgrade(&self, id: &str, version: &PluginVersion) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
+        let old: Option<String> = sqlx::query_scalar("SELECT version FROM instances WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
         put_version(&mut tx, version).await?;
         sqlx::query("UPDATE instances SET version = ?, updated_at = ? WHERE id = ?")
             .bind(&version.version)
@@ -200,6 +205,9 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await?;
+        if let Some(old) = old.filter(|v| *v != version.version) {
+            forget_unused_version(&mut tx, &version.app_id, &old).await?;
+        }
         tx.commit().await?;
         Ok(())
     }
@@ -232,20 +240,30 @@ impl Store {
         sqlx::query("DELETE FROM instances WHERE id = ?").bind(id).execute(&mut *tx).await?;
         if let Some(r) = row {
             let (app_id, version): (String, String) = (r.get("app_id"), r.get("version"));
-            sqlx::query(
-                "DELETE FROM plugin_versions WHERE app_id = ? AND version = ?
-                 AND NOT EXISTS (SELECT 1 FROM instances WHERE app_id = ? AND version = ?)",
-            )
-            .bind(&app_id)
-            .bind(&version)
-            .bind(&app_id)
-            .bind(&version)
-            .execute(&mut *tx)
-            .await?;
+            forget_unused_version(&mut tx, &app_id, &version).await?;
         }
         tx.commit().await?;
         Ok(())
     }
+
+    /// How many plugin versions are stored (all apps).
+    pub async fn version_count(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM plugin_versions").fetch_one(&self.pool).await?)
+    }
+}
+
+async fn forget_unused_version(tx: &mut sqlx::SqliteConnection, app_id: &str, version: &str) -> Result<(), StoreError> {
+    sqlx::query(
+        "DELETE FROM plugin_versions WHERE app_id = ? AND version = ?
+         AND NOT EXISTS (SELECT 1 FROM instances WHERE app_id = ? AND version = ?)",
+    )
+    .bind(app_id)
+    .bind(version)
+    .bind(app_id)
+    .bind(version)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
 }
 
 async fn put_version(tx: &mut sqlx::SqliteConnection, v: &PluginVersion) -> Result<(), StoreError> {
@@ -335,6 +353,12 @@ mod tests {
         assert!(s.plugin_version("a", "1.0.0").await.expect("get").is_none(), "unused version is removed");
         assert!(s.plugin_version("a", "2.0.0").await.expect("get").is_some());
         assert_eq!(s.next_seq().await.expect("seq"), 2);
+        // Upgrades leave no stored versions behind.
+        for n in 3..10 {
+            s.upgrade("i1", &version(&format!("{n}.0.0"))).await.expect("upgrade");
+        }
+        assert_eq!(s.version_count().await.expect("count"), 1);
+        assert!(s.plugin_version("a", "9.0.0").await.expect("get").is_some());
     }
 
     #[tokio::test]
