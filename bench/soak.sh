@@ -15,7 +15,7 @@ bin="${BIN:-$root/target/release/interpose}"
 command -v wrk >/dev/null || { echo "soak needs wrk (apt-get install wrk)"; exit 2; }
 dir=$(mktemp -d)
 pids=()
-trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$dir"' EXIT
+trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; sleep 1; rm -rf "$dir"' EXIT
 
 cat >"$dir/upstream.py" <<PY
 from http.server import ThreadingHTTPServer, BaseHTTPRequestHandler

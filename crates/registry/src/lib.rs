@@ -132,6 +132,13 @@ impl Store {
         Ok(Store { pool, events })
     }
 
+    /// A write transaction that takes the write lock up front: a deferred one
+    /// that reads first fails with "database is locked" instead of waiting
+    /// when the event writer holds the lock at the moment it upgrades.
+    async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
     pub async fn plugin_version(&self, app_id: &str, version: &str) -> Result<Option<PluginVersion>, StoreError> {
         let row = sqlx::query(
             "SELECT app_id, version, name, manifest, archive FROM plugin_versions WHERE app_id = ? AND version = ?",
@@ -167,7 +174,7 @@ impl Store {
 
     /// Record an install: the version (if new) and the instance, in one transaction.
     pub async fn install(&self, version: &PluginVersion, instance: &InstanceRow) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         put_version(&mut tx, version).await?;
         sqlx::query(
             "INSERT INTO instances (id, app_id, version, level, team, state, config, seq, installed_at, updated_at, debug)
@@ -193,7 +200,7 @@ impl Store {
     /// Move an instance to another version (upgrade), storing the version if new.
     /// The version left behind is forgotten when no instance uses it any more.
     pub async fn upgrade(&self, id: &str, version: &PluginVersion) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let old: Option<String> = sqlx::query_scalar("SELECT version FROM instances WHERE id = ?")
             .bind(id)
             .fetch_optional(&mut *tx)
@@ -234,7 +241,7 @@ impl Store {
 
     /// Forget an instance (and its version when no other instance uses it).
     pub async fn uninstall(&self, id: &str) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let row =
             sqlx::query("SELECT app_id, version FROM instances WHERE id = ?").bind(id).fetch_optional(&mut *tx).await?;
         sqlx::query("DELETE FROM instances WHERE id = ?").bind(id).execute(&mut *tx).await?;
