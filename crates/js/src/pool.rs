@@ -35,12 +35,16 @@ pub struct HostOptions {
     pub threads: usize,
     /// Upper bound including workers retired while stuck.
     pub max_threads: usize,
+    /// A worker drops a runtime it has not used for this long (its module
+    /// state goes with it; the next call loads the plugin afresh). Keeps
+    /// memory proportional to the plugins in use, not to those installed.
+    pub runtime_idle: Duration,
 }
 
 impl HostOptions {
     pub fn new(threads: usize) -> HostOptions {
         let threads = threads.max(1);
-        HostOptions { threads, max_threads: threads * 4 + 4 }
+        HostOptions { threads, max_threads: threads * 4 + 4, runtime_idle: Duration::from_secs(600) }
     }
 }
 
@@ -268,6 +272,7 @@ struct Slot {
     instance: Weak<Instance>,
     runtime: PluginRuntime,
     calls: u64,
+    last_used: Instant,
     /// The pool's count of live runtimes, decremented on drop.
     count: Arc<AtomicUsize>,
 }
@@ -287,6 +292,7 @@ fn worker(
 ) {
     let mut runtimes: HashMap<u64, Slot> = HashMap::new();
     let mut since_sweep = 0u32;
+    let idle = shared.upgrade().map_or(Duration::MAX, |s| s.options.runtime_idle);
     loop {
         if state.retired.load(Ordering::Relaxed) {
             break;
@@ -294,7 +300,7 @@ fn worker(
         let job = match rx.recv_timeout(Duration::from_secs(1)) {
             Ok(job) => job,
             Err(RecvTimeoutError::Timeout) => {
-                runtimes.retain(|_, s| s.instance.strong_count() > 0);
+                sweep(&mut runtimes, idle);
                 match shared.upgrade() {
                     Some(s) if !s.stopping.load(Ordering::Relaxed) => continue,
                     _ => break,
@@ -305,7 +311,7 @@ fn worker(
         since_sweep += 1;
         if since_sweep >= 1024 {
             since_sweep = 0;
-            runtimes.retain(|_, s| s.instance.strong_count() > 0);
+            sweep(&mut runtimes, idle);
         }
         let deadline = job.deadline.unwrap_or_else(|| Instant::now() + Duration::from_millis(job.timeout_ms));
         if job.reply.is_closed() || Instant::now() >= deadline {
@@ -341,6 +347,11 @@ fn worker(
     }
 }
 
+/// Drop the runtimes whose instance is gone or that sat unused for `idle`.
+fn sweep(runtimes: &mut HashMap<u64, Slot>, idle: Duration) {
+    runtimes.retain(|_, s| s.instance.strong_count() > 0 && s.last_used.elapsed() < idle);
+}
+
 fn run(
     runtimes: &mut HashMap<u64, Slot>,
     job: &Job,
@@ -355,7 +366,13 @@ fn run(
             let runtime = PluginRuntime::new(job.instance.clone(), deadline, io.clone())
                 .map_err(|e| fix_timeout(e, job.timeout_ms))?;
             count.fetch_add(1, Ordering::Relaxed);
-            e.insert(Slot { instance: Arc::downgrade(&job.instance), runtime, calls: 0, count: count.clone() })
+            e.insert(Slot {
+                instance: Arc::downgrade(&job.instance),
+                runtime,
+                calls: 0,
+                last_used: Instant::now(),
+                count: count.clone(),
+            })
         }
     };
     let result =
@@ -365,6 +382,7 @@ fn run(
         job.instance.record_heap(slot.runtime.memory_used());
     }
     slot.calls += 1;
+    slot.last_used = Instant::now();
     if let Err(e) = &result {
         if e.poisons_runtime() {
             // A runtime that was interrupted or ran out of memory may hold

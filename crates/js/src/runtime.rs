@@ -370,7 +370,11 @@ impl LocalRuntime {
         timeout: Duration,
         io: Option<Arc<dyn HostIo>>,
     ) -> Result<LocalRuntime, HookError> {
-        PluginRuntime::new(instance.clone(), Instant::now() + timeout, io.clone()).map(|runtime| LocalRuntime { runtime, io, _instance: instance })
+        PluginRuntime::new(instance.clone(), Instant::now() + timeout, io.clone()).map(|runtime| LocalRuntime {
+            runtime,
+            io,
+            _instance: instance,
+        })
     }
 
     /// Does the entry module export a function of this name?

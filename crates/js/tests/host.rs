@@ -254,3 +254,20 @@ async fn runtimes_go_with_their_instance() {
         }
     }
 }
+
+#[tokio::test]
+async fn idle_runtimes_are_dropped_and_reloaded_on_demand() {
+    let dir = project(&[("backend/src/index.js", "export function f() { return { body: 1 } }\n")]);
+    let h = JsHost::new(HostOptions { runtime_idle: Duration::from_millis(300), ..HostOptions::new(1) }, None);
+    let inst = instance(&dir);
+    assert!(call(&h, &inst, "f", 1000).await.is_ok());
+    assert_eq!(h.runtimes(), 1);
+    let t0 = Instant::now();
+    while h.runtimes() > 0 {
+        assert!(t0.elapsed() < Duration::from_secs(5), "an unused runtime stayed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The instance is still installed: the next call loads it again.
+    assert!(call(&h, &inst, "f", 1000).await.is_ok());
+    assert_eq!(h.runtimes(), 1);
+}

@@ -201,10 +201,8 @@ impl Store {
     /// The version left behind is forgotten when no instance uses it any more.
     pub async fn upgrade(&self, id: &str, version: &PluginVersion) -> Result<(), StoreError> {
         let mut tx = self.write_tx().await?;
-        let old: Option<String> = sqlx::query_scalar("SELECT version FROM instances WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let old: Option<String> =
+            sqlx::query_scalar("SELECT version FROM instances WHERE id = ?").bind(id).fetch_optional(&mut *tx).await?;
         put_version(&mut tx, version).await?;
         sqlx::query("UPDATE instances SET version = ?, updated_at = ? WHERE id = ?")
             .bind(&version.version)
