@@ -66,7 +66,8 @@ impl Env {
 
 const LIFECYCLE: &str = r#"
 import { appendStrings } from '@ones-op/node-file'
-const note = (s) => appendStrings('life.txt', s + '\n')
+import { Logger } from '@ones-op/node-logger'
+const note = (s) => { Logger.info(s + ' ' + VERSION); return appendStrings('life.txt', s + '\n') }
 export async function Install() { await note('Install') }
 export async function Enable() { if (globalThis.FAIL_ENABLE) throw new Error('enable refused'); await note('Enable') }
 export async function Start() { await note('Start') }
@@ -116,6 +117,24 @@ async fn lifecycle_order_upgrade_and_uninstall() {
     let got = env.call("POST", "/api/instances/L1/upgrade", pack(v2.path())).await;
     assert_eq!((got.status.as_u16(), got.json()["version"].as_str()), (200, Some("2.0.0")), "{}", got.text());
     assert_eq!(get(&env.url("/project/api/project/team/T1/x"), &[]).await.json(), json!({"version": "2.0.0"}));
+    // The instance's log runs on across the upgrade, in order.
+    let logs = env.call("GET", "/api/instances/L1/logs", vec![]).await.json();
+    let lines: Vec<&str> = logs.as_array().unwrap().iter().map(|l| l["message"].as_str().unwrap()).collect();
+    assert_eq!(
+        lines,
+        [
+            "Install 1.0.0",
+            "Enable 1.0.0",
+            "Start 1.0.0",
+            "Stop 1.0.0",
+            "Disable 1.0.0",
+            "Enable 1.0.0",
+            "Start 1.0.0",
+            "Upgrade from 1.0.0 L1 2.0.0"
+        ]
+    );
+    let seqs: Vec<u64> = logs.as_array().unwrap().iter().map(|l| l["seq"].as_u64().unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
     let got = env.call("DELETE", "/api/instances/L1", vec![]).await;
     assert_eq!(got.status, 200);
     assert_eq!(

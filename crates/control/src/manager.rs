@@ -275,6 +275,8 @@ impl Manager {
         let mut inst =
             InstalledInstance::new(plugin, id.to_string(), old.meta.team.clone(), old.meta.seq, &self.gw.config);
         inst.config = old.config.clone();
+        // The log goes on across versions (what `Upgrade()` logs comes after).
+        inst.js.adopt_log(&old.js);
         let changed = Entry { inst: inst.clone(), ..clone_entry(&entries[i]) };
         let snapshot = prepare_replacing(&self.gw, &entries, i, &changed)?;
         lifecycle::run(&self.gw, &inst, Step::Upgrade(old_info)).await?;
