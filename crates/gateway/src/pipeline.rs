@@ -168,12 +168,17 @@ where
     let (mut parts, body) = req.into_parts();
     let limit = gw.config.limits.max_body_bytes;
     let read_timeout = Duration::from_millis(gw.config.limits.body_read_timeout_ms);
-    let bytes = match tokio::time::timeout(read_timeout, read_limited(body, limit)).await {
-        Err(_) => return Err(GatewayError::BodyTimeout(gw.config.limits.body_read_timeout_ms)),
-        Ok(r) => r.map_err(|e| match e {
-            ReadError::TooLarge => GatewayError::BodyTooLarge(limit),
-            ReadError::Failed(e) => GatewayError::BadRequest(format!("could not read the request body: {e}")),
-        })?,
+    let bytes = if body.is_end_stream() {
+        // Nothing to read (a GET, say): no timer needed.
+        Bytes::new()
+    } else {
+        match tokio::time::timeout(read_timeout, read_limited(body, limit)).await {
+            Err(_) => return Err(GatewayError::BodyTimeout(gw.config.limits.body_read_timeout_ms)),
+            Ok(r) => r.map_err(|e| match e {
+                ReadError::TooLarge => GatewayError::BodyTooLarge(limit),
+                ReadError::Failed(e) => GatewayError::BadRequest(format!("could not read the request body: {e}")),
+            })?,
+        }
     };
     let query_pairs = query_pairs(query);
     let request_id = request_id(&parts);
@@ -210,7 +215,9 @@ where
     }
 
     // 2. Prefix: what it returns is what the upstream gets.
-    let mut outgoing = Outgoing { headers: parts.headers.clone(), query: query.map(str::to_string), body: bytes };
+    // The hooks saw the headers as pairs; from here on they are the upstream's.
+    let mut outgoing =
+        Outgoing { headers: std::mem::take(&mut parts.headers), query: query.map(str::to_string), body: bytes };
     if let Some(hook) = plan.prefix.as_ref().and_then(|g| g.select(&requests.base.query)) {
         let req = requests.for_hook(hook, &matched.values);
         match call(gw, hook, req, tally).await {
