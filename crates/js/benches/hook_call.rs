@@ -11,6 +11,10 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, Criterion};
 use interpose_js::{Body, HookRequest, HostOptions, Instance, InstanceLimits, JsHost, LocalRuntime, PluginCode};
 
+// The allocator the `interpose` binary uses.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const PLUGIN: &str = r#"
 export async function preIntercept(request) {
   if (request.headers['x-block'] === '1') {
