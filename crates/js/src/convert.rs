@@ -72,26 +72,30 @@ fn query_object<'js>(ctx: &Ctx<'js>, pairs: &[(String, String)]) -> rquickjs::Re
 pub(crate) fn request_object<'js>(
     ctx: &Ctx<'js>,
     req: &HookRequest,
-    wrap_headers: &Function<'js>,
+    make: &Function<'js>,
 ) -> rquickjs::Result<Object<'js>> {
-    let headers = |pairs: &[(String, String)]| -> rquickjs::Result<Value<'js>> {
-        wrap_headers.call((pairs_object(ctx, pairs)?,))
+    let opt = |s: &Option<String>| -> rquickjs::Result<Value<'js>> {
+        match s {
+            Some(s) => Ok(rquickjs::String::from_str(ctx.clone(), s)?.into_value()),
+            None => Ok(Value::new_undefined(ctx.clone())),
+        }
     };
-    let obj = Object::new(ctx.clone())?;
-    obj.set("method", req.method.as_str())?;
-    obj.set("url", req.url.as_str())?;
-    obj.set("path", req.path.as_str())?;
-    obj.set("query", query_object(ctx, &req.query)?)?;
-    obj.set("params", pairs_object(ctx, &req.params)?)?;
-    obj.set("headers", headers(&req.headers)?)?;
-    obj.set("body", body_to_js(ctx, &req.body)?)?;
-    if let Some(t) = &req.team_uuid {
-        obj.set("teamUUID", t.as_str())?;
-    }
-    if let Some(u) = &req.user_uuid {
-        obj.set("userUUID", u.as_str())?;
-    }
+    let mut args = rquickjs::function::Args::new(ctx.clone(), 9);
+    args.push_arg(req.method.as_str())?;
+    args.push_arg(req.url.as_str())?;
+    args.push_arg(req.path.as_str())?;
+    args.push_arg(query_object(ctx, &req.query)?)?;
+    args.push_arg(pairs_object(ctx, &req.params)?)?;
+    args.push_arg(pairs_object(ctx, &req.headers)?)?;
+    args.push_arg(body_to_js(ctx, &req.body)?)?;
+    args.push_arg(opt(&req.team_uuid)?)?;
+    args.push_arg(opt(&req.user_uuid)?)?;
+    let obj: Object = args.apply(make)?;
     if let Some(post) = &req.post {
+        let wrap: Function = make.get("wrap")?;
+        let headers = |pairs: &[(String, String)]| -> rquickjs::Result<Value<'js>> {
+            wrap.call((pairs_object(ctx, pairs)?,))
+        };
         obj.set("reqHeaders", headers(&post.req_headers)?)?;
         obj.set("reqBody", body_to_js(ctx, &post.req_body)?)?;
         obj.set("respHeaders", headers(&post.resp_headers)?)?;

@@ -17,7 +17,10 @@ use crate::ops::HostIo;
 use crate::request::HookRequest;
 
 /// Makes header lookups case-insensitive without copying the headers.
-const WRAP_HEADERS: &str = r#"(() => {
+/// Builds the request object in JS: the object literal gets one cached shape
+/// and no property name is looked up from Rust. Headers are looked up
+/// case-insensitively through a Proxy (`make.wrap` for the post-hook ones).
+const MAKE_REQUEST: &str = r#"(() => {
   const handler = {
     get(t, k) {
       if (typeof k !== 'string' || Object.prototype.hasOwnProperty.call(t, k)) return t[k];
@@ -25,7 +28,15 @@ const WRAP_HEADERS: &str = r#"(() => {
     },
     has(t, k) { return typeof k === 'string' ? (k in t || k.toLowerCase() in t) : k in t; },
   };
-  return (o) => new Proxy(o, handler);
+  const wrap = (o) => new Proxy(o, handler);
+  const make = (method, url, path, query, params, headers, body, teamUUID, userUUID) => {
+    const r = { method, url, path, query, params, headers: wrap(headers), body };
+    if (teamUUID !== undefined) r.teamUUID = teamUUID;
+    if (userUUID !== undefined) r.userUUID = userUUID;
+    return r;
+  };
+  make.wrap = wrap;
+  return make;
 })()"#;
 
 fn epoch() -> Instant {
@@ -43,7 +54,7 @@ pub(crate) fn nanos(t: Instant) -> u64 {
 pub(crate) struct PluginRuntime {
     functions: HashMap<String, Persistent<Function<'static>>>,
     namespace: Persistent<Object<'static>>,
-    wrap_headers: Persistent<Function<'static>>,
+    make_request: Persistent<Function<'static>>,
     context: Context,
     runtime: Runtime,
     deadline: Arc<AtomicU64>,
@@ -85,11 +96,11 @@ impl PluginRuntime {
                     .map_err(|e| failure(&ctx, &instance, e, deadline))
                     .map_err(as_load_error)?;
                 let ns = module.namespace().map_err(load)?;
-                let wrap: Function = ctx.eval(WRAP_HEADERS).map_err(load)?;
+                let wrap: Function = ctx.eval(MAKE_REQUEST).map_err(load)?;
                 Ok((Persistent::save(&ctx, ns), Persistent::save(&ctx, wrap)))
             })
         });
-        let (namespace, wrap_headers) = match made {
+        let (namespace, make_request) = match made {
             Ok(v) => v,
             Err(e) => {
                 // Nothing may outlive the context; handles were not created.
@@ -102,7 +113,7 @@ impl PluginRuntime {
         Ok(PluginRuntime {
             functions: HashMap::new(),
             namespace,
-            wrap_headers,
+            make_request,
             context,
             runtime,
             deadline: dl,
@@ -162,7 +173,7 @@ impl PluginRuntime {
         let scope = CallScope { instance: instance.clone(), request_id, io, deadline };
         let functions = &mut self.functions;
         let namespace = &self.namespace;
-        let wrap = &self.wrap_headers;
+        let wrap = &self.make_request;
         let instance = &instance;
         let out = with_scope(scope, || {
             self.context.with(|ctx| {
