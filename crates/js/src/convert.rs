@@ -93,9 +93,8 @@ pub(crate) fn request_object<'js>(
     let obj: Object = args.apply(make)?;
     if let Some(post) = &req.post {
         let wrap: Function = make.get("wrap")?;
-        let headers = |pairs: &[(String, String)]| -> rquickjs::Result<Value<'js>> {
-            wrap.call((pairs_object(ctx, pairs)?,))
-        };
+        let headers =
+            |pairs: &[(String, String)]| -> rquickjs::Result<Value<'js>> { wrap.call((pairs_object(ctx, pairs)?,)) };
         obj.set("reqHeaders", headers(&post.req_headers)?)?;
         obj.set("reqBody", body_to_js(ctx, &post.req_body)?)?;
         obj.set("respHeaders", headers(&post.resp_headers)?)?;
