@@ -46,6 +46,10 @@ pub async fn serve(gw: Arc<Gateway>, listener: TcpListener, shutdown: impl Futur
                     .timer(TokioTimer::new())
                     .header_read_timeout(header_timeout)
                     .keep_alive(true)
+                    // Copy head and body into one buffer and write once:
+                    // measured ~3 % less CPU per proxied request than writev
+                    // of separate buffers (BENCHMARKS.md).
+                    .writev(false)
                     .serve_connection(TokioIo::new(stream), svc);
                 let conn = graceful.watch(conn);
                 tokio::spawn(async move {
