@@ -67,13 +67,17 @@ pub fn run(config: Option<&Path>) -> anyhow::Result<ExitCode> {
             gw.config.server.workers
         );
         let workers = gw.config.server.workers;
-        if let Err(e) = serve_threads(gw, listener, workers, stop).await {
-            eprintln!("error: cannot start the serving threads: {e}");
-        }
+        let served = serve_threads(gw, listener, workers, stop).await;
         signal.abort();
         manager.shutdown().await;
         let _ = admin.await;
-        Ok(ExitCode::SUCCESS)
+        match served {
+            Ok(()) => Ok(ExitCode::SUCCESS),
+            Err(e) => {
+                eprintln!("error: cannot start the serving threads: {e}");
+                Ok(ExitCode::FAILURE)
+            }
+        }
     })
 }
 
