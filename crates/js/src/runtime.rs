@@ -96,8 +96,8 @@ impl PluginRuntime {
                     .map_err(|e| failure(&ctx, &instance, e, deadline))
                     .map_err(as_load_error)?;
                 let ns = module.namespace().map_err(load)?;
-                let wrap: Function = ctx.eval(MAKE_REQUEST).map_err(load)?;
-                Ok((Persistent::save(&ctx, ns), Persistent::save(&ctx, wrap)))
+                let make: Function = ctx.eval(MAKE_REQUEST).map_err(load)?;
+                Ok((Persistent::save(&ctx, ns), Persistent::save(&ctx, make)))
             })
         });
         let (namespace, make_request) = match made {
@@ -140,8 +140,8 @@ impl PluginRuntime {
         deadline: Instant,
         io: Option<Arc<dyn HostIo>>,
     ) -> Result<CallOutcome, HookError> {
-        self.invoke(function, request.request_id.clone(), deadline, io, |ctx, wrap| {
-            Ok(vec![request_object(ctx, request, wrap)?.into_value()])
+        self.invoke(function, request.request_id.clone(), deadline, io, |ctx, make| {
+            Ok(vec![request_object(ctx, request, make)?.into_value()])
         })
     }
 
@@ -173,7 +173,7 @@ impl PluginRuntime {
         let scope = CallScope { instance: instance.clone(), request_id, io, deadline };
         let functions = &mut self.functions;
         let namespace = &self.namespace;
-        let wrap = &self.make_request;
+        let make = &self.make_request;
         let instance = &instance;
         let out = with_scope(scope, || {
             self.context.with(|ctx| {
@@ -190,8 +190,8 @@ impl PluginRuntime {
                         f
                     }
                 };
-                let wrap = wrap.clone().restore(&ctx).map_err(|e| HookError::Load(e.to_string()))?;
-                let values = build(&ctx, &wrap).map_err(|e| as_load_error(failure(&ctx, instance, e, deadline)))?;
+                let make = make.clone().restore(&ctx).map_err(|e| HookError::Load(e.to_string()))?;
+                let values = build(&ctx, &make).map_err(|e| as_load_error(failure(&ctx, instance, e, deadline)))?;
                 let mut args = rquickjs::function::Args::new(ctx.clone(), values.len());
                 for v in values {
                     args.push_arg(v).map_err(|e| HookError::Load(e.to_string()))?;
