@@ -17,6 +17,7 @@ const OVERRIDABLE: &[(&str, &str)] = &[
     ("limits", "upstream_timeout_ms"),
     ("limits", "upstream_connect_timeout_ms"),
     ("limits", "header_read_timeout_ms"),
+    ("limits", "max_header_bytes"),
     ("limits", "post_queue_size"),
     ("limits", "post_max_attempts"),
     ("limits", "post_retry_base_ms"),

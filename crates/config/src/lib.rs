@@ -77,6 +77,9 @@ pub struct Limits {
     pub upstream_connect_timeout_ms: u64,
     /// Reading a client's request head (slow clients are cut off).
     pub header_read_timeout_ms: u64,
+    /// Header fields of one request, names + values + 4 bytes per field
+    /// (431 beyond). The request line has its own limit (414 beyond 64 KiB).
+    pub max_header_bytes: usize,
     /// Receiving a hooked route's body (slow senders get 408).
     pub body_read_timeout_ms: u64,
     /// Suffix/subscribe events waiting for dispatch; beyond it they are dropped (counted).

@@ -51,6 +51,8 @@ fn bad_keys_and_values_are_named() {
     assert!(e.to_string().contains("line 2"), "{e}");
     let e = load("[limits]\nmax_body_bytes = \"big\"\n", &[]).expect_err("type");
     assert!(e.to_string().contains("max_body_bytes"), "{e}");
+    let e = load("[limits]\nmax_header_bytes = 100\n", &[]).expect_err("range");
+    assert!(e.to_string().contains("limits.max_header_bytes: 100 is out of range 1024..=1048576"), "{e}");
     let text = "[server]\nlisten = \"nowhere\"\nworkers = -1\n[storage]\nurl = \"mysql://x\"\n[[upstreams]]\nscope = \"project\"\nmount = \"api\"\nurl = \"https://x\"\n[[upstreams]]\nscope = \"project\"\nmount = \"/b\"\nurl = \"http://h:1\"\n";
     let e = load(text, &[]).expect_err("many");
     let s = e.to_string();

@@ -85,6 +85,7 @@ pub(crate) fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, Vec<St
             600_000,
         ),
         header_read_timeout_ms: range(&mut p, "limits.header_read_timeout_ms", l.header_read_timeout_ms, 1, 600_000),
+        max_header_bytes: range(&mut p, "limits.max_header_bytes", l.max_header_bytes, 1024, 1 << 20) as usize,
         body_read_timeout_ms: range(&mut p, "limits.body_read_timeout_ms", l.body_read_timeout_ms, 1, 3_600_000),
         post_max_attempts: range(&mut p, "limits.post_max_attempts", l.post_max_attempts, 1, 1000) as u32,
         post_retry_base_ms: range(&mut p, "limits.post_retry_base_ms", l.post_retry_base_ms, 1, 3_600_000),

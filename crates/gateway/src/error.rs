@@ -13,6 +13,8 @@ pub enum GatewayError {
     NoMount(String),
     #[error("{0}")]
     BadRequest(String),
+    #[error("the request header fields are larger than {0} bytes")]
+    HeadersTooLarge(usize),
     #[error("the request body is larger than {0} bytes")]
     BodyTooLarge(usize),
     #[error("the request body did not arrive within {0} ms")]
@@ -35,6 +37,7 @@ impl GatewayError {
         match self {
             GatewayError::NoMount(_) => StatusCode::NOT_FOUND,
             GatewayError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            GatewayError::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             GatewayError::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             GatewayError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             GatewayError::PluginFailure { .. } | GatewayError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -47,6 +50,7 @@ impl GatewayError {
         match self {
             GatewayError::NoMount(_) => "NotFound",
             GatewayError::BadRequest(_) => "BadRequest",
+            GatewayError::HeadersTooLarge(_) => "HeaderFieldsTooLarge",
             GatewayError::BodyTooLarge(_) => "PayloadTooLarge",
             GatewayError::BodyTimeout(_) => "RequestTimeout",
             GatewayError::PluginFailure { .. } => "PluginFailure",

@@ -14,6 +14,7 @@ pub mod body;
 pub mod error;
 mod hookreq;
 pub mod io;
+pub mod linger;
 pub mod metrics;
 pub mod pipeline;
 pub mod plugins;

@@ -117,6 +117,7 @@ where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<body::BoxError>,
 {
+    check_header_size(req.headers(), gw.config.limits.max_header_bytes)?;
     check_framing(req.headers())?;
     let uri = req.uri().clone();
     let path_and_query = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
@@ -577,6 +578,16 @@ fn new_request_id() -> String {
 /// Refuse message framing that two HTTP parsers could read differently
 /// (request smuggling): `Transfer-Encoding` with `Content-Length`, or any
 /// transfer coding other than `chunked`.
+/// The connection's read buffer bounds a request head only roughly (it is
+/// checked between reads), so the limit is enforced here exactly.
+fn check_header_size(headers: &http::HeaderMap, max: usize) -> Result<(), GatewayError> {
+    let size: usize = headers.iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum();
+    if size > max {
+        return Err(GatewayError::HeadersTooLarge(max));
+    }
+    Ok(())
+}
+
 fn check_framing(headers: &http::HeaderMap) -> Result<(), GatewayError> {
     let mut te = headers.get_all(http::header::TRANSFER_ENCODING).iter().peekable();
     if te.peek().is_none() {
