@@ -1,6 +1,7 @@
 //! Rust ⇄ JS values. Requests are built directly (no JSON text round trip:
-//! measured faster); results go through `JSON.stringify`, which gives the
-//! usual JS semantics (`toJSON`, dropped `undefined`, cycles refused).
+//! measured faster); results are read directly when they are plain data and
+//! go through `JSON.stringify` otherwise, so they always have its semantics
+//! (`toJSON`, dropped `undefined`, cycles refused).
 
 use rquickjs::{Array, Ctx, Function, Object, Value};
 
@@ -107,11 +108,105 @@ pub(crate) fn request_object<'js>(
     Ok(obj)
 }
 
-/// A JS result as JSON; `None` for `undefined` and `null`.
+/// A JS result as JSON; `None` for `undefined` and `null`. Plain data is
+/// read directly; anything `JSON.stringify` treats specially (a `toJSON`
+/// anywhere on the prototype chain, boxed primitives and other class
+/// instances, proxies, functions, BigInt, cycles or deep nesting, a getter
+/// that throws) goes through `JSON.stringify`, so the result is the same.
 pub(crate) fn result_to_json<'js>(ctx: &Ctx<'js>, v: Value<'js>) -> Result<Option<serde_json::Value>, HookError> {
     if v.is_undefined() || v.is_null() {
         return Ok(None);
     }
+    let mut plain = Plain { object_proto: None };
+    match plain.walk(ctx, &v, 0) {
+        Some(out) => Ok(out),
+        None => {
+            // A getter may have thrown on the way: JSON.stringify meets it again.
+            let _ = ctx.catch();
+            stringified(ctx, v)
+        }
+    }
+}
+
+/// Nesting beyond this is left to `JSON.stringify` (which also finds cycles).
+const MAX_PLAIN_DEPTH: u32 = 64;
+
+struct Plain<'js> {
+    /// The realm's own `Object.prototype` (whatever the plugin did to the
+    /// global `Object`), looked up at the first object.
+    object_proto: Option<Value<'js>>,
+}
+
+impl<'js> Plain<'js> {
+    /// `Some(Some(json))`, `Some(None)` for what JSON omits (`undefined`,
+    /// symbols), `None` when `JSON.stringify` must decide.
+    fn walk(&mut self, ctx: &Ctx<'js>, v: &Value<'js>, depth: u32) -> Option<Option<serde_json::Value>> {
+        use rquickjs::Type;
+        use serde_json::Value as J;
+        Some(Some(match v.type_of() {
+            Type::Undefined | Type::Symbol => return Some(None),
+            Type::Null => J::Null,
+            Type::Bool => J::Bool(v.as_bool()?),
+            Type::Int => J::from(v.as_int()?),
+            Type::Float => number(v.as_float()?)?,
+            Type::String => J::String(v.as_string()?.to_string().ok()?),
+            Type::Array if depth < MAX_PLAIN_DEPTH => {
+                let arr = v.as_array()?;
+                if arr.contains_key("toJSON").ok()? {
+                    return None;
+                }
+                let mut items = Vec::with_capacity(arr.len());
+                for i in 0..arr.len() {
+                    let item: Value = arr.get(i).ok()?;
+                    items.push(self.walk(ctx, &item, depth + 1)?.unwrap_or(J::Null));
+                }
+                J::Array(items)
+            }
+            Type::Object if depth < MAX_PLAIN_DEPTH => {
+                let obj = v.as_object()?;
+                if !self.is_plain(ctx, obj)? || obj.contains_key("toJSON").ok()? {
+                    return None;
+                }
+                let mut map = serde_json::Map::new();
+                for key in obj.keys::<String>() {
+                    let key = key.ok()?;
+                    let item: Value = obj.get(key.as_str()).ok()?;
+                    if let Some(item) = self.walk(ctx, &item, depth + 1)? {
+                        map.insert(key, item);
+                    }
+                }
+                J::Object(map)
+            }
+            _ => return None,
+        }))
+    }
+
+    /// An ordinary object: its prototype is `Object.prototype` or null.
+    fn is_plain(&mut self, ctx: &Ctx<'js>, obj: &Object<'js>) -> Option<bool> {
+        let Some(proto) = obj.get_prototype() else { return Some(true) };
+        if self.object_proto.is_none() {
+            self.object_proto = Some(Object::new(ctx.clone()).ok()?.get_prototype()?.into_value());
+        }
+        Some(self.object_proto.as_ref() == Some(proto.as_value()))
+    }
+}
+
+/// A JS number as `JSON.stringify` writes it and a JSON parser reads it
+/// back: integral values as integers, NaN and infinities as null; `None`
+/// for integers past 2^53, which JS writes in shortest form (`2**60` as
+/// 1152921504606847000).
+fn number(f: f64) -> Option<serde_json::Value> {
+    use serde_json::Value as J;
+    const EXACT: f64 = 9007199254740992.0;
+    Some(match f {
+        f if !f.is_finite() => J::Null,
+        f if f.fract() != 0.0 => J::from(f),
+        f if f.abs() < EXACT => J::from(f as i64),
+        _ => return None,
+    })
+}
+
+fn stringified<'js>(ctx: &Ctx<'js>, v: Value<'js>) -> Result<Option<serde_json::Value>, HookError> {
     let text = match ctx.json_stringify(v) {
         Ok(Some(s)) => s.to_string().map_err(|e| HookError::BadResult(e.to_string()))?,
         Ok(None) => return Ok(None),
@@ -126,4 +221,52 @@ pub(crate) fn result_to_json<'js>(ctx: &Ctx<'js>, v: Value<'js>) -> Result<Optio
         Err(e) => return Err(HookError::BadResult(e.to_string())),
     };
     serde_json::from_str(&text).map(Some).map_err(|e| HookError::BadResult(e.to_string()))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use rquickjs::{Context, Runtime, Value};
+
+    use super::{result_to_json, stringified};
+
+    /// Reading a result directly gives what a JSON.stringify round trip gives.
+    #[test]
+    fn results_read_directly_match_json_stringify() {
+        let rt = Runtime::new().unwrap();
+        let ctx = Context::full(&rt).unwrap();
+        ctx.with(|ctx| {
+            for src in [
+                "({statusCode: 403, body: {type: 'error', reason: 'no', n: [1, 2.5, -0, 1e21, 2**60, NaN, Infinity]}})",
+                "({a: undefined, b: () => 1, c: Symbol('x'), d: null, e: [undefined, () => 1, Symbol('y')]})",
+                "({2: 'two', 1: 'one', z: 'z', a: 'a', '-1': 'neg'})",
+                "({date: new Date(0), boxed: [new Number(3), new String('ab'), new Boolean(false)]})",
+                "({m: new Map([[1, 2]]), s: new Set([1]), c: new (class { constructor() { this.x = 1 } })()})",
+                "({t: {toJSON() { return 'custom' }}, u: Object.create(null)})",
+                "(() => { const o = {a: 1}; Object.defineProperty(o, 'hidden', {value: 2}); return {o} })()",
+                "(() => { const o = {}; Object.defineProperty(o, 'g', {get() { return 7 }, enumerable: true}); return o })()",
+                "(() => { let d = {}; let o = d; for (let i = 0; i < 100; i++) { o.n = {}; o = o.n } return d })()",
+                r#"({p: new Proxy({a: 1}, {}), s: 'caf\u00e9 \u{1F600} \\ "'})"#,
+                "'plain string'",
+                "42",
+                "[1, 'x', true, null]",
+                "(() => { Array.prototype.toJSON = function () { return 'arr' }; return [[1], {a: [2]}] })()",
+            ] {
+                let v: Value = ctx.eval(src).unwrap();
+                let direct = result_to_json(&ctx, v.clone()).unwrap();
+                let text = stringified(&ctx, v).unwrap();
+                assert_eq!(direct, text, "{src}");
+            }
+            for src in [
+                "(() => { const o = {}; o.self = o; return o })()",
+                "({big: 10n})",
+                "({get bad() { throw new Error('getter') }})",
+            ] {
+                let v: Value = ctx.eval(src).unwrap();
+                let direct = result_to_json(&ctx, v.clone()).unwrap_err().to_string();
+                let text = stringified(&ctx, v).unwrap_err().to_string();
+                assert_eq!(direct, text, "{src}");
+            }
+        });
+    }
 }
