@@ -540,8 +540,7 @@ async fn forward(
     *req.headers_mut() = parts.headers;
     let timeout = Duration::from_millis(gw.config.limits.upstream_timeout_ms);
     let t0 = Instant::now();
-    let client = proxy::local_client(Duration::from_millis(gw.config.limits.upstream_connect_timeout_ms));
-    let out = proxy::send(&client, req, &upstream.scope, timeout).await;
+    let out = proxy::send(&gw.client, req, &upstream.scope, timeout).await;
     if let Some(stats) = stats {
         match &out {
             Ok(_) => stats.upstream.observe(t0.elapsed()),

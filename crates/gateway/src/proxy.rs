@@ -2,49 +2,182 @@
 //! (minus hop-by-hop headers, plus `X-Forwarded-*`), the response as the
 //! upstream sent it. Bodies stream unless a hook needed them buffered.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::net::IpAddr;
-use std::time::Duration;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::uri::Authority;
 use http::{Request, Response, Uri};
+use http_body::{Frame, SizeHint};
 use http_body_util::BodyExt;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper::body::Incoming;
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
 
 use crate::body::{Body, BoxError};
 use crate::error::GatewayError;
 
-pub type Client = hyper_util::client::legacy::Client<HttpConnector, Body>;
-
-/// A pooled keep-alive client for all upstreams.
-pub fn client(connect_timeout: Duration) -> Client {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    connector.set_connect_timeout(Some(connect_timeout));
-    connector.set_keepalive(Some(Duration::from_secs(60)));
-    hyper_util::client::legacy::Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(90))
-        .pool_max_idle_per_host(1024)
-        .build(connector)
+/// The upstream client: keep-alive HTTP/1.1 connections pooled per thread.
+/// A serving thread's upstream connections live on its own runtime, so a
+/// proxied request never crosses threads, and the pool needs no lock.
+#[derive(Debug, Clone)]
+pub struct Client {
+    connect_timeout: Duration,
 }
+
+/// Idle connections kept per upstream and thread.
+const MAX_IDLE: usize = 1024;
+/// An idle connection older than this is closed rather than reused.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// Idle connections by upstream, each with the time it went idle.
+type Idle = HashMap<Authority, Vec<(SendRequest<Body>, Instant)>>;
 
 thread_local! {
-    /// One pool per thread: a serving thread's upstream connections live on
-    /// its own runtime, so a request never crosses threads to reach one.
-    static LOCAL: std::cell::RefCell<Vec<(Duration, Client)>> = const { std::cell::RefCell::new(Vec::new()) };
+    static IDLE: RefCell<Idle> = RefCell::new(HashMap::new());
 }
 
-/// This thread's pooled client (made on first use).
-pub fn local_client(connect_timeout: Duration) -> Client {
-    LOCAL.with(|local| {
-        let mut local = local.borrow_mut();
-        if let Some((_, c)) = local.iter().find(|(t, _)| *t == connect_timeout) {
-            return c.clone();
+impl Client {
+    pub fn new(connect_timeout: Duration) -> Client {
+        Client { connect_timeout }
+    }
+
+    /// Send `req` (an absolute `http://` URI) on an idle connection to its
+    /// upstream, or on a new one. A request that could not be written on a
+    /// reused connection (the upstream had just closed it) is sent again.
+    pub async fn request(&self, mut req: Request<Body>) -> Result<Response<Body>, BoxError> {
+        let uri = std::mem::take(req.uri_mut());
+        let authority = match (uri.scheme_str(), uri.authority()) {
+            (Some("http"), Some(a)) => a.clone(),
+            _ => return Err(format!("{uri} is not an http:// URL").into()),
+        };
+        *req.uri_mut() = uri.path_and_query().map_or_else(|| Uri::from_static("/"), |pq| Uri::from(pq.clone()));
+        if !req.headers().contains_key(header::HOST) {
+            req.headers_mut().insert(header::HOST, HeaderValue::from_str(authority.as_str())?);
         }
-        let c = client(connect_timeout);
-        local.push((connect_timeout, c.clone()));
-        c
+        while let Some(mut sender) = checkout(&authority) {
+            if sender.ready().await.is_err() {
+                continue;
+            }
+            match sender.try_send_request(req).await {
+                Ok(resp) => return Ok(pooled(resp, sender, authority)),
+                Err(mut e) => match e.take_message() {
+                    Some(r) => req = r,
+                    None => return Err(e.into_error().into()),
+                },
+            }
+        }
+        let mut sender = self.connect(&authority).await?;
+        let resp = sender.send_request(req).await?;
+        Ok(pooled(resp, sender, authority))
+    }
+
+    async fn connect(&self, authority: &Authority) -> Result<SendRequest<Body>, BoxError> {
+        let addr = (authority.host(), authority.port_u16().unwrap_or(80));
+        let stream = match tokio::time::timeout(self.connect_timeout, TcpStream::connect(addr)).await {
+            Ok(s) => s?,
+            Err(_) => return Err(format!("connect timed out after {} ms", self.connect_timeout.as_millis()).into()),
+        };
+        stream.set_nodelay(true)?;
+        let keepalive = socket2::TcpKeepalive::new().with_time(Duration::from_secs(60));
+        socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive)?;
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "upstream connection ended with an error");
+            }
+        });
+        Ok(sender)
+    }
+}
+
+/// An idle connection to `authority` on this thread, if one is open.
+fn checkout(authority: &Authority) -> Option<SendRequest<Body>> {
+    IDLE.with(|idle| {
+        let mut idle = idle.borrow_mut();
+        let list = idle.get_mut(authority)?;
+        while let Some((sender, since)) = list.pop() {
+            if !sender.is_closed() && since.elapsed() < IDLE_TIMEOUT {
+                return Some(sender);
+            }
+        }
+        None
     })
+}
+
+fn checkin(authority: Authority, sender: SendRequest<Body>) {
+    if sender.is_closed() {
+        return;
+    }
+    IDLE.with(|idle| {
+        let mut idle = idle.borrow_mut();
+        let list = idle.entry(authority).or_default();
+        if list.len() < MAX_IDLE {
+            list.push((sender, Instant::now()));
+        }
+    });
+}
+
+/// The response, its body handing the connection back once it is read to
+/// the end or dropped (a connection whose body was not finished closes
+/// itself, and is skipped at the next checkout).
+fn pooled(resp: Response<Incoming>, sender: SendRequest<Body>, authority: Authority) -> Response<Body> {
+    resp.map(|body| PooledBody { body, conn: Some((sender, authority)) }.boxed_unsync())
+}
+
+struct PooledBody {
+    body: Incoming,
+    conn: Option<(SendRequest<Body>, Authority)>,
+}
+
+impl PooledBody {
+    fn release(&mut self) {
+        if let Some((sender, authority)) = self.conn.take() {
+            checkin(authority, sender);
+        }
+    }
+}
+
+impl http_body::Body for PooledBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let polled = Pin::new(&mut self.body).poll_frame(cx);
+        match polled {
+            Poll::Ready(None) => {
+                self.release();
+                Poll::Ready(None)
+            }
+            Poll::Ready(Some(Err(e))) => {
+                // Not reusable.
+                self.conn = None;
+                Poll::Ready(Some(Err(e.into())))
+            }
+            Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(frame))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+impl Drop for PooledBody {
+    fn drop(&mut self) {
+        self.release();
+    }
 }
 
 /// Headers that belong to one connection, never forwarded (RFC 9110 §7.6.1).
@@ -112,14 +245,14 @@ pub async fn send(
             return Err(GatewayError::UpstreamTimeout { scope: scope.to_string(), ms: timeout.as_millis() as u64 })
         }
         Ok(Err(e)) => {
-            let cause = error_chain(&e);
+            let cause = error_chain(e.as_ref());
             return Err(GatewayError::UpstreamUnavailable { scope: scope.to_string(), cause });
         }
         Ok(Ok(resp)) => resp,
     };
     let (mut parts, body) = resp.into_parts();
     strip_hop_by_hop(&mut parts.headers);
-    Ok(Response::from_parts(parts, body.map_err(|e| -> BoxError { Box::new(e) }).boxed_unsync()))
+    Ok(Response::from_parts(parts, body))
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {

@@ -13,7 +13,7 @@ use crate::io::GatewayIo;
 use crate::metrics::Metrics;
 use crate::plugins::{build_routes, declared_instances, HookTarget, InstalledInstance};
 use crate::post::PostQueue;
-use crate::proxy::{self, Client};
+use crate::proxy::Client;
 
 /// Why the gateway refused to start.
 #[derive(Debug, thiserror::Error)]
@@ -63,7 +63,7 @@ impl Gateway {
         let routes = build_routes(&instances, &metrics).map_err(StartError::Conflicts)?;
         let mut mounts = config.upstreams.clone();
         mounts.sort_by_key(|u| std::cmp::Reverse(u.mount.len()));
-        let client = proxy::client(Duration::from_millis(config.limits.upstream_connect_timeout_ms));
+        let client = Client::new(Duration::from_millis(config.limits.upstream_connect_timeout_ms));
         let io = GatewayIo::new(&config, client.clone()).map(|io| io as Arc<dyn HostIo>);
         let host = JsHost::new(HostOptions::new(config.server.workers), io.clone());
         let post_threads = config.server.workers.max(4);

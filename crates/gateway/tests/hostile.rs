@@ -172,6 +172,26 @@ async fn upstream_faults_and_recovery() {
     gw.stop().await;
 }
 
+/// Upstream connections are kept and reused; one whose response was not
+/// read to the end is not reused, and the next request still gets through.
+#[tokio::test]
+async fn upstream_connections_are_reused() {
+    let up = Upstream::start().await;
+    let gw = start(&up, &[], "").await;
+    for _ in 0..20 {
+        assert_eq!(get(&gw.url("/project/api/project/a"), &[]).await.status, 200);
+    }
+    assert_eq!(up.connections(), 1, "twenty requests in a row, one upstream connection");
+    // A client that leaves in the middle of a streamed 8 MiB response.
+    let req = b"GET /project/api/project/big/8 HTTP/1.1\r\nHost: a\r\n\r\n";
+    assert!(raw(gw.listening.addr, req, WAIT).await.starts_with("HTTP/1.1 200"));
+    for _ in 0..5 {
+        assert_eq!(get(&gw.url("/project/api/project/a"), &[]).await.status, 200);
+    }
+    assert!(up.connections() <= 3, "{} connections", up.connections());
+    gw.stop().await;
+}
+
 /// A refusal sent while the client is still sending (headers past the limit,
 /// a body past `max_body_bytes`) reaches the client: the gateway keeps
 /// reading and discarding for a bounded time after answering instead of

@@ -39,6 +39,7 @@ pub struct Seen {
 pub struct Upstream {
     pub addr: SocketAddr,
     seen: Arc<Mutex<Vec<Seen>>>,
+    connections: Arc<std::sync::atomic::AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
     /// Dropping the upstream closes its open connections too.
     stop: tokio::sync::watch::Sender<bool>,
@@ -63,9 +64,12 @@ impl Upstream {
         let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
         let rec = seen.clone();
         let (stop, stopped) = tokio::sync::watch::channel(false);
+        let connections: Arc<std::sync::atomic::AtomicUsize> = Arc::default();
+        let accepted = connections.clone();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else { continue };
+                accepted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let rec = rec.clone();
                 let mut stopped = stopped.clone();
                 tokio::spawn(async move {
@@ -81,7 +85,7 @@ impl Upstream {
                 });
             }
         });
-        Upstream { addr, seen, task, stop }
+        Upstream { addr, seen, connections, task, stop }
     }
 
     pub fn url(&self) -> String {
@@ -94,6 +98,11 @@ impl Upstream {
 
     pub fn last(&self) -> Seen {
         self.seen.lock().unwrap().last().cloned().expect("the upstream saw no request")
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.connections.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn count(&self) -> usize {
