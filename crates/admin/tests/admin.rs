@@ -447,3 +447,31 @@ async fn durable_events_retry_dead_letter_and_replay_in_order() {
     assert_eq!((counts["pending"].as_i64(), counts["dead"].as_i64()), (Some(0), Some(0)));
     env.stop().await;
 }
+
+/// Config values set through the admin API reach the running plugin at once
+/// and stay after a restart.
+#[tokio::test]
+async fn config_values_reach_the_plugin() {
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let p = interpose_test_util::project(&[
+        ("config/plugin.yaml", "service:\n  app_id: conf\n  version: 1.0.0\n  name: conf\n  scope: 1\n  config:\n    - {key: limit, type: Input, value: '10'}\napis:\n  - {type: replace, methods: [GET], url: '/team/:teamUUID/conf', function: f}\n"),
+        ("backend/src/index.ts", "import { Plugin } from '@ones-op/node-ability';\nexport async function f(r: any) { const c = await Plugin.getPluginConfig(r.teamUUID); return { body: { limit: c.find((i: any) => i.key === 'limit').value } } }\n"),
+    ]);
+    let read = |env: &Env| {
+        let url = env.url("/project/api/project/team/T1/conf");
+        async move { get(&url, &[]).await.json()["limit"].clone() }
+    };
+    {
+        let env = Env::start(&up, dir.path(), None).await;
+        assert_eq!(env.call("POST", "/api/instances?team=T1&id=C1", pack(p.path())).await.status, 201);
+        assert_eq!(read(&env).await, json!("10"), "the manifest's default");
+        let got = env.call("PUT", "/api/instances/C1/config", b"{\"limit\": \"25\"}".to_vec()).await;
+        assert_eq!(got.status, 200, "{}", got.text());
+        assert_eq!(read(&env).await, json!("25"), "the next call sees the new value");
+        env.stop().await;
+    }
+    let env = Env::start(&up, dir.path(), None).await;
+    assert_eq!(read(&env).await, json!("25"), "kept across a restart");
+    env.stop().await;
+}

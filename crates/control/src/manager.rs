@@ -91,7 +91,7 @@ impl Manager {
                 REGISTRY_SEQ_BASE + row.seq as u64,
                 &gw.config,
             );
-            inst.config = row.config.clone();
+            inst.set_config(row.config.clone());
             entries.push(Entry {
                 inst,
                 state: row.state,
@@ -188,7 +188,7 @@ impl Manager {
         };
         let seq = REGISTRY_SEQ_BASE + self.store.next_seq().await? as u64;
         let mut inst = InstalledInstance::new(plugin.clone(), id.clone(), team.clone(), seq, &self.gw.config);
-        inst.config = default_config(&plugin);
+        inst.set_config(default_config(&plugin));
         let entry = Entry {
             inst: inst.clone(),
             state: if enable { State::Enabled } else { State::Disabled },
@@ -274,7 +274,7 @@ impl Manager {
         });
         let mut inst =
             InstalledInstance::new(plugin, id.to_string(), old.meta.team.clone(), old.meta.seq, &self.gw.config);
-        inst.config = old.config.clone();
+        inst.set_config(old.config.clone());
         // The log goes on across versions (what `Upgrade()` logs comes after).
         inst.js.adopt_log(&old.js);
         let changed = Entry { inst: inst.clone(), ..clone_entry(&entries[i]) };
@@ -326,7 +326,7 @@ impl Manager {
             next.insert(k, v);
         }
         self.store.set_config(id, &next).await?;
-        entries[i].inst.config = next;
+        entries[i].inst.set_config(next);
         Ok(info(&entries[i]))
     }
 

@@ -126,7 +126,32 @@ impl InstalledInstance {
         let workspace = config.storage.workspaces.join(&id);
         seed_workspace(&plugin.dir.join("workspace"), &workspace);
         let js = JsInstance::new(&id, &s.name, plugin.code.clone(), limits(config), Some(workspace));
-        InstalledInstance { meta, js, plugin, config: BTreeMap::new() }
+        let mut inst = InstalledInstance { meta, js, plugin, config: BTreeMap::new() };
+        inst.set_config(BTreeMap::new());
+        inst
+    }
+
+    /// The operator's config values; the plugin reads them, with the items
+    /// its manifest declares, through `Plugin.getPluginConfig()`.
+    pub fn set_config(&mut self, values: BTreeMap<String, String>) {
+        let items: Vec<serde_json::Value> = self
+            .plugin
+            .manifest
+            .service
+            .config
+            .iter()
+            .map(|c| {
+                serde_json::json!({
+                    "key": c.key,
+                    "type": c.kind,
+                    "label": c.label,
+                    "required": c.required,
+                    "value": values.get(&c.key).or(c.default.as_ref()),
+                })
+            })
+            .collect();
+        self.js.set_config(serde_json::Value::Array(items));
+        self.config = values;
     }
 }
 
@@ -211,7 +236,7 @@ pub fn declared_instances(config: &Config) -> Result<Vec<InstalledInstance>, Vec
                 continue;
             }
             let mut inst = InstalledInstance::new(plugin.clone(), id, team, seq, config);
-            inst.config = instance_config.clone();
+            inst.set_config(instance_config.clone());
             out.push(inst);
         }
     }

@@ -445,3 +445,34 @@ async fn outbound_calls_count_against_the_hook_deadline() {
     assert!(t0.elapsed() < Duration::from_millis(1500), "{:?}", t0.elapsed());
     gw.stop().await;
 }
+
+/// `Plugin.getPluginConfig()` (`@ones-op/node-ability`) gives each instance
+/// the items its manifest declares with the values set for it.
+#[tokio::test]
+async fn plugins_read_their_config_values() {
+    let up = Upstream::start().await;
+    let p = interpose_test_util::plugin(
+        "service:\n  app_id: conf\n  version: 1.0.0\n  name: conf\n  scope: 1\n  config:\n    - {key: denyList, type: Input, label: Denied users, required: true}\n    - {key: note, type: TextArea, value: hello}\n    - {key: secret, type: Password}\napis:\n  - {type: replace, methods: [GET], url: '/team/:teamUUID/conf', function: f}\n",
+        "import { Plugin } from '@ones-op/node-ability';\n\
+         export async function f(r) { return { body: await Plugin.getPluginConfig(r.teamUUID) } }\n",
+    );
+    let text = format!(
+        "[[plugins]]\npath = {:?}\nteams = [\"T1\"]\nconfig = {{ denyList = \"u1,u2\" }}\n[[plugins]]\npath = {:?}\nteams = [\"T2\"]\nconfig = {{ denyList = \"u3\", note = \"set\" }}\n",
+        p.path().display().to_string(),
+        p.path().display().to_string()
+    );
+    let gw = start(&up, &[text], "").await;
+    let got = get(&gw.url("/project/api/project/team/T1/conf"), &[]).await;
+    assert_eq!(
+        got.json(),
+        json!([
+            {"key": "denyList", "type": "Input", "label": "Denied users", "required": true, "value": "u1,u2"},
+            {"key": "note", "type": "TextArea", "label": null, "required": false, "value": "hello"},
+            {"key": "secret", "type": "Password", "label": null, "required": false, "value": null},
+        ])
+    );
+    let got = get(&gw.url("/project/api/project/team/T2/conf"), &[]).await;
+    let values: Vec<serde_json::Value> = got.json().as_array().unwrap().iter().map(|i| i["value"].clone()).collect();
+    assert_eq!(values, [json!("u3"), json!("set"), json!(null)], "each instance reads its own values");
+    gw.stop().await;
+}

@@ -80,6 +80,8 @@ pub struct Instance {
     log_seq: AtomicU64,
     /// JS heap of this instance's runtime, as last sampled by a worker.
     heap_bytes: AtomicU64,
+    /// What `Plugin.getPluginConfig()` returns: the operator-set values.
+    config: Mutex<Arc<serde_json::Value>>,
 }
 
 impl Instance {
@@ -100,7 +102,18 @@ impl Instance {
             log: Mutex::new(VecDeque::new()),
             log_seq: AtomicU64::new(0),
             heap_bytes: AtomicU64::new(0),
+            config: Mutex::new(Arc::new(serde_json::Value::Array(Vec::new()))),
         })
+    }
+
+    /// Set what `Plugin.getPluginConfig()` (`@ones-op/node-ability`) returns;
+    /// calls from then on see it.
+    pub fn set_config(&self, config: serde_json::Value) {
+        *self.config.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(config);
+    }
+
+    pub(crate) fn config(&self) -> Arc<serde_json::Value> {
+        self.config.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Bytes of JS heap of one of this instance's runtimes, sampled every few calls.
@@ -195,6 +208,7 @@ impl ModuleDef for HostModule {
         decl.declare("log")?;
         decl.declare("fetch")?;
         decl.declare("file")?;
+        decl.declare("config")?;
         Ok(())
     }
 
@@ -213,6 +227,14 @@ impl ModuleDef for HostModule {
         exports.export("log", log)?;
         exports.export("fetch", Function::new(ctx.clone(), crate::ops::host_fetch)?)?;
         exports.export("file", Function::new(ctx.clone(), crate::files::host_file)?)?;
+        let config = Function::new(ctx.clone(), |ctx: Ctx<'js>| -> rquickjs::Result<rquickjs::Value<'js>> {
+            let config = current().map(|scope| scope.instance.config());
+            match config {
+                Some(c) => crate::convert::json_to_js(&ctx, &c),
+                None => Ok(rquickjs::Array::new(ctx.clone())?.into_value()),
+            }
+        })?;
+        exports.export("config", config)?;
         Ok(())
     }
 }

@@ -20,6 +20,7 @@ const BUILTINS: &[(&str, &str)] = &[
     ("@ones-op/fetch", include_str!("builtins/fetch.js")),
     ("@ones-op/node-fetch", include_str!("builtins/node-fetch.js")),
     ("@ones-op/node-file", include_str!("builtins/node-file.js")),
+    ("@ones-op/node-ability", include_str!("builtins/node-ability.js")),
 ];
 
 /// Resolver and loader in one; it keeps its table, so any number of contexts
