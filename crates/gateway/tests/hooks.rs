@@ -446,6 +446,40 @@ async fn outbound_calls_count_against_the_hook_deadline() {
     gw.stop().await;
 }
 
+/// A call waiting for its outbound request holds no capacity: with two JS
+/// workers, four calls waiting on a slow upstream do not delay a fifth.
+#[tokio::test]
+async fn calls_waiting_for_io_do_not_block_other_calls() {
+    let up = Upstream::start().await;
+    let p = org_plugin(
+        "waits",
+        "  - {type: replace, methods: [GET], url: /slow, function: slow, timeout_ms: 5000}
+  - {type: replace, methods: [GET], url: /quick, function: quick}
+",
+        "import { OPFetch } from '@ones-op/fetch'
+         export async function slow() { const r = await OPFetch({ path: '/slow/1500' }); return { body: { waited: r.statusCode } } }
+         export function quick() { return { body: 'quick' } }
+",
+    );
+    let gw = start(&up, &[decl(p.path(), &[], None)], "").await;
+    let slow: Vec<_> = (0..4)
+        .map(|_| {
+            let url = gw.url("/project/api/project/slow");
+            tokio::spawn(async move { get(&url, &[]).await })
+        })
+        .collect();
+    eventually("four slow upstream calls", || up.seen().iter().filter(|s| s.uri.contains("/slow/1500")).count() == 4)
+        .await;
+    let got = get(&gw.url("/project/api/project/quick"), &[]).await;
+    assert_eq!(got.text(), "quick");
+    assert!(slow.iter().all(|h| !h.is_finished()), "the quick call was answered while all four were still waiting");
+    for h in slow {
+        let got = h.await.unwrap();
+        assert_eq!((got.status.as_u16(), got.json()), (200, json!({"waited": 200})), "{}", got.text());
+    }
+    gw.stop().await;
+}
+
 /// `Plugin.getPluginConfig()` (`@ones-op/node-ability`) gives each instance
 /// the items its manifest declares with the values set for it.
 #[tokio::test]

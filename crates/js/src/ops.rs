@@ -90,7 +90,7 @@ pub(crate) fn clear() {
 pub(crate) fn wait_one<'js>(ctx: &Ctx<'js>, deadline: Instant) -> rquickjs::Result<bool> {
     let rx = OPS.with(|o| o.borrow().rx.clone());
     loop {
-        let Ok((id, value)) = rx.recv_deadline(deadline) else { return Ok(false) };
+        let Ok((id, value)) = crate::pool::io_wait(|| rx.recv_deadline(deadline)) else { return Ok(false) };
         let resolve = OPS.with(|o| o.borrow_mut().waiting.remove(&id));
         // A completion of an earlier, abandoned call has no resolver: skip it.
         let Some(resolve) = resolve else { continue };

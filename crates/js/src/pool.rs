@@ -7,6 +7,11 @@
 //! busy well past its job's deadline (QuickJS only checks the interrupt every
 //! so often, and never inside one long native call) and starts a replacement,
 //! so one stuck plugin never takes the pool's capacity with it.
+//!
+//! A call waiting for its plugin's outbound I/O (`OPFetch`) holds its worker
+//! but uses no CPU: while calls wait, the pool starts extra workers so that
+//! `threads` of them stay free for other calls (within `max_threads`); an
+//! extra worker exits after a second without work once it is not needed.
 
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
@@ -94,6 +99,30 @@ struct Shared {
     quarantined: AtomicBool,
     /// JS runtimes alive across the workers (one per instance a worker served).
     runtimes: Arc<AtomicUsize>,
+    /// Calls waiting for outbound I/O (their workers are not available).
+    io_waiting: AtomicUsize,
+}
+
+thread_local! {
+    /// The pool of the worker running on this thread.
+    static POOL: std::cell::RefCell<Weak<Shared>> = const { std::cell::RefCell::new(Weak::new()) };
+}
+
+/// Run `wait` (blocking for a call's outbound I/O) with this worker counted
+/// as unavailable; start an extra worker if fewer than `threads` are left.
+pub(crate) fn io_wait<T>(wait: impl FnOnce() -> T) -> T {
+    let Some(shared) = POOL.with(|p| p.borrow().upgrade()) else { return wait() };
+    let waiting = shared.io_waiting.fetch_add(1, Ordering::Relaxed) + 1;
+    let available = shared.live.load(Ordering::Relaxed).saturating_sub(waiting);
+    if available < shared.options.threads
+        && shared.total.load(Ordering::Relaxed) < shared.options.max_threads
+        && !shared.stopping.load(Ordering::Relaxed)
+    {
+        spawn_worker(&shared);
+    }
+    let out = wait();
+    shared.io_waiting.fetch_sub(1, Ordering::Relaxed);
+    out
 }
 
 /// The pool of JS worker threads. Cheap to clone.
@@ -125,6 +154,7 @@ impl JsHost {
             strikes: Mutex::new(HashMap::new()),
             quarantined: AtomicBool::new(false),
             runtimes: Arc::new(AtomicUsize::new(0)),
+            io_waiting: AtomicUsize::new(0),
         });
         for _ in 0..shared.options.threads {
             spawn_worker(&shared);
@@ -244,6 +274,15 @@ impl JsHost {
     }
 }
 
+impl Shared {
+    /// Take one worker out of `live` if more are running than the target
+    /// plus those waiting for I/O.
+    fn claim_exit(&self) -> bool {
+        let needed = self.options.threads + self.io_waiting.load(Ordering::Relaxed);
+        self.live.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |l| (l > needed).then(|| l - 1)).is_ok()
+    }
+}
+
 fn spawn_worker(shared: &Arc<Shared>) {
     let state = Arc::new(WorkerState {
         busy_until: AtomicU64::new(0),
@@ -290,6 +329,9 @@ fn worker(
     io: Option<Arc<dyn HostIo>>,
     count: Arc<AtomicUsize>,
 ) {
+    POOL.with(|p| *p.borrow_mut() = shared.clone());
+    // Set when this worker already took itself out of `live`.
+    let mut counted_out = false;
     let mut runtimes: HashMap<u64, Slot> = HashMap::new();
     let mut since_sweep = 0u32;
     let idle = shared.upgrade().map_or(Duration::MAX, |s| s.options.runtime_idle);
@@ -302,6 +344,12 @@ fn worker(
             Err(RecvTimeoutError::Timeout) => {
                 sweep(&mut runtimes, idle);
                 match shared.upgrade() {
+                    // More workers than needed now that I/O waits are over:
+                    // one leaves (the claim keeps two from leaving for one).
+                    Some(s) if s.claim_exit() => {
+                        counted_out = true;
+                        break;
+                    }
                     Some(s) if !s.stopping.load(Ordering::Relaxed) => continue,
                     _ => break,
                 }
@@ -336,7 +384,7 @@ fn worker(
     }
     // Runtimes drop here, on their own thread.
     drop(runtimes);
-    if !state.retired.load(Ordering::Relaxed) {
+    if !state.retired.load(Ordering::Relaxed) && !counted_out {
         if let Some(s) = shared.upgrade() {
             s.live.fetch_sub(1, Ordering::Relaxed);
         }
