@@ -35,6 +35,9 @@ pub struct Client {
 const MAX_IDLE: usize = 1024;
 /// An idle connection older than this is closed rather than reused.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// A connection still busy this long after its response was handed back is
+/// closed (it is draining a response the client abandoned).
+const BUSY_LIMIT: Duration = Duration::from_secs(1);
 
 /// Idle connections by upstream, each with the time it went idle.
 type Idle = HashMap<Authority, Vec<(SendRequest<Body>, Instant)>>;
@@ -61,10 +64,7 @@ impl Client {
         if !req.headers().contains_key(header::HOST) {
             req.headers_mut().insert(header::HOST, HeaderValue::from_str(authority.as_str())?);
         }
-        while let Some(mut sender) = checkout(&authority) {
-            if sender.ready().await.is_err() {
-                continue;
-            }
+        while let Some(mut sender) = checkout(&authority).await {
             match sender.try_send_request(req).await {
                 Ok(resp) => return Ok(pooled(resp, sender, authority)),
                 Err(mut e) => match e.take_message() {
@@ -97,18 +97,31 @@ impl Client {
     }
 }
 
-/// An idle connection to `authority` on this thread, if one is open.
-fn checkout(authority: &Authority) -> Option<SendRequest<Body>> {
-    IDLE.with(|idle| {
-        let mut idle = idle.borrow_mut();
-        let list = idle.get_mut(authority)?;
-        while let Some((sender, since)) = list.pop() {
-            if !sender.is_closed() && since.elapsed() < IDLE_TIMEOUT {
-                return Some(sender);
+/// A connection to `authority` on this thread that can take a request now,
+/// newest first. One handed back a moment ago may still be finishing its
+/// last response: it stays for the next checkout, unless it has been busy
+/// for [`BUSY_LIMIT`] (still reading a long response nobody wants), and
+/// this request never waits for it.
+async fn checkout(authority: &Authority) -> Option<SendRequest<Body>> {
+    std::future::poll_fn(|cx| {
+        Poll::Ready(IDLE.with(|idle| {
+            let mut idle = idle.borrow_mut();
+            let list = idle.get_mut(authority)?;
+            let mut i = list.len();
+            while i > 0 {
+                i -= 1;
+                let (sender, since) = &mut list[i];
+                let expired = since.elapsed() >= IDLE_TIMEOUT;
+                match sender.poll_ready(cx) {
+                    Poll::Ready(Ok(())) if !expired => return Some(list.remove(i).0),
+                    Poll::Pending if !expired && since.elapsed() < BUSY_LIMIT => {}
+                    _ => drop(list.remove(i)),
+                }
             }
-        }
-        None
+            None
+        }))
     })
+    .await
 }
 
 fn checkin(authority: Authority, sender: SendRequest<Body>) {
