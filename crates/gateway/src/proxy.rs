@@ -35,8 +35,8 @@ pub struct Client {
 const MAX_IDLE: usize = 1024;
 /// An idle connection older than this is closed rather than reused.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
-/// A connection still busy this long after its response was handed back is
-/// closed (it is draining a response the client abandoned).
+/// A connection not ready this long after its response was read to the end
+/// is closed (it is still sending a request body the upstream did not wait for).
 const BUSY_LIMIT: Duration = Duration::from_secs(1);
 
 /// Idle connections by upstream, each with the time it went idle.
@@ -97,31 +97,37 @@ impl Client {
     }
 }
 
-/// A connection to `authority` on this thread that can take a request now,
-/// newest first. One handed back a moment ago may still be finishing its
-/// last response: it stays for the next checkout, unless it has been busy
-/// for [`BUSY_LIMIT`] (still reading a long response nobody wants), and
-/// this request never waits for it.
+/// A connection to `authority` on this thread for the next request, newest
+/// first. One handed back a moment ago may not have taken note yet that its
+/// response is complete: if no other is ready, the request waits for it, at
+/// most [`BUSY_LIMIT`] (then it is closed and a new one made).
 async fn checkout(authority: &Authority) -> Option<SendRequest<Body>> {
-    std::future::poll_fn(|cx| {
+    let (mut sender, ready) = std::future::poll_fn(|cx| {
         Poll::Ready(IDLE.with(|idle| {
             let mut idle = idle.borrow_mut();
             let list = idle.get_mut(authority)?;
+            let mut pending = None;
             let mut i = list.len();
             while i > 0 {
                 i -= 1;
                 let (sender, since) = &mut list[i];
-                let expired = since.elapsed() >= IDLE_TIMEOUT;
+                let fresh = since.elapsed() < IDLE_TIMEOUT;
                 match sender.poll_ready(cx) {
-                    Poll::Ready(Ok(())) if !expired => return Some(list.remove(i).0),
-                    Poll::Pending if !expired && since.elapsed() < BUSY_LIMIT => {}
+                    Poll::Ready(Ok(())) if fresh => return Some((list.remove(i).0, true)),
+                    Poll::Pending if fresh && since.elapsed() < BUSY_LIMIT => {
+                        pending = pending.or(Some(i));
+                    }
                     _ => drop(list.remove(i)),
                 }
             }
-            None
+            pending.map(|i| (list.remove(i).0, false))
         }))
     })
-    .await
+    .await?;
+    if !ready && !matches!(tokio::time::timeout(BUSY_LIMIT, sender.ready()).await, Ok(Ok(()))) {
+        return None;
+    }
+    Some(sender)
 }
 
 fn checkin(authority: Authority, sender: SendRequest<Body>) {
@@ -137,9 +143,9 @@ fn checkin(authority: Authority, sender: SendRequest<Body>) {
     });
 }
 
-/// The response, its body handing the connection back once it is read to
-/// the end or dropped (a connection whose body was not finished closes
-/// itself, and is skipped at the next checkout).
+/// The response, its body handing the connection back once it has been read
+/// to the end. A body dropped before its end takes the connection with it
+/// (it closes: the rest of that response cannot be told from the next).
 fn pooled(resp: Response<Incoming>, sender: SendRequest<Body>, authority: Authority) -> Response<Body> {
     resp.map(|body| PooledBody { body, conn: Some((sender, authority)) }.boxed_unsync())
 }
@@ -189,7 +195,9 @@ impl http_body::Body for PooledBody {
 
 impl Drop for PooledBody {
     fn drop(&mut self) {
-        self.release();
+        if http_body::Body::is_end_stream(&self.body) {
+            self.release();
+        }
     }
 }
 
