@@ -117,7 +117,13 @@ async fn checkout(authority: &Authority) -> Option<SendRequest<Body>> {
                     Poll::Pending if fresh && since.elapsed() < BUSY_LIMIT => {
                         pending = pending.or(Some(i));
                     }
-                    _ => drop(list.remove(i)),
+                    _ => {
+                        drop(list.remove(i));
+                        // What was at the remembered index moved down by one.
+                        if let Some(p) = pending.as_mut() {
+                            *p -= 1;
+                        }
+                    }
                 }
             }
             pending.map(|i| (list.remove(i).0, false))
