@@ -259,7 +259,7 @@ fn banner(info: &InstanceInfo, listen: SocketAddr, system: &str, team: &str, gw:
         .unwrap_or_default();
     for api in manifest_hooks {
         let mount = gw.config.upstream(&api.scope).map(|u| u.mount.clone()).unwrap_or_default();
-        let path = api.url.as_str().replace(":teamUUID", team);
+        let path = api.url.example(team);
         let query = if api.query.is_empty() {
             String::new()
         } else {

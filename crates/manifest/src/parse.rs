@@ -258,6 +258,14 @@ fn parse_config_item(cx: &mut Cx<'_>, node: &Node, key: &str) -> Option<ConfigIt
     };
     let label = map.get_node("label").and_then(|n| cx.string(n, &format!("{key}.label")));
     let default = map.get_node("value").and_then(|n| cx.string(n, &format!("{key}.value")));
+    for (k, _) in map.iter() {
+        let hint = match k.as_str() {
+            "key" | "type" | "required" | "label" | "value" => continue,
+            "default" | "default_value" | "defaultValue" => "unknown key, ignored; the default value is `value:`",
+            _ => "unknown key, ignored (known: key, type, required, label, value)",
+        };
+        cx.warn(k.span(), &format!("{key}.{}", k.as_str()), hint);
+    }
     Some(ConfigItem { key: k?, kind: kind?, required, label, default })
 }
 

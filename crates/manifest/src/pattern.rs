@@ -68,15 +68,20 @@ impl UrlPattern {
 
     /// The pattern with parameter names erased: what "same interface" compares.
     pub fn shape(&self) -> String {
+        self.render(|_, _| ":")
+    }
+
+    /// The pattern with each parameter (by segment index and name) replaced.
+    fn render<'a>(&'a self, param: impl Fn(usize, &'a str) -> &'a str) -> String {
         if self.segments.is_empty() {
             return "/".to_string();
         }
         let mut s = String::new();
-        for seg in &self.segments {
+        for (i, seg) in self.segments.iter().enumerate() {
             s.push('/');
             match seg {
                 Segment::Static(t) => s.push_str(t),
-                Segment::Param(_) => s.push(':'),
+                Segment::Param(name) => s.push_str(param(i, name)),
             }
         }
         s
@@ -100,6 +105,14 @@ impl UrlPattern {
     /// Does the pattern start with `/team/:teamUUID` (required for `external`)?
     pub fn starts_with_team(&self) -> bool {
         self.team_param_index() == Some(1)
+    }
+
+    /// A concrete path for examples and printed curl lines: the team
+    /// parameter becomes `team`, every other parameter its own name
+    /// (`/team/:t/tasks/:taskUUID` → `/team/T1/tasks/taskUUID`).
+    pub fn example(&self, team: &str) -> String {
+        let team_at = self.team_param_index();
+        self.render(|i, name| if Some(i) == team_at { team } else { name })
     }
 
     /// Parameter names in order.

@@ -112,3 +112,24 @@ fn patterns() {
     assert!(!UrlPattern::parse("/users/:teamUUID").expect("ok").is_team_level());
     assert!(UrlPattern::parse("/team/:t/x").expect("ok").is_team_level());
 }
+
+#[test]
+fn config_items_name_unknown_keys() {
+    let text = "service:\n  app_id: x\n  version: 1.0.0\n  name: n\n  config:\n    - key: k\n      type: Input\n      default: d\n      value: v\napis: []\n";
+    let m = parse(text).expect("valid");
+    assert_eq!(m.service.config[0].default.as_deref(), Some("v"));
+    let w: Vec<String> = m.warnings.iter().map(|w| w.to_string()).collect();
+    assert!(
+        w.iter()
+            .any(|w| w.contains("plugin.yaml:8:") && w.contains("service.config[0].default") && w.contains("`value:`")),
+        "{w:?}"
+    );
+}
+
+#[test]
+fn example_paths_fill_every_parameter() {
+    let p = UrlPattern::parse("/team/:t/tasks/:taskUUID").expect("ok");
+    assert_eq!(p.example("T1"), "/team/T1/tasks/taskUUID");
+    assert_eq!(p.shape(), "/team/:/tasks/:");
+    assert_eq!(UrlPattern::parse("/").expect("ok").example("T1"), "/");
+}
