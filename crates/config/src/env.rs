@@ -11,6 +11,7 @@ const OVERRIDABLE: &[(&str, &str)] = &[
     ("storage", "url"),
     ("storage", "workspaces"),
     ("storage", "plugins"),
+    ("storage", "poll_ms"),
     ("limits", "max_body_bytes"),
     ("limits", "hook_timeout_ms"),
     ("limits", "hook_memory_mb"),

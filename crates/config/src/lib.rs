@@ -50,6 +50,9 @@ pub struct Storage {
     pub workspaces: PathBuf,
     /// Folder where installed plugin versions are unpacked (the store keeps the originals).
     pub plugins: PathBuf,
+    /// How often the gateway reads the store's registry version to pick up
+    /// changes made by other gateway nodes sharing it.
+    pub poll: std::time::Duration,
 }
 
 /// One scope of the standard system: requests under `mount` go to `url`.

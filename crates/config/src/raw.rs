@@ -68,6 +68,7 @@ pub(crate) struct RawStorage {
     pub url: String,
     pub workspaces: String,
     pub plugins: String,
+    pub poll_ms: i64,
 }
 
 impl Default for RawStorage {
@@ -76,6 +77,7 @@ impl Default for RawStorage {
             url: "sqlite://data/interpose.db".into(),
             workspaces: "data/workspaces".into(),
             plugins: "data/plugins".into(),
+            poll_ms: 2_000,
         }
     }
 }

@@ -39,6 +39,8 @@ pub(crate) fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, Vec<St
         _ => url,
     };
 
+    let poll_ms = range(&mut p, "storage.poll_ms", raw.storage.poll_ms, 100, 600_000);
+
     let raw_upstreams = raw.upstreams.unwrap_or_else(default_upstreams);
     let mut upstreams = Vec::new();
     let mut scopes = HashSet::new();
@@ -142,6 +144,7 @@ pub(crate) fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, Vec<St
             url: storage_url,
             workspaces: base_dir.join(&raw.storage.workspaces),
             plugins: base_dir.join(&raw.storage.plugins),
+            poll: std::time::Duration::from_millis(poll_ms),
         },
         upstreams,
         limits,

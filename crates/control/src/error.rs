@@ -30,6 +30,8 @@ impl ControlError {
             ControlError::BadRequest(_) => 400,
             ControlError::BadPlugin(_) | ControlError::Lifecycle { .. } => 422,
             ControlError::Conflict(_) | ControlError::Declarative(_) => 409,
+            // Another node changed the registry first: the caller may retry.
+            ControlError::Store(interpose_registry::StoreError::Stale { .. }) => 409,
             ControlError::Store(_) | ControlError::Internal(_) => 500,
         }
     }

@@ -3,7 +3,8 @@
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Weak};
 
 use interpose_gateway::{Gateway, InstalledInstance, LoadedPlugin, Snapshot};
 use interpose_js::LogEntry;
@@ -33,6 +34,8 @@ struct Entry {
     declarative: bool,
     installed_at: i64,
     debug: bool,
+    /// The registry version of the change this entry reflects (0: declarative).
+    rev: i64,
 }
 
 /// An instance as the admin API shows it.
@@ -60,6 +63,9 @@ pub struct Manager {
     store: Store,
     /// Every instance; the lock also serialises changes.
     entries: Mutex<Vec<Entry>>,
+    /// The registry version `entries` reflects; written only under the
+    /// `entries` lock. Changes made by other nodes move the store past it.
+    version: AtomicI64,
 }
 
 impl Manager {
@@ -70,8 +76,18 @@ impl Manager {
             .snapshot()
             .instances
             .iter()
-            .map(|i| Entry { inst: i.clone(), state: State::Enabled, declarative: true, installed_at: 0, debug: false })
+            .map(|i| Entry {
+                inst: i.clone(),
+                state: State::Enabled,
+                declarative: true,
+                installed_at: 0,
+                debug: false,
+                rev: 0,
+            })
             .collect();
+        // Read before the rows: a change landing in between shows as a newer
+        // version at the next poll.
+        let version = store.registry_version().await?;
         for row in store.instances().await? {
             let Some(version) = store.plugin_version(&row.app_id, &row.version).await? else {
                 tracing::error!(instance = %row.id, "the registry has no code for {} {}; instance skipped", row.app_id, row.version);
@@ -98,12 +114,14 @@ impl Manager {
                 declarative: false,
                 installed_at: row.installed_at,
                 debug: row.debug,
+                rev: row.rev,
             });
         }
         let snapshot = prepare(&gw, &entries, None)?;
         gw.swap(snapshot);
         gw.enable_durable_events(store.clone());
-        let manager = Arc::new(Manager { gw, store, entries: Mutex::new(entries) });
+        let manager = Arc::new(Manager { gw, store, entries: Mutex::new(entries), version: AtomicI64::new(version) });
+        poll(Arc::downgrade(&manager));
         // Start() for what was enabled before the restart (a failure is logged, not fatal).
         for e in manager.entries.lock().await.iter().filter(|e| !e.declarative && e.state == State::Enabled) {
             if let Err(err) = lifecycle::run(&manager.gw, &e.inst, Step::Start).await {
@@ -120,6 +138,130 @@ impl Manager {
                 tracing::warn!(instance = %e.inst.meta.id, "{err}");
             }
         }
+    }
+
+    /// The registry version this node runs.
+    pub fn registry_version(&self) -> i64 {
+        self.version.load(Ordering::Relaxed)
+    }
+
+    /// Catch up with changes other gateway nodes sharing the store made;
+    /// whether anything changed. Runs every `storage.poll_ms`, and before
+    /// every change made here.
+    pub async fn sync(&self) -> Result<bool, ControlError> {
+        let mut entries = self.entries.lock().await;
+        self.catch_up(&mut entries).await
+    }
+
+    /// The version a write here expects the store to be at.
+    fn seen(&self) -> i64 {
+        self.version.load(Ordering::Relaxed)
+    }
+
+    /// Note the version a successful write moved the store to.
+    fn record(&self, written: Result<i64, interpose_registry::StoreError>) -> Result<i64, ControlError> {
+        let v = written?;
+        self.version.store(v, Ordering::Relaxed);
+        Ok(v)
+    }
+
+    /// Rebuild from the store's instances when its version moved. Only what
+    /// changed is reloaded (an instance whose code is unchanged keeps its JS
+    /// runtimes). The new table is validated before it goes live; if it
+    /// cannot be (code that does not load here, a conflict), this node keeps
+    /// serving what it had and says so, and tries again at the next poll.
+    /// This node runs `Start` for instances it newly runs enabled and `Stop`
+    /// for those it no longer does; `Install`, `Enable`, `Upgrade` and the
+    /// rest ran once, on the node that made the change.
+    async fn catch_up(&self, entries: &mut Vec<Entry>) -> Result<bool, ControlError> {
+        let version = self.store.registry_version().await?;
+        if version == self.seen() {
+            return Ok(false);
+        }
+        let rows = self.store.instances().await?;
+        let mut next: Vec<Entry> = entries.iter().filter(|e| e.declarative).map(clone_entry).collect();
+        for row in &rows {
+            let current = entries.iter().find(|e| !e.declarative && e.inst.meta.id == row.id);
+            next.push(match current {
+                Some(e) if e.rev == row.rev => clone_entry(e),
+                _ => self.load_row(row, current).await.map_err(|why| {
+                    ControlError::Internal(format!(
+                        "registry version {version}: cannot load instance {} ({} {}): {why}; this node keeps registry version {}",
+                        row.id,
+                        row.app_id,
+                        row.version,
+                        self.seen()
+                    ))
+                })?,
+            });
+        }
+        let snapshot = prepare(&self.gw, &next, None)?;
+        let runs = |list: &[Entry], e: &Entry| {
+            list.iter().any(|o| {
+                !o.declarative
+                    && o.state == State::Enabled
+                    && o.inst.meta.id == e.inst.meta.id
+                    && Arc::ptr_eq(&o.inst.js, &e.inst.js)
+            })
+        };
+        let started: Vec<InstalledInstance> =
+            next.iter().filter(|e| e.state == State::Enabled && !runs(entries, e)).map(|e| e.inst.clone()).collect();
+        let stopped: Vec<InstalledInstance> = entries
+            .iter()
+            .filter(|e| !e.declarative && e.state == State::Enabled && !runs(&next, e))
+            .map(|e| e.inst.clone())
+            .collect();
+        self.gw.swap(snapshot);
+        let old = std::mem::replace(entries, next);
+        self.version.store(version, Ordering::Relaxed);
+        tracing::info!(registry_version = version, "caught up with the registry ({} instances)", rows.len());
+        for inst in &stopped {
+            if let Err(err) = lifecycle::run(&self.gw, inst, Step::Stop).await {
+                tracing::warn!(instance = %inst.meta.id, "{err}");
+            }
+        }
+        for inst in &started {
+            if let Err(err) = lifecycle::run(&self.gw, inst, Step::Start).await {
+                tracing::error!(instance = %inst.meta.id, "{err}");
+            }
+        }
+        for e in &old {
+            self.forget_dir(entries, &e.inst.plugin.dir);
+        }
+        Ok(true)
+    }
+
+    /// An entry for a row another node wrote, reusing `current`'s code and
+    /// runtimes when the row still runs the same code.
+    async fn load_row(&self, row: &InstanceRow, current: Option<&Entry>) -> Result<Entry, String> {
+        let version = self
+            .store
+            .plugin_version(&row.app_id, &row.version)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| "the registry has no code for it".to_string())?;
+        let dir = version_dir(&self.gw.config.storage.plugins, &version);
+        let mut inst = match current {
+            Some(e) if e.inst.plugin.dir == dir => e.inst.clone(),
+            _ => {
+                let plugin = Arc::new(materialize(&self.gw, &version)?);
+                let seq = REGISTRY_SEQ_BASE + row.seq as u64;
+                let inst = InstalledInstance::new(plugin, row.id.clone(), row.team.clone(), seq, &self.gw.config);
+                if let Some(e) = current {
+                    inst.js.adopt_log(&e.inst.js);
+                }
+                inst
+            }
+        };
+        inst.set_config(row.config.clone());
+        Ok(Entry {
+            inst,
+            state: row.state,
+            declarative: false,
+            installed_at: row.installed_at,
+            debug: row.debug,
+            rev: row.rev,
+        })
     }
 
     pub fn gateway(&self) -> &Arc<Gateway> {
@@ -153,6 +295,7 @@ impl Manager {
         debug: bool,
     ) -> Result<InstanceInfo, ControlError> {
         let mut entries = self.entries.lock().await;
+        self.catch_up(&mut entries).await?;
         let (plugin, version) = self.unpack(upload)?;
         let level = plugin.manifest.service.level;
         let team = match (level, placement) {
@@ -189,12 +332,13 @@ impl Manager {
         let seq = REGISTRY_SEQ_BASE + self.store.next_seq().await? as u64;
         let mut inst = InstalledInstance::new(plugin.clone(), id.clone(), team.clone(), seq, &self.gw.config);
         inst.set_config(default_config(&plugin));
-        let entry = Entry {
+        let mut entry = Entry {
             inst: inst.clone(),
             state: if enable { State::Enabled } else { State::Disabled },
             declarative: false,
             installed_at: interpose_registry::now(),
             debug,
+            rev: 0,
         };
         // Validate against everything enabled before running any plugin code.
         let prepared = if enable { Some(prepare(&self.gw, &entries, Some(&entry))?) } else { None };
@@ -214,8 +358,9 @@ impl Manager {
             seq: (seq - REGISTRY_SEQ_BASE) as i64,
             installed_at: entry.installed_at,
             debug,
+            rev: 0,
         };
-        self.store.install(&version, &row).await?;
+        entry.rev = self.record(self.store.install(self.seen(), &version, &row).await)?;
         entries.push(entry);
         if let Some(snapshot) = prepared {
             self.gw.swap(snapshot);
@@ -234,18 +379,19 @@ impl Manager {
 
     async fn set_state(&self, id: &str, state: State) -> Result<InstanceInfo, ControlError> {
         let mut entries = self.entries.lock().await;
+        self.catch_up(&mut entries).await?;
         let i = find_mutable(&entries, id)?;
         if entries[i].state == state {
             return Ok(info(&entries[i]));
         }
-        let changed = Entry { state, ..clone_entry(&entries[i]) };
+        let mut changed = Entry { state, ..clone_entry(&entries[i]) };
         let snapshot = prepare_replacing(&self.gw, &entries, i, &changed)?;
         let steps = match state {
             State::Enabled => vec![Step::Enable, Step::Start],
             State::Disabled => vec![Step::Stop, Step::Disable],
         };
         lifecycle::run_all(&self.gw, &changed.inst, &steps).await?;
-        self.store.set_state(id, state).await?;
+        changed.rev = self.record(self.store.set_state(self.seen(), id, state).await)?;
         entries[i] = changed;
         self.gw.swap(snapshot);
         Ok(info(&entries[i]))
@@ -255,6 +401,7 @@ impl Manager {
     /// `Upgrade(oldPluginInfo)` of the new code runs first.
     pub async fn upgrade(&self, id: &str, upload: &[u8]) -> Result<InstanceInfo, ControlError> {
         let mut entries = self.entries.lock().await;
+        self.catch_up(&mut entries).await?;
         let i = find_mutable(&entries, id)?;
         let (plugin, version) = self.unpack(upload)?;
         let old = &entries[i].inst;
@@ -277,10 +424,10 @@ impl Manager {
         inst.set_config(old.config.clone());
         // The log goes on across versions (what `Upgrade()` logs comes after).
         inst.js.adopt_log(&old.js);
-        let changed = Entry { inst: inst.clone(), ..clone_entry(&entries[i]) };
+        let mut changed = Entry { inst: inst.clone(), ..clone_entry(&entries[i]) };
         let snapshot = prepare_replacing(&self.gw, &entries, i, &changed)?;
         lifecycle::run(&self.gw, &inst, Step::Upgrade(old_info)).await?;
-        self.store.upgrade(id, &version).await?;
+        changed.rev = self.record(self.store.upgrade(self.seen(), id, &version).await)?;
         let old = std::mem::replace(&mut entries[i], changed);
         self.gw.swap(snapshot);
         self.forget_dir(&entries, &old.inst.plugin.dir);
@@ -291,6 +438,7 @@ impl Manager {
     /// Stop, Disable (when enabled), UnInstall, and forget the instance.
     pub async fn uninstall(&self, id: &str) -> Result<InstanceInfo, ControlError> {
         let mut entries = self.entries.lock().await;
+        self.catch_up(&mut entries).await?;
         let i = find_mutable(&entries, id)?;
         let mut rest: Vec<&Entry> = entries.iter().collect();
         rest.remove(i);
@@ -301,7 +449,7 @@ impl Manager {
         }
         steps.push(Step::UnInstall);
         lifecycle::run_all(&self.gw, &entries[i].inst, &steps).await?;
-        self.store.uninstall(id).await?;
+        self.record(self.store.uninstall(self.seen(), id).await)?;
         let gone = entries.remove(i);
         self.gw.swap(snapshot);
         self.forget_dir(&entries, &gone.inst.plugin.dir);
@@ -311,6 +459,7 @@ impl Manager {
     /// Set operator config values (keys declared in `service.config`).
     pub async fn set_config(&self, id: &str, values: BTreeMap<String, String>) -> Result<InstanceInfo, ControlError> {
         let mut entries = self.entries.lock().await;
+        self.catch_up(&mut entries).await?;
         let i = find_mutable(&entries, id)?;
         let declared = &entries[i].inst.plugin.manifest.service.config;
         let mut next = entries[i].inst.config.clone();
@@ -325,7 +474,7 @@ impl Manager {
             }
             next.insert(k, v);
         }
-        self.store.set_config(id, &next).await?;
+        entries[i].rev = self.record(self.store.set_config(self.seen(), id, &next).await)?;
         entries[i].inst.set_config(next);
         Ok(info(&entries[i]))
     }
@@ -417,6 +566,7 @@ fn clone_entry(e: &Entry) -> Entry {
         declarative: e.declarative,
         installed_at: e.installed_at,
         debug: e.debug,
+        rev: e.rev,
     }
 }
 
@@ -443,6 +593,23 @@ fn prepare(gw: &Gateway, entries: &[Entry], extra: Option<&Entry>) -> Result<Sna
 fn prepare_replacing(gw: &Gateway, entries: &[Entry], i: usize, with: &Entry) -> Result<Snapshot, ControlError> {
     let all = entries.iter().enumerate().map(|(j, e)| if j == i { with } else { e });
     gw.prepare(enabled(all)).map_err(ControlError::Conflict)
+}
+
+/// Catch up with the store every `storage.poll_ms` while the manager lives.
+fn poll(manager: Weak<Manager>) {
+    let Some(every) = manager.upgrade().map(|m| m.gw.config.storage.poll) else { return };
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let Some(m) = manager.upgrade() else { return };
+            if let Err(e) = m.sync().await {
+                tracing::error!("{e}");
+            }
+        }
+    });
 }
 
 fn new_id(entries: &[Entry]) -> String {

@@ -198,19 +198,20 @@ impl PostQueue {
                 wnotify.notify_one();
             }
         });
-        // Dispatcher: the oldest due event of each instance, one at a time.
+        // Dispatcher: the oldest due event of each instance, one at a time,
+        // claimed only when a delivery slot is free (a claim holds the event
+        // from other nodes sharing the store).
         tokio::spawn(async move {
             let in_flight: Arc<Mutex<HashSet<i64>>> = Arc::default();
             loop {
-                let now = now_ms();
-                match store.due(now, 256).await {
+                let free =
+                    policy.in_flight.max(1).saturating_sub(in_flight.lock().unwrap_or_else(|e| e.into_inner()).len());
+                let claimed = if free == 0 { Ok(Vec::new()) } else { store.claim(now_ms(), free as i64).await };
+                match claimed {
                     Ok(rows) => {
                         for row in rows {
-                            {
-                                let mut f = in_flight.lock().unwrap_or_else(|e| e.into_inner());
-                                if f.len() >= policy.in_flight.max(1) || !f.insert(row.id) {
-                                    continue;
-                                }
+                            if !in_flight.lock().unwrap_or_else(|e| e.into_inner()).insert(row.id) {
+                                continue;
                             }
                             let (store, host, lookup, in_flight) =
                                 (store.clone(), host.clone(), lookup.clone(), in_flight.clone());

@@ -1,10 +1,16 @@
-//! The post-hook event queue: claim/ack/retry/bury on SQLite. Written on
-//! its own connection with `synchronous = NORMAL` (WAL): an accepted event
-//! survives the process being killed; registry changes keep `FULL`.
+//! The post-hook event queue: enqueue, claim (with a lease), then
+//! delivered / retry / bury. On SQLite it is written on its own connection
+//! with `synchronous = NORMAL` (WAL): an accepted event survives the
+//! process being killed; registry changes keep `FULL`. On PostgreSQL several
+//! nodes claim from one queue; a lease returns the events of a node that
+//! died mid-delivery to the others.
 
-use sqlx::{Row, SqlitePool};
+use crate::{on, Store, StoreError};
 
-use crate::{Store, StoreError};
+/// How long a claimed event stays with the node that claimed it. Longer
+/// than any one delivery attempt takes (hook timeouts are far shorter);
+/// after it, another node may deliver it again (at least once).
+pub const LEASE_MS: i64 = 60_000;
 
 /// An event to store.
 #[derive(Debug, Clone)]
@@ -16,7 +22,7 @@ pub struct NewEvent {
     pub payload: String,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct EventRow {
     pub id: i64,
     pub instance: String,
@@ -28,113 +34,110 @@ pub struct EventRow {
     pub created_at: i64,
 }
 
-fn row(r: sqlx::sqlite::SqliteRow) -> EventRow {
-    EventRow {
-        id: r.get("id"),
-        instance: r.get("instance"),
-        function: r.get("function"),
-        kind: r.get("kind"),
-        payload: r.get("payload"),
-        attempts: r.get("attempts"),
-        last_error: r.get("last_error"),
-        created_at: r.get("created_at"),
-    }
-}
+const EVENT_COLUMNS: &str = "id, instance, function, kind, payload, attempts, last_error, created_at";
 
 impl Store {
-    fn events_pool(&self) -> &SqlitePool {
-        self.events.as_ref().unwrap_or(&self.pool)
-    }
-
     /// Store events in one transaction (the caller acknowledges after this).
     pub async fn enqueue(&self, events: &[NewEvent]) -> Result<(), StoreError> {
-        let mut tx = self.events_pool().begin().await?;
         let now = crate::now();
-        for e in events {
-            sqlx::query(
-                "INSERT INTO post_events (instance, function, kind, payload, created_at) VALUES (?, ?, ?, ?, ?)",
-            )
-            .bind(&e.instance)
-            .bind(&e.function)
-            .bind(&e.kind)
-            .bind(&e.payload)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
+        on!(&self.events, |p| {
+            let mut tx = p.begin().await?;
+            for e in events {
+                sqlx::query(
+                    "INSERT INTO post_events (instance, function, kind, payload, created_at) VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(&e.instance)
+                .bind(&e.function)
+                .bind(&e.kind)
+                .bind(&e.payload)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+        });
         Ok(())
     }
 
-    /// For each instance, its oldest pending event if it is due: delivery is
-    /// in order per instance, one event at a time.
-    pub async fn due(&self, now_ms: i64, limit: i64) -> Result<Vec<EventRow>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT * FROM post_events e WHERE state = 'pending' AND next_at <= ?
-             AND id = (SELECT MIN(id) FROM post_events WHERE state = 'pending' AND instance = e.instance)
-             ORDER BY id LIMIT ?",
-        )
-        .bind(now_ms)
-        .bind(limit)
-        .fetch_all(self.events_pool())
-        .await?;
-        Ok(rows.into_iter().map(row).collect())
+    /// Take up to `limit` due events for delivery, each the oldest pending
+    /// event of its instance (delivery is in order per instance, one event
+    /// at a time), and hold them for [`LEASE_MS`]. Oldest first.
+    pub async fn claim(&self, now_ms: i64, limit: i64) -> Result<Vec<EventRow>, StoreError> {
+        // PostgreSQL: nodes claiming at the same moment skip each other's rows
+        // instead of waiting or taking them twice. SQLite has one writer.
+        let lock = match self.events {
+            crate::Db::Postgres(_) => "FOR UPDATE SKIP LOCKED",
+            crate::Db::Sqlite(_) => "",
+        };
+        let sql = format!(
+            "UPDATE post_events SET locked_until = $2 WHERE id IN (
+               SELECT e.id FROM post_events e
+               WHERE e.state = 'pending' AND e.next_at <= $1 AND e.locked_until <= $1
+                 AND e.id = (SELECT MIN(id) FROM post_events WHERE state = 'pending' AND instance = e.instance)
+               ORDER BY e.id LIMIT $3 {lock})
+             RETURNING {EVENT_COLUMNS}"
+        );
+        let mut rows: Vec<EventRow> = on!(&self.events, |p| sqlx::query_as(&sql)
+            .bind(now_ms)
+            .bind(now_ms + LEASE_MS)
+            .bind(limit)
+            .fetch_all(p)
+            .await?);
+        rows.sort_by_key(|r| r.id);
+        Ok(rows)
     }
 
     /// Delivered: forget it.
     pub async fn delivered(&self, id: i64) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM post_events WHERE id = ?").bind(id).execute(self.events_pool()).await?;
+        on!(&self.events, |p| sqlx::query("DELETE FROM post_events WHERE id = $1")
+            .bind(id)
+            .execute(p)
+            .await?
+            .rows_affected());
         Ok(())
     }
 
-    /// Failed: try again at `next_at_ms`.
+    /// Failed: try again at `next_at_ms` (on whichever node claims it then).
     pub async fn retry(&self, id: i64, attempts: i64, next_at_ms: i64, error: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE post_events SET attempts = ?, next_at = ?, last_error = ? WHERE id = ?")
+        let sql = "UPDATE post_events SET attempts = $1, next_at = $2, last_error = $3, locked_until = 0 WHERE id = $4";
+        on!(&self.events, |p| sqlx::query(sql)
             .bind(attempts)
             .bind(next_at_ms)
             .bind(error)
             .bind(id)
-            .execute(self.events_pool())
-            .await?;
+            .execute(p)
+            .await?
+            .rows_affected());
         Ok(())
     }
 
     /// Failed for good: to the dead-letter list.
     pub async fn bury(&self, id: i64, attempts: i64, error: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE post_events SET state = 'dead', attempts = ?, last_error = ? WHERE id = ?")
-            .bind(attempts)
-            .bind(error)
-            .bind(id)
-            .execute(self.events_pool())
-            .await?;
+        let sql =
+            "UPDATE post_events SET state = 'dead', attempts = $1, last_error = $2, locked_until = 0 WHERE id = $3";
+        on!(&self.events, |p| sqlx::query(sql).bind(attempts).bind(error).bind(id).execute(p).await?.rows_affected());
         Ok(())
     }
 
     pub async fn dead_events(&self) -> Result<Vec<EventRow>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM post_events WHERE state = 'dead' ORDER BY id")
-            .fetch_all(self.events_pool())
-            .await?;
-        Ok(rows.into_iter().map(row).collect())
+        let sql = format!("SELECT {EVENT_COLUMNS} FROM post_events WHERE state = 'dead' ORDER BY id");
+        Ok(on!(&self.events, |p| sqlx::query_as(&sql).fetch_all(p).await?))
     }
 
     /// Put a dead event back in the queue; false if there is no such dead event.
     pub async fn replay(&self, id: i64) -> Result<bool, StoreError> {
-        let r = sqlx::query(
-            "UPDATE post_events SET state = 'pending', attempts = 0, next_at = 0 WHERE id = ? AND state = 'dead'",
-        )
-        .bind(id)
-        .execute(self.events_pool())
-        .await?;
-        Ok(r.rows_affected() == 1)
+        let sql = "UPDATE post_events SET state = 'pending', attempts = 0, next_at = 0, locked_until = 0
+                   WHERE id = $1 AND state = 'dead'";
+        let r = on!(&self.events, |p| sqlx::query(sql).bind(id).execute(p).await?.rows_affected());
+        Ok(r == 1)
     }
 
     /// (pending, dead) counts.
     pub async fn event_counts(&self) -> Result<(i64, i64), StoreError> {
-        let r = sqlx::query(
-            "SELECT COALESCE(SUM(state = 'pending'), 0) AS pending, COALESCE(SUM(state = 'dead'), 0) AS dead FROM post_events",
-        )
-        .fetch_one(self.events_pool())
-        .await?;
-        Ok((r.get("pending"), r.get("dead")))
+        // CASE, not SUM(state = 'pending'): PostgreSQL does not sum booleans.
+        let sql = "SELECT COALESCE(SUM(CASE WHEN state = 'pending' THEN 1 ELSE 0 END), 0),
+                          COALESCE(SUM(CASE WHEN state = 'dead' THEN 1 ELSE 0 END), 0)
+                   FROM post_events";
+        Ok(on!(&self.events, |p| sqlx::query_as(sql).fetch_one(p).await?))
     }
 }

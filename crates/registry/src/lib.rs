@@ -1,17 +1,28 @@
-//! The plugin registry: installed plugin versions and their instances,
-//! persisted in the store named by `[storage] url` (SQLite through sqlx;
-//! `sqlite::memory:` keeps nothing). Schema migrations are versioned files
-//! in `migrations/`, applied at open.
+//! The plugin registry: installed plugin versions and their instances, and
+//! the post-hook event queue, persisted in the store named by `[storage]
+//! url` through sqlx — SQLite (the embedded default; `sqlite::memory:`
+//! keeps nothing) or PostgreSQL (one store shared by several gateway
+//! nodes). Schema migrations are versioned files in `migrations/<backend>/`,
+//! applied at open. Both backends run the same SQL text (`$n` parameters,
+//! which SQLite also reads); where they differ the code says why.
 //!
 //! The store only records; validation and lifecycle live in
 //! `interpose-control`, which writes here once a change has succeeded.
+//! Every registry write bumps one `registry_version` in the same
+//! transaction, and only if it still has the version the writer last saw:
+//! a node that missed another node's change is told so instead of
+//! overwriting it (see [`Store::registry_version`]).
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+
+mod events;
+mod instances;
+pub use events::{EventRow, NewEvent, LEASE_MS};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -23,6 +34,11 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("storage: {0}")]
     Corrupt(String),
+    /// The registry changed (on another node) since this node last read it.
+    #[error(
+        "the registry was changed by another gateway node (it is at version {found}, this node had read {expected}); nothing was changed, try again"
+    )]
+    Stale { expected: i64, found: i64 },
 }
 
 /// One uploaded version of a plugin.
@@ -68,31 +84,97 @@ pub struct InstanceRow {
     /// Seconds since the epoch.
     pub installed_at: i64,
     pub debug: bool,
+    /// The registry version of the instance's latest change.
+    pub rev: i64,
+}
+
+/// A connection pool of either backend.
+#[derive(Debug, Clone)]
+enum Db {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Run `$body` with `$p` bound to the pool of whichever backend `$db` is:
+/// the body is compiled once per backend, so one SQL text serves both.
+macro_rules! on {
+    ($db:expr, |$p:ident| $body:expr) => {
+        match $db {
+            $crate::Db::Sqlite($p) => $body,
+            $crate::Db::Postgres($p) => $body,
+        }
+    };
+}
+pub(crate) use on;
+
+/// Opening a transaction that will write.
+trait BeginWrite {
+    type Database: sqlx::Database;
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Self::Database>, sqlx::Error>;
+}
+
+impl BeginWrite for SqlitePool {
+    type Database = sqlx::Sqlite;
+    /// Takes the write lock up front: a deferred transaction that reads first
+    /// fails with "database is locked" instead of waiting when the event
+    /// writer holds the lock at the moment it upgrades.
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+        self.begin_with("BEGIN IMMEDIATE").await
+    }
+}
+
+impl BeginWrite for PgPool {
+    type Database = sqlx::Postgres;
+    /// Registry writes from all nodes take turns (a transaction-scoped
+    /// advisory lock), so a version check and the write after it see the
+    /// same registry.
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+        let mut tx = self.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock(7275110001)").execute(&mut *tx).await?;
+        Ok(tx)
+    }
 }
 
 #[derive(Debug, Clone)]
 pub struct Store {
-    pool: SqlitePool,
-    /// Post-hook events: a second connection with a lighter sync (none for memory).
-    events: Option<SqlitePool>,
+    db: Db,
+    /// Post-hook events. SQLite: a second connection with a lighter sync
+    /// (the same one for memory); PostgreSQL: the same pool.
+    events: Db,
 }
-
-mod events;
-pub use events::{EventRow, NewEvent};
 
 pub fn now() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
 impl Store {
-    /// Open (creating the file and its folder if needed) and migrate.
+    /// Open (creating the file and its folder, or nothing for PostgreSQL,
+    /// whose database must exist) and migrate.
     pub async fn open(url: &str) -> Result<Store, StoreError> {
-        let open_err = |why: String| StoreError::Open { url: url.to_string(), why };
-        if url.starts_with("postgres") {
-            return Err(open_err(
-                "PostgreSQL storage is not supported yet; use sqlite://FILE or sqlite::memory:".into(),
-            ));
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Self::open_postgres(url).await
+        } else {
+            Self::open_sqlite(url).await
         }
+    }
+
+    async fn open_postgres(url: &str) -> Result<Store, StoreError> {
+        let open_err = |why: String| StoreError::Open { url: redact(url), why };
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(url)
+            .await
+            .map_err(|e| open_err(format!("cannot connect to PostgreSQL: {e}")))?;
+        // sqlx holds an advisory lock while migrating: nodes starting
+        // together migrate once.
+        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        let db = Db::Postgres(pool);
+        Ok(Store { events: db.clone(), db })
+    }
+
+    async fn open_sqlite(url: &str) -> Result<Store, StoreError> {
+        let open_err = |why: String| StoreError::Open { url: url.to_string(), why };
         if let Some(path) = url.strip_prefix("sqlite://") {
             let path = path.split('?').next().unwrap_or(path);
             if let Some(parent) = std::path::Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -115,262 +197,42 @@ impl Store {
             .connect_with(options.clone())
             .await
             .map_err(|e| open_err(e.to_string()))?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
         let events = if url.contains(":memory:") {
-            None
+            pool.clone()
         } else {
             // WAL + NORMAL survives the process being killed (not a power cut).
             let opts = options.synchronous(SqliteSynchronous::Normal);
-            Some(
-                SqlitePoolOptions::new()
-                    .max_connections(1)
-                    .connect_with(opts)
-                    .await
-                    .map_err(|e| open_err(e.to_string()))?,
-            )
+            SqlitePoolOptions::new().max_connections(1).connect_with(opts).await.map_err(|e| open_err(e.to_string()))?
         };
-        Ok(Store { pool, events })
+        // A SQLite file has one gateway: leases left by a killed process are
+        // its own, so its events are due again at once.
+        sqlx::query("UPDATE post_events SET locked_until = 0 WHERE locked_until <> 0").execute(&events).await?;
+        Ok(Store { db: Db::Sqlite(pool), events: Db::Sqlite(events) })
     }
 
-    /// A write transaction that takes the write lock up front: a deferred one
-    /// that reads first fails with "database is locked" instead of waiting
-    /// when the event writer holds the lock at the moment it upgrades.
-    async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
-    }
-
-    pub async fn plugin_version(&self, app_id: &str, version: &str) -> Result<Option<PluginVersion>, StoreError> {
-        let row = sqlx::query(
-            "SELECT app_id, version, name, manifest, archive FROM plugin_versions WHERE app_id = ? AND version = ?",
-        )
-        .bind(app_id)
-        .bind(version)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(|r| PluginVersion {
-            app_id: r.get("app_id"),
-            version: r.get("version"),
-            name: r.get("name"),
-            manifest: r.get("manifest"),
-            archive: r.get("archive"),
-        }))
-    }
-
-    pub async fn instances(&self) -> Result<Vec<InstanceRow>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM instances ORDER BY seq").fetch_all(&self.pool).await?;
-        rows.into_iter().map(instance_row).collect()
-    }
-
-    pub async fn instance(&self, id: &str) -> Result<Option<InstanceRow>, StoreError> {
-        let row = sqlx::query("SELECT * FROM instances WHERE id = ?").bind(id).fetch_optional(&self.pool).await?;
-        row.map(instance_row).transpose()
-    }
-
-    /// The next install sequence number (install order breaks priority ties).
-    pub async fn next_seq(&self) -> Result<i64, StoreError> {
-        let n: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM instances").fetch_one(&self.pool).await?;
-        Ok(n.unwrap_or(0) + 1)
-    }
-
-    /// Record an install: the version (if new) and the instance, in one transaction.
-    pub async fn install(&self, version: &PluginVersion, instance: &InstanceRow) -> Result<(), StoreError> {
-        let mut tx = self.write_tx().await?;
-        put_version(&mut tx, version).await?;
-        sqlx::query(
-            "INSERT INTO instances (id, app_id, version, level, team, state, config, seq, installed_at, updated_at, debug)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&instance.id)
-        .bind(&instance.app_id)
-        .bind(&instance.version)
-        .bind(&instance.level)
-        .bind(&instance.team)
-        .bind(instance.state.as_str())
-        .bind(serde_json::to_string(&instance.config).unwrap_or_else(|_| "{}".into()))
-        .bind(instance.seq)
-        .bind(instance.installed_at)
-        .bind(now())
-        .bind(instance.debug)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// Move an instance to another version (upgrade), storing the version if new.
-    /// The version left behind is forgotten when no instance uses it any more.
-    pub async fn upgrade(&self, id: &str, version: &PluginVersion) -> Result<(), StoreError> {
-        let mut tx = self.write_tx().await?;
-        let old: Option<String> =
-            sqlx::query_scalar("SELECT version FROM instances WHERE id = ?").bind(id).fetch_optional(&mut *tx).await?;
-        put_version(&mut tx, version).await?;
-        sqlx::query("UPDATE instances SET version = ?, updated_at = ? WHERE id = ?")
-            .bind(&version.version)
-            .bind(now())
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        if let Some(old) = old.filter(|v| *v != version.version) {
-            forget_unused_version(&mut tx, &version.app_id, &old).await?;
+    /// `sqlite` or `postgres`.
+    pub fn backend(&self) -> &'static str {
+        match self.db {
+            Db::Sqlite(_) => "sqlite",
+            Db::Postgres(_) => "postgres",
         }
-        tx.commit().await?;
-        Ok(())
     }
+}
 
-    pub async fn set_state(&self, id: &str, state: State) -> Result<(), StoreError> {
-        sqlx::query("UPDATE instances SET state = ?, updated_at = ? WHERE id = ?")
-            .bind(state.as_str())
-            .bind(now())
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    pub async fn set_config(&self, id: &str, config: &BTreeMap<String, String>) -> Result<(), StoreError> {
-        sqlx::query("UPDATE instances SET config = ?, updated_at = ? WHERE id = ?")
-            .bind(serde_json::to_string(config).unwrap_or_else(|_| "{}".into()))
-            .bind(now())
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    /// Forget an instance (and its version when no other instance uses it).
-    pub async fn uninstall(&self, id: &str) -> Result<(), StoreError> {
-        let mut tx = self.write_tx().await?;
-        let row =
-            sqlx::query("SELECT app_id, version FROM instances WHERE id = ?").bind(id).fetch_optional(&mut *tx).await?;
-        sqlx::query("DELETE FROM instances WHERE id = ?").bind(id).execute(&mut *tx).await?;
-        if let Some(r) = row {
-            let (app_id, version): (String, String) = (r.get("app_id"), r.get("version"));
-            forget_unused_version(&mut tx, &app_id, &version).await?;
+/// The URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_string(),
+            }
         }
-        tx.commit().await?;
-        Ok(())
+        _ => url.to_string(),
     }
-
-    /// How many plugin versions are stored (all apps).
-    pub async fn version_count(&self) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM plugin_versions").fetch_one(&self.pool).await?)
-    }
-}
-
-async fn forget_unused_version(tx: &mut sqlx::SqliteConnection, app_id: &str, version: &str) -> Result<(), StoreError> {
-    sqlx::query(
-        "DELETE FROM plugin_versions WHERE app_id = ? AND version = ?
-         AND NOT EXISTS (SELECT 1 FROM instances WHERE app_id = ? AND version = ?)",
-    )
-    .bind(app_id)
-    .bind(version)
-    .bind(app_id)
-    .bind(version)
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
-}
-
-async fn put_version(tx: &mut sqlx::SqliteConnection, v: &PluginVersion) -> Result<(), StoreError> {
-    // A version's code may be replaced (a developer re-uploading 1.0.0); the
-    // instances on it pick the new code up with the change that stored it.
-    sqlx::query(
-        "INSERT INTO plugin_versions (app_id, version, name, manifest, archive, created_at) VALUES (?, ?, ?, ?, ?, ?)
-         ON CONFLICT (app_id, version) DO UPDATE SET name = excluded.name, manifest = excluded.manifest, archive = excluded.archive",
-    )
-    .bind(&v.app_id)
-    .bind(&v.version)
-    .bind(&v.name)
-    .bind(&v.manifest)
-    .bind(&v.archive)
-    .bind(now())
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
-}
-
-fn instance_row(r: sqlx::sqlite::SqliteRow) -> Result<InstanceRow, StoreError> {
-    let state: String = r.get("state");
-    let config: String = r.get("config");
-    Ok(InstanceRow {
-        id: r.get("id"),
-        app_id: r.get("app_id"),
-        version: r.get("version"),
-        level: r.get("level"),
-        team: r.get("team"),
-        state: if state == "enabled" { State::Enabled } else { State::Disabled },
-        config: serde_json::from_str(&config).map_err(|e| StoreError::Corrupt(format!("instance config: {e}")))?,
-        seq: r.get("seq"),
-        installed_at: r.get("installed_at"),
-        debug: r.get("debug"),
-    })
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn version(v: &str) -> PluginVersion {
-        PluginVersion {
-            app_id: "a".into(),
-            version: v.into(),
-            name: "n".into(),
-            manifest: "m".into(),
-            archive: vec![1, 2],
-        }
-    }
-
-    fn instance(id: &str, seq: i64) -> InstanceRow {
-        InstanceRow {
-            id: id.into(),
-            app_id: "a".into(),
-            version: "1.0.0".into(),
-            level: "team".into(),
-            team: Some("T1".into()),
-            state: State::Enabled,
-            config: BTreeMap::from([("k".into(), "v".into())]),
-            seq,
-            installed_at: now(),
-            debug: false,
-        }
-    }
-
-    #[tokio::test]
-    async fn survives_a_reopen() {
-        let dir = tempfile::tempdir().expect("tmp");
-        let url = format!("sqlite://{}/sub/reg.db", dir.path().display());
-        {
-            let s = Store::open(&url).await.expect("open");
-            assert_eq!(s.next_seq().await.expect("seq"), 1);
-            s.install(&version("1.0.0"), &instance("i1", 1)).await.expect("install");
-            s.install(&version("1.0.0"), &instance("i2", 2)).await.expect("install");
-            s.set_state("i2", State::Disabled).await.expect("state");
-            s.upgrade("i1", &version("2.0.0")).await.expect("upgrade");
-        }
-        let s = Store::open(&url).await.expect("reopen");
-        let all = s.instances().await.expect("list");
-        assert_eq!(
-            all.iter().map(|i| (i.id.as_str(), i.version.as_str(), i.state)).collect::<Vec<_>>(),
-            [("i1", "2.0.0", State::Enabled), ("i2", "1.0.0", State::Disabled)]
-        );
-        assert_eq!(all[0].config["k"], "v");
-        s.uninstall("i2").await.expect("uninstall");
-        assert!(s.plugin_version("a", "1.0.0").await.expect("get").is_none(), "unused version is removed");
-        assert!(s.plugin_version("a", "2.0.0").await.expect("get").is_some());
-        assert_eq!(s.next_seq().await.expect("seq"), 2);
-        // Upgrades leave no stored versions behind.
-        for n in 3..10 {
-            s.upgrade("i1", &version(&format!("{n}.0.0"))).await.expect("upgrade");
-        }
-        assert_eq!(s.version_count().await.expect("count"), 1);
-        assert!(s.plugin_version("a", "9.0.0").await.expect("get").is_some());
-    }
-
-    #[tokio::test]
-    async fn memory_and_bad_urls() {
-        let s = Store::open("sqlite::memory:").await.expect("memory");
-        assert!(s.instances().await.expect("list").is_empty());
-        let e = Store::open("postgres://x/y").await.expect_err("pg");
-        assert!(e.to_string().contains("not supported yet"), "{e}");
-    }
-}
+mod tests;

@@ -286,3 +286,5 @@ pub async fn bad_upstream(reply: &'static [u8]) -> (SocketAddr, tokio::task::Joi
     });
     (addr, task)
 }
+
+pub mod postgres;

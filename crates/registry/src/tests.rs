@@ -1,0 +1,135 @@
+use super::*;
+
+fn version(v: &str) -> PluginVersion {
+    PluginVersion { app_id: "a".into(), version: v.into(), name: "n".into(), manifest: "m".into(), archive: vec![1, 2] }
+}
+
+fn instance(id: &str, seq: i64) -> InstanceRow {
+    InstanceRow {
+        id: id.into(),
+        app_id: "a".into(),
+        version: "1.0.0".into(),
+        level: "team".into(),
+        team: Some("T1".into()),
+        state: State::Enabled,
+        config: BTreeMap::from([("k".into(), "v".into())]),
+        seq,
+        installed_at: now(),
+        debug: false,
+        rev: 0,
+    }
+}
+
+/// A SQLite file (in `dir`) and, when PostgreSQL is installed, a fresh
+/// PostgreSQL database: every store test runs on both.
+async fn urls(dir: &tempfile::TempDir) -> Vec<String> {
+    let mut urls = vec![format!("sqlite://{}/sub/reg.db", dir.path().display())];
+    urls.extend(interpose_test_util::postgres::database().await);
+    urls
+}
+
+#[tokio::test]
+async fn survives_a_reopen() {
+    let dir = tempfile::tempdir().expect("tmp");
+    for url in urls(&dir).await {
+        {
+            let s = Store::open(&url).await.expect("open");
+            assert_eq!(s.next_seq().await.expect("seq"), 1);
+            let v0 = s.registry_version().await.expect("version");
+            let v1 = s.install(v0, &version("1.0.0"), &instance("i1", 1)).await.expect("install");
+            let v2 = s.install(v1, &version("1.0.0"), &instance("i2", 2)).await.expect("install");
+            let v3 = s.set_state(v2, "i2", State::Disabled).await.expect("state");
+            let v4 = s.upgrade(v3, "i1", &version("2.0.0")).await.expect("upgrade");
+            assert_eq!([v1, v2, v3, v4], [v0 + 1, v0 + 2, v0 + 3, v0 + 4], "{url}");
+        }
+        let s = Store::open(&url).await.expect("reopen");
+        let all = s.instances().await.expect("list");
+        assert_eq!(
+            all.iter().map(|i| (i.id.as_str(), i.version.as_str(), i.state, i.rev)).collect::<Vec<_>>(),
+            [("i1", "2.0.0", State::Enabled, 4), ("i2", "1.0.0", State::Disabled, 3)],
+            "{url}"
+        );
+        assert_eq!(all[0].config["k"], "v");
+        let mut v = s.registry_version().await.expect("version");
+        v = s.uninstall(v, "i2").await.expect("uninstall");
+        assert!(s.plugin_version("a", "1.0.0").await.expect("get").is_none(), "unused version is removed");
+        assert!(s.plugin_version("a", "2.0.0").await.expect("get").is_some());
+        assert_eq!(s.next_seq().await.expect("seq"), 2);
+        // Upgrades leave no stored versions behind.
+        for n in 3..10 {
+            v = s.upgrade(v, "i1", &version(&format!("{n}.0.0"))).await.expect("upgrade");
+        }
+        assert_eq!(s.version_count().await.expect("count"), 1);
+        assert!(s.plugin_version("a", "9.0.0").await.expect("get").is_some());
+        v = s.set_config(v, "i1", &BTreeMap::from([("k".into(), "w".into())])).await.expect("config");
+        let i1 = s.instance("i1").await.expect("get").expect("i1");
+        assert_eq!((i1.config["k"].as_str(), i1.rev), ("w", v), "{url}");
+    }
+}
+
+#[tokio::test]
+async fn a_write_from_a_stale_version_changes_nothing() {
+    let dir = tempfile::tempdir().expect("tmp");
+    for url in urls(&dir).await {
+        // Two handles on one store: two gateway nodes.
+        let (a, b) = (Store::open(&url).await.expect("open"), Store::open(&url).await.expect("open"));
+        let seen = b.registry_version().await.expect("version");
+        a.install(a.registry_version().await.expect("v"), &version("1.0.0"), &instance("i1", 1)).await.expect("a");
+        let e = b.install(seen, &version("1.0.0"), &instance("i2", 2)).await.expect_err("b is stale");
+        assert!(matches!(e, StoreError::Stale { expected, found } if expected == seen && found == seen + 1), "{e}");
+        assert!(e.to_string().contains("changed by another gateway node"), "{e}");
+        assert_eq!(b.instances().await.expect("list").len(), 1, "{url}: nothing written");
+        b.install(seen + 1, &version("1.0.0"), &instance("i2", 2)).await.expect("b after catching up");
+    }
+}
+
+#[tokio::test]
+async fn events_are_claimed_in_order_per_instance_and_held() {
+    let dir = tempfile::tempdir().expect("tmp");
+    for url in urls(&dir).await {
+        let (a, b) = (Store::open(&url).await.expect("open"), Store::open(&url).await.expect("open"));
+        let ev = |instance: &str, n: u32| NewEvent {
+            instance: instance.into(),
+            function: "f".into(),
+            kind: "subscribe".into(),
+            payload: n.to_string(),
+        };
+        a.enqueue(&[ev("x", 1), ev("x", 2), ev("y", 1)]).await.expect("enqueue");
+        let now = 1_000;
+        let first = a.claim(now, 10).await.expect("claim");
+        assert_eq!(
+            first.iter().map(|e| (e.instance.as_str(), e.payload.as_str())).collect::<Vec<_>>(),
+            [("x", "1"), ("y", "1")],
+            "{url}: the oldest of each instance"
+        );
+        // Held: neither node gets them (or x's next event) again until the lease ends.
+        assert!(b.claim(now, 10).await.expect("claim").is_empty(), "{url}");
+        assert!(a.claim(now + LEASE_MS - 1, 10).await.expect("claim").is_empty(), "{url}");
+        let again = b.claim(now + LEASE_MS, 10).await.expect("claim after the lease");
+        assert_eq!(again.len(), 2, "{url}: a dead node's events go to another");
+        b.delivered(again[0].id).await.expect("delivered");
+        b.retry(again[1].id, 1, 0, "boom").await.expect("retry");
+        let next = a.claim(now + LEASE_MS, 10).await.expect("claim");
+        assert_eq!(
+            next.iter().map(|e| (e.instance.as_str(), e.payload.as_str(), e.attempts)).collect::<Vec<_>>(),
+            [("x", "2", 0), ("y", "1", 1)],
+            "{url}"
+        );
+        a.bury(next[1].id, 2, "gave up").await.expect("bury");
+        assert_eq!(a.event_counts().await.expect("counts"), (1, 1), "{url}");
+        assert_eq!(a.dead_events().await.expect("dead")[0].last_error.as_deref(), Some("gave up"));
+        assert!(a.replay(next[1].id).await.expect("replay"));
+        assert!(!a.replay(next[1].id).await.expect("replay twice"));
+    }
+}
+
+#[tokio::test]
+async fn memory_and_bad_urls() {
+    let s = Store::open("sqlite::memory:").await.expect("memory");
+    assert!(s.instances().await.expect("list").is_empty());
+    assert_eq!(s.backend(), "sqlite");
+    let e = Store::open("postgres://someone:secret@127.0.0.1:1/db").await.expect_err("nothing listens on port 1");
+    let msg = e.to_string();
+    assert!(msg.contains("cannot connect to PostgreSQL") && msg.contains("someone:***@127.0.0.1:1"), "{msg}");
+    assert!(!msg.contains("secret"), "{msg}");
+}
