@@ -156,8 +156,16 @@ fn reply<T: serde::Serialize>(r: Result<T, ControlError>) -> Response {
 }
 
 async fn ready(State(app): State<App>) -> Response {
-    let n = app.manager.gateway().snapshot().instances.len();
-    Json(json!({"status": "ready", "enabled_instances": n})).into_response()
+    let gw = app.manager.gateway();
+    let n = gw.snapshot().instances.len();
+    let storage = gw.posts.store().map(|s| s.backend());
+    Json(json!({
+        "status": "ready",
+        "enabled_instances": n,
+        "registry_version": app.manager.registry_version(),
+        "storage": storage,
+    }))
+    .into_response()
 }
 
 async fn list(State(app): State<App>) -> Response {
@@ -304,6 +312,11 @@ async fn metrics(State(app): State<App>) -> Response {
             gw.host.stuck_workers() as f64,
         ),
         ("interpose_enabled_instances", "Plugin instances whose hooks are live.", gw.snapshot().instances.len() as f64),
+        (
+            "interpose_registry_version",
+            "The store's registry version this node serves (nodes sharing a store converge on the same one).",
+            app.manager.registry_version() as f64,
+        ),
         (
             "interpose_quarantined_plugins",
             "Plugins whose calls fail fast after getting stuck repeatedly.",

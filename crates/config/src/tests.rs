@@ -1,4 +1,5 @@
 use std::path::Path;
+use std::time::Duration;
 
 use super::*;
 
@@ -53,6 +54,10 @@ fn bad_keys_and_values_are_named() {
     assert!(e.to_string().contains("max_body_bytes"), "{e}");
     let e = load("[limits]\nmax_header_bytes = 100\n", &[]).expect_err("range");
     assert!(e.to_string().contains("limits.max_header_bytes: 100 is out of range 1024..=1048576"), "{e}");
+    let e = load("[storage]\npoll_ms = 5\n", &[]).expect_err("range");
+    assert!(e.to_string().contains("storage.poll_ms: 5 is out of range 100..=600000"), "{e}");
+    let c = load("[storage]\nurl = \"postgres://u:p@db.internal/ip\"\n", &[]).expect("postgres");
+    assert_eq!((c.storage.url.as_str(), c.storage.poll), ("postgres://u:p@db.internal/ip", Duration::from_secs(2)));
     let text = "[server]\nlisten = \"nowhere\"\nworkers = -1\n[storage]\nurl = \"mysql://x\"\n[[upstreams]]\nscope = \"project\"\nmount = \"api\"\nurl = \"https://x\"\n[[upstreams]]\nscope = \"project\"\nmount = \"/b\"\nurl = \"http://h:1\"\n";
     let e = load(text, &[]).expect_err("many");
     let s = e.to_string();

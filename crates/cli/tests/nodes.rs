@@ -1,0 +1,160 @@
+//! Several `interpose serve` processes sharing one PostgreSQL store, as an
+//! operator runs them behind a load balancer. Skipped (with a message) when
+//! PostgreSQL is not installed; CI installs it and sets REQUIRE_POSTGRES=1.
+#![allow(clippy::unwrap_used)]
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use interpose_test_util::{get, Upstream};
+
+struct Node {
+    child: Child,
+    port: u16,
+    admin: String,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// One gateway node with a folder of its own (as on its own machine) and
+/// the shared store.
+fn node(dir: &Path, store: &str, upstream: &str) -> Node {
+    let (port, admin_port) = (free_port(), free_port());
+    std::fs::create_dir_all(dir).unwrap();
+    let cfg = dir.join("interpose.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\nadmin_listen = \"127.0.0.1:{admin_port}\"\nworkers = 1\n\
+             [storage]\nurl = \"{store}\"\npoll_ms = 200\n\
+             [[upstreams]]\nscope = \"project\"\nmount = \"/project/api/project\"\nurl = \"{upstream}/project/api/project\"\n"
+        ),
+    )
+    .unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_interpose"))
+        .args(["serve", "-c", cfg.to_str().unwrap()])
+        .env_remove("RUST_LOG")
+        .env_remove("INTERPOSE_LOG")
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", admin_port)).is_err() {
+        assert!(t0.elapsed() < Duration::from_secs(30), "node on {admin_port} never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Node { child, port, admin: format!("http://127.0.0.1:{admin_port}") }
+}
+
+fn plugin_cmd(node: &Node, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_interpose"))
+        .arg("plugin")
+        .args(args)
+        .args(["--admin", &node.admin])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "plugin {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Wait until `GET path` on `node` answers `status`.
+async fn until_status(node: &Node, path: &str, status: u16) {
+    let url = format!("http://127.0.0.1:{}/project/api/project{path}", node.port);
+    let t0 = Instant::now();
+    loop {
+        let got = get(&url, &[]).await.status;
+        if got == status {
+            return;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "{url} still answers {got}, not {status}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_sharing_a_postgres_store_follow_each_others_changes_and_split_the_events() {
+    let Some(store) = interpose_test_util::postgres::database().await else { return };
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let a = node(&dir.path().join("a"), &store, &up.url());
+    let b = node(&dir.path().join("b"), &store, &up.url());
+
+    let guard = dir.path().join("guard");
+    interpose_test_util::write_files(&guard, &[
+        ("config/plugin.yaml", "service: {app_id: guard, version: 1.0.0, name: guard, scope: 2}\napis:\n  - {type: intercept, methods: [GET], url: /feed, function: f}\n"),
+        ("backend/src/index.js", "export function f(r) { if (r.query.n === 'x') return { statusCode: 403, body: { blocked: 1 } } }\n"),
+    ]);
+    // Installed through node a: node b serves it too, within its poll.
+    plugin_cmd(&a, &["install", guard.to_str().unwrap(), "--org", "--id", "g1"]);
+    until_status(&a, "/feed?n=x", 403).await;
+    until_status(&b, "/feed?n=x", 403).await;
+    // Disabled through node b: node a follows.
+    plugin_cmd(&b, &["disable", "g1"]);
+    until_status(&a, "/feed?n=x", 200).await;
+    // Upgraded through a to code that blocks something else, enabled through b.
+    interpose_test_util::write_files(&guard, &[
+        ("config/plugin.yaml", "service: {app_id: guard, version: 1.1.0, name: guard, scope: 2}\napis:\n  - {type: intercept, methods: [GET], url: /feed, function: f}\n"),
+        ("backend/src/index.js", "export function f(r) { if (r.query.n === 'y') return { statusCode: 451 } }\n"),
+    ]);
+    plugin_cmd(&a, &["upgrade", "g1", guard.to_str().unwrap()]);
+    plugin_cmd(&b, &["enable", "g1"]);
+    for n in [&a, &b] {
+        until_status(n, "/feed?n=y", 451).await;
+        until_status(n, "/feed?n=x", 200).await;
+    }
+    let listed = plugin_cmd(&a, &["list"]);
+    assert!(listed.contains("guard") && listed.contains("1.1.0") && listed.contains("enabled"), "{listed}");
+
+    // A subscriber: every event is delivered once, whichever node took the
+    // request and whichever node delivers it.
+    let sub = dir.path().join("sub");
+    interpose_test_util::write_files(&sub, &[
+        ("config/plugin.yaml", "service: {app_id: sub, version: 1.0.0, name: sub, scope: 2}\napis:\n  - {type: subscribe, methods: [GET], url: /feed, function: f}\n"),
+        ("backend/src/index.js", "import { OPFetch } from '@ones-op/fetch'\nexport async function f(r) { await OPFetch({ path: '/seen?n=' + r.query.n }) }\n"),
+    ]);
+    plugin_cmd(&b, &["install", sub.to_str().unwrap(), "--org", "--id", "s1"]);
+    // Both nodes run it before traffic starts.
+    let t0 = Instant::now();
+    for n in [&a, &b] {
+        loop {
+            let routes =
+                Command::new(env!("CARGO_BIN_EXE_interpose")).args(["routes", "--admin", &n.admin]).output().unwrap();
+            if String::from_utf8_lossy(&routes.stdout).contains("subscribe f() of sub") {
+                break;
+            }
+            assert!(t0.elapsed() < Duration::from_secs(10), "node {} never ran the subscriber", n.admin);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    for n in 0..40 {
+        let node = if n % 2 == 0 { &a } else { &b };
+        let r = get(&format!("http://127.0.0.1:{}/project/api/project/feed?n={n}", node.port), &[]).await;
+        assert_eq!(r.status, 200);
+    }
+    let t0 = Instant::now();
+    loop {
+        let mut seen: Vec<u32> = up
+            .seen()
+            .iter()
+            .filter_map(|s| s.uri.strip_prefix("/project/api/project/seen?n=").and_then(|n| n.parse().ok()))
+            .collect();
+        seen.sort_unstable();
+        if seen.len() >= 40 {
+            assert_eq!(seen, (0..40).collect::<Vec<_>>(), "each event exactly once");
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(20), "only {} of 40 events delivered: {seen:?}", seen.len());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
