@@ -93,15 +93,29 @@ async fn nodes_sharing_a_postgres_store_follow_each_others_changes_and_split_the
     let guard = dir.path().join("guard");
     interpose_test_util::write_files(&guard, &[
         ("config/plugin.yaml", "service: {app_id: guard, version: 1.0.0, name: guard, scope: 2}\napis:\n  - {type: intercept, methods: [GET], url: /feed, function: f}\n"),
-        ("backend/src/index.js", "export function f(r) { if (r.query.n === 'x') return { statusCode: 403, body: { blocked: 1 } } }\n"),
+        ("backend/src/index.js", "import { Logger } from '@ones-op/node-logger'\n\
+            export function Install() { Logger.info('lifecycle Install') }\n\
+            export function Start() { Logger.info('lifecycle Start') }\n\
+            export function Stop() { Logger.info('lifecycle Stop') }\n\
+            export function f(r) { if (r.query.n === 'x') return { statusCode: 403, body: { blocked: 1 } } }\n"),
     ]);
     // Installed through node a: node b serves it too, within its poll.
     plugin_cmd(&a, &["install", guard.to_str().unwrap(), "--org", "--id", "g1"]);
     until_status(&a, "/feed?n=x", 403).await;
     until_status(&b, "/feed?n=x", 403).await;
+    // Install ran once, on a; each node started its own runtime.
+    let lifecycle = |n: &Node| -> Vec<String> {
+        plugin_cmd(n, &["logs", "g1"])
+            .lines()
+            .filter_map(|l| l.split("lifecycle ").nth(1).map(str::to_string))
+            .collect()
+    };
+    assert_eq!(lifecycle(&a), ["Install", "Start"]);
+    assert_eq!(lifecycle(&b), ["Start"]);
     // Disabled through node b: node a follows.
     plugin_cmd(&b, &["disable", "g1"]);
     until_status(&a, "/feed?n=x", 200).await;
+    assert_eq!(lifecycle(&a), ["Install", "Start", "Stop"]);
     // Upgraded through a to code that blocks something else, enabled through b.
     interpose_test_util::write_files(&guard, &[
         ("config/plugin.yaml", "service: {app_id: guard, version: 1.1.0, name: guard, scope: 2}\napis:\n  - {type: intercept, methods: [GET], url: /feed, function: f}\n"),

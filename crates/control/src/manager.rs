@@ -196,21 +196,19 @@ impl Manager {
             });
         }
         let snapshot = prepare(&self.gw, &next, None)?;
-        let runs = |list: &[Entry], e: &Entry| {
-            list.iter().any(|o| {
-                !o.declarative
-                    && o.state == State::Enabled
-                    && o.inst.meta.id == e.inst.meta.id
-                    && Arc::ptr_eq(&o.inst.js, &e.inst.js)
-            })
+        // By id: new code for a running instance (an upgrade elsewhere) is
+        // neither a start nor a stop, as on the node that upgraded it.
+        let runs = |list: &[Entry], id: &str| {
+            list.iter().any(|o| !o.declarative && o.state == State::Enabled && o.inst.meta.id == id)
         };
-        let started: Vec<InstalledInstance> =
-            next.iter().filter(|e| e.state == State::Enabled && !runs(entries, e)).map(|e| e.inst.clone()).collect();
-        let stopped: Vec<InstalledInstance> = entries
-            .iter()
-            .filter(|e| !e.declarative && e.state == State::Enabled && !runs(&next, e))
-            .map(|e| e.inst.clone())
-            .collect();
+        let newly = |from: &[Entry], to: &[Entry]| -> Vec<InstalledInstance> {
+            to.iter()
+                .filter(|e| !e.declarative && e.state == State::Enabled && !runs(from, &e.inst.meta.id))
+                .map(|e| e.inst.clone())
+                .collect()
+        };
+        let started = newly(entries, &next);
+        let stopped = newly(&next, entries);
         self.gw.swap(snapshot);
         let old = std::mem::replace(entries, next);
         self.version.store(version, Ordering::Relaxed);
