@@ -297,7 +297,7 @@ async fn metrics(State(app): State<App>) -> Response {
         ("interpose_post_queue_depth", "Suffix/subscribe events waiting for dispatch.", gw.posts.depth() as f64),
         (
             "interpose_post_dropped_total",
-            "Suffix/subscribe events dropped because the queue was full.",
+            "Suffix/subscribe events dropped: the queue or the store writer was full, or the store failed.",
             gw.posts.dropped() as f64,
         ),
         ("interpose_js_workers", "JS worker threads serving the request path.", gw.host.live_workers() as f64),

@@ -54,7 +54,7 @@ pub struct PostEvent {
 pub struct PostQueue {
     tx: mpsc::Sender<PostEvent>,
     depth: Arc<AtomicUsize>,
-    dropped: AtomicU64,
+    dropped: Arc<AtomicU64>,
     durable: std::sync::OnceLock<Durable>,
 }
 
@@ -84,7 +84,7 @@ impl PostQueue {
         let q = Arc::new(PostQueue {
             tx,
             depth: depth.clone(),
-            dropped: AtomicU64::new(0),
+            dropped: Arc::default(),
             durable: std::sync::OnceLock::new(),
         });
         // Calls in flight, about one per post worker: the backlog stays in
@@ -178,7 +178,7 @@ impl PostQueue {
         }
         let notify = Arc::new(tokio::sync::Notify::new());
         // Writer: batches what arrives together into one transaction.
-        let (wstore, wnotify) = (store.clone(), notify.clone());
+        let (wstore, wnotify, wdropped) = (store.clone(), notify.clone(), self.dropped.clone());
         tokio::spawn(async move {
             while let Some(first) = rx.recv().await {
                 let mut batch = vec![first];
@@ -189,8 +189,23 @@ impl PostQueue {
                     }
                 }
                 let events: Vec<NewEvent> = batch.iter().flat_map(|(e, _)| e.iter().cloned()).collect();
-                if let Err(e) = wstore.enqueue(&events).await {
-                    tracing::error!("cannot store {} post-hook event(s): {e}", events.len());
+                // A store across the network may blip: try a few times (the
+                // responses wait) before giving the events up, counted.
+                let mut pause = Duration::from_millis(50);
+                for attempt in 1.. {
+                    match wstore.enqueue(&events).await {
+                        Ok(()) => break,
+                        Err(e) if attempt < 4 => {
+                            tracing::warn!("cannot store {} post-hook event(s), retrying: {e}", events.len());
+                            tokio::time::sleep(pause).await;
+                            pause *= 4;
+                        }
+                        Err(e) => {
+                            let n = wdropped.fetch_add(events.len() as u64, Ordering::Relaxed) + events.len() as u64;
+                            tracing::error!(dropped_total = n, "cannot store {} post-hook event(s): {e}", events.len());
+                            break;
+                        }
+                    }
                 }
                 for (_, ack) in batch {
                     let _ = ack.send(());
@@ -251,7 +266,7 @@ impl PostQueue {
         self.depth.load(Ordering::Relaxed)
     }
 
-    /// Events dropped because the queue was full.
+    /// Events dropped: the queue (or the store writer) was full, or the store failed.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
