@@ -17,8 +17,9 @@ use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::Connection;
 
 mod events;
 mod instances;
@@ -160,10 +161,18 @@ impl Store {
 
     async fn open_postgres(url: &str) -> Result<Store, StoreError> {
         let open_err = |why: String| StoreError::Open { url: redact(url), why };
+        let options = PgConnectOptions::from_str(url).map_err(|e| open_err(e.to_string()))?;
+        // One plain connection first: a pool would report any failure as
+        // "timed out", hiding "connection refused" or "password authentication failed".
+        let first = tokio::time::timeout(Duration::from_secs(10), PgConnection::connect_with(&options))
+            .await
+            .map_err(|_| open_err("cannot connect to PostgreSQL: no answer within 10 s".into()))?
+            .map_err(|e| open_err(format!("cannot connect to PostgreSQL: {e}")))?;
+        let _ = first.close().await;
         let pool = PgPoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(10))
-            .connect(url)
+            .connect_with(options)
             .await
             .map_err(|e| open_err(format!("cannot connect to PostgreSQL: {e}")))?;
         // sqlx holds an advisory lock while migrating: nodes starting
