@@ -13,7 +13,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
+
+use crate::watch::{fingerprint, Fingerprint};
 
 use clap::Subcommand;
 use http::Method;
@@ -277,29 +279,6 @@ fn banner(info: &InstanceInfo, listen: SocketAddr, system: &str, team: &str, gw:
         s += &format!("  # {} -> {}()\n{line}\n", api.kind, api.function);
     }
     s
-}
-
-/// A cheap fingerprint of the files a reload depends on.
-type Fingerprint = Vec<(PathBuf, u64, Option<SystemTime>)>;
-
-fn fingerprint(dir: &Path) -> Fingerprint {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.join("config/plugin.yaml"), dir.join("backend")];
-    while let Some(p) = stack.pop() {
-        let Ok(meta) = std::fs::metadata(&p) else { continue };
-        if meta.is_dir() {
-            if p.file_name().is_some_and(|n| n == "node_modules") {
-                continue;
-            }
-            if let Ok(rd) = std::fs::read_dir(&p) {
-                stack.extend(rd.filter_map(Result::ok).map(|e| e.path()));
-            }
-        } else {
-            out.push((p, meta.len(), meta.modified().ok()));
-        }
-    }
-    out.sort();
-    out
 }
 
 async fn watch(manager: Arc<Manager>, dir: PathBuf, id: String, mut hooks: Vec<String>, mut last: Fingerprint) {

@@ -10,6 +10,7 @@ mod new;
 mod plugin;
 mod routes;
 mod serve;
+mod watch;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -45,6 +45,7 @@ pub fn run(config: Option<&Path>) -> anyhow::Result<ExitCode> {
             Ok(m) => m,
             Err(e) => return bad(format!("cannot restore the installed plugins: {e}")),
         };
+        crate::watch::declared_plugins(manager.clone(), std::time::Duration::from_secs(1));
         let listener = match std::net::TcpListener::bind(listen) {
             Ok(l) => l,
             Err(e) => return bad(format!("cannot listen on {listen} (server.listen): {e}")),

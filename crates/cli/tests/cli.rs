@@ -434,3 +434,87 @@ async fn accepted_events_survive_sigkill() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_reloads_a_declared_plugin_when_its_files_change() {
+    let up = Upstream::start().await;
+    let (port, admin_port) = (free_port(), free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = dir.path().join("guard");
+    let manifest = |version: &str, url: &str| {
+        format!("service: {{app_id: guard, version: {version}, name: guard, scope: 1}}\napis:\n  - {{type: intercept, methods: [GET], url: '{url}', function: f}}\n")
+    };
+    interpose_test_util::write_files(&plugin, &[
+        ("config/plugin.yaml", &manifest("1.0.0", "/team/:teamUUID/feed")),
+        ("backend/src/index.js", "import { Logger } from '@ones-op/node-logger'\nexport function f() { Logger.info('first'); return { statusCode: 403 } }\n"),
+    ]);
+    let cfg = dir.path().join("interpose.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\nadmin_listen = \"127.0.0.1:{admin_port}\"\n[storage]\nurl = \"sqlite::memory:\"\n[[upstreams]]\nscope = \"project\"\nmount = \"/project/api/project\"\nurl = \"{}/project/api/project\"\n[[plugins]]\npath = \"guard\"\nteams = [\"T1\", \"T2\"]\n",
+            up.url()
+        ),
+    )
+    .unwrap();
+    let mut child = Running(bin().args(["serve", "-c", cfg.to_str().unwrap()]).stderr(Stdio::piped()).spawn().unwrap());
+    let stderr = child.0.stderr.take().unwrap();
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let mut l = sink.lock().unwrap();
+            l.push_str(&line);
+            l.push('\n');
+        }
+    });
+    wait_for_port(port);
+    let admin = format!("http://127.0.0.1:{admin_port}");
+    let ids = || {
+        let out = bin().args(["plugin", "list", "--json", "--admin", &admin]).output().unwrap();
+        let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        list.as_array().unwrap().iter().map(|i| (i["id"].to_string(), i["version"].to_string())).collect::<Vec<_>>()
+    };
+    let before = ids();
+    let feed = |team: &'static str| {
+        let url = format!("http://127.0.0.1:{port}/project/api/project/team/{team}/feed");
+        async move { get(&url, &[]).await.status.as_u16() }
+    };
+    let until = |team: &'static str, want: u16| async move {
+        let t0 = Instant::now();
+        loop {
+            let got = feed(team).await;
+            if got == want {
+                return;
+            }
+            assert!(t0.elapsed() < Duration::from_secs(10), "team {team}: still {got}, not {want}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    assert_eq!(feed("T1").await, 403);
+
+    // New code and a new version: both teams' instances pick it up and keep their ids.
+    interpose_test_util::write_files(&plugin, &[
+        ("config/plugin.yaml", &manifest("1.1.0", "/team/:teamUUID/feed")),
+        ("backend/src/index.js", "import { Logger } from '@ones-op/node-logger'\nexport function f() { Logger.info('second'); return { statusCode: 451 } }\n"),
+    ]);
+    until("T1", 451).await;
+    until("T2", 451).await;
+    let after = ids();
+    assert_eq!(after.iter().map(|i| &i.0).collect::<Vec<_>>(), before.iter().map(|i| &i.0).collect::<Vec<_>>());
+    assert!(after.iter().all(|i| i.1 == "\"1.1.0\""), "{after:?}");
+
+    // A broken manifest is reported (file, line, field) and changes nothing.
+    interpose_test_util::write_files(&plugin, &[("config/plugin.yaml", &manifest("1.2.0", "no-slash"))]);
+    let t0 = Instant::now();
+    while !log.lock().unwrap().contains("not reloaded") {
+        assert!(t0.elapsed() < Duration::from_secs(10), "no reload error logged:\n{}", log.lock().unwrap());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let text = log.lock().unwrap().clone();
+    assert!(text.contains("plugin.yaml:3") && text.contains("apis[0].url"), "{text}");
+    assert_eq!(feed("T1").await, 451, "the last good version keeps serving");
+    // Fixed again: serving the fix.
+    interpose_test_util::write_files(&plugin, &[("config/plugin.yaml", &manifest("1.2.0", "/team/:teamUUID/other"))]);
+    until("T1", 200).await;
+}

@@ -477,6 +477,45 @@ impl Manager {
         Ok(info(&entries[i]))
     }
 
+    /// Reload a `[[plugins]]` project of the config file from its folder
+    /// (`interpose serve` does when its files change): its instances keep
+    /// their ids, teams, order and config values and pick up the new
+    /// manifest and code. Validated like any change; on any problem nothing
+    /// changes and the error says what is wrong. Declared instances run no
+    /// lifecycle functions, here as at start.
+    pub async fn reload_declared(&self, dir: &Path) -> Result<Vec<InstanceInfo>, ControlError> {
+        let mut entries = self.entries.lock().await;
+        let config = &self.gw.config;
+        let decl = config
+            .plugins
+            .iter()
+            .find(|d| d.path == dir)
+            .ok_or_else(|| ControlError::NotFound(format!("[[plugins]] entry for {}", dir.display())))?;
+        let current: Vec<usize> =
+            (0..entries.len()).filter(|&i| entries[i].declarative && entries[i].inst.plugin.dir == dir).collect();
+        let keep: Vec<(Option<String>, String, u64)> = current
+            .iter()
+            .map(|&i| (entries[i].inst.meta.team.clone(), entries[i].inst.meta.id.clone(), entries[i].inst.meta.seq))
+            .collect();
+        let plugin = LoadedPlugin::load(dir, config).map_err(|e| ControlError::BadPlugin(e.problems))?;
+        let seq_before = entries.iter().filter(|e| e.declarative).map(|e| e.inst.meta.seq).max().unwrap_or(0);
+        let fresh = interpose_gateway::plugins::declared(config, decl, Arc::new(plugin), seq_before, &keep)
+            .map_err(ControlError::BadPlugin)?;
+        let mut next: Vec<Entry> =
+            entries.iter().enumerate().filter(|(i, _)| !current.contains(i)).map(|(_, e)| clone_entry(e)).collect();
+        for inst in fresh {
+            if let Some(&i) = current.iter().find(|&&i| entries[i].inst.meta.id == inst.meta.id) {
+                inst.js.adopt_log(&entries[i].inst.js);
+            }
+            next.push(Entry { inst, state: State::Enabled, declarative: true, installed_at: 0, debug: false, rev: 0 });
+        }
+        next.sort_by_key(|e| (!e.declarative, e.inst.meta.seq));
+        let snapshot = prepare(&self.gw, &next, None)?;
+        self.gw.swap(snapshot);
+        *entries = next;
+        Ok(entries.iter().filter(|e| e.declarative && e.inst.plugin.dir == dir).map(info).collect())
+    }
+
     /// Run one lifecycle step by hand (`interpose invoke <step>`).
     pub async fn run_step(&self, id: &str, step: Step) -> Result<Option<String>, ControlError> {
         let entries = self.entries.lock().await;

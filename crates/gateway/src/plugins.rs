@@ -176,12 +176,11 @@ pub fn build_routes(
     RouteTable::build(inputs)
 }
 
-/// Install the `[[plugins]]` of the config: one instance per team for a
-/// team-level plugin, one for an org-level one. All or nothing.
+/// The config file's `[[plugins]]` as instances (ids: the pinned one, else
+/// a new one). Every problem of every entry is reported.
 pub fn declared_instances(config: &Config) -> Result<Vec<InstalledInstance>, Vec<String>> {
-    let mut out = Vec::new();
+    let mut out: Vec<InstalledInstance> = Vec::new();
     let mut problems = Vec::new();
-    let mut seq = 0;
     for decl in &config.plugins {
         let key = format!("plugins[{}]", decl.index);
         let plugin = match LoadedPlugin::load(&decl.path, config) {
@@ -191,53 +190,17 @@ pub fn declared_instances(config: &Config) -> Result<Vec<InstalledInstance>, Vec
                 continue;
             }
         };
-        let s = &plugin.manifest.service;
-        let mut instance_config = BTreeMap::new();
-        for item in &s.config {
-            match decl.config.get(&item.key).or(item.default.as_ref()) {
-                Some(v) => {
-                    instance_config.insert(item.key.clone(), v.clone());
+        match declared(config, decl, plugin, out.len() as u64, &[]) {
+            Ok(instances) => {
+                for inst in instances {
+                    if out.iter().any(|i| i.meta.id == inst.meta.id) {
+                        problems.push(format!("{key}.instance: instance {:?} is used twice", inst.meta.id));
+                    } else {
+                        out.push(inst);
+                    }
                 }
-                None if item.required => {
-                    problems.push(format!("{key}.config: {} requires a value for {:?}", s.name, item.key))
-                }
-                None => {}
             }
-        }
-        for k in decl.config.keys() {
-            if !s.config.iter().any(|i| &i.key == k) {
-                problems.push(format!("{key}.config: {} declares no config key {k:?}", s.name));
-            }
-        }
-        let placements: Vec<Option<String>> = match (s.level, decl.teams.is_empty()) {
-            (PluginLevel::Organization, true) => vec![None],
-            (PluginLevel::Organization, false) => {
-                problems.push(format!(
-                    "{key}.teams: {} is an organization-level plugin (service.scope 2); remove `teams`",
-                    s.name
-                ));
-                continue;
-            }
-            (PluginLevel::Team, true) => {
-                problems.push(format!(
-                    "{key}.teams: {} is a team-level plugin (service.scope 1); list the teams to install it for",
-                    s.name
-                ));
-                continue;
-            }
-            (PluginLevel::Team, false) => decl.teams.iter().cloned().map(Some).collect(),
-        };
-        for team in placements {
-            seq += 1;
-            let id =
-                decl.instance.clone().unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string()[..8].to_string());
-            if out.iter().any(|i: &InstalledInstance| i.meta.id == id) {
-                problems.push(format!("{key}.instance: instance {id:?} is used twice"));
-                continue;
-            }
-            let mut inst = InstalledInstance::new(plugin.clone(), id, team, seq, config);
-            inst.set_config(instance_config.clone());
-            out.push(inst);
+            Err(p) => problems.extend(p),
         }
     }
     if problems.is_empty() {
@@ -245,6 +208,74 @@ pub fn declared_instances(config: &Config) -> Result<Vec<InstalledInstance>, Vec
     } else {
         Err(problems)
     }
+}
+
+/// The instances of one `[[plugins]]` entry running `plugin`: one for an
+/// organization-level plugin, one per listed team for a team-level one.
+/// Sequence numbers follow `seq_before`; an instance whose placement is in
+/// `keep` (team → id, from the running gateway) keeps its id.
+pub fn declared(
+    config: &Config,
+    decl: &interpose_config::PluginDecl,
+    plugin: Arc<LoadedPlugin>,
+    seq_before: u64,
+    keep: &[(Option<String>, String, u64)],
+) -> Result<Vec<InstalledInstance>, Vec<String>> {
+    let key = format!("plugins[{}]", decl.index);
+    let mut problems = Vec::new();
+    let s = &plugin.manifest.service;
+    let mut instance_config = BTreeMap::new();
+    for item in &s.config {
+        match decl.config.get(&item.key).or(item.default.as_ref()) {
+            Some(v) => {
+                instance_config.insert(item.key.clone(), v.clone());
+            }
+            None if item.required => {
+                problems.push(format!("{key}.config: {} requires a value for {:?}", s.name, item.key))
+            }
+            None => {}
+        }
+    }
+    for k in decl.config.keys() {
+        if !s.config.iter().any(|i| &i.key == k) {
+            problems.push(format!("{key}.config: {} declares no config key {k:?}", s.name));
+        }
+    }
+    let placements: Vec<Option<String>> = match (s.level, decl.teams.is_empty()) {
+        (PluginLevel::Organization, true) => vec![None],
+        (PluginLevel::Organization, false) => {
+            problems.push(format!(
+                "{key}.teams: {} is an organization-level plugin (service.scope 2); remove `teams`",
+                s.name
+            ));
+            vec![]
+        }
+        (PluginLevel::Team, true) => {
+            problems.push(format!(
+                "{key}.teams: {} is a team-level plugin (service.scope 1); list the teams to install it for",
+                s.name
+            ));
+            vec![]
+        }
+        (PluginLevel::Team, false) => decl.teams.iter().cloned().map(Some).collect(),
+    };
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let mut out = Vec::new();
+    for (n, team) in placements.into_iter().enumerate() {
+        let (id, seq) = match keep.iter().find(|(t, _, _)| *t == team) {
+            Some((_, id, seq)) => (id.clone(), *seq),
+            None => (
+                decl.instance.clone().unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string()[..8].to_string()),
+                seq_before + n as u64 + 1,
+            ),
+        };
+        let mut inst = InstalledInstance::new(plugin.clone(), id, team, seq, config);
+        inst.set_config(instance_config.clone());
+        out.push(inst);
+    }
+    Ok(out)
 }
 
 /// A new instance's workspace starts as a copy of the project's `workspace/`
