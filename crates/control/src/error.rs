@@ -32,6 +32,7 @@ impl ControlError {
             ControlError::Conflict(_) | ControlError::Declarative(_) => 409,
             // Another node changed the registry first: the caller may retry.
             ControlError::Store(interpose_registry::StoreError::Stale { .. }) => 409,
+            ControlError::Store(interpose_registry::StoreError::Unreachable) => 503,
             ControlError::Store(_) | ControlError::Internal(_) => 500,
         }
     }

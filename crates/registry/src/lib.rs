@@ -30,7 +30,13 @@ pub enum StoreError {
     #[error("storage.url {url:?}: {why}")]
     Open { url: String, why: String },
     #[error("storage: {0}")]
-    Db(#[from] sqlx::Error),
+    Db(sqlx::Error),
+    /// No connection to the store came free in time (PostgreSQL down or
+    /// unreachable, or every connection busy).
+    #[error(
+        "storage: the store is unreachable (no database connection within 5 s); the gateway keeps serving what it has"
+    )]
+    Unreachable,
     #[error("storage: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("storage: {0}")]
@@ -40,6 +46,15 @@ pub enum StoreError {
         "the registry was changed by another gateway node (it is at version {found}, this node had read {expected}); nothing was changed, try again"
     )]
     Stale { expected: i64, found: i64 },
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> StoreError {
+        match e {
+            sqlx::Error::PoolTimedOut => StoreError::Unreachable,
+            e => StoreError::Db(e),
+        }
+    }
 }
 
 /// One uploaded version of a plugin.
@@ -171,7 +186,9 @@ impl Store {
         let _ = first.close().await;
         let pool = PgPoolOptions::new()
             .max_connections(8)
-            .acquire_timeout(Duration::from_secs(10))
+            // A store that went away fails admin changes and polls after 5 s
+            // (`Unreachable`); requests never wait for it (events retry).
+            .acquire_timeout(Duration::from_secs(5))
             .connect_with(options)
             .await
             .map_err(|e| open_err(format!("cannot connect to PostgreSQL: {e}")))?;
