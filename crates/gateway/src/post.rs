@@ -189,13 +189,17 @@ impl PostQueue {
                     }
                 }
                 let events: Vec<NewEvent> = batch.iter().flat_map(|(e, _)| e.iter().cloned()).collect();
-                // A store across the network may blip: try a few times (the
-                // responses wait) before giving the events up, counted.
+                // A store across the network may blip: try a few times before
+                // giving the events up, counted. The responses wait for this,
+                // so it is bounded (about 3.3 s when the store is down).
                 let mut pause = Duration::from_millis(50);
                 for attempt in 1.. {
-                    match wstore.enqueue(&events).await {
+                    let stored = tokio::time::timeout(Duration::from_secs(1), wstore.enqueue(&events))
+                        .await
+                        .unwrap_or(Err(interpose_registry::StoreError::Unreachable));
+                    match stored {
                         Ok(()) => break,
-                        Err(e) if attempt < 4 => {
+                        Err(e) if attempt < 3 => {
                             tracing::warn!("cannot store {} post-hook event(s), retrying: {e}", events.len());
                             tokio::time::sleep(pause).await;
                             pause *= 4;
