@@ -85,7 +85,10 @@ fn as_server_user(root: bool, program: &str) -> Command {
 fn start() -> Result<Server, String> {
     let bin = bin_dir()?;
     let root = Command::new("id").arg("-u").output().map(|o| o.stdout.trim_ascii() == b"0").unwrap_or(false);
-    let dir = std::env::temp_dir().join(format!("interpose-pg-{}", std::process::id()));
+    // As root the server runs as `postgres`, which must reach the folder:
+    // /tmp is open to every user, a root-only TMPDIR may not be.
+    let tmp = if root { PathBuf::from("/tmp") } else { std::env::temp_dir() };
+    let dir = tmp.join(format!("interpose-pg-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     if root {
