@@ -29,7 +29,7 @@ fn free_port() -> u16 {
 
 /// One gateway node with a folder of its own (as on its own machine) and
 /// the shared store.
-fn node(dir: &Path, store: &str, upstream: &str) -> Node {
+fn node(dir: &Path, store: &str, upstream: &str, poll_ms: u32) -> Node {
     let (port, admin_port) = (free_port(), free_port());
     std::fs::create_dir_all(dir).unwrap();
     let cfg = dir.join("interpose.toml");
@@ -37,7 +37,7 @@ fn node(dir: &Path, store: &str, upstream: &str) -> Node {
         &cfg,
         format!(
             "[server]\nlisten = \"127.0.0.1:{port}\"\nadmin_listen = \"127.0.0.1:{admin_port}\"\nworkers = 1\n\
-             [storage]\nurl = \"{store}\"\npoll_ms = 200\n\
+             [storage]\nurl = \"{store}\"\npoll_ms = {poll_ms}\n\
              [[upstreams]]\nscope = \"project\"\nmount = \"/project/api/project\"\nurl = \"{upstream}/project/api/project\"\n"
         ),
     )
@@ -87,8 +87,11 @@ async fn nodes_sharing_a_postgres_store_follow_each_others_changes_and_split_the
     let Some(store) = interpose_test_util::postgres::database().await else { return };
     let up = Upstream::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let a = node(&dir.path().join("a"), &store, &up.url());
-    let b = node(&dir.path().join("b"), &store, &up.url());
+    let a = node(&dir.path().join("a"), &store, &up.url(), 200);
+    let b = node(&dir.path().join("b"), &store, &up.url(), 200);
+    // Never polls (10 min): what it knows of others' changes it learns when
+    // it makes one.
+    let c = node(&dir.path().join("c"), &store, &up.url(), 600_000);
 
     let guard = dir.path().join("guard");
     interpose_test_util::write_files(&guard, &[
@@ -127,6 +130,19 @@ async fn nodes_sharing_a_postgres_store_follow_each_others_changes_and_split_the
         until_status(n, "/feed?n=y", 451).await;
         until_status(n, "/feed?n=x", 200).await;
     }
+    // A conflicting install through a node that has not polled since the
+    // guard came is refused: a change first catches up with the store.
+    let rep = dir.path().join("rep");
+    interpose_test_util::write_files(&rep, &[
+        ("config/plugin.yaml", "service: {app_id: rep, version: 1.0.0, name: rep, scope: 2}\napis:\n  - {type: replace, methods: [GET], url: /feed, function: f}\n"),
+        ("backend/src/index.js", "export function f() { return { body: 'mine' } }\n"),
+    ]);
+    let out = Command::new(env!("CARGO_BIN_EXE_interpose"))
+        .args(["plugin", "install", rep.to_str().unwrap(), "--org", "--admin", &c.admin])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("plugin guard") && err.contains("(409)"), "{err}");
     let listed = plugin_cmd(&a, &["list"]);
     assert!(listed.contains("guard") && listed.contains("1.1.0") && listed.contains("enabled"), "{listed}");
 
