@@ -125,6 +125,8 @@ fn control_error(e: ControlError) -> Response {
         ControlError::Conflict(_) => "Conflict",
         ControlError::Lifecycle { .. } => "LifecycleFailed",
         ControlError::Declarative(_) => "Declarative",
+        ControlError::Store(interpose_registry::StoreError::Stale { .. }) => "RegistryChanged",
+        ControlError::Store(interpose_registry::StoreError::Unreachable) => "StoreUnreachable",
         ControlError::Store(_) | ControlError::Internal(_) => "InternalError",
     };
     let mut body = json!({"type": "error", "reason": e.to_string(), "errcode": errcode, "statusCode": status.as_u16()});
