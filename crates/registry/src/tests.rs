@@ -133,3 +133,36 @@ async fn memory_and_bad_urls() {
     assert!(msg.contains("cannot connect to PostgreSQL") && msg.contains("someone:***@127.0.0.1:1"), "{msg}");
     assert!(!msg.contains("secret"), "{msg}");
 }
+
+/// A file written before several nodes could share a store (migrations 1
+/// and 2 only) opens, migrates and keeps its instances.
+#[tokio::test]
+async fn an_older_sqlite_file_is_migrated_in_place() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let old = dir.path().join("old-migrations");
+    std::fs::create_dir_all(&old).expect("mkdir");
+    for f in ["0001_registry.sql", "0002_post_events.sql"] {
+        let from = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite").join(f);
+        std::fs::copy(from, old.join(f)).expect("copy");
+    }
+    let url = format!("sqlite://{}/reg.db", dir.path().display());
+    {
+        let opts = SqliteConnectOptions::from_str(&url).expect("url").create_if_missing(true);
+        let pool = SqlitePoolOptions::new().max_connections(1).connect_with(opts).await.expect("open");
+        sqlx::migrate::Migrator::new(old.as_path()).await.expect("migrator").run(&pool).await.expect("old schema");
+        sqlx::query("INSERT INTO plugin_versions VALUES ('a', '1.0.0', 'n', 'm', x'01', 0)")
+            .execute(&pool)
+            .await
+            .expect("version");
+        sqlx::query("INSERT INTO instances (id, app_id, version, level, team, state, config, seq, installed_at, updated_at) VALUES ('i1', 'a', '1.0.0', 'team', 'T1', 'enabled', '{}', 1, 0, 0)")
+            .execute(&pool)
+            .await
+            .expect("instance");
+        pool.close().await;
+    }
+    let s = Store::open(&url).await.expect("migrates");
+    let all = s.instances().await.expect("list");
+    assert_eq!(all.iter().map(|i| (i.id.as_str(), i.rev)).collect::<Vec<_>>(), [("i1", 0)]);
+    assert_eq!(s.registry_version().await.expect("version"), 0);
+    s.set_state(0, "i1", State::Disabled).await.expect("writes after the migration");
+}
