@@ -12,6 +12,7 @@ mod error;
 pub mod lifecycle;
 mod manager;
 pub mod routes;
+mod sync;
 
 pub use error::ControlError;
 pub use manager::{InstanceInfo, Manager, Placement};

@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::atomic::AtomicI64;
+use std::sync::Arc;
 
 use interpose_gateway::{Gateway, InstalledInstance, LoadedPlugin, Snapshot};
 use interpose_js::LogEntry;
@@ -18,7 +18,7 @@ use crate::lifecycle::{self, Step};
 use crate::ControlError;
 
 /// Registry instances sort after the config file's in install order.
-const REGISTRY_SEQ_BASE: u64 = 1_000_000;
+pub(crate) const REGISTRY_SEQ_BASE: u64 = 1_000_000;
 
 /// Where an instance goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,15 +27,15 @@ pub enum Placement {
     Team(String),
 }
 
-struct Entry {
-    inst: InstalledInstance,
-    state: State,
+pub(crate) struct Entry {
+    pub(crate) inst: InstalledInstance,
+    pub(crate) state: State,
     /// From `[[plugins]]` in the config file: read-only here.
-    declarative: bool,
-    installed_at: i64,
-    debug: bool,
+    pub(crate) declarative: bool,
+    pub(crate) installed_at: i64,
+    pub(crate) debug: bool,
     /// The registry version of the change this entry reflects (0: declarative).
-    rev: i64,
+    pub(crate) rev: i64,
 }
 
 /// An instance as the admin API shows it.
@@ -59,13 +59,13 @@ pub struct InstanceInfo {
 }
 
 pub struct Manager {
-    gw: Arc<Gateway>,
-    store: Store,
+    pub(crate) gw: Arc<Gateway>,
+    pub(crate) store: Store,
     /// Every instance; the lock also serialises changes.
-    entries: Mutex<Vec<Entry>>,
+    pub(crate) entries: Mutex<Vec<Entry>>,
     /// The registry version `entries` reflects; written only under the
     /// `entries` lock. Changes made by other nodes move the store past it.
-    version: AtomicI64,
+    pub(crate) version: AtomicI64,
 }
 
 impl Manager {
@@ -121,7 +121,7 @@ impl Manager {
         gw.swap(snapshot);
         gw.enable_durable_events(store.clone());
         let manager = Arc::new(Manager { gw, store, entries: Mutex::new(entries), version: AtomicI64::new(version) });
-        poll(Arc::downgrade(&manager));
+        crate::sync::poll(Arc::downgrade(&manager));
         // Start() for what was enabled before the restart (a failure is logged, not fatal).
         for e in manager.entries.lock().await.iter().filter(|e| !e.declarative && e.state == State::Enabled) {
             if let Err(err) = lifecycle::run(&manager.gw, &e.inst, Step::Start).await {
@@ -138,128 +138,6 @@ impl Manager {
                 tracing::warn!(instance = %e.inst.meta.id, "{err}");
             }
         }
-    }
-
-    /// The registry version this node runs.
-    pub fn registry_version(&self) -> i64 {
-        self.version.load(Ordering::Relaxed)
-    }
-
-    /// Catch up with changes other gateway nodes sharing the store made;
-    /// whether anything changed. Runs every `storage.poll_ms`, and before
-    /// every change made here.
-    pub async fn sync(&self) -> Result<bool, ControlError> {
-        let mut entries = self.entries.lock().await;
-        self.catch_up(&mut entries).await
-    }
-
-    /// The version a write here expects the store to be at.
-    fn seen(&self) -> i64 {
-        self.version.load(Ordering::Relaxed)
-    }
-
-    /// Note the version a successful write moved the store to.
-    fn record(&self, written: Result<i64, interpose_registry::StoreError>) -> Result<i64, ControlError> {
-        let v = written?;
-        self.version.store(v, Ordering::Relaxed);
-        Ok(v)
-    }
-
-    /// Rebuild from the store's instances when its version moved. Only what
-    /// changed is reloaded (an instance whose code is unchanged keeps its JS
-    /// runtimes). The new table is validated before it goes live; if it
-    /// cannot be (code that does not load here, a conflict), this node keeps
-    /// serving what it had and says so, and tries again at the next poll.
-    /// This node runs `Start` for instances it newly runs enabled and `Stop`
-    /// for those it no longer does; `Install`, `Enable`, `Upgrade` and the
-    /// rest ran once, on the node that made the change.
-    async fn catch_up(&self, entries: &mut Vec<Entry>) -> Result<bool, ControlError> {
-        let version = self.store.registry_version().await?;
-        if version == self.seen() {
-            return Ok(false);
-        }
-        let rows = self.store.instances().await?;
-        let mut next: Vec<Entry> = entries.iter().filter(|e| e.declarative).map(clone_entry).collect();
-        for row in &rows {
-            let current = entries.iter().find(|e| !e.declarative && e.inst.meta.id == row.id);
-            next.push(match current {
-                Some(e) if e.rev == row.rev => clone_entry(e),
-                _ => self.load_row(row, current).await.map_err(|why| {
-                    ControlError::Internal(format!(
-                        "registry version {version}: cannot load instance {} ({} {}): {why}; this node keeps registry version {}",
-                        row.id,
-                        row.app_id,
-                        row.version,
-                        self.seen()
-                    ))
-                })?,
-            });
-        }
-        let snapshot = prepare(&self.gw, &next, None)?;
-        // By id: new code for a running instance (an upgrade elsewhere) is
-        // neither a start nor a stop, as on the node that upgraded it.
-        let runs = |list: &[Entry], id: &str| {
-            list.iter().any(|o| !o.declarative && o.state == State::Enabled && o.inst.meta.id == id)
-        };
-        let newly = |from: &[Entry], to: &[Entry]| -> Vec<InstalledInstance> {
-            to.iter()
-                .filter(|e| !e.declarative && e.state == State::Enabled && !runs(from, &e.inst.meta.id))
-                .map(|e| e.inst.clone())
-                .collect()
-        };
-        let started = newly(entries, &next);
-        let stopped = newly(&next, entries);
-        self.gw.swap(snapshot);
-        let old = std::mem::replace(entries, next);
-        self.version.store(version, Ordering::Relaxed);
-        tracing::info!(registry_version = version, "caught up with the registry ({} instances)", rows.len());
-        for inst in &stopped {
-            if let Err(err) = lifecycle::run(&self.gw, inst, Step::Stop).await {
-                tracing::warn!(instance = %inst.meta.id, "{err}");
-            }
-        }
-        for inst in &started {
-            if let Err(err) = lifecycle::run(&self.gw, inst, Step::Start).await {
-                tracing::error!(instance = %inst.meta.id, "{err}");
-            }
-        }
-        for e in &old {
-            self.forget_dir(entries, &e.inst.plugin.dir);
-        }
-        Ok(true)
-    }
-
-    /// An entry for a row another node wrote, reusing `current`'s code and
-    /// runtimes when the row still runs the same code.
-    async fn load_row(&self, row: &InstanceRow, current: Option<&Entry>) -> Result<Entry, String> {
-        let version = self
-            .store
-            .plugin_version(&row.app_id, &row.version)
-            .await
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| "the registry has no code for it".to_string())?;
-        let dir = version_dir(&self.gw.config.storage.plugins, &version);
-        let mut inst = match current {
-            Some(e) if e.inst.plugin.dir == dir => e.inst.clone(),
-            _ => {
-                let plugin = Arc::new(materialize(&self.gw, &version)?);
-                let seq = REGISTRY_SEQ_BASE + row.seq as u64;
-                let inst = InstalledInstance::new(plugin, row.id.clone(), row.team.clone(), seq, &self.gw.config);
-                if let Some(e) = current {
-                    inst.js.adopt_log(&e.inst.js);
-                }
-                inst
-            }
-        };
-        inst.set_config(row.config.clone());
-        Ok(Entry {
-            inst,
-            state: row.state,
-            declarative: false,
-            installed_at: row.installed_at,
-            debug: row.debug,
-            rev: row.rev,
-        })
     }
 
     pub fn gateway(&self) -> &Arc<Gateway> {
@@ -477,45 +355,6 @@ impl Manager {
         Ok(info(&entries[i]))
     }
 
-    /// Reload a `[[plugins]]` project of the config file from its folder
-    /// (`interpose serve` does when its files change): its instances keep
-    /// their ids, teams, order and config values and pick up the new
-    /// manifest and code. Validated like any change; on any problem nothing
-    /// changes and the error says what is wrong. Declared instances run no
-    /// lifecycle functions, here as at start.
-    pub async fn reload_declared(&self, dir: &Path) -> Result<Vec<InstanceInfo>, ControlError> {
-        let mut entries = self.entries.lock().await;
-        let config = &self.gw.config;
-        let decl = config
-            .plugins
-            .iter()
-            .find(|d| d.path == dir)
-            .ok_or_else(|| ControlError::NotFound(format!("[[plugins]] entry for {}", dir.display())))?;
-        let current: Vec<usize> =
-            (0..entries.len()).filter(|&i| entries[i].declarative && entries[i].inst.plugin.dir == dir).collect();
-        let keep: Vec<(Option<String>, String, u64)> = current
-            .iter()
-            .map(|&i| (entries[i].inst.meta.team.clone(), entries[i].inst.meta.id.clone(), entries[i].inst.meta.seq))
-            .collect();
-        let plugin = LoadedPlugin::load(dir, config).map_err(|e| ControlError::BadPlugin(e.problems))?;
-        let seq_before = entries.iter().filter(|e| e.declarative).map(|e| e.inst.meta.seq).max().unwrap_or(0);
-        let fresh = interpose_gateway::plugins::declared(config, decl, Arc::new(plugin), seq_before, &keep)
-            .map_err(ControlError::BadPlugin)?;
-        let mut next: Vec<Entry> =
-            entries.iter().enumerate().filter(|(i, _)| !current.contains(i)).map(|(_, e)| clone_entry(e)).collect();
-        for inst in fresh {
-            if let Some(&i) = current.iter().find(|&&i| entries[i].inst.meta.id == inst.meta.id) {
-                inst.js.adopt_log(&entries[i].inst.js);
-            }
-            next.push(Entry { inst, state: State::Enabled, declarative: true, installed_at: 0, debug: false, rev: 0 });
-        }
-        next.sort_by_key(|e| (!e.declarative, e.inst.meta.seq));
-        let snapshot = prepare(&self.gw, &next, None)?;
-        self.gw.swap(snapshot);
-        *entries = next;
-        Ok(entries.iter().filter(|e| e.declarative && e.inst.plugin.dir == dir).map(info).collect())
-    }
-
     /// Run one lifecycle step by hand (`interpose invoke <step>`).
     pub async fn run_step(&self, id: &str, step: Step) -> Result<Option<String>, ControlError> {
         let entries = self.entries.lock().await;
@@ -525,7 +364,7 @@ impl Manager {
 
     /// Remove an unpacked version no instance runs any more (only ever under
     /// `storage.plugins`: a project folder named in the config is the user's).
-    fn forget_dir(&self, entries: &[Entry], dir: &Path) {
+    pub(crate) fn forget_dir(&self, entries: &[Entry], dir: &Path) {
         let root = &self.gw.config.storage.plugins;
         if dir.starts_with(root) && dir != root && !entries.iter().any(|e| e.inst.plugin.dir == dir) {
             if let Err(e) = std::fs::remove_dir_all(dir) {
@@ -568,7 +407,7 @@ impl Manager {
 }
 
 /// Unpack a stored version (after a restart) and load it.
-fn materialize(gw: &Gateway, version: &PluginVersion) -> Result<LoadedPlugin, String> {
+pub(crate) fn materialize(gw: &Gateway, version: &PluginVersion) -> Result<LoadedPlugin, String> {
     let dir = version_dir(&gw.config.storage.plugins, version);
     if !dir.join("config/plugin.yaml").is_file() {
         let tmp = dir.with_extension("unpacking");
@@ -586,7 +425,7 @@ fn materialize(gw: &Gateway, version: &PluginVersion) -> Result<LoadedPlugin, St
 
 /// `<plugins>/<app_id>/<version>-<content hash>`: a re-upload of a version
 /// never overwrites code another instance was loaded from.
-fn version_dir(root: &Path, v: &PluginVersion) -> PathBuf {
+pub(crate) fn version_dir(root: &Path, v: &PluginVersion) -> PathBuf {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     v.archive.hash(&mut h);
     root.join(&v.app_id).join(format!("{}-{:016x}", v.version, h.finish()))
@@ -596,7 +435,7 @@ fn default_config(plugin: &LoadedPlugin) -> BTreeMap<String, String> {
     plugin.manifest.service.config.iter().filter_map(|c| c.default.clone().map(|d| (c.key.clone(), d))).collect()
 }
 
-fn clone_entry(e: &Entry) -> Entry {
+pub(crate) fn clone_entry(e: &Entry) -> Entry {
     Entry {
         inst: e.inst.clone(),
         state: e.state,
@@ -622,31 +461,19 @@ fn enabled<'a>(entries: impl Iterator<Item = &'a Entry>) -> Vec<InstalledInstanc
 }
 
 /// The snapshot with `extra` added.
-fn prepare(gw: &Gateway, entries: &[Entry], extra: Option<&Entry>) -> Result<Snapshot, ControlError> {
+pub(crate) fn prepare(gw: &Gateway, entries: &[Entry], extra: Option<&Entry>) -> Result<Snapshot, ControlError> {
     gw.prepare(enabled(entries.iter().chain(extra))).map_err(ControlError::Conflict)
 }
 
 /// The snapshot with entry `i` replaced by `with`.
-fn prepare_replacing(gw: &Gateway, entries: &[Entry], i: usize, with: &Entry) -> Result<Snapshot, ControlError> {
+pub(crate) fn prepare_replacing(
+    gw: &Gateway,
+    entries: &[Entry],
+    i: usize,
+    with: &Entry,
+) -> Result<Snapshot, ControlError> {
     let all = entries.iter().enumerate().map(|(j, e)| if j == i { with } else { e });
     gw.prepare(enabled(all)).map_err(ControlError::Conflict)
-}
-
-/// Catch up with the store every `storage.poll_ms` while the manager lives.
-fn poll(manager: Weak<Manager>) {
-    let Some(every) = manager.upgrade().map(|m| m.gw.config.storage.poll) else { return };
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tick.tick().await;
-        loop {
-            tick.tick().await;
-            let Some(m) = manager.upgrade() else { return };
-            if let Err(e) = m.sync().await {
-                tracing::error!("{e}");
-            }
-        }
-    });
 }
 
 fn new_id(entries: &[Entry]) -> String {
@@ -669,7 +496,7 @@ fn level_str(l: PluginLevel) -> &'static str {
     }
 }
 
-fn info(e: &Entry) -> InstanceInfo {
+pub(crate) fn info(e: &Entry) -> InstanceInfo {
     let m = &e.inst.plugin.manifest;
     InstanceInfo {
         id: e.inst.meta.id.clone(),
