@@ -187,11 +187,21 @@ pub(crate) fn poll(manager: Weak<Manager>) {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tick.tick().await;
+        // The same failure every poll is said once, and its end too.
+        let mut failing: Option<String> = None;
         loop {
             tick.tick().await;
             let Some(m) = manager.upgrade() else { return };
-            if let Err(e) = m.sync().await {
-                tracing::error!("{e}");
+            match m.sync().await {
+                Err(e) if failing.as_deref() != Some(&e.to_string()) => {
+                    tracing::error!("{e}");
+                    failing = Some(e.to_string());
+                }
+                Err(_) => {}
+                Ok(_) if failing.take().is_some() => {
+                    tracing::info!(registry_version = m.registry_version(), "in line with the store again");
+                }
+                Ok(_) => {}
             }
         }
     });
