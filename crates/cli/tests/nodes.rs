@@ -30,6 +30,11 @@ fn free_port() -> u16 {
 /// One gateway node with a folder of its own (as on its own machine) and
 /// the shared store.
 fn node(dir: &Path, store: &str, upstream: &str, poll_ms: u32) -> Node {
+    node_with(dir, store, upstream, poll_ms, "")
+}
+
+/// [`node`] with more config appended (another `[[upstreams]]`, say).
+fn node_with(dir: &Path, store: &str, upstream: &str, poll_ms: u32, extra: &str) -> Node {
     let (port, admin_port) = (free_port(), free_port());
     std::fs::create_dir_all(dir).unwrap();
     let cfg = dir.join("interpose.toml");
@@ -38,7 +43,7 @@ fn node(dir: &Path, store: &str, upstream: &str, poll_ms: u32) -> Node {
         format!(
             "[server]\nlisten = \"127.0.0.1:{port}\"\nadmin_listen = \"127.0.0.1:{admin_port}\"\nworkers = 1\n\
              [storage]\nurl = \"{store}\"\npoll_ms = {poll_ms}\n\
-             [[upstreams]]\nscope = \"project\"\nmount = \"/project/api/project\"\nurl = \"{upstream}/project/api/project\"\n"
+             [[upstreams]]\nscope = \"project\"\nmount = \"/project/api/project\"\nurl = \"{upstream}/project/api/project\"\n{extra}"
         ),
     )
     .unwrap();
@@ -187,4 +192,53 @@ async fn nodes_sharing_a_postgres_store_follow_each_others_changes_and_split_the
         assert!(t0.elapsed() < Duration::from_secs(20), "only {} of 40 events delivered: {seen:?}", seen.len());
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+async fn ready(node: &Node) -> serde_json::Value {
+    get(&format!("{}/ready", node.admin), &[]).await.json()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_cannot_apply_a_change_keeps_serving_and_shows_its_lag() {
+    let Some(store) = interpose_test_util::postgres::database().await else { return };
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let wiki =
+        format!("[[upstreams]]\nscope = \"wiki\"\nmount = \"/wiki/api/wiki\"\nurl = \"{}/wiki/api/wiki\"\n", up.url());
+    let a = node_with(&dir.path().join("a"), &store, &up.url(), 200, &wiki);
+    // Node b was set up without the wiki scope.
+    let b = node(&dir.path().join("b"), &store, &up.url(), 200);
+    let guard = dir.path().join("guard");
+    interpose_test_util::write_files(&guard, &[
+        ("config/plugin.yaml", "service: {app_id: guard, version: 1.0.0, name: guard, scope: 2}\napis:\n  - {type: intercept, methods: [GET], url: /feed, function: f}\n"),
+        ("backend/src/index.js", "export function f() { return { statusCode: 403 } }\n"),
+    ]);
+    plugin_cmd(&a, &["install", guard.to_str().unwrap(), "--org", "--id", "g1"]);
+    until_status(&b, "/feed", 403).await;
+    let wiki_plugin = dir.path().join("wiki");
+    interpose_test_util::write_files(&wiki_plugin, &[
+        ("config/plugin.yaml", "service: {app_id: wk, version: 1.0.0, name: wk, scope: 2}\napis:\n  - {type: intercept, methods: [GET], url: /pages, scope: wiki, function: f}\n"),
+        ("backend/src/index.js", "export function f() {}\n"),
+    ]);
+    plugin_cmd(&a, &["install", wiki_plugin.to_str().unwrap(), "--org", "--id", "w1"]);
+    plugin_cmd(&a, &["disable", "g1"]);
+    until_status(&a, "/feed", 200).await;
+    // b cannot load the wiki plugin: it stays at the version before it, all
+    // of it (the guard still rejects there), and says so.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let (ra, rb) = (ready(&a).await, ready(&b).await);
+    assert_eq!(ra["registry_version"], 3, "{ra}");
+    assert_eq!(rb["registry_version"], 1, "{rb}");
+    assert_eq!(get(&format!("http://127.0.0.1:{}/project/api/project/feed", b.port), &[]).await.status, 403);
+    // A change through b is refused while it cannot catch up, and says why.
+    let out = Command::new(env!("CARGO_BIN_EXE_interpose"))
+        .args(["plugin", "enable", "g1", "--admin", &b.admin])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("cannot load instance w1") && err.contains("scope"), "{err}");
+    // Once the plugin is gone, b catches up with everything.
+    plugin_cmd(&a, &["uninstall", "w1"]);
+    until_status(&b, "/feed", 200).await;
+    assert_eq!(ready(&b).await["registry_version"], 4);
 }
