@@ -305,7 +305,22 @@ async fn deliver(
         }
     };
     let timeout = Duration::from_millis(timeout_ms.max(1));
-    match host.call_detached(&js, &row.function, Arc::new(request), timeout).await {
+    let call = host.call_detached(&js, &row.function, Arc::new(request), timeout);
+    tokio::pin!(call);
+    // A call that outlasts half the claim's lease renews it, so no other node
+    // sharing the store takes the event while this one still delivers it.
+    let renew_every = Duration::from_millis(interpose_registry::LEASE_MS as u64 / 2);
+    let outcome = loop {
+        tokio::select! {
+            r = &mut call => break r,
+            _ = tokio::time::sleep(renew_every) => {
+                if let Err(e) = store.hold(row.id, now_ms() + interpose_registry::LEASE_MS).await {
+                    tracing::warn!(event = row.id, "cannot renew the claim on a post-hook event: {e}");
+                }
+            }
+        }
+    };
+    match outcome {
         Ok(_) => {
             if let Err(e) = store.delivered(row.id).await {
                 tracing::error!("post-hook queue: {e}");

@@ -7,9 +7,9 @@
 
 use crate::{on, Store, StoreError};
 
-/// How long a claimed event stays with the node that claimed it. Longer
-/// than any one delivery attempt takes (hook timeouts are far shorter);
-/// after it, another node may deliver it again (at least once).
+/// How long a claimed event stays with the node that claimed it; a node
+/// still delivering renews it every half lease ([`Store::hold`]). After it,
+/// another node may deliver the event again (at least once).
 pub const LEASE_MS: i64 = 60_000;
 
 /// An event to store.
@@ -85,6 +85,14 @@ impl Store {
             .await?);
         rows.sort_by_key(|r| r.id);
         Ok(rows)
+    }
+
+    /// Still delivering: keep holding the event until `until_ms` (a call
+    /// longer than the lease renews it, so no other node takes it meanwhile).
+    pub async fn hold(&self, id: i64, until_ms: i64) -> Result<(), StoreError> {
+        let sql = "UPDATE post_events SET locked_until = $1 WHERE id = $2";
+        on!(&self.events, |p| sqlx::query(sql).bind(until_ms).bind(id).execute(p).await?.rows_affected());
+        Ok(())
     }
 
     /// Delivered: forget it.

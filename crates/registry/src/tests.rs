@@ -105,7 +105,11 @@ async fn events_are_claimed_in_order_per_instance_and_held() {
         // Held: neither node gets them (or x's next event) again until the lease ends.
         assert!(b.claim(now, 10).await.expect("claim").is_empty(), "{url}");
         assert!(a.claim(now + LEASE_MS - 1, 10).await.expect("claim").is_empty(), "{url}");
-        let again = b.claim(now + LEASE_MS, 10).await.expect("claim after the lease");
+        // A renewed claim holds on past the first lease.
+        a.hold(first[1].id, now + 2 * LEASE_MS).await.expect("hold");
+        let renewed = b.claim(now + LEASE_MS, 10).await.expect("claim");
+        assert_eq!(renewed.iter().map(|e| e.instance.as_str()).collect::<Vec<_>>(), ["x"], "{url}");
+        let again = b.claim(now + 2 * LEASE_MS, 10).await.expect("claim after the leases");
         assert_eq!(again.len(), 2, "{url}: a dead node's events go to another");
         b.delivered(again[0].id).await.expect("delivered");
         b.retry(again[1].id, 1, 0, "boom").await.expect("retry");
