@@ -100,22 +100,7 @@ impl Manager {
                     continue;
                 }
             };
-            let mut inst = InstalledInstance::new(
-                plugin,
-                row.id.clone(),
-                row.team.clone(),
-                REGISTRY_SEQ_BASE + row.seq as u64,
-                &gw.config,
-            );
-            inst.set_config(row.config.clone());
-            entries.push(Entry {
-                inst,
-                state: row.state,
-                declarative: false,
-                installed_at: row.installed_at,
-                debug: row.debug,
-                rev: row.rev,
-            });
+            entries.push(registry_entry(registry_instance(&gw, plugin, &row), &row));
         }
         let snapshot = prepare(&gw, &entries, None)?;
         gw.swap(snapshot);
@@ -433,6 +418,17 @@ pub(crate) fn version_dir(root: &Path, v: &PluginVersion) -> PathBuf {
 
 fn default_config(plugin: &LoadedPlugin) -> BTreeMap<String, String> {
     plugin.manifest.service.config.iter().filter_map(|c| c.default.clone().map(|d| (c.key.clone(), d))).collect()
+}
+
+/// A new instance for a registry row, running `plugin`.
+pub(crate) fn registry_instance(gw: &Gateway, plugin: Arc<LoadedPlugin>, row: &InstanceRow) -> InstalledInstance {
+    InstalledInstance::new(plugin, row.id.clone(), row.team.clone(), REGISTRY_SEQ_BASE + row.seq as u64, &gw.config)
+}
+
+/// The entry of a registry row, with `inst` taking the row's config values.
+pub(crate) fn registry_entry(mut inst: InstalledInstance, row: &InstanceRow) -> Entry {
+    inst.set_config(row.config.clone());
+    Entry { inst, state: row.state, declarative: false, installed_at: row.installed_at, debug: row.debug, rev: row.rev }
 }
 
 pub(crate) fn clone_entry(e: &Entry) -> Entry {

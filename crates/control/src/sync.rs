@@ -13,7 +13,8 @@ use interpose_registry::{InstanceRow, State};
 
 use crate::lifecycle::{self, Step};
 use crate::manager::{
-    clone_entry, info, materialize, prepare, version_dir, Entry, InstanceInfo, Manager, REGISTRY_SEQ_BASE,
+    clone_entry, info, materialize, prepare, registry_entry, registry_instance, version_dir, Entry, InstanceInfo,
+    Manager,
 };
 use crate::ControlError;
 
@@ -117,27 +118,17 @@ impl Manager {
             .map_err(|e| e.to_string())?
             .ok_or_else(|| "the registry has no code for it".to_string())?;
         let dir = version_dir(&self.gw.config.storage.plugins, &version);
-        let mut inst = match current {
+        let inst = match current {
             Some(e) if e.inst.plugin.dir == dir => e.inst.clone(),
             _ => {
-                let plugin = Arc::new(materialize(&self.gw, &version)?);
-                let seq = REGISTRY_SEQ_BASE + row.seq as u64;
-                let inst = InstalledInstance::new(plugin, row.id.clone(), row.team.clone(), seq, &self.gw.config);
+                let inst = registry_instance(&self.gw, Arc::new(materialize(&self.gw, &version)?), row);
                 if let Some(e) = current {
                     inst.js.adopt_log(&e.inst.js);
                 }
                 inst
             }
         };
-        inst.set_config(row.config.clone());
-        Ok(Entry {
-            inst,
-            state: row.state,
-            declarative: false,
-            installed_at: row.installed_at,
-            debug: row.debug,
-            rev: row.rev,
-        })
+        Ok(registry_entry(inst, row))
     }
 
     /// Reload a `[[plugins]]` project of the config file from its folder
