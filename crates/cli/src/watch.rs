@@ -37,6 +37,7 @@ pub fn fingerprint(dir: &Path) -> Fingerprint {
 pub fn declared_plugins(manager: Arc<Manager>, every: Duration) {
     let mut dirs: Vec<(PathBuf, Fingerprint)> =
         manager.gateway().config.plugins.iter().map(|d| (d.path.clone(), fingerprint(&d.path))).collect();
+    dirs.sort_by(|a, b| a.0.cmp(&b.0));
     dirs.dedup_by(|a, b| a.0 == b.0);
     if dirs.is_empty() {
         return;

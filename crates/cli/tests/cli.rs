@@ -452,7 +452,7 @@ async fn serve_reloads_a_declared_plugin_when_its_files_change() {
     std::fs::write(
         &cfg,
         format!(
-            "[server]\nlisten = \"127.0.0.1:{port}\"\nadmin_listen = \"127.0.0.1:{admin_port}\"\n[storage]\nurl = \"sqlite::memory:\"\n[[upstreams]]\nscope = \"project\"\nmount = \"/project/api/project\"\nurl = \"{}/project/api/project\"\n[[plugins]]\npath = \"guard\"\nteams = [\"T1\", \"T2\"]\n",
+            "[server]\nlisten = \"127.0.0.1:{port}\"\nadmin_listen = \"127.0.0.1:{admin_port}\"\n[storage]\nurl = \"sqlite::memory:\"\n[[upstreams]]\nscope = \"project\"\nmount = \"/project/api/project\"\nurl = \"{}/project/api/project\"\n[[plugins]]\npath = \"guard\"\nteams = [\"T1\", \"T2\"]\n[[plugins]]\npath = \"guard\"\nteams = [\"T3\"]\n",
             up.url()
         ),
     )
@@ -500,7 +500,9 @@ async fn serve_reloads_a_declared_plugin_when_its_files_change() {
     ]);
     until("T1", 451).await;
     until("T2", 451).await;
+    until("T3", 451).await;
     let after = ids();
+    assert_eq!(after.len(), 3, "{after:?}");
     assert_eq!(after.iter().map(|i| &i.0).collect::<Vec<_>>(), before.iter().map(|i| &i.0).collect::<Vec<_>>());
     assert!(after.iter().all(|i| i.1 == "\"1.1.0\""), "{after:?}");
 

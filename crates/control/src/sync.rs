@@ -140,21 +140,29 @@ impl Manager {
     pub async fn reload_declared(&self, dir: &Path) -> Result<Vec<InstanceInfo>, ControlError> {
         let mut entries = self.entries.lock().await;
         let config = &self.gw.config;
-        let decl = config
-            .plugins
-            .iter()
-            .find(|d| d.path == dir)
-            .ok_or_else(|| ControlError::NotFound(format!("[[plugins]] entry for {}", dir.display())))?;
+        // Every entry of the config file on this folder (the same project
+        // may be declared twice, say with other config values for other teams).
+        let decls: Vec<_> = config.plugins.iter().filter(|d| d.path == dir).collect();
+        if decls.is_empty() {
+            return Err(ControlError::NotFound(format!("[[plugins]] entry for {}", dir.display())));
+        }
         let current: Vec<usize> =
             (0..entries.len()).filter(|&i| entries[i].declarative && entries[i].inst.plugin.dir == dir).collect();
-        let keep: Vec<(Option<String>, String, u64)> = current
+        let mut keep: Vec<(Option<String>, String, u64)> = current
             .iter()
             .map(|&i| (entries[i].inst.meta.team.clone(), entries[i].inst.meta.id.clone(), entries[i].inst.meta.seq))
             .collect();
-        let plugin = LoadedPlugin::load(dir, config).map_err(|e| ControlError::BadPlugin(e.problems))?;
+        let plugin = Arc::new(LoadedPlugin::load(dir, config).map_err(|e| ControlError::BadPlugin(e.problems))?);
         let seq_before = entries.iter().filter(|e| e.declarative).map(|e| e.inst.meta.seq).max().unwrap_or(0);
-        let fresh = interpose_gateway::plugins::declared(config, decl, Arc::new(plugin), seq_before, &keep)
-            .map_err(ControlError::BadPlugin)?;
+        let mut fresh: Vec<InstalledInstance> = Vec::new();
+        for decl in decls {
+            let seq = seq_before + fresh.len() as u64;
+            let made = interpose_gateway::plugins::declared(config, decl, plugin.clone(), seq, &keep)
+                .map_err(ControlError::BadPlugin)?;
+            // An id kept for one entry is not offered to the next.
+            keep.retain(|(_, id, _)| !made.iter().any(|i| &i.meta.id == id));
+            fresh.extend(made);
+        }
         let mut next: Vec<Entry> =
             entries.iter().enumerate().filter(|(i, _)| !current.contains(i)).map(|(_, e)| clone_entry(e)).collect();
         for inst in fresh {
