@@ -221,7 +221,7 @@ impl Manager {
             debug,
             rev: 0,
         };
-        entry.rev = self.record(self.store.install(self.seen(), &version, &row).await)?;
+        entry.rev = self.record(self.store.install(self.registry_version(), &version, &row).await)?;
         entries.push(entry);
         if let Some(snapshot) = prepared {
             self.gw.swap(snapshot);
@@ -252,7 +252,7 @@ impl Manager {
             State::Disabled => vec![Step::Stop, Step::Disable],
         };
         lifecycle::run_all(&self.gw, &changed.inst, &steps).await?;
-        changed.rev = self.record(self.store.set_state(self.seen(), id, state).await)?;
+        changed.rev = self.record(self.store.set_state(self.registry_version(), id, state).await)?;
         entries[i] = changed;
         self.gw.swap(snapshot);
         Ok(info(&entries[i]))
@@ -288,7 +288,7 @@ impl Manager {
         let mut changed = Entry { inst: inst.clone(), ..clone_entry(&entries[i]) };
         let snapshot = prepare_replacing(&self.gw, &entries, i, &changed)?;
         lifecycle::run(&self.gw, &inst, Step::Upgrade(old_info)).await?;
-        changed.rev = self.record(self.store.upgrade(self.seen(), id, &version).await)?;
+        changed.rev = self.record(self.store.upgrade(self.registry_version(), id, &version).await)?;
         let old = std::mem::replace(&mut entries[i], changed);
         self.gw.swap(snapshot);
         self.forget_dir(&entries, &old.inst.plugin.dir);
@@ -310,7 +310,7 @@ impl Manager {
         }
         steps.push(Step::UnInstall);
         lifecycle::run_all(&self.gw, &entries[i].inst, &steps).await?;
-        self.record(self.store.uninstall(self.seen(), id).await)?;
+        self.record(self.store.uninstall(self.registry_version(), id).await)?;
         let gone = entries.remove(i);
         self.gw.swap(snapshot);
         self.forget_dir(&entries, &gone.inst.plugin.dir);
@@ -335,7 +335,7 @@ impl Manager {
             }
             next.insert(k, v);
         }
-        entries[i].rev = self.record(self.store.set_config(self.seen(), id, &next).await)?;
+        entries[i].rev = self.record(self.store.set_config(self.registry_version(), id, &next).await)?;
         entries[i].inst.set_config(next);
         Ok(info(&entries[i]))
     }

@@ -19,7 +19,8 @@ use crate::manager::{
 use crate::ControlError;
 
 impl Manager {
-    /// The registry version this node runs.
+    /// The registry version this node runs: the version a write made here
+    /// expects the store to be at.
     pub fn registry_version(&self) -> i64 {
         self.version.load(Ordering::Relaxed)
     }
@@ -30,11 +31,6 @@ impl Manager {
     pub async fn sync(&self) -> Result<bool, ControlError> {
         let mut entries = self.entries.lock().await;
         self.catch_up(&mut entries).await
-    }
-
-    /// The version a write here expects the store to be at.
-    pub(crate) fn seen(&self) -> i64 {
-        self.version.load(Ordering::Relaxed)
     }
 
     /// Note the version a successful write moved the store to.
@@ -54,7 +50,7 @@ impl Manager {
     /// rest ran once, on the node that made the change.
     pub(crate) async fn catch_up(&self, entries: &mut Vec<Entry>) -> Result<bool, ControlError> {
         let version = self.store.registry_version().await?;
-        if version == self.seen() {
+        if version == self.registry_version() {
             return Ok(false);
         }
         let rows = self.store.instances().await?;
@@ -69,7 +65,7 @@ impl Manager {
                         row.id,
                         row.app_id,
                         row.version,
-                        self.seen()
+                        self.registry_version()
                     ))
                 })?,
             });
