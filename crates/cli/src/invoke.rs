@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::watch::{fingerprint, Fingerprint};
+use crate::watch::{changed, fingerprint, Fingerprint};
 
 use clap::Subcommand;
 use http::Method;
@@ -284,13 +284,9 @@ fn banner(info: &InstanceInfo, listen: SocketAddr, system: &str, team: &str, gw:
 async fn watch(manager: Arc<Manager>, dir: PathBuf, id: String, mut hooks: Vec<String>, mut last: Fingerprint) {
     loop {
         tokio::time::sleep(Duration::from_millis(250)).await;
-        let now = fingerprint(&dir);
-        if now == last {
+        if !changed(&dir, &mut last).await {
             continue;
         }
-        // Let an editor finish writing.
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        last = fingerprint(&dir);
         let archive = match archive::pack(&dir) {
             Ok(a) => a,
             Err(e) => {

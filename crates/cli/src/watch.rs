@@ -31,6 +31,18 @@ pub fn fingerprint(dir: &Path) -> Fingerprint {
     out
 }
 
+/// Whether `dir`'s files differ from `last`; if so, `last` becomes their
+/// fingerprint once a writer has had a moment to finish.
+pub async fn changed(dir: &Path, last: &mut Fingerprint) -> bool {
+    if fingerprint(dir) == *last {
+        return false;
+    }
+    // Let an editor finish writing.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    *last = fingerprint(dir);
+    true
+}
+
 /// `serve`: reload a `[[plugins]]` project when its files change, checked
 /// every `every`. A project that no longer loads, or conflicts, is logged
 /// with what is wrong and the last good version keeps serving.
@@ -46,13 +58,9 @@ pub fn declared_plugins(manager: Arc<Manager>, every: Duration) {
         loop {
             tokio::time::sleep(every).await;
             for (dir, last) in &mut dirs {
-                let now = fingerprint(dir);
-                if now == *last {
+                if !changed(dir, last).await {
                     continue;
                 }
-                // Let an editor finish writing.
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                *last = fingerprint(dir);
                 match manager.reload_declared(dir).await {
                     Ok(instances) => {
                         for i in instances {
