@@ -190,14 +190,13 @@ impl PostQueue {
                 }
                 let events: Vec<NewEvent> = batch.iter().flat_map(|(e, _)| e.iter().cloned()).collect();
                 // A store across the network may blip: try a few times before
-                // giving the events up, counted. The responses wait for this,
-                // so it is bounded (about 3.3 s when the store is down).
+                // giving the events up, counted. The responses wait for this;
+                // an unreachable store fails an attempt within the pool's 5 s
+                // wait for a connection. A slow but working store is waited
+                // for: cutting a write short under load lost events.
                 let mut pause = Duration::from_millis(50);
                 for attempt in 1.. {
-                    let stored = tokio::time::timeout(Duration::from_secs(1), wstore.enqueue(&events))
-                        .await
-                        .unwrap_or(Err(interpose_registry::StoreError::Unreachable));
-                    match stored {
+                    match wstore.enqueue(&events).await {
                         Ok(()) => break,
                         Err(e) if attempt < 3 => {
                             tracing::warn!("cannot store {} post-hook event(s), retrying: {e}", events.len());
