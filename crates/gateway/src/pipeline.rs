@@ -10,6 +10,7 @@
 //!
 //! A request no hook applies to is streamed to the upstream untouched.
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 
@@ -129,7 +130,7 @@ where
         None => (rest, None),
     };
     let segments = split_path(rest_path)?;
-    let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let segs: Vec<&str> = segments.iter().map(|s| s.as_ref()).collect();
 
     let snapshot = gw.snapshot();
     let method = req.method().as_str();
@@ -564,14 +565,21 @@ fn request_id(parts: &Parts) -> String {
 }
 
 /// A unique id without a system call per request: a random per-process
-/// prefix and a counter.
+/// prefix and a counter, 32 hex digits.
 fn new_request_id() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::OnceLock;
-    static PREFIX: OnceLock<String> = OnceLock::new();
+    static PREFIX: OnceLock<u64> = OnceLock::new();
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let prefix = PREFIX.get_or_init(|| uuid::Uuid::new_v4().simple().to_string()[..16].to_string());
-    format!("{prefix}{:016x}", COUNTER.fetch_add(1, Ordering::Relaxed))
+    let prefix = *PREFIX.get_or_init(|| uuid::Uuid::new_v4().as_u64_pair().0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0u8; 32];
+    for (i, b) in out.iter_mut().enumerate() {
+        let word = if i < 16 { prefix } else { n };
+        *b = HEX[((word >> (60 - 4 * (i % 16))) & 0xf) as usize];
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Refuse message framing that two HTTP parsers could read differently
@@ -607,10 +615,13 @@ fn check_framing(headers: &http::HeaderMap) -> Result<(), GatewayError> {
 /// Path segments under the mount, decoded; refuses paths that could reach
 /// something other than what the route table matched (`..`, encoded
 /// slashes, empty segments).
-fn split_path(path: &str) -> Result<Vec<String>, GatewayError> {
+fn split_path(path: &str) -> Result<Vec<Cow<'_, str>>, GatewayError> {
     let bad = |why: &str| GatewayError::BadRequest(format!("path {path:?} is not allowed: {why}"));
-    let lower = path.to_ascii_lowercase();
-    if lower.contains("%2f") || lower.contains("%5c") || path.contains('\\') {
+    let encoded_slash = |w: &[u8]| {
+        w[0] == b'%' && w[1] == b'2' && w[2].eq_ignore_ascii_case(&b'f')
+            || w[0] == b'%' && w[1] == b'5' && w[2].eq_ignore_ascii_case(&b'c')
+    };
+    if path.contains('\\') || path.as_bytes().windows(3).any(encoded_slash) {
         return Err(bad("encoded slashes and backslashes are refused"));
     }
     let trimmed = path.strip_prefix('/').unwrap_or(path);
@@ -629,7 +640,7 @@ fn split_path(path: &str) -> Result<Vec<String>, GatewayError> {
         if decoded == "." || decoded == ".." {
             return Err(bad("dot segments are refused"));
         }
-        out.push(decoded.into_owned());
+        out.push(decoded);
     }
     Ok(out)
 }
@@ -687,9 +698,19 @@ mod tests {
         assert_eq!(split_path("/users/me/").expect("ok"), ["users", "me"]);
         assert_eq!(split_path("/users/%6De").expect("ok"), ["users", "me"]);
         assert!(split_path("").expect("ok").is_empty());
-        for bad in ["/users/../x", "/users/%2e%2e/x", "/a//b", "/users%2fme", "/a/%5c", "/a/%ff"] {
+        for bad in ["/users/../x", "/users/%2e%2e/x", "/a//b", "/users%2fme", "/a/%5c", "/a/%ff", "/a/%2F", "/a/%5C"] {
             assert!(split_path(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn generated_request_ids_are_32_hex_digits_and_unique() {
+        let (a, b) = (new_request_id(), new_request_id());
+        assert_ne!(a, b);
+        for id in [&a, &b] {
+            assert!(id.len() == 32 && id.bytes().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()), "{id}");
+        }
+        assert_eq!(a[..16], b[..16], "one per-process prefix");
     }
 
     #[test]

@@ -236,16 +236,37 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 pub fn add_forwarded(headers: &mut HeaderMap, client: IpAddr) {
     let xff = HeaderName::from_static("x-forwarded-for");
     let value = match headers.get(&xff).and_then(|v| v.to_str().ok()) {
-        Some(prev) => format!("{prev}, {client}"),
-        None => client.to_string(),
+        Some(prev) => HeaderValue::from_str(&format!("{prev}, {client}")).ok(),
+        None => Some(client_value(client)),
     };
-    if let Ok(v) = HeaderValue::from_str(&value) {
+    if let Some(v) = value {
         headers.insert(xff, v);
     }
     let xfp = HeaderName::from_static("x-forwarded-proto");
     if !headers.contains_key(&xfp) {
         headers.insert(xfp, HeaderValue::from_static("http"));
     }
+}
+
+/// `client` as a header value. Requests on a thread mostly come from the
+/// address of the one before (a load balancer, a front proxy): that value
+/// is kept and shared rather than formatted again.
+fn client_value(client: IpAddr) -> HeaderValue {
+    thread_local! {
+        static LAST: RefCell<Option<(IpAddr, HeaderValue)>> = const { RefCell::new(None) };
+    }
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        match &*last {
+            Some((ip, v)) if *ip == client => v.clone(),
+            _ => {
+                let v = HeaderValue::from_maybe_shared(Bytes::from(client.to_string()))
+                    .expect("an IP address is a valid header value");
+                *last = Some((client, v.clone()));
+                v
+            }
+        }
+    })
 }
 
 /// The upstream URI for a path (with query) under the mount.

@@ -116,7 +116,7 @@ impl Instance {
         self.config.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// Bytes of JS heap of one of this instance's runtimes, sampled every few calls.
+    /// Bytes of JS heap of one of this instance's runtimes, sampled at most every 250 ms while it is in use.
     pub fn heap_bytes(&self) -> u64 {
         self.heap_bytes.load(Ordering::Relaxed)
     }

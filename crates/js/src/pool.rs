@@ -69,8 +69,11 @@ struct WorkerState {
     busy_until: AtomicU64,
     retired: AtomicBool,
     /// The instance whose call is running (to blame it when stuck).
-    running: Mutex<Option<(u64, String)>>,
+    running: Mutex<Weak<Instance>>,
 }
+
+/// How often a runtime in use has its heap measured (`interpose_js_heap_bytes`).
+const HEAP_SAMPLE_EVERY: Duration = Duration::from_millis(250);
 
 /// A worker retired while running this instance's call counts against it;
 /// after `QUARANTINE_AFTER` such strikes its calls fail fast for
@@ -287,7 +290,7 @@ fn spawn_worker(shared: &Arc<Shared>) {
     let state = Arc::new(WorkerState {
         busy_until: AtomicU64::new(0),
         retired: AtomicBool::new(false),
-        running: Mutex::new(None),
+        running: Mutex::new(Weak::new()),
     });
     shared.workers.lock().unwrap_or_else(|e| e.into_inner()).push(state.clone());
     shared.live.fetch_add(1, Ordering::Relaxed);
@@ -310,7 +313,8 @@ fn spawn_worker(shared: &Arc<Shared>) {
 struct Slot {
     instance: Weak<Instance>,
     runtime: PluginRuntime,
-    calls: u64,
+    /// When the heap was last measured for the metrics.
+    heap_sampled: Option<Instant>,
     last_used: Instant,
     /// The pool's count of live runtimes, decremented on drop.
     count: Arc<AtomicUsize>,
@@ -367,7 +371,7 @@ fn worker(
             let _ = job.reply.send(Err(HookError::Timeout(job.timeout_ms)));
             continue;
         }
-        *state.running.lock().unwrap_or_else(|e| e.into_inner()) = Some((job.instance.key, job.instance.name.clone()));
+        *state.running.lock().unwrap_or_else(|e| e.into_inner()) = Arc::downgrade(&job.instance);
         state.busy_until.store(nanos(deadline), Ordering::Relaxed);
         let result = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             run(&mut runtimes, &job, deadline, io.clone(), &count)
@@ -417,7 +421,7 @@ fn run(
             e.insert(Slot {
                 instance: Arc::downgrade(&job.instance),
                 runtime,
-                calls: 0,
+                heap_sampled: None,
                 last_used: Instant::now(),
                 count: count.clone(),
             })
@@ -426,11 +430,12 @@ fn run(
     let result =
         slot.runtime.call(&job.function, &job.request, deadline, io).map_err(|e| fix_timeout(e, job.timeout_ms));
     // Sampled: measuring the heap walks it.
-    if slot.calls % 64 == 0 {
+    let now = Instant::now();
+    if slot.heap_sampled.is_none_or(|t| now.duration_since(t) >= HEAP_SAMPLE_EVERY) {
         job.instance.record_heap(slot.runtime.memory_used());
+        slot.heap_sampled = Some(now);
     }
-    slot.calls += 1;
-    slot.last_used = Instant::now();
+    slot.last_used = now;
     if let Err(e) = &result {
         if e.poisons_runtime() {
             // A runtime that was interrupted or ran out of memory may hold
@@ -474,8 +479,9 @@ fn watchdog(shared: Weak<Shared>) {
             w.retired.store(true, Ordering::Relaxed);
             shared.live.fetch_sub(1, Ordering::Relaxed);
             shared.stuck_total.fetch_add(1, Ordering::Relaxed);
-            let running = w.running.lock().unwrap_or_else(|e| e.into_inner()).clone();
-            if let Some((key, name)) = running {
+            let running = w.running.lock().unwrap_or_else(|e| e.into_inner()).upgrade();
+            if let Some(instance) = running {
+                let (key, name) = (instance.key, instance.name.clone());
                 let mut strikes = shared.strikes.lock().unwrap_or_else(|e| e.into_inner());
                 let s = strikes.entry(key).or_default();
                 s.count += 1;
