@@ -63,6 +63,8 @@ pub struct Upstream {
     pub mount: String,
     /// `http://host:port` of the upstream.
     pub origin: String,
+    /// `host:port` of `origin`, parsed once.
+    pub authority: http::uri::Authority,
     /// Path prefix on the upstream, without a trailing `/` (may be empty).
     pub base_path: String,
     /// Extra headers sent on `root: true` SDK calls (the gateway's own credentials).

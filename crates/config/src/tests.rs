@@ -58,7 +58,7 @@ fn bad_keys_and_values_are_named() {
     assert!(e.to_string().contains("storage.poll_ms: 5 is out of range 100..=600000"), "{e}");
     let c = load("[storage]\nurl = \"postgres://u:p@db.internal/ip\"\n", &[]).expect("postgres");
     assert_eq!((c.storage.url.as_str(), c.storage.poll), ("postgres://u:p@db.internal/ip", Duration::from_secs(2)));
-    let text = "[server]\nlisten = \"nowhere\"\nworkers = -1\n[storage]\nurl = \"mysql://x\"\n[[upstreams]]\nscope = \"project\"\nmount = \"api\"\nurl = \"https://x\"\n[[upstreams]]\nscope = \"project\"\nmount = \"/b\"\nurl = \"http://h:1\"\n";
+    let text = "[server]\nlisten = \"nowhere\"\nworkers = -1\n[storage]\nurl = \"mysql://x\"\n[[upstreams]]\nscope = \"project\"\nmount = \"api\"\nurl = \"https://x\"\n[[upstreams]]\nscope = \"project\"\nmount = \"/b\"\nurl = \"http://h:1\"\n[[upstreams]]\nscope = \"c\"\nmount = \"/c\"\nurl = \"http://h:99999\"\n[[upstreams]]\nscope = \"d\"\nmount = \"/d\"\nurl = \"http://h/a b\"\n";
     let e = load(text, &[]).expect_err("many");
     let s = e.to_string();
     for needle in [
@@ -68,6 +68,8 @@ fn bad_keys_and_values_are_named() {
         "upstreams[0].mount: \"api\" must start with '/'",
         "upstreams[0].url: \"https://x\": https upstreams are not supported",
         "upstreams[1].scope: scope \"project\" is declared twice",
+        "upstreams[2].url: \"http://h:99999\" has no valid host:port",
+        "upstreams[3].url: \"http://h/a b\" has characters a URL path cannot carry",
     ] {
         assert!(s.contains(needle), "missing {needle:?} in {s}");
     }

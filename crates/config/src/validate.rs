@@ -66,9 +66,14 @@ pub(crate) fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, Vec<St
             p.push(format!("{key}.mount: mount {:?} is used twice", u.mount));
         }
         match split_url(&u.url) {
-            Ok((origin, base_path)) => {
-                upstreams.push(Upstream { scope: u.scope, mount, origin, base_path, root_headers: u.root_headers })
-            }
+            Ok((authority, base_path)) => upstreams.push(Upstream {
+                scope: u.scope,
+                mount,
+                origin: format!("http://{authority}"),
+                authority,
+                base_path,
+                root_headers: u.root_headers,
+            }),
             Err(msg) => p.push(format!("{key}.url: {msg}")),
         }
     }
@@ -186,8 +191,8 @@ fn tracing_level_invalid(s: &str) -> bool {
     s.trim().is_empty() || s.chars().any(|c| c.is_whitespace())
 }
 
-/// `http://host:port/base` → (`http://host:port`, `/base`).
-fn split_url(url: &str) -> Result<(String, String), String> {
+/// `http://host:port/base` → (`host:port`, `/base`).
+fn split_url(url: &str) -> Result<(http::uri::Authority, String), String> {
     let rest = match url.strip_prefix("http://") {
         Some(r) => r,
         None if url.starts_with("https://") => {
@@ -204,8 +209,17 @@ fn split_url(url: &str) -> Result<(String, String), String> {
     if authority.is_empty() || authority.contains('@') || authority.contains(' ') {
         return Err(format!("{url:?} has no valid host:port"));
     }
+    let authority: http::uri::Authority =
+        authority.parse().map_err(|e| format!("{url:?} has no valid host:port ({e})"))?;
+    let after_host = authority.as_str().rsplit_once(']').map_or(authority.as_str(), |(_, r)| r);
+    if after_host.contains(':') && authority.port_u16().is_none_or(|p| p == 0) {
+        return Err(format!("{url:?} has no valid host:port (the port must be 1-65535)"));
+    }
     if path.contains('?') || path.contains('#') {
         return Err(format!("{url:?} must not carry a query or fragment"));
     }
-    Ok((format!("http://{authority}"), path.trim_end_matches('/').to_string()))
+    if !path.is_empty() && http::uri::PathAndQuery::try_from(path).is_err() {
+        return Err(format!("{url:?} has characters a URL path cannot carry (percent-encode them)"));
+    }
+    Ok((authority, path.trim_end_matches('/').to_string()))
 }

@@ -526,7 +526,7 @@ async fn forward(
     body: Body,
     stats: Option<&ScopeStats>,
 ) -> Result<Response<Body>, GatewayError> {
-    let uri = proxy::upstream_uri(&upstream.origin, &upstream.base_path, rest)?;
+    let uri = proxy::upstream_uri(upstream, rest)?;
     proxy::strip_hop_by_hop(&mut parts.headers);
     proxy::add_forwarded(&mut parts.headers, client.ip());
     // The upstream and the hooks share one request id.

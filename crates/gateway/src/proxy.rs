@@ -11,13 +11,14 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::uri::Authority;
+use http::uri::{Authority, PathAndQuery};
 use http::{Request, Response, Uri};
 use http_body::{Frame, SizeHint};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
+use interpose_config::Upstream;
 use tokio::net::TcpStream;
 
 use crate::body::{Body, BoxError};
@@ -219,6 +220,12 @@ const HOP_BY_HOP: [HeaderName; 7] = [
 ];
 
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // Most messages carry none: one look at each name tells (cheaper than
+    // a lookup per hop-by-hop name).
+    let present: Vec<HeaderName> = headers.keys().filter(|k| HOP_BY_HOP.contains(k)).cloned().collect();
+    if present.is_empty() {
+        return;
+    }
     // Headers named in `Connection` are hop-by-hop too.
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
@@ -227,7 +234,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
         .flat_map(|v| v.split(','))
         .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
         .collect();
-    for name in named.iter().chain(HOP_BY_HOP.iter()) {
+    for name in named.iter().chain(present.iter()) {
         headers.remove(name);
     }
 }
@@ -270,14 +277,21 @@ fn client_value(client: IpAddr) -> HeaderValue {
 }
 
 /// The upstream URI for a path (with query) under the mount.
-pub fn upstream_uri(origin: &str, base_path: &str, rest: &str) -> Result<Uri, GatewayError> {
-    let uri = if rest.is_empty() || rest.starts_with('?') {
-        let base = if base_path.is_empty() { "/" } else { base_path };
-        format!("{origin}{base}{rest}")
-    } else {
-        format!("{origin}{base_path}{rest}")
-    };
-    uri.parse().map_err(|e| GatewayError::BadRequest(format!("the request path cannot be forwarded: {e}")))
+pub fn upstream_uri(upstream: &Upstream, rest: &str) -> Result<Uri, GatewayError> {
+    let base = upstream.base_path.as_str();
+    let mut path = String::with_capacity(base.len() + rest.len() + 1);
+    path.push_str(base);
+    if base.is_empty() && (rest.is_empty() || rest.starts_with('?')) {
+        path.push('/');
+    }
+    path.push_str(rest);
+    let bad =
+        |e: &dyn std::fmt::Display| GatewayError::BadRequest(format!("the request path cannot be forwarded: {e}"));
+    let mut parts = http::uri::Parts::default();
+    parts.scheme = Some(http::uri::Scheme::HTTP);
+    parts.authority = Some(upstream.authority.clone());
+    parts.path_and_query = Some(PathAndQuery::from_maybe_shared(Bytes::from(path)).map_err(|e| bad(&e))?);
+    Uri::from_parts(parts).map_err(|e| bad(&e))
 }
 
 /// Send `req` upstream and return its response with hop-by-hop headers removed.
