@@ -372,12 +372,21 @@ async fn metrics_count_requests_and_hooks() {
         assert_eq!(get(&env.url("/project/api/project/team/T1/x"), &[]).await.status, 403);
     }
     assert_eq!(get(&env.url("/project/api/project/team/T2/x"), &[]).await.status, 200);
+    // A new route table (another instance) keeps the route's counters.
+    let install = Request::post(format!("{}/api/instances?team=T2&id=M2", env.admin))
+        .header("authorization", "Bearer t")
+        .body(body(pack(project("1.0.0", "").path())))
+        .unwrap();
+    assert_eq!(send(install).await.status, 201);
+    assert_eq!(get(&env.url("/project/api/project/team/T2/x"), &[]).await.status, 403);
     assert_eq!(env.call("GET", "/metrics", vec![]).await.status, 401, "metrics need the token too");
     let req =
         Request::get(format!("{}/metrics", env.admin)).header("authorization", "Bearer t").body(body("")).unwrap();
     let text = send(req).await.text();
     for line in [
-        "interpose_requests_total{scope=\"project\",hooked=\"true\",status=\"4xx\"} 3",
+        "interpose_requests_total{scope=\"project\",hooked=\"true\",status=\"4xx\"} 4",
+        "interpose_route_requests_total{scope=\"project\",method=\"GET\",route=\"/team/:teamUUID/x\",status=\"4xx\"} 4",
+        "interpose_route_requests_total{scope=\"project\",method=\"GET\",route=\"/team/:teamUUID/x\",status=\"2xx\"} 0",
         "interpose_requests_total{scope=\"project\",hooked=\"false\",status=\"2xx\"} 1",
         "interpose_hook_calls_total{plugin=\"life\",instance=\"M1\",function=\"check\",type=\"intercept\"} 3",
         "interpose_hook_rejects_total{plugin=\"life\",instance=\"M1\",function=\"check\",type=\"intercept\"} 3",

@@ -3,11 +3,13 @@
 //! route table; a scope's with its mount), so counting costs no locks.
 //! Rendered in the Prometheus text format by [`Metrics::render`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
+
+use interpose_routing::{Interface, RouteTable};
 
 /// Upper bounds of the latency buckets, in microseconds.
 const BUCKETS_US: [u64; 14] = [
@@ -42,6 +44,16 @@ impl Histogram {
         let _ = writeln!(out, "{name}_sum{{{labels}}} {}", self.sum_us.load(Ordering::Relaxed) as f64 / 1e6);
         let _ = writeln!(out, "{name}_count{{{labels}}} {count}");
     }
+}
+
+/// `pattern` with parameter names erased (`/team/:teamUUID/x` → `/team/:/x`).
+fn shape(pattern: &str) -> String {
+    pattern.split('/').map(|seg| if seg.starts_with(':') { ":" } else { seg }).collect::<Vec<_>>().join("/")
+}
+
+/// A Prometheus label value: backslash, quote and newline escaped.
+fn label_value(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
 fn sep(labels: &str) -> &'static str {
@@ -94,11 +106,51 @@ impl ScopeStats {
     }
 }
 
+/// Requests to one hooked route (scope, method, pattern) by status class.
+#[derive(Debug)]
+pub struct RouteStats {
+    pub scope: String,
+    pub method: String,
+    /// The pattern as declared when the route first appeared.
+    pub pattern: String,
+    pub statuses: [AtomicU64; 5],
+}
+
+impl RouteStats {
+    pub fn count(&self, status: u16) {
+        self.statuses[(status / 100).clamp(1, 5) as usize - 1].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The stats of each route of a route table, by interface index (addition
+/// routes by instance); built with the table, used on the request path.
+#[derive(Debug, Default)]
+pub struct RouteStatsIndex {
+    main: Vec<Arc<RouteStats>>,
+    additions: HashMap<String, Vec<Arc<RouteStats>>>,
+}
+
+impl RouteStatsIndex {
+    /// The stats of `iface`, from the main table or (with `addition`) from that instance's.
+    pub fn get<H>(&self, addition: Option<&str>, iface: &Interface<H>) -> Option<&Arc<RouteStats>> {
+        match addition {
+            Some(id) => self.additions.get(id)?.get(iface.index),
+            None => self.main.get(iface.index),
+        }
+    }
+}
+
+/// Routes are the same series when scope, method and shape (the pattern
+/// with parameter names erased) are.
+type RouteKey = (String, String, String);
+
 #[derive(Debug, Default)]
 pub struct Metrics {
     pub scopes: BTreeMap<String, Arc<ScopeStats>>,
     pub unmatched: AtomicU64,
-    hooks: Mutex<Vec<Weak<HookStats>>>,
+    /// By label set (plugin, instance, function, type): one series each.
+    hooks: Mutex<BTreeMap<(String, String, String, String), Weak<HookStats>>>,
+    routes: Mutex<BTreeMap<RouteKey, Weak<RouteStats>>>,
 }
 
 impl Metrics {
@@ -106,8 +158,16 @@ impl Metrics {
         Metrics { scopes: scopes.map(|s| (s, Arc::default())).collect(), ..Default::default() }
     }
 
-    /// Stats for a hook of a new route table (kept while the hook lives).
+    /// Stats for a hook of a new route table. A hook that was in the
+    /// previous table (same plugin, instance, function and type) keeps its
+    /// counters; they go when no table holds the hook any more.
     pub fn hook(&self, plugin: &str, instance: &str, function: &str, kind: &str) -> Arc<HookStats> {
+        let key = (plugin.to_string(), instance.to_string(), function.to_string(), kind.to_string());
+        let mut hooks = self.hooks.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(s) = hooks.get(&key).and_then(Weak::upgrade) {
+            return s;
+        }
+        hooks.retain(|_, w| w.strong_count() > 0);
         let s = Arc::new(HookStats {
             plugin: plugin.into(),
             instance: instance.into(),
@@ -118,10 +178,35 @@ impl Metrics {
             failures: Default::default(),
             latency: Histogram::default(),
         });
-        let mut hooks = self.hooks.lock().unwrap_or_else(|e| e.into_inner());
-        hooks.retain(|w| w.strong_count() > 0);
-        hooks.push(Arc::downgrade(&s));
+        hooks.insert(key, Arc::downgrade(&s));
         s
+    }
+
+    /// Stats for every route of a new table. A route that was in the
+    /// previous table keeps its counters; one that left drops its series.
+    pub fn routes<H>(&self, table: &RouteTable<H>) -> RouteStatsIndex {
+        let mut routes = self.routes.lock().unwrap_or_else(|e| e.into_inner());
+        let mut stats = |iface: &Interface<H>| {
+            let key = (iface.scope.clone(), iface.method.clone(), shape(&iface.pattern));
+            if let Some(s) = routes.get(&key).and_then(Weak::upgrade) {
+                return s;
+            }
+            let s = Arc::new(RouteStats {
+                scope: iface.scope.clone(),
+                method: iface.method.clone(),
+                pattern: iface.pattern.clone(),
+                statuses: Default::default(),
+            });
+            routes.insert(key, Arc::downgrade(&s));
+            s
+        };
+        let main = table.interfaces().iter().map(&mut stats).collect();
+        let additions = table
+            .additions()
+            .map(|(id, t)| (id.to_string(), t.interfaces().iter().map(&mut stats).collect()))
+            .collect();
+        routes.retain(|_, w| w.strong_count() > 0);
+        RouteStatsIndex { main, additions }
     }
 
     /// The Prometheus text exposition; `extra` adds gauges read elsewhere.
@@ -141,6 +226,22 @@ impl Metrics {
                 }
             }
         }
+        out.push_str("# HELP interpose_route_requests_total Requests a hook applied to, by route (scope, method, pattern as declared) and status class.\n# TYPE interpose_route_requests_total counter\n");
+        let routes: Vec<Arc<RouteStats>> =
+            self.routes.lock().unwrap_or_else(|e| e.into_inner()).values().filter_map(Weak::upgrade).collect();
+        for r in &routes {
+            for (class, n) in r.statuses.iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "interpose_route_requests_total{{scope=\"{}\",method=\"{}\",route=\"{}\",status=\"{}xx\"}} {}",
+                    r.scope,
+                    r.method,
+                    label_value(&r.pattern),
+                    class + 1,
+                    n.load(Ordering::Relaxed)
+                );
+            }
+        }
         let _ = writeln!(out, "# HELP interpose_unmatched_requests_total Requests under no mount (404).\n# TYPE interpose_unmatched_requests_total counter\ninterpose_unmatched_requests_total {}", self.unmatched.load(Ordering::Relaxed));
         out.push_str("# HELP interpose_upstream_duration_seconds Time to the upstream's response head.\n# TYPE interpose_upstream_duration_seconds histogram\n");
         for (scope, s) in &self.scopes {
@@ -155,12 +256,15 @@ impl Metrics {
             );
         }
         let hooks: Vec<Arc<HookStats>> =
-            self.hooks.lock().unwrap_or_else(|e| e.into_inner()).iter().filter_map(Weak::upgrade).collect();
+            self.hooks.lock().unwrap_or_else(|e| e.into_inner()).values().filter_map(Weak::upgrade).collect();
         out.push_str("# HELP interpose_hook_calls_total Hook calls.\n# TYPE interpose_hook_calls_total counter\n");
         let label = |h: &HookStats| {
             format!(
                 "plugin=\"{}\",instance=\"{}\",function=\"{}\",type=\"{}\"",
-                h.plugin, h.instance, h.function, h.kind
+                label_value(&h.plugin),
+                label_value(&h.instance),
+                label_value(&h.function),
+                h.kind
             )
         };
         for h in &hooks {

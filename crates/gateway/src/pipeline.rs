@@ -30,7 +30,7 @@ use interpose_routing::{Hook, Matched, Plan};
 use crate::body::{self, read_limited, Body, ReadError};
 use crate::error::{json_error, GatewayError};
 use crate::hookreq::{body_bytes, header_pairs, parse_body, query_pairs};
-use crate::metrics::ScopeStats;
+use crate::metrics::{RouteStats, ScopeStats};
 use crate::plugins::HookTarget;
 use crate::post::{PostEvent, TeeBody};
 use crate::proxy;
@@ -59,6 +59,9 @@ where
         Ok(resp) => resp,
         Err(e) => e.into_response(),
     };
+    if let Some(r) = &tally.route {
+        r.count(resp.status().as_u16());
+    }
     match &tally.scope {
         Some(s) => s.count(tally.hooked, resp.status().as_u16()),
         None => {
@@ -75,6 +78,8 @@ where
 #[derive(Default)]
 struct Tally {
     scope: Option<Arc<ScopeStats>>,
+    /// The hooked route's counters.
+    route: Option<Arc<RouteStats>>,
     hooked: bool,
     request_id: Option<String>,
     /// (plugin, function, type, microseconds) of each hook that ran.
@@ -135,18 +140,17 @@ where
     let snapshot = gw.snapshot();
     let method = req.method().as_str();
     // Addition routes exist only for callers that name the instance.
-    let addition = req
-        .headers()
-        .get("ones-plugin-id")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|id| snapshot.routes.lookup_addition(id, &upstream.scope, method, &segs));
-    let matched = addition.or_else(|| snapshot.routes.lookup(&upstream.scope, method, &segs));
-    let Some(matched) = matched.filter(|m| !m.plan().is_empty()) else {
+    let plugin_id = req.headers().get("ones-plugin-id").and_then(|v| v.to_str().ok());
+    let addition = plugin_id
+        .and_then(|id| snapshot.routes.lookup_addition(id, &upstream.scope, method, &segs).map(|m| (Some(id), m)));
+    let matched = addition.or_else(|| snapshot.routes.lookup(&upstream.scope, method, &segs).map(|m| (None, m)));
+    let Some((addition_of, matched)) = matched.filter(|(_, m)| !m.plan().is_empty()) else {
         let (parts, body) = req.into_parts();
         let body = body.map_err(Into::into).boxed_unsync();
         return forward(gw, parts, upstream, rest, client, body, tally.scope.as_deref()).await;
     };
     tally.hooked = true;
+    tally.route = snapshot.route_stats.get(addition_of, matched.interface).cloned();
     hooked(gw, req, upstream, rest, rest_path, query, &matched, client, tally).await
 }
 

@@ -10,7 +10,7 @@ use interpose_js::{HostIo, HostOptions, JsHost};
 use interpose_routing::{Conflict, RouteTable};
 
 use crate::io::GatewayIo;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, RouteStatsIndex};
 use crate::plugins::{build_routes, declared_instances, HookTarget, InstalledInstance};
 use crate::post::PostQueue;
 use crate::proxy::Client;
@@ -28,6 +28,8 @@ pub enum StartError {
 #[derive(Debug)]
 pub struct Snapshot {
     pub routes: RouteTable<HookTarget>,
+    /// Request counters of each route in `routes`.
+    pub route_stats: RouteStatsIndex,
     pub instances: Vec<InstalledInstance>,
 }
 
@@ -61,6 +63,7 @@ impl Gateway {
         let instances = declared_instances(&config).map_err(StartError::Plugins)?;
         let metrics = Arc::new(Metrics::new(config.upstreams.iter().map(|u| u.scope.clone())));
         let routes = build_routes(&instances, &metrics).map_err(StartError::Conflicts)?;
+        let route_stats = metrics.routes(&routes);
         let mut mounts = config.upstreams.clone();
         mounts.sort_by_key(|u| std::cmp::Reverse(u.mount.len()));
         let client = Client::new(Duration::from_millis(config.limits.upstream_connect_timeout_ms));
@@ -83,7 +86,7 @@ impl Gateway {
             metrics,
             io,
             mounts,
-            snapshot: ArcSwap::from_pointee(Snapshot { routes, instances }),
+            snapshot: ArcSwap::from_pointee(Snapshot { routes, route_stats, instances }),
         }))
     }
 
@@ -123,7 +126,7 @@ impl Gateway {
     /// Build (and so validate) the snapshot for a set of enabled instances.
     pub fn prepare(&self, instances: Vec<InstalledInstance>) -> Result<Snapshot, Vec<Conflict>> {
         let routes = build_routes(&instances, &self.metrics)?;
-        Ok(Snapshot { routes, instances })
+        Ok(Snapshot { route_stats: self.metrics.routes(&routes), routes, instances })
     }
 
     /// Make a prepared snapshot live. Requests already running keep theirs.

@@ -87,13 +87,15 @@ fn build_interfaces<H: Clone>(inputs: Vec<HookInput<H>>, conflicts: &mut Vec<Con
 
     let interfaces = pending
         .into_iter()
-        .map(|p| {
+        .enumerate()
+        .map(|(index, p)| {
             let team_param = team_value_index(&p.segments);
             let mut iface = Interface {
                 scope: p.scope,
                 method: p.method,
                 pattern: p.pattern,
                 team_param,
+                index,
                 default_plan: Arc::new(Plan::default()),
                 team_plans: HashMap::new(),
             };

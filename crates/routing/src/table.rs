@@ -129,6 +129,8 @@ pub struct Interface<H> {
     pub pattern: String,
     /// Index of the team parameter among the matched values, for team-level interfaces.
     pub team_param: Option<usize>,
+    /// Position in its table's [`RouteTable::interfaces`] (for per-route data kept alongside).
+    pub index: usize,
     /// The plan of an org-level interface, or of teams without team-level hooks here.
     pub(crate) default_plan: Arc<Plan<H>>,
     pub(crate) team_plans: HashMap<String, Arc<Plan<H>>>,
