@@ -144,12 +144,14 @@ impl RouteStatsIndex {
 /// with parameter names erased) are.
 type RouteKey = (String, String, String);
 
+/// A hook's label set (plugin, instance, function, type): one series each.
+type HookKey = (String, String, String, String);
+
 #[derive(Debug, Default)]
 pub struct Metrics {
     pub scopes: BTreeMap<String, Arc<ScopeStats>>,
     pub unmatched: AtomicU64,
-    /// By label set (plugin, instance, function, type): one series each.
-    hooks: Mutex<BTreeMap<(String, String, String, String), Weak<HookStats>>>,
+    hooks: Mutex<BTreeMap<HookKey, Weak<HookStats>>>,
     routes: Mutex<BTreeMap<RouteKey, Weak<RouteStats>>>,
 }
 
