@@ -3,9 +3,14 @@
 //! result comes back over this worker's channel and settles the promise
 //! while the call waits for it (`runtime.rs`, `settle`). Everything counts
 //! against the hook's deadline.
+//!
+//! Timers (`setTimeout` and friends) are a host sleep on the same footing:
+//! a promise settled when its time comes, while the call waits. They run
+//! only while a call is in progress: what is still pending when it returns
+//! is dropped with it.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
@@ -64,6 +69,8 @@ type Completion = (u64, serde_json::Value);
 struct Ops {
     next: u64,
     waiting: HashMap<u64, Persistent<Function<'static>>>,
+    /// Sleeps by due time (then id: equal times fire in the order asked).
+    timers: BTreeSet<(Instant, u64)>,
     tx: Sender<Completion>,
     rx: Receiver<Completion>,
 }
@@ -71,26 +78,55 @@ struct Ops {
 thread_local! {
     static OPS: RefCell<Ops> = RefCell::new({
         let (tx, rx) = crossbeam_channel::unbounded();
-        Ops { next: 0, waiting: HashMap::new(), tx, rx }
+        Ops { next: 0, waiting: HashMap::new(), timers: BTreeSet::new(), tx, rx }
     });
+}
+
+/// Register `resolve` for a completion; its id.
+fn register<'js>(ctx: &Ctx<'js>, resolve: Function<'js>) -> u64 {
+    OPS.with(|o| {
+        let mut o = o.borrow_mut();
+        o.next += 1;
+        let id = o.next;
+        o.waiting.insert(id, Persistent::save(ctx, resolve));
+        id
+    })
 }
 
 pub(crate) fn has_waiting() -> bool {
     OPS.with(|o| !o.borrow().waiting.is_empty())
 }
 
-/// Drop every pending resolver (at the end of a call, while the runtime lives).
+/// Drop every pending resolver and timer (at the end of a call, while the runtime lives).
 pub(crate) fn clear() {
-    let old = OPS.with(|o| std::mem::take(&mut o.borrow_mut().waiting));
+    let old = OPS.with(|o| {
+        let mut o = o.borrow_mut();
+        o.timers.clear();
+        std::mem::take(&mut o.waiting)
+    });
     drop(old);
 }
 
-/// Wait for one completion until `deadline` and settle its promise.
-/// Returns false when the deadline passed first.
+/// Wait for one completion or timer until `deadline` and settle its
+/// promise. Returns false when the deadline passed first.
 pub(crate) fn wait_one<'js>(ctx: &Ctx<'js>, deadline: Instant) -> rquickjs::Result<bool> {
     let rx = OPS.with(|o| o.borrow().rx.clone());
     loop {
-        let Ok((id, value)) = crate::pool::io_wait(|| rx.recv_deadline(deadline)) else { return Ok(false) };
+        let timer = OPS.with(|o| o.borrow().timers.first().copied());
+        let until = timer.map_or(deadline, |(due, _)| due.min(deadline));
+        let (id, value) = match rx.try_recv() {
+            Ok(c) => c,
+            Err(_) if timer.is_some_and(|(due, _)| due <= Instant::now()) => {
+                let (due, id) = timer.unwrap_or((deadline, 0));
+                OPS.with(|o| o.borrow_mut().timers.remove(&(due, id)));
+                (id, serde_json::Value::Null)
+            }
+            Err(_) => match crate::pool::io_wait(|| rx.recv_deadline(until)) {
+                Ok(c) => c,
+                Err(_) if until < deadline => continue,
+                Err(_) => return Ok(false),
+            },
+        };
         let resolve = OPS.with(|o| o.borrow_mut().waiting.remove(&id));
         // A completion of an earlier, abandoned call has no resolver: skip it.
         let Some(resolve) = resolve else { continue };
@@ -101,17 +137,22 @@ pub(crate) fn wait_one<'js>(ctx: &Ctx<'js>, deadline: Instant) -> rquickjs::Resu
     }
 }
 
+/// The host side of timers: a promise settled after `ms` milliseconds,
+/// if the call is still running then.
+pub(crate) fn host_sleep<'js>(ctx: Ctx<'js>, ms: f64) -> rquickjs::Result<Value<'js>> {
+    let (promise, resolve, _reject) = ctx.promise()?;
+    let id = register(&ctx, resolve);
+    let ms = if ms.is_finite() && ms > 0.0 { ms.min(86_400_000.0) } else { 0.0 };
+    let due = Instant::now() + Duration::from_secs_f64(ms / 1000.0);
+    OPS.with(|o| o.borrow_mut().timers.insert((due, id)));
+    Ok(promise.into_value())
+}
+
 /// `interpose:host` `fetch(optionsJson)`: a promise of
 /// `{ok: true, response: {statusCode, headers, body}}` or `{ok: false, error: {errcode, reason}}`.
 pub(crate) fn host_fetch<'js>(ctx: Ctx<'js>, options: String) -> rquickjs::Result<Value<'js>> {
     let (promise, resolve, _reject) = ctx.promise()?;
-    let id = OPS.with(|o| {
-        let mut o = o.borrow_mut();
-        o.next += 1;
-        let id = o.next;
-        o.waiting.insert(id, Persistent::save(&ctx, resolve));
-        id
-    });
+    let id = register(&ctx, resolve);
     let tx = OPS.with(|o| o.borrow().tx.clone());
     let fail = move |errcode: &str, reason: String| {
         let _ = tx.send((id, serde_json::json!({"ok": false, "error": {"errcode": errcode, "reason": reason}})));

@@ -271,3 +271,56 @@ async fn idle_runtimes_are_dropped_and_reloaded_on_demand() {
     assert!(call(&h, &inst, "f", 1000).await.is_ok());
     assert_eq!(h.runtimes(), 1);
 }
+
+const TIMERS: &str = r#"
+import { Logger } from '@ones-op/node-logger'
+let leftover = 0
+export async function timers(request: any) {
+  const order: string[] = []
+  const t0 = Date.now()
+  setTimeout(() => order.push('b30'), 30)
+  setTimeout((x: string) => order.push(x), 10, 'a10')
+  const c = setTimeout(() => order.push('cleared'), 5)
+  clearTimeout(c)
+  setImmediate(() => order.push('now'))
+  let ticks = 0
+  await new Promise<void>((done) => {
+    const iv = setInterval(() => { ticks++; if (ticks === 3) { clearInterval(iv); done() } }, 5)
+  })
+  await new Promise((r) => setTimeout(r, 40))
+  setTimeout(() => { throw new Error('late boom') }, 1)
+  await new Promise((r) => setTimeout(r, 5))
+  // Still pending when the call returns: dropped, never run.
+  setTimeout(() => { leftover++ }, 1)
+  const t = setTimeout(() => 0, 1)
+  return { order, ticks, waited: Date.now() - t0 >= 40, unref: t.unref() === t, id: +t > 0 }
+}
+export async function leftovers() { await new Promise((r) => setTimeout(r, 20)); return { leftover } }
+export async function oversleep() { await new Promise((r) => setTimeout(r, 10000)); return 'never' }
+export async function badTimer() { setTimeout('code', 1) }
+"#;
+
+#[tokio::test]
+async fn timers_run_while_the_call_does() {
+    let dir = project(&[("backend/src/index.ts", TIMERS)]);
+    let inst = instance(&dir);
+    // One worker: the next call runs in the runtime the first one left timers in.
+    let h = JsHost::new(HostOptions::new(1), None);
+    let CallOutcome::Returned(Some(v)) = call(&h, &inst, "timers", 2000).await.expect("ok") else { panic!() };
+    assert_eq!(v, json!({"order": ["now", "a10", "b30"], "ticks": 3, "waited": true, "unref": true, "id": true}));
+    let logs = inst.logs_after(0);
+    assert_eq!(logs.len(), 1, "{logs:?}");
+    assert_eq!(
+        logs[0].message,
+        "uncaught in a timer callback: Error: late boom at backend/src/index.ts:17 (<anonymous>)"
+    );
+    assert_eq!(
+        call(&h, &inst, "leftovers", 2000).await.expect("ok"),
+        CallOutcome::Returned(Some(json!({"leftover": 0})))
+    );
+    let t0 = Instant::now();
+    assert_eq!(call(&h, &inst, "oversleep", 100).await.expect_err("sleeps"), HookError::Timeout(100));
+    assert!(t0.elapsed() < Duration::from_millis(1000), "{:?}", t0.elapsed());
+    let e = call(&h, &inst, "badTimer", 1000).await.expect_err("not a function");
+    assert!(e.to_string().contains("setTimeout: the callback must be a function"), "{e}");
+}
