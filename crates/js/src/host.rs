@@ -209,6 +209,8 @@ impl ModuleDef for HostModule {
         decl.declare("fetch")?;
         decl.declare("file")?;
         decl.declare("config")?;
+        decl.declare("sleep")?;
+        decl.declare("timerError")?;
         Ok(())
     }
 
@@ -235,6 +237,16 @@ impl ModuleDef for HostModule {
             }
         })?;
         exports.export("config", config)?;
+        exports.export("sleep", Function::new(ctx.clone(), crate::ops::host_sleep)?)?;
+        let timer_error = Function::new(ctx.clone(), |message: String, stack: String| {
+            if let Some(scope) = current() {
+                let at =
+                    crate::runtime::locate(&scope.instance, &stack).map(|l| format!(" at {l}")).unwrap_or_default();
+                let line = format!("uncaught in a timer callback: {message}{at}");
+                scope.instance.push_log(LogLevel::Error, line, scope.request_id);
+            }
+        })?;
+        exports.export("timerError", timer_error)?;
         Ok(())
     }
 }

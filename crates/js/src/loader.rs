@@ -12,6 +12,11 @@ use crate::project::PluginCode;
 
 const HOST: &str = "interpose:host";
 
+/// Node's globals (`console`, timers), evaluated into every runtime before
+/// the plugin's code. Plugins cannot import it.
+pub(crate) const GLOBALS: &str = "interpose:globals";
+pub(crate) const GLOBALS_SOURCE: &str = include_str!("builtins/globals.js");
+
 /// Built-in modules: name → JS source.
 const BUILTINS: &[(&str, &str)] = &[
     ("@ones-op/node-logger", include_str!("builtins/node-logger.js")),
@@ -38,7 +43,7 @@ impl Resolver for PluginLoader {
         _: Option<ImportAttributes<'js>>,
     ) -> Result<String> {
         if name == HOST {
-            return if base.starts_with("@ones-op/") {
+            return if base.starts_with("@ones-op/") || base == GLOBALS {
                 Ok(HOST.to_string())
             } else {
                 Err(Error::new_resolving_message(base, name, "this module is internal to interpose"))

@@ -39,50 +39,6 @@ const MAKE_REQUEST: &str = r#"(() => {
   return make;
 })()"#;
 
-/// `setTimeout`, `setInterval`, `setImmediate` and their `clear*` on the
-/// host's sleep (`ops::host_sleep`). A timer returns an object as Node's
-/// do (`ref`/`unref`/`hasRef`, a number as a primitive); an exception in a
-/// callback goes to the plugin's log.
-const TIMERS: &str = r#"((sleep, report) => {
-  let next = 0;
-  const live = new Set();
-  class Timeout {
-    constructor(id) { this.id = id; }
-    ref() { return this; }
-    unref() { return this; }
-    hasRef() { return true; }
-    refresh() { return this; }
-    [Symbol.toPrimitive]() { return this.id; }
-  }
-  const run = (cb, args) => {
-    try { cb(...args); } catch (e) { report(String(e), String((e && e.stack) || '')); }
-  };
-  const check = (cb, name) => {
-    if (typeof cb !== 'function') throw new TypeError(`${name}: the callback must be a function`);
-  };
-  const start = (id) => { live.add(id); return new Timeout(id); };
-  const idOf = (t) => (t instanceof Timeout ? t.id : Number(t));
-  const clear = (t) => { live.delete(idOf(t)); };
-  globalThis.setTimeout = (cb, ms, ...args) => {
-    check(cb, 'setTimeout');
-    const id = ++next;
-    sleep(Number(ms) || 0).then(() => { if (live.delete(id)) run(cb, args); });
-    return start(id);
-  };
-  globalThis.setInterval = (cb, ms, ...args) => {
-    check(cb, 'setInterval');
-    const id = ++next;
-    const every = Math.max(1, Number(ms) || 0);
-    const tick = () => sleep(every).then(() => { if (live.has(id)) { run(cb, args); tick(); } });
-    tick();
-    return start(id);
-  };
-  globalThis.setImmediate = (cb, ...args) => globalThis.setTimeout(cb, 0, ...args);
-  globalThis.clearTimeout = clear;
-  globalThis.clearInterval = clear;
-  globalThis.clearImmediate = clear;
-})"#;
-
 fn epoch() -> Instant {
     static EPOCH: OnceLock<Instant> = OnceLock::new();
     *EPOCH.get_or_init(Instant::now)
@@ -130,7 +86,12 @@ impl PluginRuntime {
         let made = with_scope(scope, || {
             context.with(|ctx| -> Result<_, HookError> {
                 let _clear = ClearOps;
-                install_timers(&ctx).map_err(load)?;
+                let (_, globals) = Module::declare(ctx.clone(), crate::loader::GLOBALS, crate::loader::GLOBALS_SOURCE)
+                    .and_then(|m| m.eval())
+                    .map_err(|e| as_load_error(failure(&ctx, &instance, e, deadline)))?;
+                settle(&ctx, globals.into_value(), deadline)
+                    .map_err(|e| failure(&ctx, &instance, e, deadline))
+                    .map_err(as_load_error)?;
                 let code = &instance.code;
                 let source = code.module(&code.entry).map(|m| m.code.clone()).unwrap_or_default();
                 let evaluated = Module::declare(ctx.clone(), code.entry.as_str(), source)
@@ -262,19 +223,6 @@ impl PluginRuntime {
     }
 }
 
-fn install_timers(ctx: &Ctx<'_>) -> rquickjs::Result<()> {
-    let install: Function = ctx.eval(TIMERS)?;
-    let sleep = Function::new(ctx.clone(), crate::ops::host_sleep)?;
-    let report = Function::new(ctx.clone(), |message: String, stack: String| {
-        if let Some(scope) = crate::host::current() {
-            let at = locate(&scope.instance, &stack).map(|l| format!(" at {l}")).unwrap_or_default();
-            let line = format!("uncaught in a timer callback: {message}{at}");
-            scope.instance.push_log(crate::host::LogLevel::Error, line, scope.request_id);
-        }
-    })?;
-    install.call::<_, ()>((sleep, report))
-}
-
 /// Drops the resolvers of host I/O still pending when a call ends, inside
 /// the context (a handle must never outlive its runtime).
 struct ClearOps;
@@ -389,7 +337,7 @@ fn failure<'js>(ctx: &Ctx<'js>, instance: &Instance, e: rquickjs::Error, deadlin
 
 /// First stack frame inside the plugin's own code, as `file:line (function)`,
 /// with TypeScript lines mapped back to the source.
-fn locate(instance: &Instance, stack: &str) -> Option<String> {
+pub(crate) fn locate(instance: &Instance, stack: &str) -> Option<String> {
     for frame in stack.lines() {
         let frame = frame.trim().trim_start_matches("at ");
         let (func, place) = match frame.rsplit_once(" (") {

@@ -276,6 +276,8 @@ const TIMERS: &str = r#"
 import { Logger } from '@ones-op/node-logger'
 let leftover = 0
 export async function timers(request: any) {
+  console.log('node style', { a: 1 })
+  console.warn('careful')
   const order: string[] = []
   const t0 = Date.now()
   setTimeout(() => order.push('b30'), 30)
@@ -301,18 +303,25 @@ export async function badTimer() { setTimeout('code', 1) }
 "#;
 
 #[tokio::test]
-async fn timers_run_while_the_call_does() {
+async fn node_globals_console_and_timers_work_while_the_call_runs() {
     let dir = project(&[("backend/src/index.ts", TIMERS)]);
     let inst = instance(&dir);
     // One worker: the next call runs in the runtime the first one left timers in.
     let h = JsHost::new(HostOptions::new(1), None);
     let CallOutcome::Returned(Some(v)) = call(&h, &inst, "timers", 2000).await.expect("ok") else { panic!() };
     assert_eq!(v, json!({"order": ["now", "a10", "b30"], "ticks": 3, "waited": true, "unref": true, "id": true}));
-    let logs = inst.logs_after(0);
-    assert_eq!(logs.len(), 1, "{logs:?}");
+    let logs: Vec<(String, String)> =
+        inst.logs_after(0).into_iter().map(|l| (format!("{:?}", l.level), l.message)).collect();
     assert_eq!(
-        logs[0].message,
-        "uncaught in a timer callback: Error: late boom at backend/src/index.ts:17 (<anonymous>)"
+        logs,
+        [
+            ("Info".to_string(), "node style {\"a\":1}".to_string()),
+            ("Warn".to_string(), "careful".to_string()),
+            (
+                "Error".to_string(),
+                "uncaught in a timer callback: Error: late boom at backend/src/index.ts:19 (<anonymous>)".to_string()
+            ),
+        ]
     );
     assert_eq!(
         call(&h, &inst, "leftovers", 2000).await.expect("ok"),

@@ -1,0 +1,57 @@
+// Node's globals that plugins written for the platform's Node backend use:
+// `console` (to the plugin's log, like @ones-op/node-logger) and timers.
+// Evaluated once per runtime before the plugin's code; not importable.
+//
+// Timers sleep on the host (`sleep`): a promise settled when its time comes
+// while the call that set it runs; what is pending when the call returns is
+// dropped. A handle has Node's `ref`/`unref`/`hasRef` and turns into a
+// number; an exception in a callback goes to the plugin's log.
+import { sleep, timerError } from 'interpose:host';
+import { Logger } from '@ones-op/node-logger';
+
+globalThis.console = Object.freeze({
+  log: Logger.info,
+  info: Logger.info,
+  debug: Logger.debug,
+  trace: Logger.debug,
+  warn: Logger.warn,
+  error: Logger.error,
+  dir: (v) => Logger.info(v),
+});
+
+let next = 0;
+const live = new Set();
+class Timeout {
+  constructor(id) { this.id = id; }
+  ref() { return this; }
+  unref() { return this; }
+  hasRef() { return true; }
+  refresh() { return this; }
+  [Symbol.toPrimitive]() { return this.id; }
+}
+const run = (cb, args) => {
+  try { cb(...args); } catch (e) { timerError(String(e), String((e && e.stack) || '')); }
+};
+const check = (cb, name) => {
+  if (typeof cb !== 'function') throw new TypeError(`${name}: the callback must be a function`);
+};
+const start = (id) => { live.add(id); return new Timeout(id); };
+const clear = (t) => { live.delete(t instanceof Timeout ? t.id : Number(t)); };
+globalThis.setTimeout = (cb, ms, ...args) => {
+  check(cb, 'setTimeout');
+  const id = ++next;
+  sleep(Number(ms) || 0).then(() => { if (live.delete(id)) run(cb, args); });
+  return start(id);
+};
+globalThis.setInterval = (cb, ms, ...args) => {
+  check(cb, 'setInterval');
+  const id = ++next;
+  const every = Math.max(1, Number(ms) || 0);
+  const tick = () => sleep(every).then(() => { if (live.has(id)) { run(cb, args); tick(); } });
+  tick();
+  return start(id);
+};
+globalThis.setImmediate = (cb, ...args) => globalThis.setTimeout(cb, 0, ...args);
+globalThis.clearTimeout = clear;
+globalThis.clearInterval = clear;
+globalThis.clearImmediate = clear;
