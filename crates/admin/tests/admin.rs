@@ -454,6 +454,15 @@ async fn durable_events_retry_dead_letter_and_replay_in_order() {
     assert_eq!(std::fs::read_to_string(&got).unwrap(), "1\n2\n3\n4\n5\n6\n7\n8\n");
     let counts = env.call("GET", "/api/events", vec![]).await.json();
     assert_eq!((counts["pending"].as_i64(), counts["dead"].as_i64()), (Some(0), Some(0)));
+    // Every delivery attempt counts as a call of the subscriber: 3 × 3 failed, 3 replayed, 5 new.
+    let text = env.call("GET", "/metrics", vec![]).await.text();
+    for line in [
+        "interpose_hook_calls_total{plugin=\"sub\",instance=\"S1\",function=\"f\",type=\"subscribe\"} 17",
+        "interpose_hook_failures_total{plugin=\"sub\",instance=\"S1\",function=\"f\",type=\"subscribe\",kind=\"throw\"} 9",
+        "interpose_hook_duration_seconds_count{plugin=\"sub\",instance=\"S1\",function=\"f\",type=\"subscribe\"} 17",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in\n{text}");
+    }
     env.stop().await;
 }
 

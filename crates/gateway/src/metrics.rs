@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
+use interpose_js::{CallOutcome, HookError};
 use interpose_routing::{Interface, RouteTable};
 
 /// Upper bounds of the latency buckets, in microseconds.
@@ -79,6 +80,19 @@ pub struct HookStats {
 }
 
 impl HookStats {
+    /// Count one call that took `took` and ended with `outcome`.
+    pub fn record(&self, took: Duration, outcome: &Result<CallOutcome, HookError>) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.latency.observe(took);
+        match outcome {
+            Ok(CallOutcome::Rejected(_)) => {
+                self.rejects.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => self.failed(e.kind()),
+            Ok(CallOutcome::Returned(_)) => {}
+        }
+    }
+
     pub fn failed(&self, kind: &str) {
         let i = match kind {
             "throw" => 0,

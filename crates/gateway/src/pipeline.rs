@@ -423,15 +423,7 @@ async fn call(
     let out = gw.host.call(&hook.payload.js, &hook.api.function, req, Duration::from_millis(ms)).instrument(span).await;
     tracing::debug!(took_us = t0.elapsed().as_micros() as u64, outcome = outcome(&out), "hook ran");
     let took = t0.elapsed();
-    stats.calls.fetch_add(1, Ordering::Relaxed);
-    stats.latency.observe(took);
-    match &out {
-        Ok(CallOutcome::Rejected(_)) => {
-            stats.rejects.fetch_add(1, Ordering::Relaxed);
-        }
-        Err(e) => stats.failed(e.kind()),
-        Ok(CallOutcome::Returned(_)) => {}
-    }
+    stats.record(took, &out);
     if gw.config.log.access_log {
         tally.hooks.push((
             hook.instance.name.clone(),

@@ -19,7 +19,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use http_body::{Frame, SizeHint};
@@ -33,11 +33,19 @@ use interpose_registry::{EventRow, NewEvent, Store};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use crate::body::{Body, BoxError};
+use crate::metrics::HookStats;
 use crate::plugins::HookTarget;
 
 /// Finds a stored event's hook in the live route table: (instance, function,
-/// type) → the JS instance and the call's timeout.
-pub type HookLookup = dyn Fn(&str, &str, &str) -> Option<(Arc<interpose_js::Instance>, u64)> + Send + Sync;
+/// type) → the JS instance, the call's timeout and the hook's counters.
+pub type HookLookup = dyn Fn(&str, &str, &str) -> Option<LookedUp> + Send + Sync;
+
+/// An enabled hook a stored event is for: its instance, timeout and counters.
+pub struct LookedUp {
+    pub js: Arc<interpose_js::Instance>,
+    pub timeout_ms: u64,
+    pub stats: Arc<HookStats>,
+}
 
 /// Called once at the end of a response with its copied body; may return an
 /// acknowledgement the end of the response waits for.
@@ -99,9 +107,11 @@ impl PostQueue {
                     let request = event.request.clone();
                     tokio::spawn(async move {
                         let ms = hook.api.timeout_ms.unwrap_or(default_timeout_ms);
+                        let t0 = Instant::now();
                         let r = host
                             .call_detached(&hook.payload.js, &hook.api.function, request, Duration::from_millis(ms))
                             .await;
+                        hook.payload.stats.record(t0.elapsed(), &r);
                         if let Err(e) = r {
                             tracing::warn!(
                                 plugin = %hook.instance.name, instance = %hook.instance.id, hook = %hook.api.kind,
@@ -290,7 +300,7 @@ async fn deliver(
     retried: &AtomicU64,
 ) {
     let attempts = row.attempts + 1;
-    let Some((js, timeout_ms)) = lookup(&row.instance, &row.function, &row.kind) else {
+    let Some(LookedUp { js, timeout_ms, stats }) = lookup(&row.instance, &row.function, &row.kind) else {
         let why = format!("instance {} has no enabled {} hook {}()", row.instance, row.kind, row.function);
         tracing::warn!(event = row.id, "post-hook event dead-lettered: {why}");
         let _ = store.bury(row.id, attempts, &why).await;
@@ -304,6 +314,7 @@ async fn deliver(
         }
     };
     let timeout = Duration::from_millis(timeout_ms.max(1));
+    let t0 = Instant::now();
     let call = host.call_detached(&js, &row.function, Arc::new(request), timeout);
     tokio::pin!(call);
     // A call that outlasts half the claim's lease renews it, so no other node
@@ -319,6 +330,7 @@ async fn deliver(
             }
         }
     };
+    stats.record(t0.elapsed(), &outcome);
     match outcome {
         Ok(_) => {
             if let Err(e) = store.delivered(row.id).await {

@@ -99,7 +99,11 @@ impl Gateway {
             let snap = gw.snapshot();
             let inst = snap.instances.iter().find(|i| i.meta.id == instance)?;
             let api = inst.plugin.manifest.apis.iter().find(|a| a.function == function && a.kind.as_str() == kind)?;
-            Some((inst.js.clone(), api.timeout_ms.unwrap_or(gw.config.limits.hook_timeout_ms)))
+            Some(crate::post::LookedUp {
+                js: inst.js.clone(),
+                timeout_ms: api.timeout_ms.unwrap_or(gw.config.limits.hook_timeout_ms),
+                stats: gw.metrics.hook(&inst.meta.name, instance, function, kind),
+            })
         });
         let l = &self.config.limits;
         let policy = crate::post::RetryPolicy {
