@@ -211,6 +211,7 @@ impl ModuleDef for HostModule {
         decl.declare("config")?;
         decl.declare("sleep")?;
         decl.declare("timerError")?;
+        decl.declare("generation")?;
         Ok(())
     }
 
@@ -247,6 +248,7 @@ impl ModuleDef for HostModule {
             }
         })?;
         exports.export("timerError", timer_error)?;
+        exports.export("generation", Function::new(ctx.clone(), crate::ops::generation)?)?;
         Ok(())
     }
 }

@@ -71,6 +71,8 @@ struct Ops {
     waiting: HashMap<u64, Persistent<Function<'static>>>,
     /// Sleeps by due time (then id: equal times fire in the order asked).
     timers: BTreeSet<(Instant, u64)>,
+    /// Calls ended on this thread: timers of an earlier generation are gone.
+    generation: u64,
     tx: Sender<Completion>,
     rx: Receiver<Completion>,
 }
@@ -78,7 +80,7 @@ struct Ops {
 thread_local! {
     static OPS: RefCell<Ops> = RefCell::new({
         let (tx, rx) = crossbeam_channel::unbounded();
-        Ops { next: 0, waiting: HashMap::new(), timers: BTreeSet::new(), tx, rx }
+        Ops { next: 0, waiting: HashMap::new(), timers: BTreeSet::new(), generation: 0, tx, rx }
     });
 }
 
@@ -97,11 +99,13 @@ pub(crate) fn has_waiting() -> bool {
     OPS.with(|o| !o.borrow().waiting.is_empty())
 }
 
-/// Drop every pending resolver and timer (at the end of a call, while the runtime lives).
+/// Drop every pending resolver and timer (at the end of a call, while the
+/// runtime lives); the next call is a new generation.
 pub(crate) fn clear() {
     let old = OPS.with(|o| {
         let mut o = o.borrow_mut();
         o.timers.clear();
+        o.generation += 1;
         std::mem::take(&mut o.waiting)
     });
     drop(old);
@@ -135,6 +139,12 @@ pub(crate) fn wait_one<'js>(ctx: &Ctx<'js>, deadline: Instant) -> rquickjs::Resu
         resolve.call::<_, ()>((v,))?;
         return Ok(true);
     }
+}
+
+/// `interpose:host` `generation()`: changes when a call ends, so the timer
+/// bookkeeping in JS can forget the timers the host dropped with it.
+pub(crate) fn generation() -> f64 {
+    OPS.with(|o| o.borrow().generation as f64)
 }
 
 /// The host side of timers: a promise settled after `ms` milliseconds,

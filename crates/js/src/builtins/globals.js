@@ -6,7 +6,7 @@
 // while the call that set it runs; what is pending when the call returns is
 // dropped. A handle has Node's `ref`/`unref`/`hasRef` and turns into a
 // number; an exception in a callback goes to the plugin's log.
-import { sleep, timerError } from 'interpose:host';
+import { sleep, timerError, generation } from 'interpose:host';
 import { Logger } from '@ones-op/node-logger';
 
 globalThis.console = Object.freeze({
@@ -20,7 +20,10 @@ globalThis.console = Object.freeze({
 });
 
 let next = 0;
+// Timers of the call in progress; those of earlier calls were dropped by
+// the host when their call ended, so a new generation starts afresh.
 const live = new Set();
+let liveGeneration = -1;
 class Timeout {
   constructor(id) { this.id = id; }
   ref() { return this; }
@@ -35,7 +38,12 @@ const run = (cb, args) => {
 const check = (cb, name) => {
   if (typeof cb !== 'function') throw new TypeError(`${name}: the callback must be a function`);
 };
-const start = (id) => { live.add(id); return new Timeout(id); };
+const start = (id) => {
+  const g = generation();
+  if (g !== liveGeneration) { live.clear(); liveGeneration = g; }
+  live.add(id);
+  return new Timeout(id);
+};
 const clear = (t) => { live.delete(t instanceof Timeout ? t.id : Number(t)); };
 globalThis.setTimeout = (cb, ms, ...args) => {
   check(cb, 'setTimeout');
