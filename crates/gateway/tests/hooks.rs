@@ -209,6 +209,18 @@ async fn slow_or_failing_subscribers_affect_nothing_else() {
         "the steady subscriber waited for the slow one: {:?}",
         t0.elapsed()
     );
+    // Subscribers count in the per-hook metrics like the hooks before the response.
+    eventually("the thrower's failures are counted", || {
+        gw.gw.metrics.render(&[]).contains("type=\"subscribe\",kind=\"throw\"} 3")
+    })
+    .await;
+    let text = gw.gw.metrics.render(&[]);
+    assert!(
+        text.contains(
+            "interpose_hook_calls_total{plugin=\"steady\",instance=\"steady1\",function=\"f\",type=\"subscribe\"} 3"
+        ),
+        "{text}"
+    );
     gw.stop().await;
 }
 
