@@ -40,6 +40,9 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// is closed (it is still sending a request body the upstream did not wait for).
 const BUSY_LIMIT: Duration = Duration::from_secs(1);
 
+/// Longest pause before retrying a refused connect (5, 10, 20 ms: three retries).
+const CONNECT_RETRY_PAUSE_MAX: Duration = Duration::from_millis(20);
+
 /// Idle connections by upstream, each with the time it went idle.
 type Idle = HashMap<Authority, Vec<(SendRequest<Body>, Instant)>>;
 
@@ -81,9 +84,26 @@ impl Client {
 
     async fn connect(&self, authority: &Authority) -> Result<SendRequest<Body>, BoxError> {
         let addr = (authority.host(), authority.port_u16().unwrap_or(80));
-        let stream = match tokio::time::timeout(self.connect_timeout, TcpStream::connect(addr)).await {
-            Ok(s) => s?,
-            Err(_) => return Err(format!("connect timed out after {} ms", self.connect_timeout.as_millis()).into()),
+        let deadline = tokio::time::Instant::now() + self.connect_timeout;
+        // A refused connect is retried a few times, briefly: an upstream
+        // whose accept queue overflowed in a burst of new connections
+        // refuses some and takes them a moment later. Nothing was sent, so
+        // trying again is safe; an upstream that is down costs 35 ms more.
+        let mut pause = Duration::from_millis(5);
+        let stream = loop {
+            match tokio::time::timeout_at(deadline, TcpStream::connect(addr)).await {
+                Ok(Ok(s)) => break s,
+                Ok(Err(e))
+                    if e.kind() == std::io::ErrorKind::ConnectionRefused
+                        && pause <= CONNECT_RETRY_PAUSE_MAX
+                        && tokio::time::Instant::now() + pause < deadline =>
+                {
+                    tokio::time::sleep(pause).await;
+                    pause *= 2;
+                }
+                Ok(Err(e)) => return Err(e.into()),
+                Err(_) => return Err(format!("connect timed out after {} ms", self.connect_timeout.as_millis()).into()),
+            }
         };
         stream.set_nodelay(true)?;
         let keepalive = socket2::TcpKeepalive::new().with_time(Duration::from_secs(60));
