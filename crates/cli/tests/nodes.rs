@@ -242,3 +242,65 @@ async fn a_node_that_cannot_apply_a_change_keeps_serving_and_shows_its_lag() {
     until_status(&b, "/feed", 200).await;
     assert_eq!(ready(&b).await["registry_version"], 4);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_behind_the_store_leaves_events_of_instances_it_does_not_know_to_others() {
+    let Some(url) = interpose_test_util::postgres::database().await else { return };
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let a = node(&dir.path().join("a"), &url, &up.url(), 200);
+    // Never polls (10 min): it learns of the subscriber only when it makes a change.
+    let c = node(&dir.path().join("c"), &url, &up.url(), 600_000);
+    let sub = dir.path().join("sub");
+    interpose_test_util::write_files(&sub, &[
+        ("config/plugin.yaml", "service: {app_id: sub, version: 1.0.0, name: sub, scope: 2}\napis:\n  - {type: subscribe, methods: [GET], url: /feed, function: f}\n"),
+        ("backend/src/index.js", "import { OPFetch } from '@ones-op/fetch'\nexport async function f(r) { await OPFetch({ path: '/seen?n=' + r.query.n }) }\n"),
+    ]);
+    plugin_cmd(&a, &["install", sub.to_str().unwrap(), "--org", "--id", "s1"]);
+    // The only node that runs it goes away; events for it are queued (as a
+    // node that took the requests and died would have left them).
+    drop(a);
+    let store = interpose_registry::Store::open(&url).await.unwrap();
+    let events: Vec<_> = (0..3)
+        .map(|n| {
+            let request = interpose_js::HookRequest {
+                method: "GET".into(),
+                url: format!("/feed?n={n}"),
+                path: "/feed".into(),
+                query: vec![("n".into(), n.to_string())],
+                ..Default::default()
+            };
+            interpose_registry::NewEvent {
+                instance: "s1".into(),
+                function: "f".into(),
+                kind: "subscribe".into(),
+                payload: serde_json::to_string(&request).unwrap(),
+            }
+        })
+        .collect();
+    store.enqueue(&events).await.unwrap();
+    // Node c claims them within 200 ms, sees it is behind the store, and
+    // gives them back: none is delivered, none dead-lettered.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(store.event_counts().await.unwrap(), (3, 0), "(pending, dead)");
+    assert!(up.seen().iter().all(|s| !s.uri.contains("/seen")), "nothing delivered yet");
+    // A change through c catches it up: it runs the subscriber and delivers them, in order.
+    let other = dir.path().join("other");
+    interpose_test_util::write_files(&other, &[
+        ("config/plugin.yaml", "service: {app_id: other, version: 1.0.0, name: other, scope: 2}\napis:\n  - {type: intercept, methods: [GET], url: /other, function: f}\n"),
+        ("backend/src/index.js", "export function f() {}\n"),
+    ]);
+    plugin_cmd(&c, &["install", other.to_str().unwrap(), "--org"]);
+    let t0 = Instant::now();
+    loop {
+        let seen: Vec<String> =
+            up.seen().iter().filter_map(|s| s.uri.split("/seen?n=").nth(1).map(str::to_string)).collect();
+        if seen.len() >= 3 {
+            assert_eq!(seen, ["0", "1", "2"]);
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "delivered after catching up: {seen:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(store.event_counts().await.unwrap(), (0, 0));
+}

@@ -65,7 +65,8 @@ pub struct Manager {
     pub(crate) entries: Mutex<Vec<Entry>>,
     /// The registry version `entries` reflects; written only under the
     /// `entries` lock. Changes made by other nodes move the store past it.
-    pub(crate) version: AtomicI64,
+    /// Shared with the event dispatcher (`Gateway::enable_durable_events`).
+    pub(crate) version: Arc<AtomicI64>,
 }
 
 impl Manager {
@@ -104,8 +105,9 @@ impl Manager {
         }
         let snapshot = prepare(&gw, &entries, None)?;
         gw.swap(snapshot);
-        gw.enable_durable_events(store.clone());
-        let manager = Arc::new(Manager { gw, store, entries: Mutex::new(entries), version: AtomicI64::new(version) });
+        let version = Arc::new(AtomicI64::new(version));
+        gw.enable_durable_events(store.clone(), version.clone());
+        let manager = Arc::new(Manager { gw, store, entries: Mutex::new(entries), version });
         crate::sync::poll(Arc::downgrade(&manager));
         // Start() for what was enabled before the restart (a failure is logged, not fatal).
         for e in manager.entries.lock().await.iter().filter(|e| !e.declarative && e.state == State::Enabled) {

@@ -16,7 +16,7 @@
 //! delivers its backlog after the restart.
 
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -174,8 +174,17 @@ impl PostQueue {
     }
 
     /// Switch to store-backed delivery; `lookup` finds a hook's instance and
-    /// timeout in the live route table at delivery time.
-    pub fn make_durable(&self, store: Store, host: JsHost, lookup: Arc<HookLookup>, policy: RetryPolicy) {
+    /// timeout in the live route table at delivery time; `applied` is the
+    /// registry version this node's route table was built from (a node behind
+    /// the store leaves events of instances it does not know yet to others).
+    pub fn make_durable(
+        &self,
+        store: Store,
+        host: JsHost,
+        lookup: Arc<HookLookup>,
+        policy: RetryPolicy,
+        applied: Arc<AtomicI64>,
+    ) {
         let (writer, mut rx) = mpsc::channel::<(Vec<NewEvent>, oneshot::Sender<()>)>(4096);
         let delivered = Arc::new(AtomicU64::new(0));
         let retried = Arc::new(AtomicU64::new(0));
@@ -229,24 +238,32 @@ impl PostQueue {
         // Dispatcher: the oldest due event of each instance, one at a time,
         // claimed only when a delivery slot is free (a claim holds the event
         // from other nodes sharing the store).
+        let dispatch = Arc::new(Dispatch { store, host, lookup, policy, delivered, retried, applied });
         tokio::spawn(async move {
             let in_flight: Arc<Mutex<HashSet<i64>>> = Arc::default();
+            // Instances whose events this node gave back (it does not run
+            // them): not claimed again for a while, or until its registry
+            // version moves.
+            let skipped: Arc<Mutex<Skipped>> = Arc::default();
             loop {
                 let free =
                     policy.in_flight.max(1).saturating_sub(in_flight.lock().unwrap_or_else(|e| e.into_inner()).len());
-                let claimed = if free == 0 { Ok(Vec::new()) } else { store.claim(now_ms(), free as i64).await };
+                let skip = lock(&skipped).current(dispatch.applied.load(Ordering::Acquire));
+                let claimed =
+                    if free == 0 { Ok(Vec::new()) } else { dispatch.store.claim(now_ms(), free as i64, &skip).await };
                 match claimed {
                     Ok(rows) => {
                         for row in rows {
-                            if !in_flight.lock().unwrap_or_else(|e| e.into_inner()).insert(row.id) {
+                            if !lock(&in_flight).insert(row.id) {
                                 continue;
                             }
-                            let (store, host, lookup, in_flight) =
-                                (store.clone(), host.clone(), lookup.clone(), in_flight.clone());
-                            let (delivered, retried, notify) = (delivered.clone(), retried.clone(), notify.clone());
+                            let (dispatch, in_flight, skipped, notify) =
+                                (dispatch.clone(), in_flight.clone(), skipped.clone(), notify.clone());
                             tokio::spawn(async move {
-                                deliver(&store, &host, &*lookup, &row, policy, &delivered, &retried).await;
-                                in_flight.lock().unwrap_or_else(|e| e.into_inner()).remove(&row.id);
+                                if let Delivery::LeftToOthers(version) = dispatch.deliver(&row).await {
+                                    lock(&skipped).add(row.instance.clone(), version);
+                                }
+                                lock(&in_flight).remove(&row.id);
                                 notify.notify_one();
                             });
                         }
@@ -289,69 +306,159 @@ fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
-/// One delivery attempt of a stored event.
-async fn deliver(
-    store: &Store,
-    host: &JsHost,
-    lookup: &HookLookup,
-    row: &EventRow,
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// How long a node leaves an instance's events to others before it looks
+/// at them again (its registry version moving ends it sooner).
+const SKIP_FOR: Duration = Duration::from_secs(60);
+
+/// An event no node of a shared store has taken for this long, for an
+/// instance that is not in the registry (a `[[plugins]]` instance of a node
+/// that no longer runs it), goes to the dead letters.
+const ORPHAN_MS: i64 = 3_600_000;
+
+/// The instances a node leaves to others, each with the registry version
+/// it ran when it gave their events back.
+#[derive(Default)]
+struct Skipped(Vec<(String, i64, Instant)>);
+
+impl Skipped {
+    fn add(&mut self, instance: String, version: i64) {
+        self.0.retain(|(i, ..)| *i != instance);
+        self.0.push((instance, version, Instant::now()));
+    }
+
+    /// What to leave out of the next claim, at registry version `applied`.
+    fn current(&mut self, applied: i64) -> Vec<String> {
+        self.0.retain(|(_, v, at)| *v == applied && at.elapsed() < SKIP_FOR);
+        self.0.iter().map(|(i, ..)| i.clone()).collect()
+    }
+}
+
+/// What became of a claimed event.
+enum Delivery {
+    /// Delivered, rescheduled or buried.
+    Done,
+    /// Given back untouched: this node (at the registry version given) does
+    /// not run the event's instance, another node may.
+    LeftToOthers(i64),
+}
+
+/// Everything a delivery needs.
+struct Dispatch {
+    store: Store,
+    host: JsHost,
+    lookup: Arc<HookLookup>,
     policy: RetryPolicy,
-    delivered: &AtomicU64,
-    retried: &AtomicU64,
-) {
-    let attempts = row.attempts + 1;
-    let Some(LookedUp { js, timeout_ms, stats }) = lookup(&row.instance, &row.function, &row.kind) else {
-        let why = format!("instance {} has no enabled {} hook {}()", row.instance, row.kind, row.function);
-        tracing::warn!(event = row.id, "post-hook event dead-lettered: {why}");
-        let _ = store.bury(row.id, attempts, &why).await;
-        return;
-    };
-    let request: HookRequest = match serde_json::from_str(&row.payload) {
-        Ok(r) => r,
-        Err(e) => {
-            let _ = store.bury(row.id, attempts, &format!("unreadable event: {e}")).await;
-            return;
-        }
-    };
-    let timeout = Duration::from_millis(timeout_ms.max(1));
-    let t0 = Instant::now();
-    let call = host.call_detached(&js, &row.function, Arc::new(request), timeout);
-    tokio::pin!(call);
-    // A call that outlasts half the claim's lease renews it, so no other node
-    // sharing the store takes the event while this one still delivers it.
-    let renew_every = Duration::from_millis(interpose_registry::LEASE_MS as u64 / 2);
-    let outcome = loop {
-        tokio::select! {
-            r = &mut call => break r,
-            _ = tokio::time::sleep(renew_every) => {
-                if let Err(e) = store.hold(row.id, now_ms() + interpose_registry::LEASE_MS).await {
-                    tracing::warn!(event = row.id, "cannot renew the claim on a post-hook event: {e}");
+    delivered: Arc<AtomicU64>,
+    retried: Arc<AtomicU64>,
+    applied: Arc<AtomicI64>,
+}
+
+impl Dispatch {
+    /// One delivery attempt of a stored event.
+    async fn deliver(&self, row: &EventRow) -> Delivery {
+        let store = &self.store;
+        let attempts = row.attempts + 1;
+        // Read before the lookup: the route table is swapped before the
+        // version moves, so the table looked in is at least this version.
+        let applied = self.applied.load(Ordering::Acquire);
+        let Some(LookedUp { js, timeout_ms, stats }) = (self.lookup)(&row.instance, &row.function, &row.kind) else {
+            return self.not_here(row, attempts, applied).await;
+        };
+        let request: HookRequest = match serde_json::from_str(&row.payload) {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = store.bury(row.id, attempts, &format!("unreadable event: {e}")).await;
+                return Delivery::Done;
+            }
+        };
+        let timeout = Duration::from_millis(timeout_ms.max(1));
+        let t0 = Instant::now();
+        let call = self.host.call_detached(&js, &row.function, Arc::new(request), timeout);
+        tokio::pin!(call);
+        // A call that outlasts half the claim's lease renews it, so no other node
+        // sharing the store takes the event while this one still delivers it.
+        let renew_every = Duration::from_millis(interpose_registry::LEASE_MS as u64 / 2);
+        let outcome = loop {
+            tokio::select! {
+                r = &mut call => break r,
+                _ = tokio::time::sleep(renew_every) => {
+                    if let Err(e) = store.hold(row.id, now_ms() + interpose_registry::LEASE_MS).await {
+                        tracing::warn!(event = row.id, "cannot renew the claim on a post-hook event: {e}");
+                    }
+                }
+            }
+        };
+        stats.record(t0.elapsed(), &outcome);
+        match outcome {
+            Ok(_) => {
+                if let Err(e) = store.delivered(row.id).await {
+                    tracing::error!("post-hook queue: {e}");
+                }
+                self.delivered.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                let why = format!("plugin {} failed: {}() {e}", js.name, row.function);
+                if attempts as u32 >= self.policy.max_attempts {
+                    tracing::warn!(event = row.id, attempts, "post-hook event dead-lettered: {why}");
+                    let _ = store.bury(row.id, attempts, &why).await;
+                } else {
+                    let backoff = self
+                        .policy
+                        .base
+                        .saturating_mul(1u32 << (attempts.clamp(1, 20) - 1) as u32)
+                        .min(Duration::from_secs(300));
+                    tracing::debug!(
+                        event = row.id,
+                        attempts,
+                        "post-hook delivery failed, retrying in {backoff:?}: {why}"
+                    );
+                    self.retried.fetch_add(1, Ordering::Relaxed);
+                    let _ = store.retry(row.id, attempts, now_ms() + backoff.as_millis() as i64, &why).await;
                 }
             }
         }
-    };
-    stats.record(t0.elapsed(), &outcome);
-    match outcome {
-        Ok(_) => {
-            if let Err(e) = store.delivered(row.id).await {
-                tracing::error!("post-hook queue: {e}");
+        Delivery::Done
+    }
+
+    /// This node's route table has no enabled hook for the event. It goes
+    /// to the dead letters only when the store says no node should run it:
+    /// the node is at the store's registry version and the instance is
+    /// disabled there or lacks the hook (or, on SQLite, is not there at
+    /// all). A node behind the store (it has not polled yet, or cannot load
+    /// a change) and an instance the registry does not have (another node's
+    /// `[[plugins]]`) leave the event to other nodes.
+    async fn not_here(&self, row: &EventRow, attempts: i64, applied: i64) -> Delivery {
+        let store = &self.store;
+        let why = format!("instance {} has no enabled {} hook {}()", row.instance, row.kind, row.function);
+        let leave = |reason: String| async move {
+            tracing::debug!(event = row.id, "post-hook event left to other nodes: {reason}");
+            if let Err(e) = store.release(row.id).await {
+                tracing::warn!(event = row.id, "cannot give back a post-hook event: {e}");
             }
-            delivered.fetch_add(1, Ordering::Relaxed);
+            Delivery::LeftToOthers(applied)
+        };
+        match store.registry_version().await {
+            Ok(v) if v != applied => {
+                return leave(format!("{why} on this node, at registry version {applied} of {v}")).await
+            }
+            Ok(_) => {}
+            Err(e) => return leave(format!("{why} here, and the store cannot say: {e}")).await,
         }
-        Err(e) => {
-            let why = format!("plugin {} failed: {}() {e}", js.name, row.function);
-            if attempts as u32 >= policy.max_attempts {
-                tracing::warn!(event = row.id, attempts, "post-hook event dead-lettered: {why}");
-                let _ = store.bury(row.id, attempts, &why).await;
-            } else {
-                let backoff = policy
-                    .base
-                    .saturating_mul(1u32 << (attempts.clamp(1, 20) - 1) as u32)
-                    .min(Duration::from_secs(300));
-                tracing::debug!(event = row.id, attempts, "post-hook delivery failed, retrying in {backoff:?}: {why}");
-                retried.fetch_add(1, Ordering::Relaxed);
-                let _ = store.retry(row.id, attempts, now_ms() + backoff.as_millis() as i64, &why).await;
+        let orphan_age = now_ms() - row.created_at * 1000;
+        match store.instance(&row.instance).await {
+            Ok(None) if store.is_shared() && orphan_age < ORPHAN_MS => {
+                leave(format!("{why} here and the registry does not have it (another node's [[plugins]]?)")).await
             }
+            Ok(_) => {
+                tracing::warn!(event = row.id, "post-hook event dead-lettered: {why}");
+                let _ = store.bury(row.id, attempts, &why).await;
+                Delivery::Done
+            }
+            Err(e) => leave(format!("{why} here, and the store cannot say: {e}")).await,
         }
     }
 }

@@ -91,8 +91,14 @@ impl Gateway {
     }
 
     /// Deliver suffix/subscribe events through `store` from now on (durable,
-    /// at least once, in order per instance, with retries).
-    pub fn enable_durable_events(self: &Arc<Self>, store: interpose_registry::Store) {
+    /// at least once, in order per instance, with retries). `applied` is the
+    /// registry version the live route table was built from, set after the
+    /// table is swapped in.
+    pub fn enable_durable_events(
+        self: &Arc<Self>,
+        store: interpose_registry::Store,
+        applied: Arc<std::sync::atomic::AtomicI64>,
+    ) {
         let weak = Arc::downgrade(self);
         let lookup = Arc::new(move |instance: &str, function: &str, kind: &str| {
             let gw = weak.upgrade()?;
@@ -111,7 +117,7 @@ impl Gateway {
             base: Duration::from_millis(l.post_retry_base_ms),
             in_flight: self.config.server.workers.max(4) * 2,
         };
-        self.posts.make_durable(store, self.post_host.clone(), lookup, policy);
+        self.posts.make_durable(store, self.post_host.clone(), lookup, policy, applied);
     }
 
     /// The current snapshot; a request keeps the one it started with.

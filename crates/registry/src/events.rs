@@ -61,26 +61,31 @@ impl Store {
 
     /// Take up to `limit` due events for delivery, each the oldest pending
     /// event of its instance (delivery is in order per instance, one event
-    /// at a time), and hold them for [`LEASE_MS`]. Oldest first.
-    pub async fn claim(&self, now_ms: i64, limit: i64) -> Result<Vec<EventRow>, StoreError> {
+    /// at a time), and hold them for [`LEASE_MS`]. Oldest first. Events of
+    /// the instances in `skip` are left to other nodes.
+    pub async fn claim(&self, now_ms: i64, limit: i64, skip: &[String]) -> Result<Vec<EventRow>, StoreError> {
         // PostgreSQL: nodes claiming at the same moment skip each other's rows
         // instead of waiting or taking them twice. SQLite has one writer.
-        let lock = match self.events {
-            crate::Db::Postgres(_) => "FOR UPDATE SKIP LOCKED",
-            crate::Db::Sqlite(_) => "",
+        // `skip` goes in as one JSON array on either.
+        let (lock, skipped) = match self.events {
+            crate::Db::Postgres(_) => ("FOR UPDATE SKIP LOCKED", "SELECT jsonb_array_elements_text($4::jsonb)"),
+            crate::Db::Sqlite(_) => ("", "SELECT value FROM json_each($4)"),
         };
         let sql = format!(
             "UPDATE post_events SET locked_until = $2 WHERE id IN (
                SELECT e.id FROM post_events e
                WHERE e.state = 'pending' AND e.next_at <= $1 AND e.locked_until <= $1
                  AND e.id = (SELECT MIN(id) FROM post_events WHERE state = 'pending' AND instance = e.instance)
+                 AND e.instance NOT IN ({skipped})
                ORDER BY e.id LIMIT $3 {lock})
              RETURNING {EVENT_COLUMNS}"
         );
+        let skip = serde_json::to_string(skip).unwrap_or_else(|_| "[]".into());
         let mut rows: Vec<EventRow> = on!(&self.events, |p| sqlx::query_as(&sql)
             .bind(now_ms)
             .bind(now_ms + LEASE_MS)
             .bind(limit)
+            .bind(&skip)
             .fetch_all(p)
             .await?);
         rows.sort_by_key(|r| r.id);
@@ -93,6 +98,20 @@ impl Store {
         let sql = "UPDATE post_events SET locked_until = $1 WHERE id = $2";
         on!(&self.events, |p| sqlx::query(sql).bind(until_ms).bind(id).execute(p).await?.rows_affected());
         Ok(())
+    }
+
+    /// Not for this node (it does not run the event's instance): give the
+    /// claim back untouched, for a node that does.
+    pub async fn release(&self, id: i64) -> Result<(), StoreError> {
+        let sql = "UPDATE post_events SET locked_until = 0 WHERE id = $1";
+        on!(&self.events, |p| sqlx::query(sql).bind(id).execute(p).await?.rows_affected());
+        Ok(())
+    }
+
+    /// Whether other gateway nodes may share this store (PostgreSQL); a
+    /// SQLite file has one.
+    pub fn is_shared(&self) -> bool {
+        matches!(self.events, crate::Db::Postgres(_))
     }
 
     /// Delivered: forget it.

@@ -223,7 +223,8 @@ impl Store {
         })
     }
 
-    /// Forget an instance (and its version when no other instance uses it).
+    /// Forget an instance (and its version when no other instance uses it);
+    /// its pending events become dead letters.
     pub async fn uninstall(&self, expected: i64, id: &str) -> Result<i64, StoreError> {
         on!(&self.db, |p| {
             let mut tx = p.begin_write().await?;
@@ -233,6 +234,15 @@ impl Store {
                 .fetch_optional(&mut *tx)
                 .await?;
             sqlx::query("DELETE FROM instances WHERE id = $1").bind(id).execute(&mut *tx).await?;
+            // Its undelivered events go to the dead letters now: no node runs
+            // it any more (a node that has not polled yet would leave them).
+            sqlx::query(
+                "UPDATE post_events SET state = 'dead', last_error = 'the instance was uninstalled', locked_until = 0
+                 WHERE instance = $1 AND state = 'pending'",
+            )
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
             if let Some((app_id, version)) = row {
                 forget_unused_version!(tx, &app_id, &version);
             }

@@ -96,24 +96,24 @@ async fn events_are_claimed_in_order_per_instance_and_held() {
         };
         a.enqueue(&[ev("x", 1), ev("x", 2), ev("y", 1)]).await.expect("enqueue");
         let now = 1_000;
-        let first = a.claim(now, 10).await.expect("claim");
+        let first = a.claim(now, 10, &[]).await.expect("claim");
         assert_eq!(
             first.iter().map(|e| (e.instance.as_str(), e.payload.as_str())).collect::<Vec<_>>(),
             [("x", "1"), ("y", "1")],
             "{url}: the oldest of each instance"
         );
         // Held: neither node gets them (or x's next event) again until the lease ends.
-        assert!(b.claim(now, 10).await.expect("claim").is_empty(), "{url}");
-        assert!(a.claim(now + LEASE_MS - 1, 10).await.expect("claim").is_empty(), "{url}");
+        assert!(b.claim(now, 10, &[]).await.expect("claim").is_empty(), "{url}");
+        assert!(a.claim(now + LEASE_MS - 1, 10, &[]).await.expect("claim").is_empty(), "{url}");
         // A renewed claim holds on past the first lease.
         a.hold(first[1].id, now + 2 * LEASE_MS).await.expect("hold");
-        let renewed = b.claim(now + LEASE_MS, 10).await.expect("claim");
+        let renewed = b.claim(now + LEASE_MS, 10, &[]).await.expect("claim");
         assert_eq!(renewed.iter().map(|e| e.instance.as_str()).collect::<Vec<_>>(), ["x"], "{url}");
-        let again = b.claim(now + 2 * LEASE_MS, 10).await.expect("claim after the leases");
+        let again = b.claim(now + 2 * LEASE_MS, 10, &[]).await.expect("claim after the leases");
         assert_eq!(again.len(), 2, "{url}: a dead node's events go to another");
         b.delivered(again[0].id).await.expect("delivered");
         b.retry(again[1].id, 1, 0, "boom").await.expect("retry");
-        let next = a.claim(now + LEASE_MS, 10).await.expect("claim");
+        let next = a.claim(now + LEASE_MS, 10, &[]).await.expect("claim");
         assert_eq!(
             next.iter().map(|e| (e.instance.as_str(), e.payload.as_str(), e.attempts)).collect::<Vec<_>>(),
             [("x", "2", 0), ("y", "1", 1)],
@@ -124,6 +124,18 @@ async fn events_are_claimed_in_order_per_instance_and_held() {
         assert_eq!(a.dead_events().await.expect("dead")[0].last_error.as_deref(), Some("gave up"));
         assert!(a.replay(next[1].id).await.expect("replay"));
         assert!(!a.replay(next[1].id).await.expect("replay twice"));
+        // A node that does not run x leaves x's events to the others, and
+        // gives back a claim it cannot deliver untouched.
+        let later = now + 3 * LEASE_MS;
+        let not_x = b.claim(later, 10, &["x".to_string()]).await.expect("claim skipping x");
+        assert_eq!(not_x.iter().map(|e| e.instance.as_str()).collect::<Vec<_>>(), ["y"], "{url}");
+        b.release(not_x[0].id).await.expect("release");
+        let all = a.claim(later, 10, &[]).await.expect("claim after the release");
+        assert_eq!(
+            all.iter().map(|e| (e.instance.as_str(), e.attempts)).collect::<Vec<_>>(),
+            [("x", 0), ("y", 0)],
+            "{url}: released, not retried"
+        );
     }
 }
 
@@ -169,4 +181,28 @@ async fn an_older_sqlite_file_is_migrated_in_place() {
     assert_eq!(all.iter().map(|i| (i.id.as_str(), i.rev)).collect::<Vec<_>>(), [("i1", 0)]);
     assert_eq!(s.registry_version().await.expect("version"), 0);
     s.set_state(0, "i1", State::Disabled).await.expect("writes after the migration");
+}
+
+#[tokio::test]
+async fn uninstalling_dead_letters_the_instances_pending_events() {
+    let dir = tempfile::tempdir().expect("tmp");
+    for url in urls(&dir).await {
+        let s = Store::open(&url).await.expect("open");
+        let v = s.registry_version().await.expect("version");
+        let v = s.install(v, &version("1.0.0"), &instance("i1", 1)).await.expect("install");
+        let v = s.install(v, &version("1.0.0"), &instance("i2", 2)).await.expect("install");
+        let ev = |instance: &str| NewEvent {
+            instance: instance.into(),
+            function: "f".into(),
+            kind: "subscribe".into(),
+            payload: "{}".into(),
+        };
+        s.enqueue(&[ev("i1"), ev("i1"), ev("i2")]).await.expect("enqueue");
+        s.uninstall(v, "i1").await.expect("uninstall");
+        assert_eq!(s.event_counts().await.expect("counts"), (1, 2), "{url}: (pending, dead)");
+        let dead = s.dead_events().await.expect("dead");
+        assert!(dead
+            .iter()
+            .all(|e| e.instance == "i1" && e.last_error.as_deref() == Some("the instance was uninstalled")));
+    }
 }
