@@ -61,9 +61,7 @@ pub struct Upstream {
     pub scope: String,
     /// Public path prefix, without a trailing `/` (e.g. `/project/api/project`).
     pub mount: String,
-    /// `http://host:port` of the upstream.
-    pub origin: String,
-    /// `host:port` of `origin`, parsed once.
+    /// `host:port` of the upstream (always plain `http://`), parsed once.
     pub authority: http::uri::Authority,
     /// Path prefix on the upstream, without a trailing `/` (may be empty).
     pub base_path: String,

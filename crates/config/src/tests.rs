@@ -18,8 +18,8 @@ fn empty_file_gets_every_default() {
     assert_eq!(c.upstreams.len(), 2);
     let p = c.upstream("project").expect("project");
     assert_eq!(
-        (p.mount.as_str(), p.origin.as_str(), p.base_path.as_str()),
-        ("/project/api/project", "http://127.0.0.1:9000", "/project/api/project")
+        (p.mount.as_str(), p.authority.as_str(), p.base_path.as_str()),
+        ("/project/api/project", "127.0.0.1:9000", "/project/api/project")
     );
     assert_eq!((c.limits.max_body_bytes, c.limits.hook_timeout_ms, c.limits.hook_memory_mb), (1_048_576, 1000, 32));
     assert!(DEFAULT_CONFIG.contains("[limits]"));

@@ -66,14 +66,9 @@ pub(crate) fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, Vec<St
             p.push(format!("{key}.mount: mount {:?} is used twice", u.mount));
         }
         match split_url(&u.url) {
-            Ok((authority, base_path)) => upstreams.push(Upstream {
-                scope: u.scope,
-                mount,
-                origin: format!("http://{authority}"),
-                authority,
-                base_path,
-                root_headers: u.root_headers,
-            }),
+            Ok((authority, base_path)) => {
+                upstreams.push(Upstream { scope: u.scope, mount, authority, base_path, root_headers: u.root_headers })
+            }
             Err(msg) => p.push(format!("{key}.url: {msg}")),
         }
     }

@@ -48,7 +48,7 @@ impl GatewayIo {
                         }
                     }
                 }
-                Ok((format!("{}{}{}", upstream.origin, upstream.base_path, rest), extra))
+                Ok((format!("http://{}{}{}", upstream.authority, upstream.base_path, rest), extra))
             }
             FetchTarget::Http { url } => {
                 let rest = url.strip_prefix("http://").ok_or_else(|| FetchError {

@@ -115,9 +115,13 @@ pub struct ScopeStats {
 
 impl ScopeStats {
     pub fn count(&self, hooked: bool, status: u16) {
-        let class = (status / 100).clamp(1, 5) as usize - 1;
-        self.statuses[usize::from(hooked)][class].fetch_add(1, Ordering::Relaxed);
+        self.statuses[usize::from(hooked)][status_class(status)].fetch_add(1, Ordering::Relaxed);
     }
+}
+
+/// The index of a status' class in a `[_; 5]` of 1xx..5xx counters.
+fn status_class(status: u16) -> usize {
+    (status / 100).clamp(1, 5) as usize - 1
 }
 
 /// Requests to one hooked route (scope, method, pattern) by status class.
@@ -132,7 +136,7 @@ pub struct RouteStats {
 
 impl RouteStats {
     pub fn count(&self, status: u16) {
-        self.statuses[(status / 100).clamp(1, 5) as usize - 1].fetch_add(1, Ordering::Relaxed);
+        self.statuses[status_class(status)].fetch_add(1, Ordering::Relaxed);
     }
 }
 

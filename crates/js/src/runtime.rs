@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
+use rquickjs::module::Evaluated;
 use rquickjs::promise::PromiseState;
 use rquickjs::{Context, Ctx, Function, Module, Object, Persistent, Runtime, Value};
 
@@ -86,22 +87,18 @@ impl PluginRuntime {
         let made = with_scope(scope, || {
             context.with(|ctx| -> Result<_, HookError> {
                 let _clear = ClearOps;
-                let (_, globals) = Module::declare(ctx.clone(), crate::loader::GLOBALS, crate::loader::GLOBALS_SOURCE)
-                    .and_then(|m| m.eval())
-                    .map_err(|e| as_load_error(failure(&ctx, &instance, e, deadline)))?;
-                settle(&ctx, globals.into_value(), deadline)
-                    .map_err(|e| failure(&ctx, &instance, e, deadline))
-                    .map_err(as_load_error)?;
+                // Declare, evaluate and settle a module; any failure is a load error.
+                let eval_module = |name: &str, source: Vec<u8>| -> Result<Module<'_, Evaluated>, HookError> {
+                    let fail = |e| as_load_error(failure(&ctx, &instance, e, deadline));
+                    let (module, promise) =
+                        Module::declare(ctx.clone(), name, source).and_then(|m| m.eval()).map_err(fail)?;
+                    settle(&ctx, promise.into_value(), deadline).map_err(fail)?;
+                    Ok(module)
+                };
+                eval_module(crate::loader::GLOBALS, crate::loader::GLOBALS_SOURCE.into())?;
                 let code = &instance.code;
                 let source = code.module(&code.entry).map(|m| m.code.clone()).unwrap_or_default();
-                let evaluated = Module::declare(ctx.clone(), code.entry.as_str(), source)
-                    .and_then(|m| m.eval())
-                    .map_err(|e| failure(&ctx, &instance, e, deadline));
-                let (module, promise) = evaluated.map_err(as_load_error)?;
-                settle(&ctx, promise.into_value(), deadline)
-                    .map_err(|e| failure(&ctx, &instance, e, deadline))
-                    .map_err(as_load_error)?;
-                let ns = module.namespace().map_err(load)?;
+                let ns = eval_module(&code.entry, source.into())?.namespace().map_err(load)?;
                 let make: Function = ctx.eval(MAKE_REQUEST).map_err(load)?;
                 Ok((Persistent::save(&ctx, ns), Persistent::save(&ctx, make)))
             })
