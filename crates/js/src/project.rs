@@ -6,7 +6,7 @@ use std::path::{Component, Path, PathBuf};
 
 use crate::transpile::{transpile, Transpiled};
 
-const EXTENSIONS: [&str; 4] = ["ts", "js", "mjs", "mts"];
+const EXTENSIONS: [&str; 5] = ["ts", "js", "mjs", "mts", "cjs"];
 const MAX_FILES: usize = 2000;
 const MAX_TOTAL_BYTES: u64 = 32 << 20;
 
@@ -37,7 +37,7 @@ impl PluginCode {
     /// `index.js`, with every script file beside it.
     pub fn load(project: &Path) -> Result<PluginCode, CodeError> {
         let backend = project.join("backend");
-        let candidates = ["dist/index.js", "src/index.ts", "src/index.js", "src/index.mjs"];
+        let candidates = ["dist/index.js", "dist/index.cjs", "src/index.ts", "src/index.js", "src/index.mjs"];
         let Some(entry_rel) = candidates.iter().find(|c| backend.join(c).is_file()) else {
             return Err(CodeError(vec![format!(
                 "{}: no entry module; expected backend/dist/index.js or backend/src/index.ts (or index.js)",
@@ -76,7 +76,52 @@ impl PluginCode {
         if !problems.is_empty() {
             return Err(CodeError(problems));
         }
-        Ok(PluginCode { root: project.to_path_buf(), entry: format!("backend/{entry_rel}"), modules })
+        let mut code = PluginCode { root: project.to_path_buf(), entry: format!("backend/{entry_rel}"), modules };
+        code.wrap_commonjs();
+        Ok(code)
+    }
+
+    /// Turn each CommonJS file into a module: `require` finds the built-ins
+    /// and the plugin's own files (imported up front, so only literal names
+    /// that resolve are imported; any other name throws "Cannot find
+    /// module" when it is required, as in Node), `module.exports` becomes
+    /// the default export, and the entry's exported functions are the
+    /// properties of its `module.exports`. The file's text stays on its own
+    /// lines, so line numbers in errors stay true.
+    fn wrap_commonjs(&mut self) {
+        let names: Vec<String> =
+            self.modules.iter().filter(|(_, t)| t.commonjs.is_some()).map(|(n, _)| n.clone()).collect();
+        for name in names {
+            let Some(t) = self.modules.get(&name) else { continue };
+            let requires = t.commonjs.as_deref().unwrap_or_default();
+            let lit = |s: &str| serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into());
+            let mut head = String::new();
+            let mut table = String::from("{ __proto__: null");
+            for (i, spec) in requires.iter().enumerate() {
+                let found = crate::loader::builtin_names().any(|b| b == spec)
+                    || ((spec.starts_with("./") || spec.starts_with("../")) && self.resolve(&name, spec).is_some());
+                if found {
+                    head.push_str(&format!("import * as __ip{i} from {}; ", lit(spec)));
+                    table.push_str(&format!(", {}: __ip{i}", lit(spec)));
+                }
+            }
+            let dir = name.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
+            let code = format!(
+                "{head}const __ip_mods = {table} }}; \
+                 function __ip_require(s) {{ if (!(s in __ip_mods)) throw new Error(\"Cannot find module '\" + s + \"' from {file}: only the @ones-op/* built-ins and the plugin's own files resolve, named by a string literal\"); \
+                 const m = __ip_mods[s]; return m.__interpose_cjs ? m.default : m }} \
+                 const module = {{ exports: {{}} }}; \
+                 (function (exports, require, module, __filename, __dirname) {{{source}\n}}).call(module.exports, module.exports, __ip_require, module, {name_lit}, {dir_lit}); \
+                 export default module.exports; export const __interpose_cjs = true;\n",
+                file = name.replace(['"', '\\'], ""),
+                source = t.code,
+                name_lit = lit(&name),
+                dir_lit = lit(dir),
+            );
+            if let Some(t) = self.modules.get_mut(&name) {
+                t.code = code;
+            }
+        }
     }
 
     /// Code from a single in-memory module (tests, benchmarks).
@@ -84,11 +129,13 @@ impl PluginCode {
         let t = transpile(Path::new(name), source).map_err(|errs| {
             CodeError(errs.into_iter().map(|e| format!("{name}:{}:{}: {}", e.line, e.column, e.message)).collect())
         })?;
-        Ok(PluginCode {
+        let mut code = PluginCode {
             root: PathBuf::from("."),
             entry: name.to_string(),
             modules: HashMap::from([(name.to_string(), t)]),
-        })
+        };
+        code.wrap_commonjs();
+        Ok(code)
     }
 
     pub(crate) fn module(&self, name: &str) -> Option<&Transpiled> {

@@ -99,6 +99,15 @@ impl PluginRuntime {
                 let code = &instance.code;
                 let source = code.module(&code.entry).map(|m| m.code.clone()).unwrap_or_default();
                 let ns = eval_module(&code.entry, source.into())?.namespace().map_err(load)?;
+                // A CommonJS entry exports what it put on `module.exports`.
+                let ns = if ns.get::<_, Option<bool>>("__interpose_cjs").ok().flatten() == Some(true) {
+                    let exports: Value = ns.get("default").map_err(load)?;
+                    exports
+                        .into_object()
+                        .ok_or_else(|| HookError::Load(format!("{}: module.exports is not an object", code.entry)))?
+                } else {
+                    ns
+                };
                 let make: Function = ctx.eval(MAKE_REQUEST).map_err(load)?;
                 Ok((Persistent::save(&ctx, ns), Persistent::save(&ctx, make)))
             })

@@ -16,6 +16,10 @@ pub struct Transpiled {
     pub code: String,
     /// `line_map[generated_line - 1]` = original line (1-based); empty for plain JS.
     pub line_map: Vec<u32>,
+    /// A CommonJS file (JS without `import`/`export` that uses `require`,
+    /// `exports` or `module`): the string literals it passes to `require`,
+    /// in order. [`crate::project`] wraps such a file into a module.
+    pub commonjs: Option<Vec<String>>,
 }
 
 /// A syntax or type-stripping error at a place in the source.
@@ -37,7 +41,8 @@ pub fn transpile(path: &Path, source: &str) -> Result<Transpiled, Vec<SyntaxErro
         return Err(parsed.diagnostics.iter().map(|e| located(source, e)).collect());
     }
     if !is_ts {
-        return Ok(Transpiled { code: source.to_string(), line_map: Vec::new() });
+        let commonjs = (!parsed.module_record.has_module_syntax).then(|| commonjs_requires(&parsed.program)).flatten();
+        return Ok(Transpiled { code: source.to_string(), line_map: Vec::new(), commonjs });
     }
     let mut program = parsed.program;
     let semantic = SemanticBuilder::new().with_excess_capacity(2.0).with_enum_eval(true).build(&program);
@@ -74,7 +79,38 @@ pub fn transpile(path: &Path, source: &str) -> Result<Transpiled, Vec<SyntaxErro
             }
         }
     }
-    Ok(Transpiled { code: out.code, line_map })
+    Ok(Transpiled { code: out.code, line_map, commonjs: None })
+}
+
+/// If `program` uses CommonJS (`require`, `exports`, `module`), the string
+/// literals passed to `require(…)`.
+fn commonjs_requires(program: &oxc::ast::ast::Program<'_>) -> Option<Vec<String>> {
+    use oxc::ast::ast::{Argument, CallExpression, Expression, IdentifierReference};
+    use oxc::ast_visit::{walk, Visit};
+
+    #[derive(Default)]
+    struct Scan {
+        uses: bool,
+        requires: Vec<String>,
+    }
+    impl<'a> Visit<'a> for Scan {
+        fn visit_identifier_reference(&mut self, it: &IdentifierReference<'a>) {
+            self.uses |= matches!(it.name.as_str(), "require" | "exports" | "module");
+        }
+        fn visit_call_expression(&mut self, it: &CallExpression<'a>) {
+            if let (Expression::Identifier(callee), [Argument::StringLiteral(spec)]) =
+                (&it.callee, it.arguments.as_slice())
+            {
+                if callee.name == "require" && !self.requires.iter().any(|r| r == spec.value.as_str()) {
+                    self.requires.push(spec.value.to_string());
+                }
+            }
+            walk::walk_call_expression(self, it);
+        }
+    }
+    let mut scan = Scan::default();
+    scan.visit_program(program);
+    scan.uses.then_some(scan.requires)
 }
 
 fn located(source: &str, e: &oxc::diagnostics::OxcDiagnostic) -> SyntaxError {
@@ -101,6 +137,20 @@ mod tests {
         assert!(t.code.contains("export async function f(r)"), "{}", t.code);
         let gen_line = t.code.lines().position(|l| l.contains("const n")).expect("line");
         assert_eq!(t.line_map[gen_line], 5, "{:?}\n{}", t.line_map, t.code);
+    }
+
+    #[test]
+    fn finds_commonjs_and_its_literal_requires() {
+        let cjs = |src: &str| transpile(Path::new("a.js"), src).expect("ok").commonjs;
+        assert_eq!(
+            cjs("const a = require('./a'), b = require(\"@ones-op/fetch\"); require(name); require('./a')\n"),
+            Some(vec!["./a".to_string(), "@ones-op/fetch".to_string()])
+        );
+        assert_eq!(cjs("module.exports = { f() {} }\n"), Some(vec![]));
+        // ES modules, and scripts that use nothing of CommonJS, stay as they are.
+        assert_eq!(cjs("import x from './x'\nexport const y = require\n"), None);
+        assert_eq!(cjs("globalThis.x = 1\n"), None);
+        assert_eq!(transpile(Path::new("a.ts"), "exports.f = 1\n").expect("ok").commonjs, None);
     }
 
     #[test]

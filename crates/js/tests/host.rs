@@ -333,3 +333,58 @@ async fn node_globals_console_and_timers_work_while_the_call_runs() {
     let e = call(&h, &inst, "badTimer", 1000).await.expect_err("not a function");
     assert!(e.to_string().contains("setTimeout: the callback must be a function"), "{e}");
 }
+
+/// What `tsc --module commonjs` or `esbuild --platform=node --bundle` emits
+/// into `backend/dist`: `require`, `exports`, `module.exports`.
+#[tokio::test]
+async fn a_commonjs_bundle_in_dist_runs_with_require_and_module_exports() {
+    let dir = project(&[
+        (
+            "backend/dist/index.js",
+            r#""use strict";
+var __importDefault = (this && this.__importDefault) || function (mod) { return (mod && mod.__esModule) ? mod : { "default": mod }; };
+Object.defineProperty(exports, "__esModule", { value: true });
+exports.check = exports.helperName = void 0;
+const node_logger_1 = require("@ones-op/node-logger");
+const node_error_1 = require("@ones-op/node-error");
+const rules_1 = __importDefault(require("./rules"));
+const { twice } = require('./lib/math.cjs');
+function check(request) {
+    node_logger_1.Logger.info('check', request.params.teamUUID);
+    if (rules_1.default.denied(request.body.summary)) {
+        throw new node_error_1.PluginError('warning', 'Denied', 'summary denied', 403);
+    }
+    return { statusCode: 200, body: { twice: twice(request.body.n), file: __filename, dir: __dirname, self: this === undefined } };
+}
+exports.check = check;
+exports.helperName = 'not a function';
+module.exports.late = () => ({ body: typeof require('./rules').denied });
+exports.missing = () => require('lodash');
+exports.fails = () => { throw new Error('failed here') };
+"#,
+        ),
+        ("backend/dist/rules.js", "module.exports = { denied: (s) => s === 'no' }\n"),
+        ("backend/dist/lib/math.cjs", "exports.twice = (n) => n * 2\n"),
+    ]);
+    let inst = instance(&dir);
+    let missing = interpose_js::check_exports(inst.clone(), &["check", "late", "helperName"], Duration::from_secs(1))
+        .expect("loads");
+    assert_eq!(missing, ["helperName"]);
+    let h = host();
+    let Ok(CallOutcome::Returned(Some(out))) = call(&h, &inst, "check", 1000).await else { panic!("check answers") };
+    assert_eq!(
+        out["body"],
+        json!({"twice": 6, "file": "backend/dist/index.js", "dir": "backend/dist", "self": true}),
+        "{out}"
+    );
+    let Ok(CallOutcome::Returned(Some(out))) = call(&h, &inst, "late", 1000).await else { panic!("late answers") };
+    assert_eq!(out["body"], "function");
+    let e = call(&h, &inst, "missing", 1000).await.expect_err("no lodash");
+    assert!(e.to_string().contains("Cannot find module 'lodash'"), "{e}");
+    let e = call(&h, &inst, "fails", 1000).await.expect_err("throws");
+    assert_eq!(e.to_string(), "threw Error: failed here at backend/dist/index.js:20 (<anonymous>)");
+    // A denied summary: the PluginError from the required built-in rejects.
+    let denied = Arc::new(HookRequest { body: Body::Json(json!({"summary": "no", "n": 1})), ..(*request()).clone() });
+    let r = h.call(&inst, "check", denied, Duration::from_secs(1)).await;
+    assert!(matches!(r, Ok(CallOutcome::Rejected(_))), "{r:?}");
+}
