@@ -61,11 +61,12 @@ pub fn run(config: Option<&Path>) -> anyhow::Result<ExitCode> {
             let team = inst.meta.team.as_deref().map(|t| format!(" team {t}")).unwrap_or_else(|| " organization".into());
             tracing::info!("installed {} {} as instance {}{team}", inst.meta.name, inst.meta.version, inst.meta.id);
         }
+        let n = |count: usize, what: &str| format!("{count} {what}{}", if count == 1 { "" } else { "s" });
         tracing::info!(
-            "interpose listening on http://{listen}, admin API on http://{admin_listen} ({} instances enabled, {} hooks, {} workers)",
-            snap.instances.len(),
-            snap.routes.hook_count(),
-            gw.config.server.workers
+            "interpose listening on http://{listen}, admin API on http://{admin_listen} ({} enabled, {}, {})",
+            n(snap.instances.len(), "instance"),
+            n(snap.routes.hook_count(), "hook"),
+            n(gw.config.server.workers, "worker")
         );
         let workers = gw.config.server.workers;
         let served = serve_threads(gw, listener, workers, stop).await;
