@@ -72,6 +72,16 @@ fn check_accepts_the_examples_and_lists_every_problem() {
     assert!(stderr.contains("warning: modules: section `modules` is kept but not run"), "{stderr}");
     assert!(stderr.contains("apis[0].function: missing() is not exported by backend/src/index.ts"), "{stderr}");
 
+    // A plugin whose own hooks conflict could never be installed: check says so.
+    std::fs::write(dir.path().join("config/plugin.yaml"), "service:\n  app_id: x\n  version: 1.0.0\n  name: n\napis:\n  - {type: intercept, methods: [GET], url: /users/me, function: present}\n  - {type: replace, methods: [GET, POST], url: /users/me, function: present}\n").unwrap();
+    let out = run(&["check", dir.path().to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("plugin.yaml:7:5: the plugin's own hooks conflict on GET /users/me (scope project): intercept hook present() (apis[0]) and replace hook present() (apis[1]): intercept and replace cannot be used"),
+        "{stderr}"
+    );
+
     std::fs::write(dir.path().join("backend/src/index.ts"), "export function missing( {\n").unwrap();
     let out = run(&["check", dir.path().to_str().unwrap()]);
     let stderr = String::from_utf8_lossy(&out.stderr);

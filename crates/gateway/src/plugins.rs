@@ -59,6 +59,38 @@ impl LoadedPlugin {
                 ));
             }
         }
+        // Its own hooks must not conflict with each other: installed alone it
+        // would be refused, so say so here (and in `interpose check`).
+        let s = &manifest.service;
+        let alone = Arc::new(Instance {
+            id: "-".into(),
+            app_id: s.app_id.clone(),
+            name: s.name.clone(),
+            version: s.version.clone(),
+            level: s.level,
+            team: (s.level == PluginLevel::Team).then(|| "-".into()),
+            seq: 0,
+        });
+        let inputs = manifest
+            .apis
+            .iter()
+            .map(|api| HookInput { instance: alone.clone(), api: Arc::new(api.clone()), payload: () })
+            .collect();
+        if let Err(conflicts) = RouteTable::<()>::build(inputs) {
+            for c in conflicts {
+                let at = manifest.apis.iter().find(|a| c.second.1.ends_with(&format!("(apis[{}])", a.index)));
+                problems.push(format!(
+                    "{}: the plugin's own hooks conflict on {} {} (scope {}): {} and {}: {}",
+                    at.map(|a| a.location.to_string()).unwrap_or_else(|| "config/plugin.yaml".into()),
+                    c.method,
+                    c.pattern,
+                    c.scope,
+                    c.first.1,
+                    c.second.1,
+                    c.rule
+                ));
+            }
+        }
         let code = match PluginCode::load(dir) {
             Ok(c) => Arc::new(c),
             Err(e) => {
