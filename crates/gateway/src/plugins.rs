@@ -78,7 +78,7 @@ impl LoadedPlugin {
             .collect();
         if let Err(conflicts) = RouteTable::<()>::build(inputs) {
             for c in conflicts {
-                let at = manifest.apis.iter().find(|a| c.second.1.ends_with(&format!("(apis[{}])", a.index)));
+                let at = manifest.apis.iter().find(|a| a.index == c.apis.1);
                 problems.push(format!(
                     "{}: the plugin's own hooks conflict on {} {} (scope {}): {} and {}: {}",
                     at.map(|a| a.location.to_string()).unwrap_or_else(|| "config/plugin.yaml".into()),

@@ -246,8 +246,7 @@ impl PostQueue {
             // version moves.
             let skipped: Arc<Mutex<Skipped>> = Arc::default();
             loop {
-                let free =
-                    policy.in_flight.max(1).saturating_sub(in_flight.lock().unwrap_or_else(|e| e.into_inner()).len());
+                let free = policy.in_flight.max(1).saturating_sub(lock(&in_flight).len());
                 let skip = lock(&skipped).current(dispatch.applied.load(Ordering::Acquire));
                 let claimed =
                     if free == 0 { Ok(Vec::new()) } else { dispatch.store.claim(now_ms(), free as i64, &skip).await };
@@ -306,6 +305,7 @@ fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
+/// A lock whose holder panicked is still usable (the sets it guards stay consistent).
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -108,12 +108,11 @@ impl PluginCode {
             let dir = name.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
             let code = format!(
                 "{head}const __ip_mods = {table} }}; \
-                 function __ip_require(s) {{ if (!(s in __ip_mods)) throw new Error(\"Cannot find module '\" + s + \"' from {file}: only the @ones-op/* built-ins and the plugin's own files resolve, named by a string literal\"); \
+                 function __ip_require(s) {{ if (!(s in __ip_mods)) throw new Error(\"Cannot find module '\" + s + \"' from \" + {name_lit} + \": only the @ones-op/* built-ins and the plugin's own files resolve, named by a string literal\"); \
                  const m = __ip_mods[s]; return m.__interpose_cjs ? m.default : m }} \
                  const module = {{ exports: {{}} }}; \
                  (function (exports, require, module, __filename, __dirname) {{{source}\n}}).call(module.exports, module.exports, __ip_require, module, {name_lit}, {dir_lit}); \
                  export default module.exports; export const __interpose_cjs = true;\n",
-                file = name.replace(['"', '\\'], ""),
                 source = t.code,
                 name_lit = lit(&name),
                 dir_lit = lit(dir),

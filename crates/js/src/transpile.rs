@@ -41,7 +41,9 @@ pub fn transpile(path: &Path, source: &str) -> Result<Transpiled, Vec<SyntaxErro
         return Err(parsed.diagnostics.iter().map(|e| located(source, e)).collect());
     }
     if !is_ts {
-        let commonjs = (!parsed.module_record.has_module_syntax).then(|| commonjs_requires(&parsed.program)).flatten();
+        // `.mjs` is an ES module by name, as in Node.
+        let may_be_commonjs = !parsed.module_record.has_module_syntax && path.extension().is_none_or(|e| e != "mjs");
+        let commonjs = may_be_commonjs.then(|| commonjs_requires(&parsed.program)).flatten();
         return Ok(Transpiled { code: source.to_string(), line_map: Vec::new(), commonjs });
     }
     let mut program = parsed.program;
@@ -150,6 +152,7 @@ mod tests {
         // ES modules, and scripts that use nothing of CommonJS, stay as they are.
         assert_eq!(cjs("import x from './x'\nexport const y = require\n"), None);
         assert_eq!(cjs("globalThis.x = 1\n"), None);
+        assert_eq!(transpile(Path::new("a.mjs"), "exports.f = 1\n").expect("ok").commonjs, None);
         assert_eq!(transpile(Path::new("a.ts"), "exports.f = 1\n").expect("ok").commonjs, None);
     }
 

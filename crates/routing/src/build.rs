@@ -160,6 +160,7 @@ fn make_plan<H>(
         context: context.to_string(),
         first: (a.instance.clone(), describe(a)),
         second: (b.instance.clone(), describe(b)),
+        apis: (a.api.index, b.api.index),
     };
 
     // Group by (instance, kind); variants keep declaration order.

@@ -53,6 +53,8 @@ pub struct Conflict {
     pub context: String,
     pub first: (Arc<Instance>, String),
     pub second: (Arc<Instance>, String),
+    /// The `apis[]` index of each hook in its plugin's manifest.
+    pub apis: (usize, usize),
 }
 
 impl fmt::Display for Conflict {
