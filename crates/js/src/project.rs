@@ -113,7 +113,12 @@ impl PluginCode {
                  const module = {{ exports: {{}} }}; \
                  (function (exports, require, module, __filename, __dirname) {{{source}\n}}).call(module.exports, module.exports, __ip_require, module, {name_lit}, {dir_lit}); \
                  export default module.exports; export const __interpose_cjs = true;\n",
-                source = t.code,
+                // A `#!` line (a bundle made executable) is only allowed at
+                // the very start of a file: keep the line, as a comment.
+                source = match t.code.strip_prefix("#!") {
+                    Some(rest) => format!("//{rest}"),
+                    None => t.code.clone(),
+                },
                 name_lit = lit(&name),
                 dir_lit = lit(dir),
             );

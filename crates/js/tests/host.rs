@@ -363,7 +363,7 @@ exports.missing = () => require('lodash');
 exports.fails = () => { throw new Error('failed here') };
 "#,
         ),
-        ("backend/dist/rules.js", "module.exports = { denied: (s) => s === 'no' }\n"),
+        ("backend/dist/rules.js", "#!/usr/bin/env node\nmodule.exports = { denied: (s) => s === 'no' }\n"),
         ("backend/dist/lib/math.cjs", "exports.twice = (n) => n * 2\n"),
     ]);
     let inst = instance(&dir);
