@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use rquickjs::module::{Declarations, Exports, ModuleDef};
-use rquickjs::{Ctx, Function};
+use rquickjs::{Ctx, Function, TypedArray};
 
 use crate::ops::HostIo;
 use crate::project::PluginCode;
@@ -212,6 +212,8 @@ impl ModuleDef for HostModule {
         decl.declare("sleep")?;
         decl.declare("timerError")?;
         decl.declare("generation")?;
+        decl.declare("randomBytes")?;
+        decl.declare("webGlobals")?;
         Ok(())
     }
 
@@ -249,6 +251,23 @@ impl ModuleDef for HostModule {
         })?;
         exports.export("timerError", timer_error)?;
         exports.export("generation", Function::new(ctx.clone(), crate::ops::generation)?)?;
+        // From the operating system's generator (for `crypto`): n bytes, n ≤ 65536.
+        let random_bytes =
+            Function::new(ctx.clone(), |ctx: Ctx<'js>, n: usize| -> rquickjs::Result<TypedArray<'js, u8>> {
+                if n > 65_536 {
+                    return Err(rquickjs::Exception::throw_range(&ctx, "at most 65536 random bytes at a time"));
+                }
+                let mut bytes = vec![0u8; n];
+                getrandom::fill(&mut bytes)
+                    .map_err(|e| rquickjs::Exception::throw_internal(&ctx, &format!("no random bytes: {e}")))?;
+                TypedArray::new(ctx.clone(), bytes)
+            })?;
+        exports.export("randomBytes", random_bytes)?;
+        // `builtins/web.js`, compiled only in the runtimes whose plugin uses one of them.
+        let web = Function::new(ctx.clone(), |ctx: Ctx<'js>| -> rquickjs::Result<rquickjs::Value<'js>> {
+            ctx.eval(include_str!("builtins/web.js"))
+        })?;
+        exports.export("webGlobals", web)?;
         Ok(())
     }
 }

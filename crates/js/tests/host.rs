@@ -388,3 +388,56 @@ exports.fails = () => { throw new Error('failed here') };
     let r = h.call(&inst, "check", denied, Duration::from_secs(1)).await;
     assert!(matches!(r, Ok(CallOutcome::Rejected(_))), "{r:?}");
 }
+
+#[tokio::test]
+async fn node_web_globals_structured_clone_text_codecs_url_search_params_crypto() {
+    let dir = project(&[(
+        "backend/src/index.js",
+        r#"
+export function f() {
+  const o = { d: new Date(5), m: new Map([[1, { x: 1 }]]), s: new Set([2]), b: new Uint8Array([1, 2]), r: /a/g };
+  o.self = o;
+  const c = structuredClone(o);
+  let fnErr = null;
+  try { structuredClone({ f() {} }); } catch (e) { fnErr = e.name; }
+  const enc = new TextEncoder().encode('héllo €😀\ud800');
+  const dec = new TextDecoder().decode(enc);
+  let fatal = null;
+  try { new TextDecoder('utf-8', { fatal: true }).decode(new Uint8Array([0xff])); } catch (e) { fatal = e.name; }
+  const q = new URLSearchParams('?a=1&b=x+y&a=2&c=%E2%82%AC&bad=%zz');
+  q.append('d', "it's a & b");
+  q.set('a', '3');
+  const fromObj = new URLSearchParams({ team: 'T1', n: 2 }).toString();
+  const bytes = crypto.getRandomValues(new Uint8Array(32));
+  const uuid = crypto.randomUUID();
+  return { body: {
+    cloned: c !== o && c.self === c && c.d.getTime() === 5 && c.m.get(1).x === 1 && c.m.get(1) !== o.m.get(1)
+      && c.s.has(2) && c.b[1] === 2 && c.b !== o.b && c.r.flags === 'g',
+    fnErr,
+    enc: Array.from(enc.slice(0, 6)), encLen: enc.length, dec, fatal,
+    q: q.toString(), all: q.getAll('a'), c: q.get('c'), bad: q.get('bad'), size: q.size, fromObj,
+    random: bytes.some((b) => b !== 0) && bytes.length === 32,
+    uuid: /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/.test(uuid) && uuid !== crypto.randomUUID(),
+    global: global === globalThis,
+  } };
+}
+// A polyfill assigned over one replaces it.
+export function poly() { globalThis.TextDecoder = function Mine() {}; return { body: [TextDecoder.name, typeof URLSearchParams] } }
+"#,
+    )]);
+    let inst = instance(&dir);
+    let h = host();
+    let Ok(CallOutcome::Returned(Some(out))) = call(&h, &inst, "f", 1000).await else { panic!("f answers") };
+    assert_eq!(
+        out["body"],
+        json!({
+            "cloned": true, "fnErr": "DataCloneError",
+            "enc": [104, 195, 169, 108, 108, 111], "encLen": 17, "dec": "héllo €😀\u{fffd}", "fatal": "TypeError",
+            "q": "a=3&b=x+y&c=%E2%82%AC&bad=%25zz&d=it%27s+a+%26+b", "all": ["3"], "c": "€", "bad": "%zz", "size": 5,
+            "fromObj": "team=T1&n=2", "random": true, "uuid": true, "global": true
+        }),
+        "{out}"
+    );
+    let Ok(CallOutcome::Returned(Some(out))) = call(&h, &inst, "poly", 1000).await else { panic!("poly answers") };
+    assert_eq!(out["body"], json!(["Mine", "function"]));
+}

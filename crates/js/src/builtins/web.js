@@ -1,0 +1,203 @@
+// The web-platform globals Node has, for globals.js, which defines them
+// lazily: a function of the host's random source returning them.
+(randomBytes) => {
+  // structuredClone: plain data, Date, RegExp, Map, Set, ArrayBuffer, typed
+  // arrays and errors, with shared references and cycles kept; a function or
+  // a symbol throws, as in Node.
+  const structuredClone = (value) => {
+    const seen = new Map();
+    const clone = (v) => {
+      if (typeof v === 'function' || typeof v === 'symbol') {
+        const e = new Error(`${String(v)} could not be cloned.`);
+        e.name = 'DataCloneError';
+        throw e;
+      }
+      if (v === null || typeof v !== 'object') return v;
+      if (seen.has(v)) return seen.get(v);
+      let out;
+      if (v instanceof Date) out = new Date(v.getTime());
+      else if (v instanceof RegExp) out = new RegExp(v.source, v.flags);
+      else if (v instanceof ArrayBuffer) out = v.slice(0);
+      else if (ArrayBuffer.isView(v)) out = new v.constructor(v.buffer.slice(v.byteOffset, v.byteOffset + v.byteLength));
+      if (out !== undefined) { seen.set(v, out); return out; }
+      if (v instanceof Map) {
+        out = new Map(); seen.set(v, out);
+        for (const [k, x] of v) out.set(clone(k), clone(x));
+        return out;
+      }
+      if (v instanceof Set) {
+        out = new Set(); seen.set(v, out);
+        for (const x of v) out.add(clone(x));
+        return out;
+      }
+      if (v instanceof Error) {
+        out = new (globalThis[v.name] || Error)(v.message); seen.set(v, out);
+        if (v.stack !== undefined) out.stack = v.stack;
+        return out;
+      }
+      out = Array.isArray(v) ? new Array(v.length) : {};
+      seen.set(v, out);
+      for (const k of Object.keys(v)) out[k] = clone(v[k]);
+      return out;
+    };
+    return clone(value);
+  };
+
+  // UTF-8, as TextEncoder/TextDecoder do it: lone surrogates and malformed
+  // sequences become U+FFFD.
+  const utf8Encode = (s) => {
+    const out = [];
+    for (let i = 0; i < s.length; i++) {
+      let c = s.charCodeAt(i);
+      if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) {
+        const d = s.charCodeAt(i + 1);
+        if (d >= 0xdc00 && d <= 0xdfff) { c = 0x10000 + ((c - 0xd800) << 10) + (d - 0xdc00); i++; }
+      }
+      if (c >= 0xd800 && c <= 0xdfff) c = 0xfffd;
+      if (c < 0x80) out.push(c);
+      else if (c < 0x800) out.push(0xc0 | (c >> 6), 0x80 | (c & 63));
+      else if (c < 0x10000) out.push(0xe0 | (c >> 12), 0x80 | ((c >> 6) & 63), 0x80 | (c & 63));
+      else out.push(0xf0 | (c >> 18), 0x80 | ((c >> 12) & 63), 0x80 | ((c >> 6) & 63), 0x80 | (c & 63));
+    }
+    return new Uint8Array(out);
+  };
+  const utf8Decode = (b, fatal) => {
+    let s = '';
+    const bad = () => { if (fatal) throw new TypeError('The encoded data was not valid for encoding utf-8'); s += '\ufffd'; };
+    for (let i = 0; i < b.length;) {
+      const c = b[i];
+      const n = c < 0x80 ? 0 : c >= 0xc2 && c < 0xe0 ? 1 : c >= 0xe0 && c < 0xf0 ? 2 : c >= 0xf0 && c < 0xf5 ? 3 : -1;
+      if (n < 0) { bad(); i++; continue; }
+      let cp = n === 0 ? c : c & (0x3f >> n);
+      let j = 1;
+      for (; j <= n; j++) {
+        const d = b[i + j];
+        if (d === undefined || (d & 0xc0) !== 0x80) break;
+        cp = (cp << 6) | (d & 63);
+      }
+      const overlong = (n === 2 && cp < 0x800) || (n === 3 && cp < 0x10000);
+      if (j <= n || overlong || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) { bad(); i += Math.max(1, j); continue; }
+      s += String.fromCodePoint(cp);
+      i += n + 1;
+    }
+    return s;
+  };
+  const bytesOf = (input) => {
+    if (input === undefined) return new Uint8Array(0);
+    if (input instanceof ArrayBuffer) return new Uint8Array(input);
+    if (ArrayBuffer.isView(input)) return new Uint8Array(input.buffer, input.byteOffset, input.byteLength);
+    throw new TypeError('TextDecoder.decode: the input must be an ArrayBuffer or a view of one');
+  };
+  const TextEncoder = class TextEncoder {
+    get encoding() { return 'utf-8'; }
+    encode(s = '') { return utf8Encode(String(s)); }
+    encodeInto(s, dest) {
+      const b = utf8Encode(String(s));
+      const n = Math.min(b.length, dest.length);
+      dest.set(b.subarray(0, n));
+      return { read: n === b.length ? String(s).length : undefined, written: n };
+    }
+  };
+  const TextDecoder = class TextDecoder {
+    constructor(label = 'utf-8', options = {}) {
+      if (!['utf-8', 'utf8', 'unicode-1-1-utf-8'].includes(String(label).trim().toLowerCase())) {
+        throw new RangeError(`TextDecoder: only utf-8 is supported, not ${JSON.stringify(label)}`);
+      }
+      this.fatal = Boolean(options.fatal);
+      this.ignoreBOM = Boolean(options.ignoreBOM);
+    }
+    get encoding() { return 'utf-8'; }
+    decode(input) {
+      let b = bytesOf(input);
+      if (!this.ignoreBOM && b[0] === 0xef && b[1] === 0xbb && b[2] === 0xbf) b = b.subarray(3);
+      return utf8Decode(b, this.fatal);
+    }
+  };
+
+  // application/x-www-form-urlencoded, as URLSearchParams reads and writes it.
+  const formEncode = (s) => encodeURIComponent(s).replace(/[!'()~]|%20/g, (c) =>
+    c === '%20' ? '+' : '%' + c.charCodeAt(0).toString(16).toUpperCase());
+  const formDecode = (s) => {
+    const plus = s.replace(/\+/g, ' ');
+    try { return decodeURIComponent(plus); } catch {
+      const bytes = [];
+      for (let i = 0; i < plus.length; i++) {
+        const h = plus.slice(i + 1, i + 3);
+        if (plus[i] === '%' && /^[0-9a-fA-F]{2}$/.test(h)) { bytes.push(parseInt(h, 16)); i += 2; }
+        else bytes.push(...utf8Encode(plus[i]));
+      }
+      return utf8Decode(bytes, false);
+    }
+  };
+  const URLSearchParams = class URLSearchParams {
+    #list = [];
+    constructor(init = '') {
+      if (init instanceof URLSearchParams) this.#list = [...init];
+      else if (typeof init === 'object' && init !== null && typeof init[Symbol.iterator] === 'function') {
+        for (const pair of init) {
+          const p = [...pair];
+          if (p.length !== 2) throw new TypeError('URLSearchParams: each pair must have exactly two items');
+          this.#list.push([String(p[0]), String(p[1])]);
+        }
+      } else if (typeof init === 'object' && init !== null) {
+        for (const k of Object.keys(init)) this.#list.push([k, String(init[k])]);
+      } else {
+        const s = String(init);
+        for (const part of (s.startsWith('?') ? s.slice(1) : s).split('&')) {
+          if (part === '') continue;
+          const eq = part.indexOf('=');
+          this.#list.push(eq < 0 ? [formDecode(part), ''] : [formDecode(part.slice(0, eq)), formDecode(part.slice(eq + 1))]);
+        }
+      }
+    }
+    get size() { return this.#list.length; }
+    append(k, v) { this.#list.push([String(k), String(v)]); }
+    delete(k, v) {
+      k = String(k);
+      this.#list = this.#list.filter(([a, b]) => a !== k || (v !== undefined && b !== String(v)));
+    }
+    get(k) { const e = this.#list.find(([a]) => a === String(k)); return e ? e[1] : null; }
+    getAll(k) { return this.#list.filter(([a]) => a === String(k)).map(([, b]) => b); }
+    has(k, v) { return this.#list.some(([a, b]) => a === String(k) && (v === undefined || b === String(v))); }
+    set(k, v) {
+      k = String(k);
+      const i = this.#list.findIndex(([a]) => a === k);
+      if (i < 0) { this.#list.push([k, String(v)]); return; }
+      this.#list[i][1] = String(v);
+      this.#list = this.#list.filter(([a], j) => a !== k || j <= i);
+    }
+    sort() { this.#list.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)); }
+    forEach(cb, self) { for (const [k, v] of this.#list) cb.call(self, v, k, this); }
+    *keys() { for (const [k] of this.#list) yield k; }
+    *values() { for (const [, v] of this.#list) yield v; }
+    *entries() { for (const [k, v] of this.#list) yield [k, v]; }
+    [Symbol.iterator]() { return this.entries(); }
+    toString() { return this.#list.map(([k, v]) => `${formEncode(k)}=${formEncode(v)}`).join('&'); }
+  };
+
+  // crypto: random values from the operating system's generator.
+  const hex = (b) => [...b].map((x) => x.toString(16).padStart(2, '0')).join('');
+  const crypto = Object.freeze({
+    getRandomValues(view) {
+      if (!ArrayBuffer.isView(view) || view instanceof Float32Array || view instanceof Float64Array) {
+        throw new TypeError('crypto.getRandomValues: the argument must be an integer typed array');
+      }
+      if (view.byteLength > 65536) {
+        const e = new RangeError(`crypto.getRandomValues: ${view.byteLength} bytes asked, at most 65536`);
+        e.name = 'QuotaExceededError';
+        throw e;
+      }
+      new Uint8Array(view.buffer, view.byteOffset, view.byteLength).set(randomBytes(view.byteLength));
+      return view;
+    },
+    randomUUID() {
+      const b = randomBytes(16);
+      b[6] = (b[6] & 0x0f) | 0x40;
+      b[8] = (b[8] & 0x3f) | 0x80;
+      const h = hex(b);
+      return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+    },
+  });
+
+  return { structuredClone, TextEncoder, TextDecoder, URLSearchParams, crypto };
+}
