@@ -214,6 +214,7 @@ impl ModuleDef for HostModule {
         decl.declare("generation")?;
         decl.declare("randomBytes")?;
         decl.declare("webGlobals")?;
+        decl.declare("url")?;
         Ok(())
     }
 
@@ -268,6 +269,59 @@ impl ModuleDef for HostModule {
             ctx.eval(include_str!("builtins/web.js"))
         })?;
         exports.export("webGlobals", web)?;
+        exports.export("url", Function::new(ctx.clone(), host_url)?)?;
         Ok(())
     }
+}
+
+/// `URL` on the `url` crate (the WHATWG URL standard): `url(input, base)`
+/// parses and gives the parts; `url(href, undefined, name, value)` sets one
+/// part and gives the parts after (an invalid value leaves the URL as it
+/// was, as the standard's setters do). Parts: `[href, origin, protocol,
+/// username, password, host, hostname, port, pathname, search, hash]`, or
+/// `undefined` for an input that is not a URL.
+fn host_url(
+    input: String,
+    base: rquickjs::function::Opt<Option<String>>,
+    part: rquickjs::function::Opt<String>,
+    value: rquickjs::function::Opt<String>,
+) -> Option<Vec<String>> {
+    use url::quirks as q;
+    let base = match base.0.flatten() {
+        Some(b) => Some(url::Url::parse(&b).ok()?),
+        None => None,
+    };
+    let mut u = url::Url::options().base_url(base.as_ref()).parse(&input).ok()?;
+    if let (Some(part), Some(v)) = (part.0, value.0) {
+        // A value a part cannot take leaves the URL as it was.
+        match part.as_str() {
+            "href" => drop(q::set_href(&mut u, &v)),
+            "protocol" => drop(q::set_protocol(&mut u, &v)),
+            "username" => drop(q::set_username(&mut u, &v)),
+            "password" => drop(q::set_password(&mut u, &v)),
+            "host" => drop(q::set_host(&mut u, &v)),
+            "hostname" => drop(q::set_hostname(&mut u, &v)),
+            "port" => drop(q::set_port(&mut u, &v)),
+            "pathname" => q::set_pathname(&mut u, &v),
+            "search" => q::set_search(&mut u, &v),
+            "hash" => q::set_hash(&mut u, &v),
+            _ => {}
+        }
+    }
+    Some(
+        [
+            q::href(&u).to_string(),
+            q::origin(&u),
+            q::protocol(&u).to_string(),
+            q::username(&u).to_string(),
+            q::password(&u).to_string(),
+            q::host(&u).to_string(),
+            q::hostname(&u).to_string(),
+            q::port(&u).to_string(),
+            q::pathname(&u).to_string(),
+            q::search(&u).to_string(),
+            q::hash(&u).to_string(),
+        ]
+        .into(),
+    )
 }

@@ -421,6 +421,26 @@ export function f() {
     global: global === globalThis,
   } };
 }
+export function urls() {
+  const u = new URL('/team/T1/tasks?x=1&y=a+b#frag', 'http://user:pw@Example.COM:8080/base/');
+  const parts = [u.href, u.origin, u.protocol, u.username, u.password, u.host, u.hostname, u.port, u.pathname, u.search, u.hash];
+  u.searchParams.append('z', 'é');
+  const afterAppend = u.href;
+  u.search = '?k=v';
+  const param = u.searchParams.get('k');
+  u.pathname = '/a b/../c d';
+  u.port = '80';
+  u.hash = '';
+  let invalid = null;
+  try { new URL('not a url'); } catch (e) { invalid = e.name + ': ' + e.message; }
+  let badHref = null;
+  try { u.href = '::'; } catch (e) { badHref = e.name; }
+  return { body: {
+    parts, afterAppend, param, final: String(u), json: JSON.stringify({ u }), invalid, badHref,
+    can: [URL.canParse('https://x.y'), URL.canParse('nope'), URL.parse('nope')],
+    staticsHidden: Object.getOwnPropertyNames(URLSearchParams).filter((n) => n.startsWith('_')),
+  } };
+}
 // A polyfill assigned over one replaces it.
 export function poly() { globalThis.TextDecoder = function Mine() {}; return { body: [TextDecoder.name, typeof URLSearchParams] } }
 "#,
@@ -435,6 +455,24 @@ export function poly() { globalThis.TextDecoder = function Mine() {}; return { b
             "enc": [104, 195, 169, 108, 108, 111], "encLen": 17, "dec": "héllo €😀\u{fffd}", "fatal": "TypeError",
             "q": "a=3&b=x+y&c=%E2%82%AC&bad=%25zz&d=it%27s+a+%26+b", "all": ["3"], "c": "€", "bad": "%zz", "size": 5,
             "fromObj": "team=T1&n=2", "random": true, "uuid": true, "global": true
+        }),
+        "{out}"
+    );
+    let r = call(&h, &inst, "urls", 1000).await;
+    let Ok(CallOutcome::Returned(Some(out))) = r else { panic!("urls answers: {r:?}") };
+    assert_eq!(
+        out["body"],
+        json!({
+            "parts": ["http://user:pw@example.com:8080/team/T1/tasks?x=1&y=a+b#frag", "http://example.com:8080", "http:",
+                      "user", "pw", "example.com:8080", "example.com", "8080", "/team/T1/tasks", "?x=1&y=a+b", "#frag"],
+            "afterAppend": "http://user:pw@example.com:8080/team/T1/tasks?x=1&y=a+b&z=%C3%A9#frag",
+            "param": "v",
+            "final": "http://user:pw@example.com/c%20d?k=v",
+            "json": "{\"u\":\"http://user:pw@example.com/c%20d?k=v\"}",
+            "invalid": "TypeError: Invalid URL: \"not a url\"",
+            "badHref": "TypeError",
+            "can": [true, false, null],
+            "staticsHidden": [],
         }),
         "{out}"
     );

@@ -1,6 +1,7 @@
 // The web-platform globals Node has, for globals.js, which defines them
-// lazily: a function of the host's random source returning them.
-(randomBytes) => {
+// lazily: a function of the host's primitives (random bytes, URL parsing
+// on the `url` crate) returning them.
+({ randomBytes, url }) => {
   // structuredClone: plain data, Date, RegExp, Map, Set, ArrayBuffer, typed
   // arrays and errors, with shared references and cycles kept; a function or
   // a symbol throws, as in Node.
@@ -129,6 +130,10 @@
       return utf8Decode(bytes, false);
     }
   };
+  // A URL's `searchParams` tells its URL when it changes.
+  const owners = new WeakMap();
+  const changed = (params) => { const f = owners.get(params); if (f) f(params.toString()); };
+  let resetParams;
   const URLSearchParams = class URLSearchParams {
     #list = [];
     constructor(init = '') {
@@ -151,10 +156,11 @@
       }
     }
     get size() { return this.#list.length; }
-    append(k, v) { this.#list.push([String(k), String(v)]); }
+    append(k, v) { this.#list.push([String(k), String(v)]); changed(this); }
     delete(k, v) {
       k = String(k);
       this.#list = this.#list.filter(([a, b]) => a !== k || (v !== undefined && b !== String(v)));
+      changed(this);
     }
     get(k) { const e = this.#list.find(([a]) => a === String(k)); return e ? e[1] : null; }
     getAll(k) { return this.#list.filter(([a]) => a === String(k)).map(([, b]) => b); }
@@ -162,17 +168,74 @@
     set(k, v) {
       k = String(k);
       const i = this.#list.findIndex(([a]) => a === k);
-      if (i < 0) { this.#list.push([k, String(v)]); return; }
-      this.#list[i][1] = String(v);
-      this.#list = this.#list.filter(([a], j) => a !== k || j <= i);
+      if (i < 0) this.#list.push([k, String(v)]);
+      else {
+        this.#list[i][1] = String(v);
+        this.#list = this.#list.filter(([a], j) => a !== k || j <= i);
+      }
+      changed(this);
     }
-    sort() { this.#list.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)); }
+    sort() { this.#list.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)); changed(this); }
+    static {
+      // The URL's search changed: read it again (no notice back).
+      resetParams = (params, search) => { params.#list = [...new URLSearchParams(search)]; };
+    }
     forEach(cb, self) { for (const [k, v] of this.#list) cb.call(self, v, k, this); }
     *keys() { for (const [k] of this.#list) yield k; }
     *values() { for (const [, v] of this.#list) yield v; }
     *entries() { for (const [k, v] of this.#list) yield [k, v]; }
     [Symbol.iterator]() { return this.entries(); }
     toString() { return this.#list.map(([k, v]) => `${formEncode(k)}=${formEncode(v)}`).join('&'); }
+  };
+
+  // URL: parsed and serialized by the host (the WHATWG URL standard);
+  // `searchParams` and `search` follow each other.
+  const parse = (input, base) => url(String(input), base === undefined ? undefined : String(base));
+  const URL = class URL {
+    #parts; // [href, origin, protocol, username, password, host, hostname, port, pathname, search, hash]
+    #params;
+    constructor(input, base) {
+      const parts = parse(input, base);
+      if (parts == null) {
+        const against = base === undefined ? '' : ` against ${JSON.stringify(String(base))}`;
+        throw new TypeError(`Invalid URL: ${JSON.stringify(String(input))}${against}`);
+      }
+      this.#parts = parts;
+      this.#params = new URLSearchParams(parts[9]);
+      owners.set(this.#params, (query) => { this.#parts = url(this.#parts[0], undefined, 'search', query); });
+    }
+    static canParse(input, base) { return parse(input, base) != null; }
+    static parse(input, base) { return parse(input, base) == null ? null : new URL(input, base); }
+    #set(name, value) {
+      if (name === 'href' && parse(value) == null) throw new TypeError(`Invalid URL: ${JSON.stringify(String(value))}`);
+      const search = this.#parts[9];
+      this.#parts = url(this.#parts[0], undefined, name, String(value));
+      if (this.#parts[9] !== search) resetParams(this.#params, this.#parts[9]);
+    }
+    get href() { return this.#parts[0]; }
+    set href(v) { this.#set('href', v); }
+    get origin() { return this.#parts[1]; }
+    get protocol() { return this.#parts[2]; }
+    set protocol(v) { this.#set('protocol', v); }
+    get username() { return this.#parts[3]; }
+    set username(v) { this.#set('username', v); }
+    get password() { return this.#parts[4]; }
+    set password(v) { this.#set('password', v); }
+    get host() { return this.#parts[5]; }
+    set host(v) { this.#set('host', v); }
+    get hostname() { return this.#parts[6]; }
+    set hostname(v) { this.#set('hostname', v); }
+    get port() { return this.#parts[7]; }
+    set port(v) { this.#set('port', v); }
+    get pathname() { return this.#parts[8]; }
+    set pathname(v) { this.#set('pathname', v); }
+    get search() { return this.#parts[9]; }
+    set search(v) { this.#set('search', v); }
+    get hash() { return this.#parts[10]; }
+    set hash(v) { this.#set('hash', v); }
+    get searchParams() { return this.#params; }
+    toString() { return this.#parts[0]; }
+    toJSON() { return this.#parts[0]; }
   };
 
   // crypto: random values from the operating system's generator.
@@ -199,5 +262,5 @@
     },
   });
 
-  return { structuredClone, TextEncoder, TextDecoder, URLSearchParams, crypto };
+  return { structuredClone, TextEncoder, TextDecoder, URLSearchParams, URL, crypto };
 }
