@@ -441,6 +441,26 @@ export function urls() {
     staticsHidden: Object.getOwnPropertyNames(URLSearchParams).filter((n) => n.startsWith('_')),
   } };
 }
+export async function bufs() {
+  const b = Buffer.from('user:pässword');
+  const b64 = b.toString('base64');
+  const back = Buffer.from(b64, 'base64').toString();
+  const hexed = Buffer.from([0, 15, 255]).toString('hex');
+  const fromHex = Array.from(Buffer.from('0fff', 'hex'));
+  const url64 = Buffer.from([251, 255]).toString('base64url');
+  const cat = Buffer.concat([Buffer.from('ab'), Buffer.alloc(2, 'z')]).toString();
+  const view = b.slice(0, 4);
+  view[0] = 85; // 'U': a slice shares memory, as in Node
+  let ticked = false;
+  process.nextTick(() => { ticked = true; });
+  await null;
+  return { body: {
+    b64, back, hexed, fromHex, url64, cat, shared: b.toString().startsWith('User'),
+    json: JSON.stringify(Buffer.from('hi')), isBuffer: [Buffer.isBuffer(b), Buffer.isBuffer(new Uint8Array(1))],
+    len: [b.length, Buffer.byteLength('€')], eq: Buffer.from('x').equals(Buffer.from('x')),
+    env: process.env, ticked, hr: process.hrtime().length,
+  } };
+}
 // A polyfill assigned over one replaces it.
 export function poly() { globalThis.TextDecoder = function Mine() {}; return { body: [TextDecoder.name, typeof URLSearchParams] } }
 "#,
@@ -473,6 +493,17 @@ export function poly() { globalThis.TextDecoder = function Mine() {}; return { b
             "badHref": "TypeError",
             "can": [true, false, null],
             "staticsHidden": [],
+        }),
+        "{out}"
+    );
+    let r = call(&h, &inst, "bufs", 1000).await;
+    let Ok(CallOutcome::Returned(Some(out))) = r else { panic!("bufs answers: {r:?}") };
+    assert_eq!(
+        out["body"],
+        json!({
+            "b64": "dXNlcjpww6Rzc3dvcmQ=", "back": "user:pässword", "hexed": "000fff", "fromHex": [15, 255],
+            "url64": "-_8", "cat": "abzz", "shared": true, "json": "{\"type\":\"Buffer\",\"data\":[104,105]}",
+            "isBuffer": [true, false], "len": [14, 3], "eq": true, "env": {}, "ticked": true, "hr": 2,
         }),
         "{out}"
     );

@@ -262,5 +262,107 @@
     },
   });
 
-  return { structuredClone, TextEncoder, TextDecoder, URLSearchParams, URL, crypto };
+  // Buffer: Node's byte array for the common cases (utf8, base64,
+  // base64url, hex and latin1 text; from/alloc/concat/compare; toString,
+  // toJSON, equals, copy; slice shares memory as in Node).
+  const ENCODINGS = ['utf8', 'utf-8', 'base64', 'base64url', 'hex', 'latin1', 'binary', 'ascii'];
+  const encodingOf = (e) => {
+    const enc = e === undefined ? 'utf8' : String(e).toLowerCase();
+    if (!ENCODINGS.includes(enc)) throw new TypeError(`Unknown encoding: ${e}`);
+    return enc;
+  };
+  const latin1 = (b) => { let s = ''; for (let i = 0; i < b.length; i += 8192) s += String.fromCharCode(...b.subarray(i, i + 8192)); return s; };
+  const decodeText = (s, enc) => {
+    switch (enc) {
+      case 'utf8': case 'utf-8': return utf8Encode(s);
+      case 'hex': {
+        const n = s.length >> 1; const out = new Uint8Array(n);
+        let i = 0;
+        for (; i < n; i++) { const b = parseInt(s.slice(2 * i, 2 * i + 2), 16); if (Number.isNaN(b)) break; out[i] = b; }
+        return out.subarray(0, i);
+      }
+      case 'base64': case 'base64url': {
+        const clean = s.replace(/[^A-Za-z0-9+/\-_]/g, '').replace(/-/g, '+').replace(/_/g, '/');
+        const bin = atob(clean + '='.repeat((4 - (clean.length % 4)) % 4));
+        return Uint8Array.from(bin, (c) => c.charCodeAt(0));
+      }
+      default: return Uint8Array.from(s, (c) => c.charCodeAt(0) & 255);
+    }
+  };
+  const Buffer = class Buffer extends Uint8Array {
+    static from(value, encOrOffset, length) {
+      if (typeof value === 'string') { const b = decodeText(value, encodingOf(encOrOffset)); return new Buffer(b.buffer, b.byteOffset, b.length); }
+      if (value instanceof ArrayBuffer) return new Buffer(value, encOrOffset || 0, length ?? value.byteLength - (encOrOffset || 0));
+      if (value && typeof value === 'object' && value.type === 'Buffer' && Array.isArray(value.data)) return Buffer.from(value.data);
+      if (value && typeof value === 'object' && typeof value.length === 'number') { const b = new Buffer(value.length); b.set(Array.from(value, (x) => Number(x) & 255)); return b; }
+      throw new TypeError('Buffer.from: the first argument must be a string, an array, an ArrayBuffer or a Buffer');
+    }
+    static alloc(size, fill = 0, enc) {
+      const b = new Buffer(size);
+      if (typeof fill === 'string') { const f = decodeText(fill, encodingOf(enc)); for (let i = 0; i < size && f.length; i++) b[i] = f[i % f.length]; }
+      else b.fill(Number(fill) & 255);
+      return b;
+    }
+    static allocUnsafe(size) { return new Buffer(size); }
+    static isBuffer(x) { return x instanceof Buffer; }
+    static isEncoding(e) { return typeof e === 'string' && ENCODINGS.includes(e.toLowerCase()); }
+    static byteLength(s, enc) { return typeof s === 'string' ? decodeText(s, encodingOf(enc)).length : s.byteLength; }
+    static concat(list, total) {
+      const n = total ?? list.reduce((a, b) => a + b.length, 0);
+      const out = Buffer.alloc(n);
+      let at = 0;
+      for (const b of list) { if (at >= n) break; out.set(b.subarray(0, n - at), at); at += Math.min(b.length, n - at); }
+      return out;
+    }
+    static compare(a, b) { return a.compare(b); }
+    toString(enc, start = 0, end = this.length) {
+      const b = this.subarray(start, end);
+      switch (encodingOf(enc)) {
+        case 'utf8': case 'utf-8': return utf8Decode(b, false);
+        case 'hex': return hex(b);
+        case 'base64': return btoa(latin1(b));
+        case 'base64url': return btoa(latin1(b)).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+        case 'ascii': return latin1(b.map((x) => x & 127));
+        default: return latin1(b);
+      }
+    }
+    toJSON() { return { type: 'Buffer', data: Array.from(this) }; }
+    equals(o) { return this.compare(o) === 0; }
+    compare(o) {
+      const n = Math.min(this.length, o.length);
+      for (let i = 0; i < n; i++) if (this[i] !== o[i]) return this[i] < o[i] ? -1 : 1;
+      return this.length === o.length ? 0 : this.length < o.length ? -1 : 1;
+    }
+    copy(target, targetStart = 0, start = 0, end = this.length) {
+      const part = this.subarray(start, Math.min(end, start + target.length - targetStart));
+      target.set(part, targetStart);
+      return part.length;
+    }
+    slice(start, end) { return this.subarray(start, end); }
+  };
+
+  // process: what bundles and Node code read; a plugin has no environment,
+  // arguments or working directory of its own.
+  const process = {
+    env: {},
+    argv: [],
+    platform: 'linux',
+    versions: {},
+    cwd: () => '/',
+    nextTick: (cb, ...args) => queueMicrotask(() => cb(...args)),
+    hrtime: Object.assign(
+      (prev) => {
+        const ns = Math.round(performance.now() * 1e6);
+        const t = [Math.floor(ns / 1e9), ns % 1e9];
+        if (!prev) return t;
+        let d = t[1] - prev[1], s = t[0] - prev[0];
+        if (d < 0) { d += 1e9; s -= 1; }
+        return [s, d];
+      },
+      { bigint: () => BigInt(Math.round(performance.now() * 1e6)) },
+    ),
+    emitWarning: (w) => console.warn(String(w)),
+  };
+
+  return { structuredClone, TextEncoder, TextDecoder, URLSearchParams, URL, crypto, Buffer, process };
 }
