@@ -2,7 +2,7 @@
 // `console` (to the plugin's log, like @ones-op/node-logger), timers, and
 // the small web-platform globals Node has: structuredClone, TextEncoder/
 // TextDecoder (UTF-8), URLSearchParams, URL, crypto (getRandomValues,
-// randomUUID), and the common parts of Buffer and process.
+// randomUUID) and the common parts of Buffer.
 // Evaluated once per runtime before the plugin's code; not importable.
 //
 // Timers sleep on the host (`sleep`): a promise settled when its time comes
@@ -74,7 +74,7 @@ globalThis.global = globalThis;
 // and every runtime would otherwise compile them): `web.js`, evaluated by
 // the host when one of them is first read; assigning one replaces it.
 let web;
-for (const name of ['structuredClone', 'TextEncoder', 'TextDecoder', 'URLSearchParams', 'URL', 'crypto', 'Buffer', 'process']) {
+for (const name of ['structuredClone', 'TextEncoder', 'TextDecoder', 'URLSearchParams', 'URL', 'crypto', 'Buffer']) {
   const define = (value) => Object.defineProperty(globalThis, name, { value, writable: true, configurable: true });
   Object.defineProperty(globalThis, name, {
     configurable: true,

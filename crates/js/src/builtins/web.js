@@ -341,28 +341,5 @@
     slice(start, end) { return this.subarray(start, end); }
   };
 
-  // process: what bundles and Node code read; a plugin has no environment,
-  // arguments or working directory of its own.
-  const process = {
-    env: {},
-    argv: [],
-    platform: 'linux',
-    versions: {},
-    cwd: () => '/',
-    nextTick: (cb, ...args) => queueMicrotask(() => cb(...args)),
-    hrtime: Object.assign(
-      (prev) => {
-        const ns = Math.round(performance.now() * 1e6);
-        const t = [Math.floor(ns / 1e9), ns % 1e9];
-        if (!prev) return t;
-        let d = t[1] - prev[1], s = t[0] - prev[0];
-        if (d < 0) { d += 1e9; s -= 1; }
-        return [s, d];
-      },
-      { bigint: () => BigInt(Math.round(performance.now() * 1e6)) },
-    ),
-    emitWarning: (w) => console.warn(String(w)),
-  };
-
-  return { structuredClone, TextEncoder, TextDecoder, URLSearchParams, URL, crypto, Buffer, process };
+  return { structuredClone, TextEncoder, TextDecoder, URLSearchParams, URL, crypto, Buffer };
 }
