@@ -73,6 +73,17 @@ fn plugin_cmd(node: &Node, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// An org-level plugin whose subscriber on `GET /feed` tells the upstream
+/// (`/seen?n=…`) which request it heard of.
+fn subscriber(dir: &Path) -> std::path::PathBuf {
+    let sub = dir.join("sub");
+    interpose_test_util::write_files(&sub, &[
+        ("config/plugin.yaml", "service: {app_id: sub, version: 1.0.0, name: sub, scope: 2}\napis:\n  - {type: subscribe, methods: [GET], url: /feed, function: f}\n"),
+        ("backend/src/index.js", "import { OPFetch } from '@ones-op/fetch'\nexport async function f(r) { await OPFetch({ path: '/seen?n=' + r.query.n }) }\n"),
+    ]);
+    sub
+}
+
 /// Wait until `GET path` on `node` answers `status`.
 async fn until_status(node: &Node, path: &str, status: u16) {
     let url = format!("http://127.0.0.1:{}/project/api/project{path}", node.port);
@@ -153,11 +164,7 @@ async fn nodes_sharing_a_postgres_store_follow_each_others_changes_and_split_the
 
     // A subscriber: every event is delivered once, whichever node took the
     // request and whichever node delivers it.
-    let sub = dir.path().join("sub");
-    interpose_test_util::write_files(&sub, &[
-        ("config/plugin.yaml", "service: {app_id: sub, version: 1.0.0, name: sub, scope: 2}\napis:\n  - {type: subscribe, methods: [GET], url: /feed, function: f}\n"),
-        ("backend/src/index.js", "import { OPFetch } from '@ones-op/fetch'\nexport async function f(r) { await OPFetch({ path: '/seen?n=' + r.query.n }) }\n"),
-    ]);
+    let sub = subscriber(dir.path());
     plugin_cmd(&b, &["install", sub.to_str().unwrap(), "--org", "--id", "s1"]);
     // Both nodes run it before traffic starts.
     let t0 = Instant::now();
@@ -251,11 +258,7 @@ async fn a_node_behind_the_store_leaves_events_of_instances_it_does_not_know_to_
     let a = node(&dir.path().join("a"), &url, &up.url(), 200);
     // Never polls (10 min): it learns of the subscriber only when it makes a change.
     let c = node(&dir.path().join("c"), &url, &up.url(), 600_000);
-    let sub = dir.path().join("sub");
-    interpose_test_util::write_files(&sub, &[
-        ("config/plugin.yaml", "service: {app_id: sub, version: 1.0.0, name: sub, scope: 2}\napis:\n  - {type: subscribe, methods: [GET], url: /feed, function: f}\n"),
-        ("backend/src/index.js", "import { OPFetch } from '@ones-op/fetch'\nexport async function f(r) { await OPFetch({ path: '/seen?n=' + r.query.n }) }\n"),
-    ]);
+    let sub = subscriber(dir.path());
     plugin_cmd(&a, &["install", sub.to_str().unwrap(), "--org", "--id", "s1"]);
     // The only node that runs it goes away; events for it are queued (as a
     // node that took the requests and died would have left them).
