@@ -411,10 +411,11 @@ impl Dispatch {
                         .base
                         .saturating_mul(1u32 << (attempts.clamp(1, 20) - 1) as u32)
                         .min(Duration::from_secs(300));
-                    tracing::debug!(
+                    tracing::warn!(
                         event = row.id,
                         attempts,
-                        "post-hook delivery failed, retrying in {backoff:?}: {why}"
+                        "post-hook delivery failed (attempt {attempts} of {}), retrying in {backoff:?}: {why}",
+                        self.policy.max_attempts
                     );
                     self.retried.fetch_add(1, Ordering::Relaxed);
                     let _ = store.retry(row.id, attempts, now_ms() + backoff.as_millis() as i64, &why).await;

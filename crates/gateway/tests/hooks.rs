@@ -371,6 +371,33 @@ async fn fetch_http_only_to_allowed_hosts() {
 }
 
 #[tokio::test]
+async fn system_calls_take_a_relative_url_as_the_path_and_refuse_a_full_one() {
+    let up = Upstream::start().await;
+    let p = org_plugin(
+        "caller",
+        "  - {type: replace, methods: [GET], url: /call, function: call}\n",
+        "import { OPFetch } from '@ones-op/fetch'\n\
+         import { fetchONES } from '@ones-op/node-fetch'\n\
+         export async function call(r) {\n\
+           const rel = await OPFetch({ url: '/team/T1/tasks?x=1' });\n\
+           const legacy = await fetchONES({ url: '/users/me' });\n\
+           try { await OPFetch({ url: 'http://example.com/x' }); return { body: 'no error' } }\n\
+           catch (e) { return { body: { rel: rel.statusCode, legacy: legacy.statusCode, name: e.name, errcode: e.errcode, reason: e.reason } } }\n\
+         }\n",
+    );
+    let gw = start(&up, &[decl(p.path(), &[], None)], "").await;
+    let got = get(&gw.url("/project/api/project/call"), &[]).await;
+    let b = got.json();
+    assert_eq!((b["rel"].as_u64(), b["legacy"].as_u64()), (Some(200), Some(200)), "{b}");
+    assert_eq!((b["name"].as_str(), b["errcode"].as_str()), (Some("FetchError"), Some("InvalidParameter")), "{b}");
+    let reason = b["reason"].as_str().unwrap();
+    assert!(reason.contains("OPFetch calls the standard system") && reason.contains("fetchHttp"), "{reason}");
+    let paths: Vec<String> = up.seen().iter().map(|r| r.uri.clone()).collect();
+    assert_eq!(paths, ["/project/api/project/team/T1/tasks?x=1", "/project/api/project/users/me"]);
+    gw.stop().await;
+}
+
+#[tokio::test]
 async fn files_stay_inside_the_instance_workspace() {
     let up = Upstream::start().await;
     let p = org_plugin(

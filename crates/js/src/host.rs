@@ -164,6 +164,11 @@ impl Instance {
                 tracing::error!(plugin = %self.name, instance = %self.id, request_id = request_id.as_deref().unwrap_or(""), "{message}")
             }
         }
+        self.record_log(level, message, request_id);
+    }
+
+    /// Add a line to the instance's log without writing it to the gateway's.
+    pub(crate) fn record_log(&self, level: LogLevel, message: String, request_id: Option<String>) {
         let seq = self.log_seq.fetch_add(1, Ordering::Relaxed) + 1;
         let mut log = self.log.lock().unwrap_or_else(|e| e.into_inner());
         if log.len() == LOG_CAPACITY {

@@ -24,7 +24,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use tokio::sync::oneshot;
 
 use crate::error::{CallOutcome, HookError};
-use crate::host::Instance;
+use crate::host::{Instance, LogLevel};
 use crate::ops::HostIo;
 use crate::request::HookRequest;
 use crate::runtime::{nanos, PluginRuntime};
@@ -197,6 +197,24 @@ impl JsHost {
     }
 
     async fn send(
+        &self,
+        instance: &Arc<Instance>,
+        function: &str,
+        request: Arc<HookRequest>,
+        timeout: Duration,
+        deadline: Option<Instant>,
+        wait_until: Instant,
+    ) -> Result<CallOutcome, HookError> {
+        let result = self.dispatch(instance, function, request.clone(), timeout, deadline, wait_until).await;
+        if let Err(e) = &result {
+            // The plugin's own log (`interpose plugin logs`) says why its
+            // call failed, next to what its Logger wrote.
+            instance.record_log(LogLevel::Error, format!("{function}() {e}"), request.request_id.clone());
+        }
+        result
+    }
+
+    async fn dispatch(
         &self,
         instance: &Arc<Instance>,
         function: &str,

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use interpose_js::{
-    Body, CallOutcome, HookError, HookRequest, HostOptions, Instance, InstanceLimits, JsHost, PluginCode,
+    Body, CallOutcome, HookError, HookRequest, HostOptions, Instance, InstanceLimits, JsHost, LogLevel, PluginCode,
 };
 use serde_json::json;
 
@@ -164,6 +164,17 @@ async fn failures_are_contained_and_located() {
     assert!(e.to_string().contains("promise never settled"), "{e}");
     // The plugin keeps serving.
     assert!(matches!(call(&h, &inst, "reject", 1000).await, Ok(CallOutcome::Returned(Some(_)))));
+    // Each failure is in the instance's own log, with the call's request id.
+    let errors: Vec<String> = inst
+        .logs_after(0)
+        .into_iter()
+        .filter(|l| matches!(l.level, LogLevel::Error) && l.request_id.as_deref() == Some("req-1"))
+        .map(|l| l.message)
+        .collect();
+    assert_eq!(errors[0], "boom() threw TypeError: bad thing 1 at backend/src/index.ts:29 (boom)");
+    assert_eq!(errors[4], "spin() timed out after 100 ms");
+    assert_eq!(errors[5], "grow() ran out of memory (limit 16 MB)");
+    assert_eq!(errors.len(), 8, "{errors:?}");
 }
 
 #[tokio::test]

@@ -17,9 +17,25 @@ export async function call(options) {
   return r.response;
 }
 
+// A call to the standard system (OPFetch, fetchONES): it goes by `path`; a
+// `url` that is a path (axios style) is taken as one, a full URL is refused.
+export async function callSystem(name, options) {
+  const o = { ...(options ?? {}) };
+  if (o.path === undefined && typeof o.url === 'string') {
+    if (!o.url.startsWith('/')) {
+      throw new FetchError('InvalidParameter',
+        `${name} calls the standard system and needs a path relative to a scope's API root (such as /team/T1/tasks), ` +
+        `got url ${JSON.stringify(o.url)}; fetchHttp from @ones-op/node-fetch calls other hosts`);
+    }
+    o.path = o.url;
+  }
+  delete o.url;
+  return call(o);
+}
+
 // OPFetch({ path, method, headers, body, root, teamUUID, scope })
 export async function OPFetch(options) {
-  return call(options);
+  return callSystem('OPFetch', options);
 }
 
 export default { OPFetch };

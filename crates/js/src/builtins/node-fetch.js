@@ -1,9 +1,9 @@
 // @ones-op/node-fetch: the legacy twin of @ones-op/fetch.
-import { call, FetchError } from '@ones-op/fetch';
+import { call, callSystem, FetchError } from '@ones-op/fetch';
 
 // fetchONES({ path, method, headers, body, root })
 export async function fetchONES(options) {
-  return call(options);
+  return callSystem('fetchONES', options);
 }
 
 // fetchHttp(url, { method, headers, body }) or fetchHttp({ url, method, headers, body });
