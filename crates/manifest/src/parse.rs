@@ -139,6 +139,7 @@ pub(crate) fn parse(file: &Path, text: &str) -> Result<Manifest, Diagnostics> {
         Some(other) => cx.error(other.span(), "apis", "must be a list of api entries"),
     }
 
+    cx.warnings.extend(shadowed(&apis));
     match service {
         Some(service) if cx.errors.is_empty() => Ok(Manifest { service, apis, unsupported, warnings: cx.warnings }),
         _ => Err(Diagnostics(cx.errors)),
@@ -489,4 +490,45 @@ fn to_json(node: &Node) -> serde_json::Value {
         Node::Sequence(seq) => Value::Array(seq.iter().map(to_json).collect()),
         Node::Mapping(m) => Value::Object(m.iter().map(|(k, v)| (k.as_str().to_string(), to_json(v))).collect()),
     }
+}
+
+/// Query variants that can never run: among hooks of one type on one
+/// interface the first declared that matches wins, so a later entry whose
+/// query asks for more than an earlier one's (for every method it has) is
+/// always beaten by it. Equal queries are a conflict, reported at load.
+fn shadowed(apis: &[Api]) -> Vec<Diagnostic> {
+    let render = |q: &BTreeMap<String, String>| {
+        if q.is_empty() {
+            "no query".to_string()
+        } else {
+            q.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&")
+        }
+    };
+    let mut out = Vec::new();
+    for (j, later) in apis.iter().enumerate() {
+        let beaten_by = apis[..j].iter().find(|first| {
+            first.kind == later.kind
+                && first.scope == later.scope
+                && first.url.shape() == later.url.shape()
+                && first.query.len() < later.query.len()
+                && first.query.iter().all(|(k, v)| later.query.get(k) == Some(v))
+                && later.methods.iter().all(|m| first.methods.contains(m))
+        });
+        if let Some(first) = beaten_by {
+            out.push(Diagnostic::warning(
+                later.location.clone(),
+                format!("apis[{}].query", later.index),
+                format!(
+                    "never runs: apis[{}] ({}(), {}) is declared first and matches every request this one ({}(), {}) \
+                     would; declare the narrower query first",
+                    first.index,
+                    first.function,
+                    render(&first.query),
+                    later.function,
+                    render(&later.query)
+                ),
+            ));
+        }
+    }
+    out
 }

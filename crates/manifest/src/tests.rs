@@ -133,3 +133,18 @@ fn example_paths_fill_every_parameter() {
     assert_eq!(p.shape(), "/team/:/tasks/:");
     assert_eq!(UrlPattern::parse("/").expect("ok").example("T1"), "/");
 }
+
+#[test]
+fn a_query_variant_behind_a_broader_one_is_reported_as_never_running() {
+    let text = "service: {app_id: x, version: 1.0.0, name: n}\napis:\n\
+  - {type: intercept, methods: [GET], url: /team/:teamUUID/items, query: {mode: a}, function: broad}\n\
+  - {type: intercept, methods: [GET], url: /team/:t/items, query: {mode: a, x: '1'}, function: narrow}\n\
+  - {type: replace, methods: [GET], url: /team/:t/items, query: {mode: a, y: '1'}, function: otherType}\n\
+  - {type: intercept, methods: [GET, POST], url: /team/:t/items, query: {mode: a, z: '1'}, function: morePosts}\n\
+  - {type: intercept, methods: [GET], url: /team/:t/items, query: {mode: b, x: '1'}, function: otherValue}\n";
+    let m = parse(text).expect("valid");
+    let w: Vec<String> = m.warnings.iter().map(|w| w.to_string()).collect();
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(w[0].contains("plugin.yaml:4:") && w[0].contains("apis[1].query"), "{w:?}");
+    assert!(w[0].contains("never runs: apis[0] (broad(), mode=a)") && w[0].contains("(narrow(), mode=a&x=1)"), "{w:?}");
+}
