@@ -137,6 +137,7 @@ async fn lifecycle_order_upgrade_and_uninstall() {
     assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
     let got = env.call("DELETE", "/api/instances/L1", vec![]).await;
     assert_eq!(got.status, 200);
+    assert_eq!((got.json()["id"].as_str(), got.json()["state"].as_str()), (Some("L1"), Some("uninstalled")));
     assert_eq!(
         life(dir.path(), "L1"),
         [

@@ -32,11 +32,7 @@ pub fn run(dir: &Path, config: Option<&Path>) -> anyhow::Result<ExitCode> {
             println!("ok: {} {} (app_id {}, {level})", s.name, s.version, s.app_id);
             println!("  entry: {}", p.code.entry);
             for api in &p.manifest.apis {
-                let query = if api.query.is_empty() {
-                    String::new()
-                } else {
-                    format!(" ?{}", api.query.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&"))
-                };
+                let query = if api.query.is_empty() { String::new() } else { format!(" ?{}", api.query_string()) };
                 println!(
                     "  {:<9} {:<12} {}:{}{query} -> {}()",
                     api.kind.as_str(),

@@ -130,6 +130,13 @@ fn pack(dir: &Path) -> Result<Vec<u8>, String> {
     if !dir.join("config/plugin.yaml").is_file() {
         return Err(format!("{} is not a plugin project (no config/plugin.yaml)", dir.display()));
     }
+    // The gateway refuses what is wrong; what is only dubious is said here,
+    // with this machine's paths, as `interpose check` says it.
+    if let Ok(m) = interpose_manifest::Manifest::load(dir) {
+        for w in &m.warnings {
+            eprintln!("{w}");
+        }
+    }
     interpose_control::archive::pack(dir).map_err(|e| format!("cannot pack {}: {e}", dir.display()))
 }
 
@@ -172,6 +179,9 @@ fn print(v: &Value, json: bool) {
         }
         Value::Object(_) if v.get("id").is_some() => {
             println!("{} {} {} (instance {})", s(&v["name"]), s(&v["version"]), s(&v["state"]), s(&v["id"]));
+            if v["state"] == "uninstalled" {
+                return;
+            }
             println!(
                 "  app_id {}  level {}  team {}",
                 s(&v["app_id"]),

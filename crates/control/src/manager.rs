@@ -316,7 +316,7 @@ impl Manager {
         let gone = entries.remove(i);
         self.gw.swap(snapshot);
         self.forget_dir(&entries, &gone.inst.plugin.dir);
-        Ok(info(&gone))
+        Ok(InstanceInfo { state: "uninstalled".into(), ..info(&gone) })
     }
 
     /// Set operator config values (keys declared in `service.config`).
@@ -509,10 +509,6 @@ pub(crate) fn info(e: &Entry) -> InstanceInfo {
         debug: e.debug,
         installed_at: e.installed_at,
         config: e.inst.config.clone(),
-        hooks: m
-            .apis
-            .iter()
-            .map(|a| format!("{} {} {}:{} -> {}()", a.kind, a.methods.join(","), a.scope, a.url, a.function))
-            .collect(),
+        hooks: m.apis.iter().map(|a| a.describe()).collect(),
     }
 }

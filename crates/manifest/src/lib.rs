@@ -98,6 +98,19 @@ pub struct Api {
     pub location: Location,
 }
 
+impl Api {
+    /// The `query` pairs as in a URL (`mode=a&x=1`); empty without any.
+    pub fn query_string(&self) -> String {
+        self.query.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&")
+    }
+
+    /// One line: `intercept GET project:/users/me ?x=1 -> f()`.
+    pub fn describe(&self) -> String {
+        let query = if self.query.is_empty() { String::new() } else { format!(" ?{}", self.query_string()) };
+        format!("{} {} {}:{}{query} -> {}()", self.kind, self.methods.join(","), self.scope, self.url, self.function)
+    }
+}
+
 /// The hook types of DESIGN.md.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum HookKind {

@@ -497,13 +497,7 @@ fn to_json(node: &Node) -> serde_json::Value {
 /// query asks for more than an earlier one's (for every method it has) is
 /// always beaten by it. Equal queries are a conflict, reported at load.
 fn shadowed(apis: &[Api]) -> Vec<Diagnostic> {
-    let render = |q: &BTreeMap<String, String>| {
-        if q.is_empty() {
-            "no query".to_string()
-        } else {
-            q.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&")
-        }
-    };
+    let render = |a: &Api| if a.query.is_empty() { "no query".to_string() } else { a.query_string() };
     let mut out = Vec::new();
     for (j, later) in apis.iter().enumerate() {
         let beaten_by = apis[..j].iter().find(|first| {
@@ -523,9 +517,9 @@ fn shadowed(apis: &[Api]) -> Vec<Diagnostic> {
                      would; declare the narrower query first",
                     first.index,
                     first.function,
-                    render(&first.query),
+                    render(first),
                     later.function,
-                    render(&later.query)
+                    render(later)
                 ),
             ));
         }
