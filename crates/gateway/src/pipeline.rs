@@ -523,6 +523,12 @@ async fn forward(
     stats: Option<&ScopeStats>,
 ) -> Result<Response<Body>, GatewayError> {
     let uri = proxy::upstream_uri(upstream, rest)?;
+    // A protocol switch (WebSocket) becomes a tunnel when the client's
+    // connection can be taken over (HTTP/1.1 through the server).
+    let switch = match proxy::upgrade_protocol(&parts.headers) {
+        Some(protocol) => parts.extensions.remove::<hyper::upgrade::OnUpgrade>().map(|on| (protocol, on)),
+        None => None,
+    };
     proxy::strip_hop_by_hop(&mut parts.headers);
     proxy::add_forwarded(&mut parts.headers, client.ip());
     // The upstream and the hooks share one request id.
@@ -537,7 +543,12 @@ async fn forward(
     *req.headers_mut() = parts.headers;
     let timeout = Duration::from_millis(gw.config.limits.upstream_timeout_ms);
     let t0 = Instant::now();
-    let out = proxy::send(&gw.client, req, &upstream.scope, timeout).await;
+    let out = match switch {
+        Some((protocol, on_client)) => {
+            proxy::tunnel(&gw.client, req, protocol, on_client, &upstream.scope, timeout).await
+        }
+        None => proxy::send(&gw.client, req, &upstream.scope, timeout).await,
+    };
     if let Some(stats) = stats {
         match &out {
             Ok(_) => stats.upstream.observe(t0.elapsed()),

@@ -77,12 +77,28 @@ impl Client {
                 },
             }
         }
-        let mut sender = self.connect(&authority).await?;
+        let mut sender = self.connect(&authority, false).await?;
         let resp = sender.send_request(req).await?;
         Ok(pooled(resp, sender, authority))
     }
 
-    async fn connect(&self, authority: &Authority) -> Result<SendRequest<Body>, BoxError> {
+    /// Send an upgrade request (`Connection: upgrade`) on a connection of
+    /// its own, never pooled: after a `101` it belongs to the tunnel.
+    async fn request_upgrade(&self, mut req: Request<Body>) -> Result<Response<Incoming>, BoxError> {
+        let uri = std::mem::take(req.uri_mut());
+        let authority = match (uri.scheme_str(), uri.authority()) {
+            (Some("http"), Some(a)) => a.clone(),
+            _ => return Err(format!("{uri} is not an http:// URL").into()),
+        };
+        *req.uri_mut() = uri.path_and_query().map_or_else(|| Uri::from_static("/"), |pq| Uri::from(pq.clone()));
+        if !req.headers().contains_key(header::HOST) {
+            req.headers_mut().insert(header::HOST, HeaderValue::from_str(authority.as_str())?);
+        }
+        let mut sender = self.connect(&authority, true).await?;
+        Ok(sender.send_request(req).await?)
+    }
+
+    async fn connect(&self, authority: &Authority, upgrades: bool) -> Result<SendRequest<Body>, BoxError> {
         let addr = (authority.host(), authority.port_u16().unwrap_or(80));
         let deadline = tokio::time::Instant::now() + self.connect_timeout;
         // A refused connect is retried a few times, briefly: an upstream
@@ -110,7 +126,8 @@ impl Client {
         socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive)?;
         let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
+            let ended = if upgrades { conn.with_upgrades().await } else { conn.await };
+            if let Err(e) = ended {
                 tracing::debug!(error = %e, "upstream connection ended with an error");
             }
         });
@@ -335,6 +352,69 @@ pub async fn send(
     let (mut parts, body) = resp.into_parts();
     strip_hop_by_hop(&mut parts.headers);
     Ok(Response::from_parts(parts, body))
+}
+
+/// The protocol asked for when `headers` ask to switch protocols
+/// (`Connection: upgrade` and `Upgrade: websocket`, say).
+pub fn upgrade_protocol(headers: &HeaderMap) -> Option<HeaderValue> {
+    let protocol = headers.get(header::UPGRADE)?;
+    let asked = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
+    asked.then(|| protocol.clone())
+}
+
+/// Send an upgrade request upstream (`req` has its hop-by-hop headers
+/// removed; `protocol` goes back in). When the upstream switches
+/// protocols, the client gets its `101` and both connections are joined
+/// into a tunnel that copies bytes each way until either side closes;
+/// any other answer is relayed as a plain response.
+pub async fn tunnel(
+    client: &Client,
+    mut req: Request<Body>,
+    protocol: HeaderValue,
+    on_client: hyper::upgrade::OnUpgrade,
+    scope: &str,
+    timeout: Duration,
+) -> Result<Response<Body>, GatewayError> {
+    *req.version_mut() = http::Version::HTTP_11;
+    req.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    req.headers_mut().insert(header::UPGRADE, protocol);
+    let mut resp = match tokio::time::timeout(timeout, client.request_upgrade(req)).await {
+        Err(_) => {
+            return Err(GatewayError::UpstreamTimeout { scope: scope.to_string(), ms: timeout.as_millis() as u64 })
+        }
+        Ok(Err(e)) => {
+            let cause = error_chain(e.as_ref());
+            return Err(GatewayError::UpstreamUnavailable { scope: scope.to_string(), cause });
+        }
+        Ok(Ok(resp)) => resp,
+    };
+    if resp.status() != http::StatusCode::SWITCHING_PROTOCOLS {
+        strip_hop_by_hop(resp.headers_mut());
+        return Ok(resp.map(|b| b.map_err(Into::into).boxed_unsync()));
+    }
+    let on_upstream = hyper::upgrade::on(&mut resp);
+    tokio::spawn(async move {
+        match tokio::try_join!(on_client, on_upstream) {
+            Ok((downstream, upstream)) => {
+                let (mut down, mut up) = (TokioIo::new(downstream), TokioIo::new(upstream));
+                if let Err(e) = tokio::io::copy_bidirectional(&mut down, &mut up).await {
+                    tracing::debug!(error = %e, "tunnel ended with an error");
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "protocol switch not completed"),
+        }
+    });
+    // The 101 keeps its `Connection`/`Upgrade` (they are the answer) and
+    // whatever else the upstream said (`Sec-WebSocket-Accept`, …).
+    let (mut parts, _) = resp.into_parts();
+    parts.headers.remove(header::TRANSFER_ENCODING);
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Ok(Response::from_parts(parts, crate::body::empty()))
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {

@@ -12,7 +12,6 @@ use std::time::Duration;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
@@ -23,7 +22,9 @@ use crate::state::Gateway;
 
 /// Serve until `shutdown` resolves, then drain.
 pub async fn serve(gw: Arc<Gateway>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
-    let graceful = GracefulShutdown::new();
+    // Graceful shutdown: each connection task watches `draining`; once all
+    // have ended the receivers are gone and `closed()` resolves.
+    let (draining, drain_rx) = watch::channel(false);
     let header_timeout = Duration::from_millis(gw.config.limits.header_read_timeout_ms);
     // Room for the longest request line hyper accepts (64 KiB, 414 beyond)
     // and the header fields (431 beyond, checked exactly by the pipeline).
@@ -56,12 +57,24 @@ pub async fn serve(gw: Arc<Gateway>, listener: TcpListener, shutdown: impl Futur
                     // measured ~3 % less CPU per proxied request than writev
                     // of separate buffers (BENCHMARKS.md).
                     .writev(false)
-                    .serve_connection(TokioIo::new(Lingering::new(stream)), svc);
-                let conn = graceful.watch(conn);
+                    .serve_connection(TokioIo::new(Lingering::new(stream)), svc)
+                    // A WebSocket (or other protocol switch) answered
+                    // `101` by the upstream takes the connection over.
+                    .with_upgrades();
+                let mut drain = drain_rx.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = conn.await {
+                    tokio::pin!(conn);
+                    let ended = tokio::select! {
+                        ended = conn.as_mut() => ended,
+                        _ = drain.changed() => {
+                            conn.as_mut().graceful_shutdown();
+                            conn.await
+                        }
+                    };
+                    if let Err(e) = ended {
                         tracing::debug!(error = %e, %remote, "connection ended with an error");
                     }
+                    drop(drain);
                 });
             }
             _ = &mut shutdown => break,
@@ -69,8 +82,10 @@ pub async fn serve(gw: Arc<Gateway>, listener: TcpListener, shutdown: impl Futur
     }
     drop(listener);
     let grace = Duration::from_millis(gw.config.server.shutdown_grace_ms);
+    drop(drain_rx);
+    let _ = draining.send(true);
     tokio::select! {
-        _ = graceful.shutdown() => tracing::info!("all connections drained"),
+        _ = draining.closed() => tracing::info!("all connections drained"),
         _ = tokio::time::sleep(grace) => tracing::warn!(grace_ms = grace.as_millis() as u64, "shutdown grace period over; closing remaining connections"),
     }
 }
