@@ -98,10 +98,13 @@ async fn an_upgrade_becomes_a_tunnel_after_the_intercepts_allow_it() {
     let (up, mut seen) = switching_upstream().await;
     let guard = org_plugin(
         "guard",
-        "  - {type: intercept, methods: [GET], url: /hooked, function: guard}\n",
-        "export function guard(r) { if (r.headers['X-Deny']) return { statusCode: 403, body: { denied: true } } }\n",
+        "  - {type: intercept, methods: [GET], url: /hooked, function: guard}\n  \
+         - {type: subscribe, methods: [GET], url: /hooked, function: seen}\n",
+        "import { Logger } from '@ones-op/node-logger'\n\
+         export function guard(r) { if (r.headers['X-Deny']) return { statusCode: 403, body: { denied: true } } }\n\
+         export function seen(r) { Logger.info(`seen ${r.statusCode} ${JSON.stringify(r.respBody)}`) }\n",
     );
-    let gw = gateway(up, &[decl(guard.path(), &[], None)]).await;
+    let gw = gateway(up, &[decl(guard.path(), &[], Some("g1"))]).await;
     let addr = gw.listening.addr;
 
     for path in ["/plain", "/hooked"] {
@@ -141,5 +144,12 @@ async fn an_upgrade_becomes_a_tunnel_after_the_intercepts_allow_it() {
     c.write_all(b"GET /project/api/project/plain HTTP/1.1\r\nHost: a\r\nUpgrade: echo\r\n\r\n").await.unwrap();
     assert!(read_head(&mut c).await.starts_with("HTTP/1.1 400"));
     assert!(!seen.recv().await.unwrap().contains("upgrade"));
+    // The subscriber was told of the switch (not of the rejected request:
+    // a reject ends the request path).
+    let snap = gw.gw.snapshot();
+    let js = snap.instances.iter().find(|i| i.meta.id == "g1").unwrap().js.clone();
+    common::eventually("the subscriber's lines", || !js.logs_after(0).is_empty()).await;
+    let lines: Vec<String> = js.logs_after(0).into_iter().map(|l| l.message).collect();
+    assert_eq!(lines, ["seen 101 undefined"]);
     gw.stop().await;
 }
