@@ -65,6 +65,19 @@ pub(crate) fn body_bytes(body: &serde_json::Value) -> (Bytes, Option<&'static st
     match body {
         serde_json::Value::Null => (Bytes::new(), None),
         serde_json::Value::String(s) => (Bytes::from(s.clone()), Some("text/plain; charset=utf-8")),
+        serde_json::Value::Object(m) if m.len() == 1 && m.contains_key(interpose_js::BINARY_BODY_KEY) => {
+            use base64::Engine as _;
+            let encoded = m[interpose_js::BINARY_BODY_KEY].as_str().unwrap_or_default();
+            let bytes = base64::engine::general_purpose::STANDARD.decode(encoded).unwrap_or_default();
+            (Bytes::from(bytes), Some("application/octet-stream"))
+        }
         other => (Bytes::from(other.to_string()), Some("application/json")),
     }
+}
+
+/// A body a plugin produced (a prefix hook's) or the upstream sent, as later
+/// hooks see it: like [`parse_body`], but what is not valid JSON or UTF-8 is
+/// given as text (lossily) rather than refused — the client did not send it.
+pub(crate) fn view_body(headers: &HeaderMap, bytes: &Bytes) -> Body {
+    parse_body(headers, bytes).unwrap_or_else(|_| Body::Text(String::from_utf8_lossy(bytes).into_owned()))
 }

@@ -29,7 +29,7 @@ use interpose_routing::{Hook, Matched, Plan};
 
 use crate::body::{self, read_limited, Body, ReadError};
 use crate::error::{json_error, GatewayError};
-use crate::hookreq::{body_bytes, header_pairs, parse_body, query_pairs};
+use crate::hookreq::{body_bytes, header_pairs, parse_body, query_pairs, view_body};
 use crate::metrics::{RouteStats, ScopeStats};
 use crate::plugins::HookTarget;
 use crate::post::{PostEvent, TeeBody};
@@ -280,7 +280,7 @@ where
         .collect();
     let req_headers = if post_hooks.is_empty() { Vec::new() } else { header_pairs(&outgoing.headers) };
     let req_body =
-        if post_hooks.is_empty() { interpose_js::Body::Empty } else { parse_body(&outgoing.headers, &outgoing.body)? };
+        if post_hooks.is_empty() { interpose_js::Body::Empty } else { view_body(&outgoing.headers, &outgoing.body) };
     let response = match answered {
         Some(resp) => resp,
         None => {
@@ -307,8 +307,7 @@ where
     let resp_content = resp_parts.headers.clone();
     let done = Box::new(move |copied: Option<Bytes>| {
         let resp_body = match copied {
-            Some(b) => parse_body(&resp_content, &b)
-                .unwrap_or_else(|_| interpose_js::Body::Text(String::from_utf8_lossy(&b).into_owned())),
+            Some(b) => view_body(&resp_content, &b),
             None => interpose_js::Body::Empty,
         };
         let post = interpose_js::PostHook { req_headers, req_body, resp_headers, resp_body, status };
@@ -668,7 +667,7 @@ impl RequestCache {
         let base = Arc::make_mut(&mut self.base);
         base.headers = header_pairs(&out.headers);
         base.query = query_pairs(out.query.as_deref());
-        base.body = parse_body(&out.headers, &out.body)?;
+        base.body = view_body(&out.headers, &out.body);
         base.url = match &out.query {
             Some(q) => format!("{}?{q}", base.path),
             None => base.path.clone(),

@@ -398,6 +398,51 @@ async fn system_calls_take_a_relative_url_as_the_path_and_refuse_a_full_one() {
 }
 
 #[tokio::test]
+async fn bytes_bodies_are_sent_as_bytes() {
+    let up = Upstream::start().await;
+    let p = org_plugin(
+        "bytes",
+        "  - {type: replace, methods: [GET], url: '/bytes/:kind', function: bytes}\n  \
+         - {type: prefix, methods: [POST], url: /upload, function: upload}\n",
+        "import { writeBytes, readBytes } from '@ones-op/node-file'\n\
+         export async function bytes(r) {\n\
+           const all = new Uint8Array(256).map((_, i) => i)\n\
+           switch (r.params.kind) {\n\
+             case 'u8': return { body: all }\n\
+             case 'buffer': return { headers: { 'content-type': 'image/png' }, body: Buffer.from('\\x89PNG', 'latin1') }\n\
+             case 'arraybuffer': return { statusCode: 201, body: all.buffer.slice(250) }\n\
+             case 'file': await writeBytes('f.bin', all.subarray(0, 3)); return { body: await readBytes('f.bin') }\n\
+             case 'big': return { body: new Uint8Array(300000).fill(7) }\n\
+           }\n\
+         }\n\
+         export function upload(r) { return { body: new Uint8Array([0, 255, 10]) } }\n",
+    );
+    let gw = start(&up, &[decl(p.path(), &[], Some("b1"))], "").await;
+    let u = |k: &str| gw.url(&format!("/project/api/project/bytes/{k}"));
+    let got = get(&u("u8"), &[]).await;
+    assert_eq!(got.body.to_vec(), (0..=255u8).collect::<Vec<u8>>());
+    assert_eq!(got.headers["content-type"], "application/octet-stream");
+    assert_eq!(got.headers["content-length"], "256");
+    let got = get(&u("buffer"), &[]).await;
+    assert_eq!(
+        (got.body.to_vec(), got.headers["content-type"].to_str().unwrap()),
+        (vec![0x89, b'P', b'N', b'G'], "image/png")
+    );
+    let got = get(&u("arraybuffer"), &[]).await;
+    assert_eq!((got.status.as_u16(), got.body.to_vec()), (201, vec![250, 251, 252, 253, 254, 255]));
+    assert_eq!(get(&u("file"), &[]).await.body.to_vec(), vec![0, 1, 2]);
+    let got = get(&u("big"), &[]).await;
+    assert!(got.body.len() == 300_000 && got.body.iter().all(|b| *b == 7));
+    // A prefix hook's bytes body is what the upstream gets.
+    let sent = send_json("POST", &gw.url("/project/api/project/upload"), &json!({"a": 1}), &[]).await;
+    assert_eq!(sent.status, 200, "{}", sent.text());
+    let seen = up.last();
+    assert_eq!(seen.body.to_vec(), vec![0, 255, 10]);
+    assert_eq!(seen.headers["content-length"], "3");
+    gw.stop().await;
+}
+
+#[tokio::test]
 async fn files_stay_inside_the_instance_workspace() {
     let up = Upstream::start().await;
     let p = org_plugin(

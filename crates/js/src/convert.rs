@@ -108,6 +108,39 @@ pub(crate) fn request_object<'js>(
     Ok(obj)
 }
 
+/// A result whose `body` is bytes (a `Uint8Array`, which includes `Buffer`
+/// and what `readBytes` gives, or an `ArrayBuffer`) carries them in its JSON
+/// as `{"body": {BINARY_BODY_KEY: "<base64>"}}`; the gateway sends them as
+/// they are.
+pub const BINARY_BODY_KEY: &str = "__interpose_binary_body_base64";
+
+/// `result_to_json`, with a bytes `body` kept as bytes (see [`BINARY_BODY_KEY`]).
+pub(crate) fn hook_result_to_json<'js>(
+    ctx: &Ctx<'js>,
+    make: &Function<'js>,
+    v: Value<'js>,
+) -> Result<Option<serde_json::Value>, HookError> {
+    let bytes_body = v.as_object().is_some_and(|o| {
+        o.get::<_, Value>("body")
+            .is_ok_and(|b| b.as_object().is_some_and(|b| b.is_typed_array::<u8>() || b.is_array_buffer()))
+    });
+    if !bytes_body {
+        return result_to_json(ctx, v);
+    }
+    let split: Function = make.get("splitBytes").map_err(|e| HookError::BadResult(e.to_string()))?;
+    let bad = |e: rquickjs::Error| HookError::BadResult(format!("bytes body: {e}"));
+    let parts: Array = split.call((v,)).map_err(bad)?;
+    let (rest, latin1): (Value, String) = (parts.get(0).map_err(bad)?, parts.get(1).map_err(bad)?);
+    let mut out = result_to_json(ctx, rest)?.unwrap_or_else(|| serde_json::json!({}));
+    if let serde_json::Value::Object(map) = &mut out {
+        use base64::Engine as _;
+        let bytes: Vec<u8> = latin1.chars().map(|c| c as u8).collect();
+        let encoded = base64::engine::general_purpose::STANDARD.encode(bytes);
+        map.insert("body".into(), serde_json::json!({ BINARY_BODY_KEY: encoded }));
+    }
+    Ok(Some(out))
+}
+
 /// A JS result as JSON; `None` for `undefined` and `null`. Plain data is
 /// read directly; anything `JSON.stringify` treats specially (a `toJSON`
 /// anywhere on the prototype chain, boxed primitives and other class

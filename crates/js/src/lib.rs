@@ -29,6 +29,7 @@ mod request;
 mod runtime;
 pub mod transpile;
 
+pub use convert::BINARY_BODY_KEY;
 pub use error::{CallOutcome, HookError, PluginErrorData};
 pub use host::{Instance, InstanceLimits, LogEntry, LogLevel};
 pub use loader::builtin_names;

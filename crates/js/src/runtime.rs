@@ -10,7 +10,7 @@ use rquickjs::module::Evaluated;
 use rquickjs::promise::PromiseState;
 use rquickjs::{Context, Ctx, Function, Module, Object, Persistent, Runtime, Value};
 
-use crate::convert::{request_object, result_to_json};
+use crate::convert::{hook_result_to_json, request_object};
 use crate::error::{CallOutcome, HookError, PluginErrorData};
 use crate::host::{with_scope, CallScope, Instance};
 use crate::loader::PluginLoader;
@@ -37,6 +37,15 @@ const MAKE_REQUEST: &str = r#"(() => {
     return r;
   };
   make.wrap = wrap;
+  // A result with a bytes body (Uint8Array, Buffer, ArrayBuffer): the rest
+  // of it, and the bytes as a string of char codes 0-255.
+  make.splitBytes = (r) => {
+    const { body, ...rest } = r;
+    const u = body instanceof ArrayBuffer ? new Uint8Array(body) : body;
+    let s = '';
+    for (let i = 0; i < u.length; i += 8192) s += String.fromCharCode.apply(null, u.subarray(i, i + 8192));
+    return [rest, s];
+  };
   return make;
 })()"#;
 
@@ -213,7 +222,7 @@ impl PluginRuntime {
                     .and_then(|v| settle(&ctx, v, deadline))
                     .map_err(|e| failure(&ctx, instance, e, deadline));
                 match result {
-                    Ok(v) => result_to_json(&ctx, v).map(CallOutcome::Returned),
+                    Ok(v) => hook_result_to_json(&ctx, &make, v).map(CallOutcome::Returned),
                     Err(Failure::Rejected(p)) => Ok(CallOutcome::Rejected(p)),
                     Err(Failure::Error(e)) => Err(e),
                 }
