@@ -61,6 +61,10 @@ impl PluginCode {
             let name = module_name(project, &file);
             match std::fs::read_to_string(&file) {
                 Err(e) => problems.push(format!("{name}: cannot read: {e}")),
+                Ok(text) if file.extension().is_some_and(|x| x == "json") => {
+                    let t = json_module(&name, &text);
+                    modules.insert(name, t);
+                }
                 Ok(text) => match transpile(&file, &text) {
                     Ok(t) => {
                         modules.insert(name, t);
@@ -179,6 +183,30 @@ impl PluginCode {
     }
 }
 
+/// A `.json` file as a module: its value is the default export (`import
+/// data from './data.json'`) and what `require('./data.json')` returns.
+/// One that is not valid JSON (a `tsconfig.json` with comments, say) is
+/// only an error for the code that imports it.
+fn json_module(name: &str, text: &str) -> Transpiled {
+    let lit = |s: &str| serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into());
+    let code = match serde_json::from_str::<serde::de::IgnoredAny>(text) {
+        // Parsed by `JSON.parse`, as Node does (a `__proto__` key stays a
+        // plain property).
+        Ok(_) => format!("export default JSON.parse({});\nexport const __interpose_cjs = true;\n", lit(text)),
+        Err(e) => {
+            // serde_json ends its message with the place, said first here.
+            let msg = e.to_string();
+            let msg = msg.rsplit_once(" at line ").map_or(msg.as_str(), |(m, _)| m);
+            let what = format!("{name}:{}:{}: invalid JSON: {msg}", e.line(), e.column());
+            format!(
+                "throw new SyntaxError({});\nexport default undefined;\nexport const __interpose_cjs = true;\n",
+                lit(&what)
+            )
+        }
+    };
+    Transpiled { code, line_map: Vec::new(), commonjs: None }
+}
+
 fn collect(dir: &Path, files: &mut Vec<PathBuf>, problems: &mut Vec<String>) {
     let Ok(entries) = std::fs::read_dir(dir) else { return };
     let mut entries: Vec<_> = entries.filter_map(Result::ok).collect();
@@ -195,7 +223,7 @@ fn collect(dir: &Path, files: &mut Vec<PathBuf>, problems: &mut Vec<String>) {
         } else {
             let name = e.file_name().to_string_lossy().to_string();
             let ext = path.extension().and_then(|x| x.to_str()).unwrap_or("");
-            if EXTENSIONS.contains(&ext) && !name.ends_with(".d.ts") {
+            if (EXTENSIONS.contains(&ext) || ext == "json") && !name.ends_with(".d.ts") {
                 files.push(path);
             }
         }

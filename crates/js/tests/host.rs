@@ -518,3 +518,51 @@ export function poly() { globalThis.TextDecoder = function Mine() {}; return { b
     let Ok(CallOutcome::Returned(Some(out))) = call(&h, &inst, "poly", 1000).await else { panic!("poly answers") };
     assert_eq!(out["body"], json!(["Mine", "function"]));
 }
+
+#[tokio::test]
+async fn json_files_are_modules_for_import_and_require() {
+    let data = r#"{"limits": {"max": 3}, "names": ["a", "b"], "__proto__": {"polluted": true}}"#;
+    let esm = project(&[
+        (
+            "backend/src/index.ts",
+            "import data from './data.json'\nimport again from './data.json'\n\
+             export function f() { return { body: { max: data.limits.max, names: data.names, same: data === again, \
+             own: Object.keys(data).includes('__proto__'), polluted: ({} as any).polluted ?? null } } }\n",
+        ),
+        ("backend/src/data.json", data),
+    ]);
+    let cjs = project(&[
+        (
+            "backend/dist/index.js",
+            "const data = require('./data.json'); const nested = require('./conf/x.json');\n\
+             exports.f = () => ({ body: { max: data.limits.max, names: data.names, x: nested } });\n",
+        ),
+        ("backend/dist/data.json", data),
+        ("backend/dist/conf/x.json", "[1, \"two\", null]"),
+    ]);
+    let h = host();
+    for (dir, expected) in [
+        (&esm, json!({"max": 3, "names": ["a", "b"], "same": true, "own": true, "polluted": null})),
+        (&cjs, json!({"max": 3, "names": ["a", "b"], "x": [1, "two", null]})),
+    ] {
+        let inst = instance(dir);
+        let Ok(CallOutcome::Returned(Some(out))) = call(&h, &inst, "f", 1000).await else { panic!("answers") };
+        assert_eq!(out["body"], expected);
+    }
+    // A broken JSON file is an error only for the code that imports it,
+    // named with its line and column.
+    let bad = project(&[
+        ("backend/src/index.ts", "export function f() {}\n"),
+        ("backend/src/tsconfig.json", "{ // comments are not JSON\n}\n"),
+        ("backend/src/lib.ts", "import bad from './bad.json'\nexport const x = bad\n"),
+        ("backend/src/bad.json", "{\n  \"a\": 1,\n}\n"),
+    ]);
+    let inst = instance(&bad);
+    assert!(matches!(call(&h, &inst, "f", 1000).await, Ok(CallOutcome::Returned(None))));
+    let importer = project(&[
+        ("backend/src/index.ts", "import bad from './bad.json'\nexport function f() { return bad }\n"),
+        ("backend/src/bad.json", "{\n  \"a\": 1,\n}\n"),
+    ]);
+    let e = call(&h, &instance(&importer), "f", 1000).await.expect_err("refused").to_string();
+    assert!(e.contains("backend/src/bad.json:3:1: invalid JSON: key must be a string"), "{e}");
+}
