@@ -274,7 +274,8 @@ async fn conflicts_bad_uploads_and_wrong_placements_are_refused() {
     let broken = interpose_test_util::project(&[("config/plugin.yaml", "service: {app_id: x, version: 1.0.0, name: x, scope: 2}\napis:\n  - {type: intercept, methods: [GET], url: /a, function: missing}\n"), ("backend/src/index.js", "export function other() {}\n")]);
     let got = env.call("POST", "/api/instances?org=true", pack(broken.path())).await;
     assert_eq!(got.status, 422);
-    assert!(got.json()["problems"][0].as_str().unwrap().contains("missing() is not exported"), "{}", got.text());
+    let problem = got.json()["problems"][0].as_str().unwrap().to_string();
+    assert!(problem.starts_with("config/plugin.yaml:3:5: apis[0].function: missing() is not exported"), "{problem}");
     assert_eq!(env.call("POST", "/api/instances/nope/enable", vec![]).await.status, 404);
     env.stop().await;
 }

@@ -64,8 +64,9 @@ enum Cmd {
     Routes {
         #[arg(short, long, env = "INTERPOSE_CONFIG")]
         config: Option<PathBuf>,
-        /// Ask a running gateway's admin API instead (e.g. http://127.0.0.1:8081).
-        #[arg(long)]
+        /// Ask a running gateway's admin API instead (e.g. http://127.0.0.1:8081); token from $INTERPOSE_ADMIN_TOKEN.
+        /// A --config given wins.
+        #[arg(long, env = "INTERPOSE_ADMIN")]
         admin: Option<String>,
         /// Machine-readable output.
         #[arg(long)]

@@ -10,7 +10,7 @@ use interpose_gateway::plugins::{build_routes, declared_instances};
 use crate::EXIT_BAD_INPUT;
 
 pub fn run(config: Option<&Path>, admin: Option<String>, as_json: bool) -> anyhow::Result<ExitCode> {
-    if let Some(url) = admin {
+    if let Some(url) = admin.filter(|_| config.is_none()) {
         let admin = crate::client::Admin::new(Some(url));
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         return match rt.block_on(admin.call(http::Method::GET, "/api/routes", None)) {
@@ -27,6 +27,11 @@ pub fn run(config: Option<&Path>, admin: Option<String>, as_json: bool) -> anyho
                 Ok(ExitCode::FAILURE)
             }
         };
+    }
+    if config.is_none() {
+        eprintln!(
+            "(the table of the built-in default config; -c FILE for a config's, --admin URL for a running gateway's)"
+        );
     }
     let config = match crate::load_config(config) {
         Ok(c) => c,

@@ -370,7 +370,12 @@ impl Manager {
             .map_err(|e| ControlError::Internal(e.to_string()))?;
         let project =
             archive::unpack(upload, tmp.path()).map_err(|e| ControlError::BadPlugin(vec![format!("upload: {e}")]))?;
-        let loaded = LoadedPlugin::load(&project, &self.gw.config).map_err(|e| ControlError::BadPlugin(e.problems))?;
+        let loaded = LoadedPlugin::load(&project, &self.gw.config).map_err(|e| {
+            // Places in the upload are said relative to the project (the
+            // uploader's `config/plugin.yaml`), not in the server's temp folder.
+            let at = format!("{}/", project.display());
+            ControlError::BadPlugin(e.problems.iter().map(|p| p.replace(&at, "")).collect())
+        })?;
         let s = &loaded.manifest.service;
         let manifest = std::fs::read_to_string(project.join("config/plugin.yaml")).unwrap_or_default();
         let version = PluginVersion {
