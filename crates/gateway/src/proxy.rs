@@ -59,15 +59,7 @@ impl Client {
     /// upstream, or on a new one. A request that could not be written on a
     /// reused connection (the upstream had just closed it) is sent again.
     pub async fn request(&self, mut req: Request<Body>) -> Result<Response<Body>, BoxError> {
-        let uri = std::mem::take(req.uri_mut());
-        let authority = match (uri.scheme_str(), uri.authority()) {
-            (Some("http"), Some(a)) => a.clone(),
-            _ => return Err(format!("{uri} is not an http:// URL").into()),
-        };
-        *req.uri_mut() = uri.path_and_query().map_or_else(|| Uri::from_static("/"), |pq| Uri::from(pq.clone()));
-        if !req.headers().contains_key(header::HOST) {
-            req.headers_mut().insert(header::HOST, HeaderValue::from_str(authority.as_str())?);
-        }
+        let authority = origin_form(&mut req)?;
         while let Some(mut sender) = checkout(&authority).await {
             match sender.try_send_request(req).await {
                 Ok(resp) => return Ok(pooled(resp, sender, authority)),
@@ -85,15 +77,7 @@ impl Client {
     /// Send an upgrade request (`Connection: upgrade`) on a connection of
     /// its own, never pooled: after a `101` it belongs to the tunnel.
     async fn request_upgrade(&self, mut req: Request<Body>) -> Result<Response<Incoming>, BoxError> {
-        let uri = std::mem::take(req.uri_mut());
-        let authority = match (uri.scheme_str(), uri.authority()) {
-            (Some("http"), Some(a)) => a.clone(),
-            _ => return Err(format!("{uri} is not an http:// URL").into()),
-        };
-        *req.uri_mut() = uri.path_and_query().map_or_else(|| Uri::from_static("/"), |pq| Uri::from(pq.clone()));
-        if !req.headers().contains_key(header::HOST) {
-            req.headers_mut().insert(header::HOST, HeaderValue::from_str(authority.as_str())?);
-        }
+        let authority = origin_form(&mut req)?;
         let mut sender = self.connect(&authority, true).await?;
         Ok(sender.send_request(req).await?)
     }
@@ -133,6 +117,21 @@ impl Client {
         });
         Ok(sender)
     }
+}
+
+/// Turn `req`'s absolute `http://` URI into the path it is sent with (a
+/// `Host` header from the authority unless it has one); the authority.
+fn origin_form(req: &mut Request<Body>) -> Result<Authority, BoxError> {
+    let uri = std::mem::take(req.uri_mut());
+    let authority = match (uri.scheme_str(), uri.authority()) {
+        (Some("http"), Some(a)) => a.clone(),
+        _ => return Err(format!("{uri} is not an http:// URL").into()),
+    };
+    *req.uri_mut() = uri.path_and_query().map_or_else(|| Uri::from_static("/"), |pq| Uri::from(pq.clone()));
+    if !req.headers().contains_key(header::HOST) {
+        req.headers_mut().insert(header::HOST, HeaderValue::from_str(authority.as_str())?);
+    }
+    Ok(authority)
 }
 
 /// A connection to `authority` on this thread for the next request, newest
@@ -339,16 +338,7 @@ pub async fn send(
     timeout: Duration,
 ) -> Result<Response<Body>, GatewayError> {
     *req.version_mut() = http::Version::HTTP_11;
-    let resp = match tokio::time::timeout(timeout, client.request(req)).await {
-        Err(_) => {
-            return Err(GatewayError::UpstreamTimeout { scope: scope.to_string(), ms: timeout.as_millis() as u64 })
-        }
-        Ok(Err(e)) => {
-            let cause = error_chain(e.as_ref());
-            return Err(GatewayError::UpstreamUnavailable { scope: scope.to_string(), cause });
-        }
-        Ok(Ok(resp)) => resp,
-    };
+    let resp = answer(client.request(req), scope, timeout).await?;
     let (mut parts, body) = resp.into_parts();
     strip_hop_by_hop(&mut parts.headers);
     Ok(Response::from_parts(parts, body))
@@ -383,16 +373,7 @@ pub async fn tunnel(
     *req.version_mut() = http::Version::HTTP_11;
     req.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
     req.headers_mut().insert(header::UPGRADE, protocol);
-    let mut resp = match tokio::time::timeout(timeout, client.request_upgrade(req)).await {
-        Err(_) => {
-            return Err(GatewayError::UpstreamTimeout { scope: scope.to_string(), ms: timeout.as_millis() as u64 })
-        }
-        Ok(Err(e)) => {
-            let cause = error_chain(e.as_ref());
-            return Err(GatewayError::UpstreamUnavailable { scope: scope.to_string(), cause });
-        }
-        Ok(Ok(resp)) => resp,
-    };
+    let mut resp = answer(client.request_upgrade(req), scope, timeout).await?;
     if resp.status() != http::StatusCode::SWITCHING_PROTOCOLS {
         strip_hop_by_hop(resp.headers_mut());
         return Ok(resp.map(|b| b.map_err(Into::into).boxed_unsync()));
@@ -415,6 +396,21 @@ pub async fn tunnel(
     parts.headers.remove(header::TRANSFER_ENCODING);
     parts.headers.remove(header::CONTENT_LENGTH);
     Ok(Response::from_parts(parts, crate::body::empty()))
+}
+
+/// The upstream's response head within `timeout`, failures as gateway errors.
+async fn answer<T>(
+    sent: impl std::future::Future<Output = Result<T, BoxError>>,
+    scope: &str,
+    timeout: Duration,
+) -> Result<T, GatewayError> {
+    match tokio::time::timeout(timeout, sent).await {
+        Err(_) => Err(GatewayError::UpstreamTimeout { scope: scope.to_string(), ms: timeout.as_millis() as u64 }),
+        Ok(Err(e)) => {
+            Err(GatewayError::UpstreamUnavailable { scope: scope.to_string(), cause: error_chain(e.as_ref()) })
+        }
+        Ok(Ok(resp)) => Ok(resp),
+    }
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
