@@ -344,10 +344,15 @@ pub async fn send(
     Ok(Response::from_parts(parts, body))
 }
 
-/// The protocol asked for when `headers` ask to switch protocols
-/// (`Connection: upgrade` and `Upgrade: websocket`, say).
+/// The `Upgrade` value when `headers` ask to switch to WebSocket
+/// (`Connection: upgrade`, `Upgrade: websocket`). Only WebSocket is
+/// tunnelled: a tunnel to an upstream that speaks HTTP on it (`h2c`, say)
+/// would let the client send requests no hook sees.
 pub fn upgrade_protocol(headers: &HeaderMap) -> Option<HeaderValue> {
     let protocol = headers.get(header::UPGRADE)?;
+    if !protocol.as_bytes().eq_ignore_ascii_case(b"websocket") {
+        return None;
+    }
     let asked = headers
         .get_all(header::CONNECTION)
         .iter()

@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 const WAIT: Duration = Duration::from_secs(5);
 
 /// An upstream that speaks raw HTTP/1.1: a request asking for `Upgrade:
-/// echo` is answered `101` and then every byte is sent back upper-cased;
+/// websocket` (or `h2c`) is answered `101` and then every byte is sent back upper-cased;
 /// anything else (or a path with `no-switch`) gets a `400` and a close.
 /// Each request head it reads goes to the receiver, lower-cased.
 async fn switching_upstream() -> (SocketAddr, mpsc::UnboundedReceiver<String>) {
@@ -32,7 +32,8 @@ async fn switching_upstream() -> (SocketAddr, mpsc::UnboundedReceiver<String>) {
             tokio::spawn(async move {
                 let head = read_head(&mut s).await.to_ascii_lowercase();
                 let _ = tx.send(head.clone());
-                if !head.contains("upgrade: echo") || head.contains("no-switch") {
+                let asks = head.contains("upgrade: websocket") || head.contains("upgrade: h2c");
+                if !asks || head.contains("no-switch") {
                     let _ = s
                         .write_all(
                             b"HTTP/1.1 400 Bad Request\r\ncontent-length: 9\r\nconnection: close\r\n\r\nno switch",
@@ -41,7 +42,7 @@ async fn switching_upstream() -> (SocketAddr, mpsc::UnboundedReceiver<String>) {
                     return;
                 }
                 let _ = s
-                    .write_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\nX-Echo: ready\r\n\r\n")
+                    .write_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nX-Echo: ready\r\n\r\n")
                     .await;
                 let mut buf = [0u8; 1024];
                 while let Ok(n) = s.read(&mut buf).await {
@@ -90,7 +91,7 @@ async fn gateway(up: SocketAddr, plugins: &[String]) -> Running {
 }
 
 fn switch_request(path: &str, extra: &str) -> String {
-    format!("GET /project/api/project{path} HTTP/1.1\r\nHost: app.example\r\nConnection: keep-alive, Upgrade\r\nUpgrade: echo\r\n{extra}\r\n")
+    format!("GET /project/api/project{path} HTTP/1.1\r\nHost: app.example\r\nConnection: keep-alive, Upgrade\r\nUpgrade: WebSocket\r\n{extra}\r\n")
 }
 
 #[tokio::test]
@@ -112,7 +113,7 @@ async fn an_upgrade_becomes_a_tunnel_after_the_intercepts_allow_it() {
         c.write_all(switch_request(path, "").as_bytes()).await.unwrap();
         let head = read_head(&mut c).await.to_ascii_lowercase();
         assert!(head.starts_with("http/1.1 101"), "{path}: {head}");
-        assert!(head.contains("upgrade: echo") && head.contains("x-echo: ready"), "{path}: {head}");
+        assert!(head.contains("upgrade: websocket") && head.contains("x-echo: ready"), "{path}: {head}");
         let upstream_head = seen.recv().await.unwrap();
         assert!(upstream_head.starts_with(&format!("get /project/api/project{path} http/1.1")), "{upstream_head}");
         assert!(upstream_head.contains("connection: upgrade\r\n"), "{upstream_head}");
@@ -139,11 +140,21 @@ async fn an_upgrade_becomes_a_tunnel_after_the_intercepts_allow_it() {
     assert_eq!(read_exact(&mut c, 9).await, "no switch");
     seen.recv().await.unwrap();
 
-    // Without `Connection: upgrade` an `Upgrade` header is hop-by-hop: dropped.
-    let mut c = TcpStream::connect(addr).await.unwrap();
-    c.write_all(b"GET /project/api/project/plain HTTP/1.1\r\nHost: a\r\nUpgrade: echo\r\n\r\n").await.unwrap();
-    assert!(read_head(&mut c).await.starts_with("HTTP/1.1 400"));
-    assert!(!seen.recv().await.unwrap().contains("upgrade"));
+    // Without `Connection: upgrade` an `Upgrade` header is hop-by-hop:
+    // dropped. So is a switch to anything but WebSocket: an `h2c` tunnel
+    // would carry HTTP requests past the hooks.
+    for ask in [
+        "Upgrade: websocket\r\n",
+        "Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\n",
+    ] {
+        let mut c = TcpStream::connect(addr).await.unwrap();
+        c.write_all(format!("GET /project/api/project/hooked HTTP/1.1\r\nHost: a\r\n{ask}\r\n").as_bytes())
+            .await
+            .unwrap();
+        assert!(read_head(&mut c).await.starts_with("HTTP/1.1 400"), "{ask}");
+        let upstream_head = seen.recv().await.unwrap();
+        assert!(!upstream_head.contains("upgrade") && !upstream_head.contains("http2-settings"), "{upstream_head}");
+    }
     // The subscriber was told of the switch (not of the rejected request:
     // a reject ends the request path).
     let snap = gw.gw.snapshot();
