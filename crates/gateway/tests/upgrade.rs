@@ -148,7 +148,7 @@ async fn an_upgrade_becomes_a_tunnel_after_the_intercepts_allow_it() {
         "Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\n",
     ] {
         let mut c = TcpStream::connect(addr).await.unwrap();
-        c.write_all(format!("GET /project/api/project/hooked HTTP/1.1\r\nHost: a\r\n{ask}\r\n").as_bytes())
+        c.write_all(format!("GET /project/api/project/plain HTTP/1.1\r\nHost: a\r\n{ask}\r\n").as_bytes())
             .await
             .unwrap();
         assert!(read_head(&mut c).await.starts_with("HTTP/1.1 400"), "{ask}");
