@@ -205,45 +205,44 @@ impl JsHost {
         deadline: Option<Instant>,
         wait_until: Instant,
     ) -> Result<CallOutcome, HookError> {
-        let result = self.dispatch(instance, function, request.clone(), timeout, deadline, wait_until).await;
+        // The request itself goes to the worker; this handle names it in the log.
+        let held = request.clone();
+        let result = async {
+            let timeout_ms = timeout.as_millis() as u64;
+            if self.shared.quarantined.load(Ordering::Relaxed) {
+                if let Some(until) = self.quarantined_until(instance.key) {
+                    return Err(HookError::Unavailable(format!(
+                        "plugin {} is quarantined for {} s more: its calls kept getting stuck past their deadline",
+                        instance.name,
+                        until.saturating_duration_since(Instant::now()).as_secs() + 1
+                    )));
+                }
+            }
+            let (reply, rx) = oneshot::channel();
+            let job = Job {
+                instance: instance.clone(),
+                function: function.to_string(),
+                request,
+                deadline,
+                timeout_ms,
+                reply,
+            };
+            if self.tx.send(job).is_err() {
+                return Err(HookError::Unavailable("the JS host has stopped".into()));
+            }
+            match tokio::time::timeout_at(tokio::time::Instant::from_std(wait_until), rx).await {
+                Ok(Ok(result)) => result,
+                Ok(Err(_)) => Err(HookError::Unavailable("the JS worker ended during the call".into())),
+                Err(_) => Err(HookError::Timeout(timeout_ms)),
+            }
+        }
+        .await;
         if let Err(e) = &result {
             // The plugin's own log (`interpose plugin logs`) says why its
             // call failed, next to what its Logger wrote.
-            instance.record_log(LogLevel::Error, format!("{function}() {e}"), request.request_id.clone());
+            instance.record_log(LogLevel::Error, format!("{function}() {e}"), held.request_id.clone());
         }
         result
-    }
-
-    async fn dispatch(
-        &self,
-        instance: &Arc<Instance>,
-        function: &str,
-        request: Arc<HookRequest>,
-        timeout: Duration,
-        deadline: Option<Instant>,
-        wait_until: Instant,
-    ) -> Result<CallOutcome, HookError> {
-        let timeout_ms = timeout.as_millis() as u64;
-        if self.shared.quarantined.load(Ordering::Relaxed) {
-            if let Some(until) = self.quarantined_until(instance.key) {
-                return Err(HookError::Unavailable(format!(
-                    "plugin {} is quarantined for {} s more: its calls kept getting stuck past their deadline",
-                    instance.name,
-                    until.saturating_duration_since(Instant::now()).as_secs() + 1
-                )));
-            }
-        }
-        let (reply, rx) = oneshot::channel();
-        let job =
-            Job { instance: instance.clone(), function: function.to_string(), request, deadline, timeout_ms, reply };
-        if self.tx.send(job).is_err() {
-            return Err(HookError::Unavailable("the JS host has stopped".into()));
-        }
-        match tokio::time::timeout_at(tokio::time::Instant::from_std(wait_until), rx).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err(HookError::Unavailable("the JS worker ended during the call".into())),
-            Err(_) => Err(HookError::Timeout(timeout_ms)),
-        }
     }
 
     fn quarantined_until(&self, key: u64) -> Option<Instant> {
