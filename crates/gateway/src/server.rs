@@ -58,7 +58,7 @@ pub async fn serve(gw: Arc<Gateway>, listener: TcpListener, shutdown: impl Futur
                     // of separate buffers (BENCHMARKS.md).
                     .writev(false)
                     .serve_connection(TokioIo::new(Lingering::new(stream)), svc)
-                    // A WebSocket (or other protocol switch) answered
+                    // A WebSocket handshake answered
                     // `101` by the upstream takes the connection over.
                     .with_upgrades();
                 let mut drain = drain_rx.clone();
