@@ -236,7 +236,7 @@ where
                         return Ok(resp);
                     }
                 } else {
-                    requests.rebase(&outgoing)?;
+                    requests.rebase(&outgoing);
                 }
             }
             Ok(CallOutcome::Returned(None)) => {}
@@ -663,7 +663,7 @@ impl RequestCache {
     }
 
     /// After a prefix hook: later hooks see the request as the upstream will.
-    fn rebase(&mut self, out: &Outgoing) -> Result<(), GatewayError> {
+    fn rebase(&mut self, out: &Outgoing) {
         let base = Arc::make_mut(&mut self.base);
         base.headers = header_pairs(&out.headers);
         base.query = query_pairs(out.query.as_deref());
@@ -673,7 +673,6 @@ impl RequestCache {
             None => base.path.clone(),
         };
         self.last = None;
-        Ok(())
     }
 
     fn for_hook(&mut self, hook: &Hook<HookTarget>, values: &[&str]) -> Arc<HookRequest> {
