@@ -62,8 +62,27 @@ pub fn router(manager: Arc<Manager>, token: Option<String>) -> Router {
         .route("/ready", get(ready))
         .route("/metrics", get(metrics).layer(middleware::from_fn_with_state(app.clone(), auth)))
         .route("/openapi.json", get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }))
+        // The UI: static files that call the API above from the browser.
+        .route("/", get(|| async { ui_file("text/html; charset=utf-8", include_str!("ui/index.html")) }))
+        .route("/ui/app.js", get(|| async { ui_file("text/javascript; charset=utf-8", include_str!("ui/app.js")) }))
+        .route("/ui/style.css", get(|| async { ui_file("text/css; charset=utf-8", include_str!("ui/style.css")) }))
         .nest("/api", api)
         .with_state(app)
+}
+
+/// A file of the UI. It loads nothing from elsewhere and may not be framed
+/// (its buttons change the gateway).
+fn ui_file(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CONTENT_SECURITY_POLICY, "default-src 'self'; frame-ancestors 'none'"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::X_FRAME_OPTIONS, "DENY"),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 /// Bind and serve until `shutdown` resolves; returns the task and the

@@ -495,3 +495,37 @@ async fn config_values_reach_the_plugin() {
     assert_eq!(read(&env).await, json!("25"), "kept across a restart");
     env.stop().await;
 }
+
+#[tokio::test]
+async fn the_ui_is_served_and_every_call_it_makes_exists() {
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let env = Env::start(&up, dir.path(), None).await;
+    let page = env.call("GET", "/", vec![]).await;
+    assert_eq!(page.status, 200);
+    assert!(page.headers["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert_eq!(page.headers["content-security-policy"], "default-src 'self'; frame-ancestors 'none'");
+    let html = page.text();
+    let script = env.call("GET", "/ui/app.js", vec![]).await;
+    assert_eq!(script.status, 200);
+    let js = script.text();
+    // What the page loads and links to.
+    for path in ["/ui/app.js", "/ui/style.css", "/openapi.json", "/metrics"] {
+        assert!(html.contains(&format!("\"{path}\"")), "{path} not in the page");
+        assert_eq!(env.call("GET", path, vec![]).await.status, 200, "{path}");
+    }
+    // What the script reads: every GET answers JSON of the shape it uses.
+    for path in ["/ready", "/api/instances", "/api/routes", "/api/events", "/api/events/dead", "/api/quarantine"] {
+        assert!(js.contains(&format!("'{path}'")), "{path} not in app.js");
+        let got = env.call("GET", path, vec![]).await;
+        assert_eq!(got.status, 200, "{path}");
+        got.json();
+    }
+    for field in ["status", "enabled_instances", "registry_version", "storage"] {
+        assert!(!env.call("GET", "/ready", vec![]).await.json()[field].is_null(), "{field}");
+    }
+    for field in ["durable", "pending", "delivered", "retried", "dead"] {
+        assert!(!env.call("GET", "/api/events", vec![]).await.json()[field].is_null(), "{field}");
+    }
+    env.stop().await;
+}
