@@ -156,7 +156,7 @@ Try it (Ctrl-C stops):
     if let Some(a) = admin {
         s += &format!(
             r#"
-  # the admin API (plugins, logs, routes, metrics)
+  # the admin API (plugins, logs, routes, metrics); its UI: open http://{a}/ in a browser
   interpose plugin list --admin http://{a}
   interpose plugin logs 1d99926e --admin http://{a}
   interpose routes --admin http://{a}
