@@ -263,16 +263,16 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
         return;
     }
     // Headers named in `Connection` are hop-by-hop too.
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
-        .collect();
+    let named: Vec<HeaderName> =
+        connection_tokens(headers).filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok()).collect();
     for name in named.iter().chain(present.iter()) {
         headers.remove(name);
     }
+}
+
+/// The options listed in `Connection` (`keep-alive, Upgrade` → two).
+fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+    headers.get_all(header::CONNECTION).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).map(str::trim)
 }
 
 /// Add the client's address to `X-Forwarded-For` and set `X-Forwarded-Proto`.
@@ -353,12 +353,7 @@ pub fn upgrade_protocol(headers: &HeaderMap) -> Option<HeaderValue> {
     if !protocol.as_bytes().eq_ignore_ascii_case(b"websocket") {
         return None;
     }
-    let asked = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
+    let asked = connection_tokens(headers).any(|t| t.eq_ignore_ascii_case("upgrade"));
     asked.then(|| protocol.clone())
 }
 

@@ -98,7 +98,6 @@ impl PluginCode {
         for name in names {
             let Some(t) = self.modules.get(&name) else { continue };
             let requires = t.commonjs.as_deref().unwrap_or_default();
-            let lit = |s: &str| serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into());
             let mut head = String::new();
             let mut table = String::from("{ __proto__: null");
             for (i, spec) in requires.iter().enumerate() {
@@ -188,7 +187,6 @@ impl PluginCode {
 /// One that is not valid JSON (a `tsconfig.json` with comments, say) is
 /// only an error for the code that imports it.
 fn json_module(name: &str, text: &str) -> Transpiled {
-    let lit = |s: &str| serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into());
     let code = match serde_json::from_str::<serde::de::IgnoredAny>(text) {
         // Parsed by `JSON.parse`, as Node does (a `__proto__` key stays a
         // plain property).
@@ -205,6 +203,11 @@ fn json_module(name: &str, text: &str) -> Transpiled {
         }
     };
     Transpiled { code, line_map: Vec::new(), commonjs: None }
+}
+
+/// `s` as a JS string literal.
+fn lit(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
 }
 
 fn collect(dir: &Path, files: &mut Vec<PathBuf>, problems: &mut Vec<String>) {
