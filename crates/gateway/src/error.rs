@@ -13,6 +13,8 @@ pub enum GatewayError {
     NoMount(String),
     #[error("{0}")]
     BadRequest(String),
+    #[error("{0} is not supported: interpose is a reverse proxy in front of the standard system")]
+    MethodNotAllowed(String),
     #[error("the request header fields are larger than {0} bytes")]
     HeadersTooLarge(usize),
     #[error("the request body is larger than {0} bytes")]
@@ -37,6 +39,7 @@ impl GatewayError {
         match self {
             GatewayError::NoMount(_) => StatusCode::NOT_FOUND,
             GatewayError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            GatewayError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             GatewayError::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             GatewayError::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             GatewayError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
@@ -50,6 +53,7 @@ impl GatewayError {
         match self {
             GatewayError::NoMount(_) => "NotFound",
             GatewayError::BadRequest(_) => "BadRequest",
+            GatewayError::MethodNotAllowed(_) => "MethodNotAllowed",
             GatewayError::HeadersTooLarge(_) => "HeaderFieldsTooLarge",
             GatewayError::BodyTooLarge(_) => "PayloadTooLarge",
             GatewayError::BodyTimeout(_) => "RequestTimeout",

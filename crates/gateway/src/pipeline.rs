@@ -115,7 +115,7 @@ fn access_log(
 
 async fn route<B>(
     gw: &Gateway,
-    req: Request<B>,
+    mut req: Request<B>,
     client: SocketAddr,
     tally: &mut Tally,
 ) -> Result<Response<Body>, GatewayError>
@@ -123,6 +123,7 @@ where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<body::BoxError>,
 {
+    check_target(&mut req)?;
     check_header_size(req.headers(), gw.config.limits.max_header_bytes)?;
     check_framing(req.headers())?;
     let uri = req.uri().clone();
@@ -593,6 +594,29 @@ fn new_request_id() -> String {
 /// transfer coding other than `chunked`.
 /// The connection's read buffer bounds a request head only roughly (it is
 /// checked between reads), so the limit is enforced here exactly.
+/// What RFC 9112 §3.2 asks of a request's target and `Host`: exactly one
+/// `Host` on HTTP/1.1; an absolute-form target's authority is the host
+/// (the `Host` header is replaced by it). CONNECT asks for a tunnel to
+/// anywhere, which a gateway in front of one system does not give.
+fn check_target<B>(req: &mut Request<B>) -> Result<(), GatewayError> {
+    if req.method() == http::Method::CONNECT {
+        return Err(GatewayError::MethodNotAllowed("CONNECT".into()));
+    }
+    if let Some(authority) = req.uri().authority() {
+        let host = HeaderValue::from_str(authority.as_str())
+            .map_err(|_| GatewayError::BadRequest("the request target's authority is not a valid host".into()))?;
+        req.headers_mut().insert(http::header::HOST, host);
+    }
+    let mut hosts = req.headers().get_all(http::header::HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (Some(_), Some(_)) => Err(GatewayError::BadRequest("the request has more than one Host header".into())),
+        (None, _) if req.version() == http::Version::HTTP_11 => {
+            Err(GatewayError::BadRequest("an HTTP/1.1 request needs a Host header (RFC 9112 §3.2)".into()))
+        }
+        _ => Ok(()),
+    }
+}
+
 fn check_header_size(headers: &http::HeaderMap, max: usize) -> Result<(), GatewayError> {
     let size: usize = headers.iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum();
     if size > max {

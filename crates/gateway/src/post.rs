@@ -474,16 +474,19 @@ pub struct TeeBody {
     done: Option<DoneFn>,
     /// The store's acknowledgement the end of the stream waits for.
     ack: Option<oneshot::Receiver<()>>,
-    /// The latest frame, held back until the next one (or the end) arrives,
-    /// so the last bytes go out only after the event is stored.
+    /// The last frame (when the body knows it is the last: a known length
+    /// reached), held back so the last bytes go out only after the event is
+    /// stored; a body that learns its end only after its last frame (chunked)
+    /// holds back its end instead.
     held: Option<Frame<Bytes>>,
     ended: bool,
 }
 
 impl TeeBody {
     /// `done` gets the whole body, or `None` when it was larger than
-    /// `limit`; it may return a receiver the end of the response waits for
-    /// (durable events are stored before the response completes).
+    /// `limit` or did not arrive whole (the upstream failed mid-body, the
+    /// client went away); it may return a receiver the end of the response
+    /// waits for (durable events are stored before the response completes).
     pub fn new(inner: Body, limit: usize, done: DoneFn) -> TeeBody {
         TeeBody {
             inner,
@@ -499,7 +502,7 @@ impl TeeBody {
 
     fn finish(&mut self) {
         if let Some(done) = self.done.take() {
-            let body = (!self.truncated).then(|| std::mem::take(&mut self.copy).freeze());
+            let body = (self.ended && !self.truncated).then(|| std::mem::take(&mut self.copy).freeze());
             self.ack = done(body);
         }
     }
@@ -541,9 +544,13 @@ impl http_body::Body for TeeBody {
                             }
                         }
                     }
-                    if let Some(previous) = this.held.replace(frame) {
-                        return Poll::Ready(Some(Ok(previous)));
+                    if !this.inner.is_end_stream() {
+                        return Poll::Ready(Some(Ok(frame)));
                     }
+                    // The last frame: it goes out once the event is stored.
+                    this.held = Some(frame);
+                    this.ended = true;
+                    this.finish();
                 }
                 Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
                 Poll::Ready(None) => {

@@ -4,6 +4,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::IpAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -58,11 +59,12 @@ impl Client {
     /// Send `req` (an absolute `http://` URI) on an idle connection to its
     /// upstream, or on a new one. A request that could not be written on a
     /// reused connection (the upstream had just closed it) is sent again.
-    pub async fn request(&self, mut req: Request<Body>) -> Result<Response<Body>, BoxError> {
+    /// The response body fails when the upstream sends nothing for `idle`.
+    pub async fn request(&self, mut req: Request<Body>, idle: Duration) -> Result<Response<Body>, BoxError> {
         let authority = origin_form(&mut req)?;
         while let Some(mut sender) = checkout(&authority).await {
             match sender.try_send_request(req).await {
-                Ok(resp) => return Ok(pooled(resp, sender, authority)),
+                Ok(resp) => return Ok(pooled(resp, sender, authority, idle)),
                 Err(mut e) => match e.take_message() {
                     Some(r) => req = r,
                     None => return Err(e.into_error().into()),
@@ -71,7 +73,7 @@ impl Client {
         }
         let mut sender = self.connect(&authority, false).await?;
         let resp = sender.send_request(req).await?;
-        Ok(pooled(resp, sender, authority))
+        Ok(pooled(resp, sender, authority, idle))
     }
 
     /// Send an upgrade request (`Connection: upgrade`) on a connection of
@@ -189,13 +191,24 @@ fn checkin(authority: Authority, sender: SendRequest<Body>) {
 /// The response, its body handing the connection back once it has been read
 /// to the end. A body dropped before its end takes the connection with it
 /// (it closes: the rest of that response cannot be told from the next).
-fn pooled(resp: Response<Incoming>, sender: SendRequest<Body>, authority: Authority) -> Response<Body> {
-    resp.map(|body| PooledBody { body, conn: Some((sender, authority)) }.boxed_unsync())
+/// A body the upstream stops sending for `idle` fails, as nginx's
+/// `proxy_read_timeout` does: the client's connection is cut rather than
+/// held open for ever.
+fn pooled(resp: Response<Incoming>, sender: SendRequest<Body>, authority: Authority, idle: Duration) -> Response<Body> {
+    resp.map(|body| {
+        PooledBody { body, conn: Some((sender, authority)), idle, stall: None, moved: false }.boxed_unsync()
+    })
 }
 
 struct PooledBody {
     body: Incoming,
     conn: Option<(SendRequest<Body>, Authority)>,
+    idle: Duration,
+    /// Armed the first time the body has nothing ready (most bodies arrive
+    /// with their head and never need it), pushed back after each frame.
+    stall: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// A frame arrived since the timer was last set.
+    moved: bool,
 }
 
 impl PooledBody {
@@ -203,6 +216,33 @@ impl PooledBody {
         if let Some((sender, authority)) = self.conn.take() {
             checkin(authority, sender);
         }
+    }
+
+    fn upstream(&self) -> String {
+        self.conn.as_ref().map_or_else(|| "the upstream".to_string(), |(_, a)| a.to_string())
+    }
+
+    /// Nothing is ready: wait, unless the upstream has been silent for `idle`.
+    fn stalled(&mut self, cx: &mut Context<'_>) -> Option<BoxError> {
+        let deadline = tokio::time::Instant::now() + self.idle;
+        match self.stall.as_mut() {
+            None => self.stall = Some(Box::pin(tokio::time::sleep_until(deadline))),
+            Some(timer) if self.moved => timer.as_mut().reset(deadline),
+            Some(_) => {}
+        }
+        self.moved = false;
+        let timer = self.stall.as_mut()?;
+        if timer.as_mut().poll(cx).is_pending() {
+            return None;
+        }
+        let reason = format!(
+            "{} sent no more of the response body for {} ms; the client's connection is closed",
+            self.upstream(),
+            self.idle.as_millis()
+        );
+        tracing::warn!("{reason}");
+        self.conn = None;
+        Some(reason.into())
     }
 }
 
@@ -218,12 +258,19 @@ impl http_body::Body for PooledBody {
                 Poll::Ready(None)
             }
             Poll::Ready(Some(Err(e))) => {
+                tracing::warn!("{} failed in the middle of the response body: {e}", self.upstream());
                 // Not reusable.
                 self.conn = None;
                 Poll::Ready(Some(Err(e.into())))
             }
-            Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(frame))),
-            Poll::Pending => Poll::Pending,
+            Poll::Ready(Some(Ok(frame))) => {
+                self.moved = true;
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Pending => match self.stalled(cx) {
+                Some(e) => Poll::Ready(Some(Err(e))),
+                None => Poll::Pending,
+            },
         }
     }
 
@@ -338,7 +385,7 @@ pub async fn send(
     timeout: Duration,
 ) -> Result<Response<Body>, GatewayError> {
     *req.version_mut() = http::Version::HTTP_11;
-    let resp = answer(client.request(req), scope, timeout).await?;
+    let resp = answer(client.request(req, timeout), scope, timeout).await?;
     let (mut parts, body) = resp.into_parts();
     strip_hop_by_hop(&mut parts.headers);
     Ok(Response::from_parts(parts, body))

@@ -46,6 +46,9 @@ async fn smuggling_and_oversized_requests_are_refused() {
             "400",
         ),
         ("obs-fold", b"GET /project/api/project/y HTTP/1.1\r\nHost: a\r\nX-A: b\r\n c\r\n\r\n", "400"),
+        ("no Host on HTTP/1.1", b"GET /project/api/project/y HTTP/1.1\r\n\r\n", "400"),
+        ("two Host", b"GET /project/api/project/y HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", "400"),
+        ("CONNECT", b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n", "405"),
         (
             "gzip transfer coding",
             b"POST /project/api/project/y HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
@@ -76,6 +79,16 @@ async fn smuggling_and_oversized_requests_are_refused() {
     assert!(line.starts_with("HTTP/1.1 414"), "{line:?}");
     assert_eq!(up.count(), before, "none of them reached the upstream");
     assert_eq!(get(&gw.url("/project/api/project/y"), &[]).await.status, 200, "the gateway still serves");
+    // An absolute-form target's authority is the host; HTTP/1.0 needs no Host.
+    let line = raw(addr, b"GET http://app.example/project/api/project/abs HTTP/1.1\r\nHost: other\r\n\r\n", WAIT).await;
+    assert!(line.starts_with("HTTP/1.1 200"), "{line:?}");
+    let seen = up.last();
+    assert_eq!(
+        (seen.uri.as_str(), seen.headers["host"].to_str().unwrap()),
+        ("/project/api/project/abs", "app.example")
+    );
+    let line = raw(addr, b"GET /project/api/project/old HTTP/1.0\r\n\r\n", WAIT).await;
+    assert!(line.starts_with("HTTP/1.0 200"), "{line:?}");
     gw.stop().await;
 }
 
@@ -170,6 +183,52 @@ async fn upstream_faults_and_recovery() {
         assert!(back.count() >= 1);
     }
     gw.stop().await;
+}
+
+/// An upstream that sends part of a body and then nothing: the client's
+/// connection is cut after `upstream_timeout_ms` of silence, and subscribers
+/// are told the exchange happened without a body that never arrived whole.
+#[tokio::test]
+async fn an_upstream_that_stalls_mid_body_is_cut_off() {
+    let (addr, task) = bad_upstream(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\npartial").await;
+    let p = org_plugin(
+        "stall",
+        "  - {type: subscribe, methods: [GET], url: /:x, function: seen}\n",
+        "import { writeStrings } from '@ones-op/node-file'\n\
+         export async function seen(r) { await writeStrings('seen.json', JSON.stringify({ status: r.statusCode, body: r.respBody ?? null })) }\n",
+    );
+    let fake = Upstream::start().await;
+    let text = common::config_text(&fake, &[decl(p.path(), &[], Some("st1"))], "[limits]\nupstream_timeout_ms = 300\n")
+        .replace(&fake.url(), &format!("http://{addr}"));
+    let dir = tempfile::tempdir().unwrap();
+    let config = interpose_config::Config::from_str_with_env(&text, "t.toml", dir.path(), Vec::new()).unwrap();
+    let gw = interpose_gateway::Gateway::new(config).unwrap();
+    let l = interpose_gateway::Listening::start(gw, "127.0.0.1:0".parse().unwrap()).await.unwrap();
+    for path in ["/project/api/project/hooked", "/wiki/api/wiki/plain"] {
+        let t0 = std::time::Instant::now();
+        let out = raw_all(l.addr, format!("GET {path} HTTP/1.1\r\nHost: a\r\n\r\n").as_bytes()).await;
+        let waited = t0.elapsed();
+        assert!(out.starts_with("HTTP/1.1 200") && out.ends_with("\r\n\r\npartial"), "{path}: {out:?}");
+        assert!(
+            waited >= Duration::from_millis(250) && waited < Duration::from_secs(5),
+            "{path}: cut after {waited:?}"
+        );
+    }
+    let seen = dir.path().join("ws/st1/seen.json");
+    common::eventually("the subscriber's file", || seen.exists()).await;
+    assert_eq!(std::fs::read_to_string(&seen).unwrap(), r#"{"status":200,"body":null}"#);
+    l.shutdown().await;
+    task.abort();
+}
+
+/// Everything the server sends on a new connection until it closes it (at most 10 s).
+async fn raw_all(addr: std::net::SocketAddr, data: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(data).await.unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Upstream connections are kept and reused; one whose response was not

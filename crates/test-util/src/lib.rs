@@ -269,7 +269,8 @@ pub async fn raw(addr: SocketAddr, data: &[u8], wait: Duration) -> String {
 }
 
 /// A TCP server on port 0 that answers every connection with `reply` (raw
-/// bytes; empty closes at once), for upstreams that misbehave.
+/// bytes; empty closes at once) and then keeps it open, sending nothing
+/// more, until the other side closes: for upstreams that misbehave.
 pub async fn bad_upstream(reply: &'static [u8]) -> (SocketAddr, tokio::task::JoinHandle<()>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -280,7 +281,11 @@ pub async fn bad_upstream(reply: &'static [u8]) -> (SocketAddr, tokio::task::Joi
             tokio::spawn(async move {
                 let mut buf = [0u8; 4096];
                 let _ = s.read(&mut buf).await;
+                if reply.is_empty() {
+                    return;
+                }
                 let _ = s.write_all(reply).await;
+                while matches!(s.read(&mut buf).await, Ok(n) if n > 0) {}
             });
         }
     });
