@@ -28,6 +28,41 @@ const BUILTINS: &[(&str, &str)] = &[
     ("@ones-op/node-ability", include_str!("builtins/node-ability.js")),
 ];
 
+/// Where the transpiler's helpers for TypeScript's `experimentalDecorators`
+/// are imported from ([`crate::transpile`]); each module's default export
+/// is one helper, with tsc's semantics.
+pub(crate) const HELPERS_PREFIX: &str = "interpose:runtime";
+const HELPERS: &[(&str, &str)] = &[
+    (
+        "interpose:runtime/helpers/decorate",
+        // Decorators apply last to first; a member's descriptor is read
+        // when `desc` is null, and what a decorator returns replaces it.
+        "export default function decorate(decorators, target, key, desc) {\n\
+           const member = arguments.length > 2;\n\
+           let r = !member ? target : desc === null ? Object.getOwnPropertyDescriptor(target, key) : desc;\n\
+           for (let i = decorators.length - 1; i >= 0; i--) {\n\
+             const d = decorators[i];\n\
+             if (d) r = (member ? d(target, key, r) : d(r)) || r;\n\
+           }\n\
+           if (member && r) Object.defineProperty(target, key, r);\n\
+           return r;\n\
+         }\n",
+    ),
+    (
+        "interpose:runtime/helpers/decorateParam",
+        "export default function decorateParam(index, decorator) {\n\
+           return (target, key) => decorator(target, key, index);\n\
+         }\n",
+    ),
+    (
+        "interpose:runtime/helpers/decorateMetadata",
+        // `emitDecoratorMetadata` without a `Reflect.metadata` polyfill records nothing.
+        "export default function decorateMetadata(key, value) {\n\
+           if (typeof Reflect === 'object' && typeof Reflect.metadata === 'function') return Reflect.metadata(key, value);\n\
+         }\n",
+    ),
+];
+
 /// Resolver and loader in one; it keeps its table, so any number of contexts
 /// can import the same modules.
 pub(crate) struct PluginLoader {
@@ -49,7 +84,7 @@ impl Resolver for PluginLoader {
                 Err(Error::new_resolving_message(base, name, "this module is internal to interpose"))
             };
         }
-        if BUILTINS.iter().any(|(n, _)| *n == name) {
+        if BUILTINS.iter().chain(HELPERS).any(|(n, _)| *n == name) {
             return Ok(name.to_string());
         }
         if name.starts_with("./") || name.starts_with("../") {
@@ -76,7 +111,7 @@ impl Loader for PluginLoader {
         if name == HOST {
             return Module::declare_def::<HostModule, _>(ctx.clone(), HOST);
         }
-        if let Some((_, src)) = BUILTINS.iter().find(|(n, _)| *n == name) {
+        if let Some((_, src)) = BUILTINS.iter().chain(HELPERS).find(|(n, _)| *n == name) {
             return Module::declare(ctx.clone(), name, *src);
         }
         match self.code.module(name) {

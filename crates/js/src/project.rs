@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::{Component, Path, PathBuf};
 
-use crate::transpile::{transpile, Transpiled};
+use crate::transpile::{transpile, transpile_with, Transpiled, TsConfig};
 
 const EXTENSIONS: [&str; 5] = ["ts", "js", "mjs", "mts", "cjs"];
 const MAX_FILES: usize = 2000;
@@ -56,6 +56,16 @@ impl PluginCode {
                 files.len()
             ));
         }
+        // Read only for TypeScript (a `dist/` bundle is plain JS).
+        let typescript = files.iter().any(|f| f.extension().is_some_and(|x| x == "ts" || x == "mts" || x == "cts"));
+        let tsconfig = match typescript.then(|| TsConfig::find(project)) {
+            Some(Err(e)) => {
+                problems.push(e);
+                TsConfig::default()
+            }
+            Some(Ok(t)) => t,
+            None => TsConfig::default(),
+        };
         let mut modules = HashMap::new();
         for file in files {
             let name = module_name(project, &file);
@@ -65,7 +75,7 @@ impl PluginCode {
                     let t = json_module(&name, &text);
                     modules.insert(name, t);
                 }
-                Ok(text) => match transpile(&file, &text) {
+                Ok(text) => match transpile_with(&file, &text, tsconfig) {
                     Ok(t) => {
                         modules.insert(name, t);
                     }

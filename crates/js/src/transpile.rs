@@ -30,9 +30,65 @@ pub struct SyntaxError {
     pub message: String,
 }
 
+/// The `compilerOptions` of a project's `tsconfig.json` that change what
+/// its TypeScript compiles to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TsConfig {
+    /// TypeScript's `experimentalDecorators`: decorators compiled to calls.
+    pub experimental_decorators: bool,
+    /// `emitDecoratorMetadata` (needs a `Reflect.metadata` polyfill at run time).
+    pub emit_decorator_metadata: bool,
+}
+
+impl TsConfig {
+    /// The settings of `backend/tsconfig.json`, else of the project root's
+    /// `tsconfig.json` (`extends` is not followed); none when neither is there.
+    pub fn find(project: &Path) -> Result<TsConfig, String> {
+        for rel in ["backend/tsconfig.json", "tsconfig.json"] {
+            if let Ok(text) = std::fs::read_to_string(project.join(rel)) {
+                return TsConfig::parse(&text).map_err(|e| format!("{rel}:{e}"));
+            }
+        }
+        Ok(TsConfig::default())
+    }
+
+    /// tsconfig is JSON with comments and trailing commas: read it as the
+    /// JavaScript object literal it also is.
+    pub fn parse(text: &str) -> Result<TsConfig, String> {
+        use oxc::ast::ast::{Expression, ObjectExpression, ObjectPropertyKind};
+        fn get<'b, 'a>(obj: &'b ObjectExpression<'a>, key: &str) -> Option<&'b Expression<'a>> {
+            obj.properties.iter().rev().find_map(|p| match p {
+                ObjectPropertyKind::ObjectProperty(p) if p.key.static_name().is_some_and(|k| k == key) => {
+                    Some(&p.value)
+                }
+                _ => None,
+            })
+        }
+        let allocator = Allocator::default();
+        let expr = Parser::new(&allocator, text, SourceType::mjs()).parse_expression().map_err(|errs| {
+            let e = errs.first().map(|e| located(text, e));
+            e.map_or_else(|| "1:1: not valid JSON".into(), |e| format!("{}:{}: {}", e.line, e.column, e.message))
+        })?;
+        let Expression::ObjectExpression(root) = &expr else { return Err("1:1: not a JSON object".into()) };
+        let Some(Expression::ObjectExpression(options)) = get(root, "compilerOptions") else {
+            return Ok(TsConfig::default());
+        };
+        let flag = |key| matches!(get(options, key), Some(Expression::BooleanLiteral(b)) if b.value);
+        Ok(TsConfig {
+            experimental_decorators: flag("experimentalDecorators"),
+            emit_decorator_metadata: flag("emitDecoratorMetadata"),
+        })
+    }
+}
+
 /// Strip TypeScript from `source` (named `path`); plain `.js`/`.mjs` is only
 /// syntax-checked and kept byte for byte, so its line numbers stay true.
 pub fn transpile(path: &Path, source: &str) -> Result<Transpiled, Vec<SyntaxError>> {
+    transpile_with(path, source, TsConfig::default())
+}
+
+/// [`transpile`] under a project's [`TsConfig`].
+pub fn transpile_with(path: &Path, source: &str, tsconfig: TsConfig) -> Result<Transpiled, Vec<SyntaxError>> {
     let is_ts = matches!(path.extension().and_then(|e| e.to_str()), Some("ts" | "mts" | "cts"));
     let source_type = if is_ts { SourceType::ts() } else { SourceType::mjs() };
     let allocator = Allocator::default();
@@ -47,12 +103,27 @@ pub fn transpile(path: &Path, source: &str) -> Result<Transpiled, Vec<SyntaxErro
         return Ok(Transpiled { code: source.to_string(), line_map: Vec::new(), commonjs });
     }
     let mut program = parsed.program;
+    if !tsconfig.experimental_decorators {
+        if let Some(at) = first_decorator(&program) {
+            return Err(vec![position(
+                source,
+                at,
+                "a decorator: interpose compiles TypeScript's decorators as tsc does with \
+                 \"experimentalDecorators\": true — set it in tsconfig.json (backend/ or the project root); \
+                 the TC39 (TypeScript 5) form is not supported"
+                    .into(),
+            )]);
+        }
+    }
     let semantic = SemanticBuilder::new().with_excess_capacity(2.0).with_enum_eval(true).build(&program);
     if !semantic.diagnostics.is_empty() {
         return Err(semantic.diagnostics.iter().map(|e| located(source, e)).collect());
     }
     let scoping = semantic.semantic.into_scoping();
-    let options = TransformOptions::default();
+    let mut options = TransformOptions::default();
+    options.decorator.legacy = tsconfig.experimental_decorators;
+    options.decorator.emit_decorator_metadata = tsconfig.emit_decorator_metadata;
+    options.helper_loader.module_name = crate::loader::HELPERS_PREFIX.into();
     let ret = Transformer::new(&allocator, path, &options).build_with_scoping(scoping, &mut program);
     if !ret.diagnostics.is_empty() {
         return Err(ret.diagnostics.iter().map(|e| located(source, e)).collect());
@@ -115,15 +186,36 @@ fn commonjs_requires(program: &oxc::ast::ast::Program<'_>) -> Option<Vec<String>
     scan.uses.then_some(scan.requires)
 }
 
+/// Where the first decorator in `program` starts, if it has one.
+fn first_decorator(program: &oxc::ast::ast::Program<'_>) -> Option<usize> {
+    use oxc::ast::ast::Decorator;
+    use oxc::ast_visit::Visit;
+
+    struct Scan(Option<usize>);
+    impl<'a> Visit<'a> for Scan {
+        fn visit_decorator(&mut self, it: &Decorator<'a>) {
+            self.0 = Some(self.0.map_or(it.span.start as usize, |at| at.min(it.span.start as usize)));
+        }
+    }
+    let mut scan = Scan(None);
+    scan.visit_program(program);
+    scan.0
+}
+
 fn located(source: &str, e: &oxc::diagnostics::OxcDiagnostic) -> SyntaxError {
-    let offset = (e.labels.first().map(|l| l.offset()).unwrap_or(0) as usize).min(source.len());
-    let before = source.get(..offset).unwrap_or(source);
-    let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
+    let offset = e.labels.first().map(|l| l.offset() as usize).unwrap_or(0);
     let mut message = e.message.to_string();
     if let Some(help) = &e.help {
         message.push_str(&format!(" ({help})"));
     }
+    position(source, offset, message)
+}
+
+/// `message` at byte `offset` of `source`, as line and column.
+fn position(source: &str, offset: usize, message: String) -> SyntaxError {
+    let before = source.get(..offset.min(source.len())).unwrap_or(source);
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
     SyntaxError { line, column, message }
 }
 
@@ -154,6 +246,24 @@ mod tests {
         assert_eq!(cjs("globalThis.x = 1\n"), None);
         assert_eq!(transpile(Path::new("a.mjs"), "exports.f = 1\n").expect("ok").commonjs, None);
         assert_eq!(transpile(Path::new("a.ts"), "exports.f = 1\n").expect("ok").commonjs, None);
+    }
+
+    #[test]
+    fn decorators_follow_the_projects_tsconfig() {
+        let src = "function log(t: any, k: string, d: PropertyDescriptor) { return d }\nexport class C {\n  @log hello(): string { return 'hi' }\n}\n";
+        let err = transpile(Path::new("a.ts"), src).expect_err("no experimentalDecorators");
+        assert_eq!((err[0].line, err[0].column), (3, 3), "{err:?}");
+        assert!(err[0].message.contains("\"experimentalDecorators\": true"), "{err:?}");
+        let on = TsConfig::parse(
+            "{\n  // comments and trailing commas, as tsc allows\n  \"compilerOptions\": { \"target\": \"es2022\", /* x */ \"experimentalDecorators\": true, },\n}\n",
+        )
+        .expect("tsconfig");
+        assert_eq!(on, TsConfig { experimental_decorators: true, emit_decorator_metadata: false });
+        let t = transpile_with(Path::new("a.ts"), src, on).expect("legacy decorators");
+        assert!(!t.code.contains("@log"), "{}", t.code);
+        assert_eq!(TsConfig::parse("{}"), Ok(TsConfig::default()));
+        assert!(TsConfig::parse("{ \"compilerOptions\": ").expect_err("bad").starts_with("1:"));
+        assert!(TsConfig::parse("[]").is_err());
     }
 
     #[test]

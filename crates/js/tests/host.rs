@@ -566,3 +566,31 @@ async fn json_files_are_modules_for_import_and_require() {
     let e = call(&h, &instance(&importer), "f", 1000).await.expect_err("refused").to_string();
     assert!(e.contains("backend/src/bad.json:3:1: invalid JSON: key must be a string"), "{e}");
 }
+
+#[tokio::test]
+async fn typescript_decorators_run_as_tsc_compiles_them_with_experimental_decorators() {
+    let code = "function sealed<T extends Function>(c: T) { return class extends (c as any) { sealed = true } as any }\n\
+                function twice(_t: any, _k: string, d: PropertyDescriptor) { const f = d.value; d.value = function (this: any, ...a: any[]) { return f.apply(this, a) * 2 }; return d }\n\
+                const seen: string[] = []\n\
+                function field(_t: any, k: string) { seen.push(`field ${k}`) }\n\
+                function param(_t: any, k: string, i: number) { seen.push(`param ${k} ${i}`) }\n\
+                @sealed\n\
+                class Calc {\n  @field base = 1\n  @twice add(@param a: number, b: number) { return this.base + a + b }\n}\n\
+                export function f() { const c = new Calc() as any; return { body: { sum: c.add(2, 3), sealed: c.sealed, seen } } }\n";
+    let files = |tsconfig: &'static str| project(&[("backend/src/index.ts", code), ("tsconfig.json", tsconfig)]);
+    let on = files("{\n  // as tsc reads it: comments, trailing commas\n  \"compilerOptions\": { \"experimentalDecorators\": true, },\n}\n");
+    let h = host();
+    let Ok(CallOutcome::Returned(Some(out))) = call(&h, &instance(&on), "f", 1000).await else { panic!("answers") };
+    assert_eq!(out["body"], json!({"sum": 12, "sealed": true, "seen": ["field base", "param add 0"]}));
+    // Without the option, the first decorator is named with what to do.
+    let off = files("{ \"compilerOptions\": {} }");
+    let e = PluginCode::load(off.path()).expect_err("refused").to_string();
+    assert!(
+        e.contains("backend/src/index.ts:6:1: a decorator") && e.contains("\"experimentalDecorators\": true"),
+        "{e}"
+    );
+    // A tsconfig that cannot be read is named.
+    let broken = files("{ \"compilerOptions\": ");
+    let e = PluginCode::load(broken.path()).expect_err("refused").to_string();
+    assert!(e.starts_with("tsconfig.json:1:"), "{e}");
+}
