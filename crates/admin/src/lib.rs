@@ -11,13 +11,13 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use interpose_control::lifecycle::Step;
-use interpose_control::{archive, ControlError, Manager, Placement};
+use interpose_control::{archive, ControlError, Install, Manager, Placement};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -207,9 +207,15 @@ struct InstallQuery {
     id: Option<String>,
     #[serde(default)]
     debug: bool,
+    /// Operator config values: a JSON object of key: value.
+    config: Option<String>,
 }
 
 async fn install(State(app): State<App>, Query(q): Query<InstallQuery>, body: Bytes) -> Response {
+    let config = match q.config.as_deref().map(config_values).transpose() {
+        Ok(c) => c.unwrap_or_default(),
+        Err(e) => return error(StatusCode::BAD_REQUEST, "BadRequest", &format!("config: {e}")),
+    };
     let placement = match (q.team, q.org) {
         (Some(t), false) => Placement::Team(t),
         (None, true) => Placement::Organization,
@@ -224,7 +230,8 @@ async fn install(State(app): State<App>, Query(q): Query<InstallQuery>, body: By
             )
         }
     };
-    match app.manager.install(&body, placement, q.enable.unwrap_or(true), q.id, q.debug).await {
+    let how = Install { placement, enable: q.enable.unwrap_or(true), id: q.id, debug: q.debug, config };
+    match app.manager.install(&body, how).await {
         Ok(info) => (StatusCode::CREATED, Json(info)).into_response(),
         Err(e) => control_error(e),
     }
@@ -246,27 +253,27 @@ async fn uninstall(State(app): State<App>, Path(id): Path<String>) -> Response {
     reply(app.manager.uninstall(&id).await)
 }
 
-async fn set_config(State(app): State<App>, Path(id): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
-    let _ = headers;
-    let values: BTreeMap<String, serde_json::Value> = match serde_json::from_slice(&body) {
-        Ok(v) => v,
-        Err(e) => {
-            return error(StatusCode::BAD_REQUEST, "BadRequest", &format!("expected a JSON object of key: value: {e}"))
-        }
-    };
-    let values = values
+async fn set_config(State(app): State<App>, Path(id): Path<String>, body: Bytes) -> Response {
+    match config_values(&String::from_utf8_lossy(&body)) {
+        Ok(values) => reply(app.manager.set_config(&id, values).await),
+        Err(e) => error(StatusCode::BAD_REQUEST, "BadRequest", &e),
+    }
+}
+
+/// Config values from a JSON object (non-string values as their JSON text).
+fn config_values(text: &str) -> Result<BTreeMap<String, String>, String> {
+    let values: BTreeMap<String, serde_json::Value> =
+        serde_json::from_str(text).map_err(|e| format!("expected a JSON object of key: value: {e}"))?;
+    Ok(values
         .into_iter()
         .map(|(k, v)| {
-            (
-                k,
-                match v {
-                    serde_json::Value::String(s) => s,
-                    other => other.to_string(),
-                },
-            )
+            let v = match v {
+                serde_json::Value::String(s) => s,
+                other => other.to_string(),
+            };
+            (k, v)
         })
-        .collect();
-    reply(app.manager.set_config(&id, values).await)
+        .collect())
 }
 
 #[derive(Deserialize)]

@@ -497,6 +497,48 @@ async fn config_values_reach_the_plugin() {
 }
 
 #[tokio::test]
+async fn required_config_is_asked_for_and_passwords_are_not_shown() {
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let p = interpose_test_util::project(&[
+        ("config/plugin.yaml", "service:\n  app_id: req\n  version: 1.0.0\n  name: req\n  scope: 1\n  config:\n    - {key: token, type: Password, required: true}\n    - {key: mode, type: Input, required: true, value: soft}\napis:\n  - {type: replace, methods: [GET], url: '/team/:teamUUID/req', function: f}\n"),
+        ("backend/src/index.ts", "import { Plugin } from '@ones-op/node-ability';\nexport async function f() { const c = await Plugin.getPluginConfig(); return { body: Object.fromEntries(c.map((i: any) => [i.key, i.value])) } }\n"),
+    ]);
+    let env = Env::start(&up, dir.path(), None).await;
+    // Enabled without a required value: refused, naming the key and the way to set it.
+    let got = env.call("POST", "/api/instances?team=T1&id=R1", pack(p.path())).await;
+    assert_eq!(got.status, 400, "{}", got.text());
+    let reason = got.json()["reason"].as_str().unwrap().to_string();
+    assert!(
+        reason.contains("config \"token\"") && reason.contains("--config token=") && !reason.contains("mode"),
+        "{reason}"
+    );
+    assert_eq!(env.call("GET", "/api/instances/R1", vec![]).await.status, 404, "nothing was installed");
+    // Given at install: enabled; the plugin reads it, the API shows it masked.
+    let q = "/api/instances?team=T1&id=R1&config=%7B%22token%22%3A%22s3cr%C3%A9t%22%7D";
+    let got = env.call("POST", q, pack(p.path())).await;
+    assert_eq!(got.status, 201, "{}", got.text());
+    assert_eq!(got.json()["config"], json!({"token": "********", "mode": "soft"}));
+    let answer = get(&env.url("/project/api/project/team/T1/req"), &[]).await;
+    assert_eq!(answer.json(), json!({"token": "s3crét", "mode": "soft"}));
+    // Installed disabled, then set, then enabled.
+    let got = env.call("POST", "/api/instances?team=T2&id=R2&enable=false", pack(p.path())).await;
+    assert_eq!(got.status, 201, "{}", got.text());
+    let got = env.call("POST", "/api/instances/R2/enable", vec![]).await;
+    assert!(got.status == 400 && got.text().contains("plugin config set R2 token="), "{}", got.text());
+    assert_eq!(env.call("PUT", "/api/instances/R2/config", b"{\"token\": \"t2\"}".to_vec()).await.status, 200);
+    let got = env.call("POST", "/api/instances/R2/enable", vec![]).await;
+    assert_eq!((got.status.as_u16(), got.json()["state"].clone()), (200, json!("enabled")));
+    assert_eq!(get(&env.url("/project/api/project/team/T2/req"), &[]).await.json()["token"], "t2");
+    // A config parameter that is not a JSON object, or names an undeclared key.
+    let got = env.call("POST", "/api/instances?team=T3&config=nope", pack(p.path())).await;
+    assert!(got.status == 400 && got.text().contains("config: expected a JSON object"), "{}", got.text());
+    let got = env.call("POST", "/api/instances?team=T3&config=%7B%22x%22%3A1%7D", pack(p.path())).await;
+    assert!(got.status == 400 && got.json()["reason"].as_str().unwrap().contains("declares no config key \"x\""));
+    env.stop().await;
+}
+
+#[tokio::test]
 async fn the_ui_is_served_and_every_call_it_makes_exists() {
     let up = Upstream::start().await;
     let dir = tempfile::tempdir().unwrap();

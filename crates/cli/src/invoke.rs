@@ -9,6 +9,7 @@
 //! `.interpose/` of the project until `invoke clear` (Stop → Disable →
 //! UnInstall); `invoke <step>` runs one lifecycle function.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -21,7 +22,7 @@ use clap::Subcommand;
 use http::Method;
 use interpose_config::Config;
 use interpose_control::lifecycle::Step;
-use interpose_control::{archive, InstanceInfo, Manager, Placement};
+use interpose_control::{archive, Install, InstanceInfo, Manager, Placement};
 use interpose_gateway::{serve, Gateway};
 use interpose_manifest::{Manifest, PluginLevel};
 use interpose_registry::Store;
@@ -64,11 +65,13 @@ struct Local {
     system: Option<String>,
     listen: Option<SocketAddr>,
     team: String,
+    /// `config:` — the debug instance's operator config values.
+    config: BTreeMap<String, String>,
 }
 
 fn read_local(dir: &Path) -> Result<Local, String> {
     let file = dir.join("config/local.yaml");
-    let mut local = Local { system: None, listen: None, team: "T1".into() };
+    let mut local = Local { system: None, listen: None, team: "T1".into(), config: BTreeMap::new() };
     let Ok(text) = std::fs::read_to_string(&file) else { return Ok(local) };
     let node = marked_yaml::parse_yaml(0, &text).map_err(|e| format!("{}: {e}", file.display()))?;
     let Some(map) = node.as_mapping() else { return Ok(local) };
@@ -82,6 +85,21 @@ fn read_local(dir: &Path) -> Result<Local, String> {
     }
     if let Some(t) = get("team") {
         local.team = t;
+    }
+    if let Some(config) = map.get_node("config") {
+        let Some(config) = config.as_mapping() else {
+            return Err(format!("{}: config: expected a mapping of key: value", file.display()));
+        };
+        for (k, v) in config.iter() {
+            let Some(v) = v.as_scalar() else {
+                return Err(format!(
+                    "{}: config.{}: expected a value, not a list or mapping",
+                    file.display(),
+                    k.as_str()
+                ));
+            };
+            local.config.insert(k.as_str().to_string(), v.as_str().to_string());
+        }
     }
     Ok(local)
 }
@@ -183,10 +201,11 @@ async fn run_debug(dir: &Path, sample: bool, listen: Option<SocketAddr>) -> anyh
     // this is seen by the watcher.
     let files = fingerprint(dir);
     let previous = read_state(dir).and_then(|s| s["instance"].as_str().map(str::to_string));
-    let installed = match install_or_reload(&manager, dir, previous.as_deref(), placement.clone()).await {
-        Ok(info) => info,
-        Err(e) => return bad(format!("the plugin did not install:\n{e}")),
-    };
+    let installed =
+        match install_or_reload(&manager, dir, previous.as_deref(), placement.clone(), local.config.clone()).await {
+            Ok(info) => info,
+            Err(e) => return bad(format!("the plugin did not install:\n{e}")),
+        };
     let id = installed.id.clone();
     let (stop, signal) = stop_on_signal();
     let admin_stop = stopped(stop.clone());
@@ -233,14 +252,20 @@ async fn install_or_reload(
     dir: &Path,
     previous: Option<&str>,
     placement: Placement,
+    config: BTreeMap<String, String>,
 ) -> Result<InstanceInfo, String> {
     let archive = archive::pack(dir).map_err(|e| e.to_string())?;
-    if let Some(id) = previous.filter(|_| true) {
+    if let Some(id) = previous {
         if manager.get(id).await.is_ok() {
-            return manager.upgrade(id, &archive).await.map_err(|e| e.to_string());
+            let upgraded = manager.upgrade(id, &archive).await.map_err(|e| e.to_string())?;
+            if config.is_empty() {
+                return Ok(upgraded);
+            }
+            return manager.set_config(id, config).await.map_err(|e| e.to_string());
         }
     }
-    manager.install(&archive, placement, true, None, true).await.map_err(|e| e.to_string())
+    let how = Install { placement, enable: true, id: None, debug: true, config };
+    manager.install(&archive, how).await.map_err(|e| e.to_string())
 }
 
 fn banner(info: &InstanceInfo, listen: SocketAddr, system: &str, team: &str, gw: &Gateway) -> String {

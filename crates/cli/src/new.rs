@@ -34,7 +34,7 @@ pub fn run(name: &str, org: bool) -> anyhow::Result<ExitCode> {
     let code = format!(
         "import {{ Logger }} from '@ones-op/node-logger'\nimport {{ PluginError, PluginErrorTypeEnum }} from '@ones-op/node-error'\n\ninterface PluginRequest {{\n  method: string\n  url: string\n  headers: Record<string, string | undefined>\n  body?: unknown\n  teamUUID?: string\n}}\ninterface PluginResponse {{\n  statusCode?: number\n  headers?: Record<string, string>\n  body?: unknown\n}}\n\n// Lifecycle: run at install, enable, disable, uninstall and upgrade.\n{lifecycle}export async function Start() {{ Logger.info('Start') }}\nexport async function Stop() {{ Logger.info('Stop') }}\n\n{hook}"
     );
-    let local = "# For `interpose invoke run`: the standard system to run in front of.\nsystem: http://127.0.0.1:9000\n# The local gateway (the admin API takes the next port).\nlisten: 127.0.0.1:8080\n# The team a team-level plugin's debug instance is installed for.\nteam: T1\n";
+    let local = "# For `interpose invoke run`: the standard system to run in front of.\nsystem: http://127.0.0.1:9000\n# The local gateway (the admin API takes the next port).\nlisten: 127.0.0.1:8080\n# The team a team-level plugin's debug instance is installed for.\nteam: T1\n# Config values for the debug instance (keys from service.config).\n# config:\n#   denyList: U1,U2\n";
     let readme = format!(
         "# {name}\n\nAn interpose plugin.\n\n```sh\ninterpose check .                 # validate\ninterpose invoke run --sample     # run it in front of the built-in sample system (or config/local.yaml's)\ninterpose invoke clear            # Stop, Disable, UnInstall the debug instance\n```\n"
     );

@@ -29,6 +29,10 @@ pub enum PluginCmd {
         /// Pin the instance UUID.
         #[arg(long)]
         id: Option<String>,
+        /// An operator config value (repeat for several); required ones
+        /// must be given here for the instance to be enabled.
+        #[arg(long = "config", value_name = "KEY=VALUE")]
+        config: Vec<String>,
     },
     /// List instances.
     List,
@@ -66,22 +70,30 @@ pub fn run(cmd: PluginCmd, admin: Option<String>, json: bool) -> anyhow::Result<
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async move {
         let result = match cmd {
-            PluginCmd::Install { dir, team, org, disabled, id } => {
+            PluginCmd::Install { dir, team, org, disabled, id, config } => {
                 let archive = match pack(&dir) {
                     Ok(a) => a,
                     Err(e) => return Ok(fail(&e)),
                 };
-                let mut q = match (team, org) {
-                    (Some(t), _) => format!("team={t}"),
-                    (None, true) => "org=true".to_string(),
+                let mut q = form_urlencoded::Serializer::new(String::new());
+                match (team, org) {
+                    (Some(t), _) => q.append_pair("team", &t),
+                    (None, true) => q.append_pair("org", "true"),
                     (None, false) => return Ok(fail("say where to install: --team UUID (team-level plugin) or --org")),
                 };
                 if disabled {
-                    q += "&enable=false";
+                    q.append_pair("enable", "false");
                 }
                 if let Some(id) = id {
-                    q += &format!("&id={id}");
+                    q.append_pair("id", &id);
                 }
+                if !config.is_empty() {
+                    match pairs(&config) {
+                        Ok(values) => q.append_pair("config", &values.to_string()),
+                        Err(e) => return Ok(fail(&e)),
+                    };
+                }
+                let q = q.finish();
                 admin.call(Method::POST, &format!("/api/instances?{q}"), Some((archive, "application/gzip"))).await
             }
             PluginCmd::List => admin.call(Method::GET, "/api/instances", None).await,
@@ -98,19 +110,16 @@ pub fn run(cmd: PluginCmd, admin: Option<String>, json: bool) -> anyhow::Result<
                     .await
             }
             PluginCmd::Uninstall { id } => admin.call(Method::DELETE, &format!("/api/instances/{id}"), None).await,
-            PluginCmd::Config { cmd: ConfigCmd::Set { id, pairs } } => {
-                let mut map = serde_json::Map::new();
-                for p in &pairs {
-                    let Some((k, v)) = p.split_once('=') else {
-                        return Ok(fail(&format!("{p:?}: expected KEY=VALUE")));
-                    };
-                    map.insert(k.to_string(), Value::String(v.to_string()));
-                }
+            PluginCmd::Config { cmd: ConfigCmd::Set { id, pairs: given } } => {
+                let values = match pairs(&given) {
+                    Ok(v) => v,
+                    Err(e) => return Ok(fail(&e)),
+                };
                 admin
                     .call(
                         Method::PUT,
                         &format!("/api/instances/{id}/config"),
-                        Some((Value::Object(map).to_string().into_bytes(), "application/json")),
+                        Some((values.to_string().into_bytes(), "application/json")),
                     )
                     .await
             }
@@ -124,6 +133,16 @@ pub fn run(cmd: PluginCmd, admin: Option<String>, json: bool) -> anyhow::Result<
             Err(e) => refused(&e, json),
         })
     })
+}
+
+/// `KEY=VALUE` arguments as a JSON object.
+fn pairs(given: &[String]) -> Result<Value, String> {
+    let mut map = serde_json::Map::new();
+    for p in given {
+        let Some((k, v)) = p.split_once('=') else { return Err(format!("{p:?}: expected KEY=VALUE")) };
+        map.insert(k.to_string(), Value::String(v.to_string()));
+    }
+    Ok(Value::Object(map))
 }
 
 fn pack(dir: &Path) -> Result<Vec<u8>, String> {

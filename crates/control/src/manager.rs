@@ -20,6 +20,20 @@ use crate::ControlError;
 /// Registry instances sort after the config file's in install order.
 pub(crate) const REGISTRY_SEQ_BASE: u64 = 1_000_000;
 
+/// What [`Manager::install`] does with an upload.
+#[derive(Debug, Clone)]
+pub struct Install {
+    pub placement: Placement,
+    /// Enable (and start) it right away.
+    pub enable: bool,
+    /// Pin the instance UUID.
+    pub id: Option<String>,
+    /// A debug instance (`interpose invoke run`).
+    pub debug: bool,
+    /// Operator config values, over the manifest's defaults.
+    pub config: BTreeMap<String, String>,
+}
+
 /// Where an instance goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Placement {
@@ -149,14 +163,8 @@ impl Manager {
 
     /// Install a plugin from an uploaded archive: Install, then (with
     /// `enable`) Enable and Start; live when it returns.
-    pub async fn install(
-        &self,
-        upload: &[u8],
-        placement: Placement,
-        enable: bool,
-        id: Option<String>,
-        debug: bool,
-    ) -> Result<InstanceInfo, ControlError> {
+    pub async fn install(&self, upload: &[u8], how: Install) -> Result<InstanceInfo, ControlError> {
+        let Install { placement, enable, id, debug, config } = how;
         let mut entries = self.entries.lock().await;
         self.catch_up(&mut entries).await?;
         let (plugin, version) = self.unpack(upload)?;
@@ -194,7 +202,11 @@ impl Manager {
         };
         let seq = REGISTRY_SEQ_BASE + self.store.next_seq().await? as u64;
         let mut inst = InstalledInstance::new(plugin.clone(), id.clone(), team.clone(), seq, &self.gw.config);
-        inst.set_config(default_config(&plugin));
+        let config = with_values(&plugin, default_config(&plugin), config)?;
+        if enable {
+            need_required(&plugin, &config, None)?;
+        }
+        inst.set_config(config);
         let mut entry = Entry {
             inst: inst.clone(),
             state: if enable { State::Enabled } else { State::Disabled },
@@ -246,6 +258,9 @@ impl Manager {
         let i = find_mutable(&entries, id)?;
         if entries[i].state == state {
             return Ok(info(&entries[i]));
+        }
+        if state == State::Enabled {
+            need_required(&entries[i].inst.plugin, &entries[i].inst.config, Some(id))?;
         }
         let mut changed = Entry { state, ..clone_entry(&entries[i]) };
         let snapshot = prepare_replacing(&self.gw, &entries, i, &changed)?;
@@ -324,19 +339,7 @@ impl Manager {
         let mut entries = self.entries.lock().await;
         self.catch_up(&mut entries).await?;
         let i = find_mutable(&entries, id)?;
-        let declared = &entries[i].inst.plugin.manifest.service.config;
-        let mut next = entries[i].inst.config.clone();
-        for (k, v) in values {
-            if !declared.iter().any(|c| c.key == k) {
-                let known: Vec<&str> = declared.iter().map(|c| c.key.as_str()).collect();
-                return Err(ControlError::BadRequest(format!(
-                    "{} declares no config key {k:?} (declared: {})",
-                    entries[i].inst.meta.name,
-                    known.join(", ")
-                )));
-            }
-            next.insert(k, v);
-        }
+        let next = with_values(&entries[i].inst.plugin, entries[i].inst.config.clone(), values)?;
         entries[i].rev = self.record(self.store.set_config(self.registry_version(), id, &next).await)?;
         entries[i].inst.set_config(next);
         Ok(info(&entries[i]))
@@ -423,6 +426,54 @@ pub(crate) fn version_dir(root: &Path, v: &PluginVersion) -> PathBuf {
     root.join(&v.app_id).join(format!("{}-{:016x}", v.version, h.finish()))
 }
 
+/// `current` with `values` set, each a key the plugin declares.
+fn with_values(
+    plugin: &LoadedPlugin,
+    mut current: BTreeMap<String, String>,
+    values: BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>, ControlError> {
+    let declared = &plugin.manifest.service.config;
+    for (k, v) in values {
+        if !declared.iter().any(|c| c.key == k) {
+            let known: Vec<&str> = declared.iter().map(|c| c.key.as_str()).collect();
+            let known = if known.is_empty() { "none".to_string() } else { known.join(", ") };
+            return Err(ControlError::BadRequest(format!(
+                "{} declares no config key {k:?} (declared: {known})",
+                plugin.manifest.service.name
+            )));
+        }
+        current.insert(k, v);
+    }
+    Ok(current)
+}
+
+/// An instance runs only with a value for every `required` config item;
+/// `installed` names the instance when it exists (an enable, not an install).
+fn need_required(
+    plugin: &LoadedPlugin,
+    config: &BTreeMap<String, String>,
+    installed: Option<&str>,
+) -> Result<(), ControlError> {
+    let missing: Vec<&str> = plugin
+        .manifest
+        .service
+        .config
+        .iter()
+        .filter(|c| c.required && config.get(&c.key).is_none_or(|v| v.is_empty()))
+        .map(|c| c.key.as_str())
+        .collect();
+    let Some(first) = missing.first() else { return Ok(()) };
+    let how = match installed {
+        Some(id) => format!("set it with `interpose plugin config set {id} {first}=…`, then enable"),
+        None => format!("install with `--config {first}=…` (or `--disabled`, then `plugin config set`)"),
+    };
+    Err(ControlError::BadRequest(format!(
+        "{} requires a value for config {} before it is enabled: {how}",
+        plugin.manifest.service.name,
+        missing.iter().map(|k| format!("{k:?}")).collect::<Vec<_>>().join(", ")
+    )))
+}
+
 fn default_config(plugin: &LoadedPlugin) -> BTreeMap<String, String> {
     plugin.manifest.service.config.iter().filter_map(|c| c.default.clone().map(|d| (c.key.clone(), d))).collect()
 }
@@ -499,6 +550,9 @@ fn level_str(l: PluginLevel) -> &'static str {
     }
 }
 
+/// How a `Password` config value is shown by the admin API: set, not what.
+pub const SECRET_SHOWN_AS: &str = "********";
+
 pub(crate) fn info(e: &Entry) -> InstanceInfo {
     let m = &e.inst.plugin.manifest;
     InstanceInfo {
@@ -513,7 +567,15 @@ pub(crate) fn info(e: &Entry) -> InstanceInfo {
         source: if e.declarative { "config" } else { "registry" }.into(),
         debug: e.debug,
         installed_at: e.installed_at,
-        config: e.inst.config.clone(),
+        config: e
+            .inst
+            .config
+            .iter()
+            .map(|(k, v)| {
+                let secret = m.service.config.iter().any(|c| &c.key == k && c.kind == "Password");
+                (k.clone(), if secret { SECRET_SHOWN_AS.to_string() } else { v.clone() })
+            })
+            .collect(),
         hooks: m.apis.iter().map(|a| a.describe()).collect(),
     }
 }
