@@ -161,6 +161,7 @@ fn make_plan<H>(
         first: (a.instance.clone(), describe(a)),
         second: (b.instance.clone(), describe(b)),
         apis: (a.api.index, b.api.index),
+        queried: !a.api.query.is_empty() || !b.api.query.is_empty(),
     };
 
     // Group by (instance, kind); variants keep declaration order.
@@ -227,5 +228,6 @@ fn make_plan<H>(
 }
 
 fn describe<H>(h: &Hook<H>) -> String {
-    format!("{} hook {}() (apis[{}])", h.api.kind, h.api.function, h.api.index)
+    let query = if h.api.query.is_empty() { String::new() } else { format!(" ?{}", h.api.query_string()) };
+    format!("{} hook {}(){query} (apis[{}])", h.api.kind, h.api.function, h.api.index)
 }

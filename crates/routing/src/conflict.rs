@@ -55,6 +55,8 @@ pub struct Conflict {
     pub second: (Arc<Instance>, String),
     /// The `apis[]` index of each hook in its plugin's manifest.
     pub apis: (usize, usize),
+    /// Either hook carries a `query`.
+    pub queried: bool,
 }
 
 impl fmt::Display for Conflict {
@@ -72,7 +74,13 @@ impl fmt::Display for Conflict {
             who(&self.first),
             who(&self.second),
             self.rule
-        )
+        )?;
+        if self.queried && self.rule != Rule::SameQuery {
+            // A query only narrows a hook: one request can carry both
+            // maps' pairs (`?a=1&a=2` matches `{a: '1'}` and `{a: '2'}`).
+            f.write_str(" (a `query` does not keep them apart: one request can match both)")?;
+        }
+        Ok(())
     }
 }
 

@@ -158,6 +158,10 @@ fn conflict_rules() {
         ),
     );
     assert!(msg.contains("(scope project, team T1)") && msg.contains("only one replace or external"), "{msg}");
+    // Different queries do not keep two plugins apart (`?k=1&k=2` matches both); the message says so.
+    let msg = conflict(org("a", 1, "replace GET /users/me f k=1"), org("b", 2, "replace GET /users/me g k=2"));
+    assert!(msg.contains("replace hook f() ?k=1 (apis[0])") && msg.contains("g() ?k=2"), "{msg}");
+    assert!(msg.ends_with("(a `query` does not keep them apart: one request can match both)"), "{msg}");
     // same plugin, same type, same query
     let err = RouteTable::build(plugin(
         "a",
