@@ -82,6 +82,9 @@ pub struct Instance {
     heap_bytes: AtomicU64,
     /// What `Plugin.getPluginConfig()` returns: the operator-set values.
     config: Mutex<Arc<serde_json::Value>>,
+    /// Its calls' share of the JS workers (see [`crate::pool`]), made by
+    /// the first pool that runs it.
+    slots: std::sync::OnceLock<Arc<tokio::sync::Semaphore>>,
 }
 
 impl Instance {
@@ -103,7 +106,14 @@ impl Instance {
             log_seq: AtomicU64::new(0),
             heap_bytes: AtomicU64::new(0),
             config: Mutex::new(Arc::new(serde_json::Value::Array(Vec::new()))),
+            slots: std::sync::OnceLock::new(),
         })
+    }
+
+    /// The permits for this instance's calls in flight (`n` of them, fixed
+    /// by the first caller: each instance belongs to one gateway).
+    pub(crate) fn pool_slots(&self, n: usize) -> Arc<tokio::sync::Semaphore> {
+        self.slots.get_or_init(|| Arc::new(tokio::sync::Semaphore::new(n))).clone()
     }
 
     /// Set what `Plugin.getPluginConfig()` (`@ones-op/node-ability`) returns;

@@ -8,10 +8,14 @@
 //! so often, and never inside one long native call) and starts a replacement,
 //! so one stuck plugin never takes the pool's capacity with it.
 //!
-//! A call waiting for its plugin's outbound I/O (`OPFetch`) holds its worker
-//! but uses no CPU: while calls wait, the pool starts extra workers so that
-//! `threads` of them stay free for other calls (within `max_threads`); an
-//! extra worker exits after a second without work once it is not needed.
+//! A call waiting for its plugin's outbound I/O (`OPFetch`) or timers holds
+//! its worker but uses no CPU: while calls wait, the pool starts extra
+//! workers so that `threads` of them stay free for other calls (up to
+//! `max_waiting` waiting ones); an extra worker exits after a second without
+//! work once it is not needed. One instance has at most `per_instance` calls
+//! in the pool at once (the rest wait in its own queue, their deadline
+//! running), so a plugin that waits or loops under load cannot take every
+//! worker from the others.
 
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
@@ -38,8 +42,13 @@ const WORKER_STACK: usize = 8 << 20;
 pub struct HostOptions {
     /// Worker threads kept running.
     pub threads: usize,
-    /// Upper bound including workers retired while stuck.
+    /// Upper bound on workers running besides those waiting for I/O,
+    /// including workers retired while stuck.
     pub max_threads: usize,
+    /// Extra workers for calls that wait (outbound I/O, timers).
+    pub max_waiting: usize,
+    /// Calls of one instance in the pool (queued or running) at once.
+    pub per_instance: usize,
     /// A worker drops a runtime it has not used for this long (its module
     /// state goes with it; the next call loads the plugin afresh). Keeps
     /// memory proportional to the plugins in use, not to those installed.
@@ -49,7 +58,13 @@ pub struct HostOptions {
 impl HostOptions {
     pub fn new(threads: usize) -> HostOptions {
         let threads = threads.max(1);
-        HostOptions { threads, max_threads: threads * 4 + 4, runtime_idle: Duration::from_secs(600) }
+        HostOptions {
+            threads,
+            max_threads: threads * 4 + 4,
+            max_waiting: 256,
+            per_instance: 64.max(threads),
+            runtime_idle: Duration::from_secs(600),
+        }
     }
 }
 
@@ -61,6 +76,8 @@ struct Job {
     deadline: Option<Instant>,
     timeout_ms: u64,
     reply: oneshot::Sender<Result<CallOutcome, HookError>>,
+    /// The instance's share of the pool, given back when the job is done.
+    _slot: tokio::sync::OwnedSemaphorePermit,
 }
 
 /// What the watchdog knows about a worker.
@@ -118,7 +135,7 @@ pub(crate) fn io_wait<T>(wait: impl FnOnce() -> T) -> T {
     let waiting = shared.io_waiting.fetch_add(1, Ordering::Relaxed) + 1;
     let available = shared.live.load(Ordering::Relaxed).saturating_sub(waiting);
     if available < shared.options.threads
-        && shared.total.load(Ordering::Relaxed) < shared.options.max_threads
+        && shared.total.load(Ordering::Relaxed) < shared.options.max_threads + waiting.min(shared.options.max_waiting)
         && !shared.stopping.load(Ordering::Relaxed)
     {
         spawn_worker(&shared);
@@ -218,6 +235,16 @@ impl JsHost {
                     )));
                 }
             }
+            // The instance's share of the pool; waiting for it is waiting
+            // for a worker, within the deadline.
+            let slots = instance.pool_slots(self.shared.options.per_instance);
+            let slot = match tokio::time::timeout_at(tokio::time::Instant::from_std(wait_until), slots.acquire_owned())
+                .await
+            {
+                Ok(Ok(slot)) => slot,
+                Ok(Err(_)) => return Err(HookError::Unavailable("the JS host has stopped".into())),
+                Err(_) => return Err(HookError::Timeout(timeout_ms)),
+            };
             let (reply, rx) = oneshot::channel();
             let job = Job {
                 instance: instance.clone(),
@@ -226,6 +253,7 @@ impl JsHost {
                 deadline,
                 timeout_ms,
                 reply,
+                _slot: slot,
             };
             if self.tx.send(job).is_err() {
                 return Err(HookError::Unavailable("the JS host has stopped".into()));
@@ -510,7 +538,8 @@ fn watchdog(shared: Weak<Shared>) {
                 }
             }
             tracing::warn!("a JS worker is stuck past its deadline; retiring it and starting a replacement");
-            if shared.total.load(Ordering::Relaxed) < shared.options.max_threads {
+            let waiting = shared.io_waiting.load(Ordering::Relaxed).min(shared.options.max_waiting);
+            if shared.total.load(Ordering::Relaxed) < shared.options.max_threads + waiting {
                 spawn_worker(&shared);
             } else {
                 tracing::error!(

@@ -594,3 +594,34 @@ async fn typescript_decorators_run_as_tsc_compiles_them_with_experimental_decora
     let e = PluginCode::load(broken.path()).expect_err("refused").to_string();
     assert!(e.starts_with("tsconfig.json:1:"), "{e}");
 }
+
+/// Calls that wait (timers, outbound I/O) do not hold the pool: more workers
+/// start for them, and one instance's share is bounded so the others still
+/// get workers at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_calls_neither_hold_the_pool_nor_starve_other_plugins() {
+    let slow = instance(&project(&[(
+        "backend/src/index.ts",
+        "export async function f() { await new Promise((r) => setTimeout(r, 300)) }\n",
+    )]));
+    let fast = instance(&project(&[("backend/src/index.ts", "export function f() { return { body: 'fast' } }\n")]));
+    let h = JsHost::new(HostOptions { per_instance: 8, ..HostOptions::new(1) }, None);
+    let t0 = Instant::now();
+    let calls: Vec<_> = (0..16)
+        .map(|_| {
+            let (h, slow) = (h.clone(), slow.clone());
+            tokio::spawn(async move { call(&h, &slow, "f", 5000).await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // One worker, sixteen waiting calls: another plugin is answered at once.
+    let t1 = Instant::now();
+    assert!(matches!(call(&h, &fast, "f", 1000).await, Ok(CallOutcome::Returned(Some(_)))));
+    assert!(t1.elapsed() < Duration::from_millis(200), "the other plugin waited {:?}", t1.elapsed());
+    for c in calls {
+        assert!(matches!(c.await.expect("joined"), Ok(CallOutcome::Returned(None))));
+    }
+    // Eight at a time: two rounds of 300 ms, not sixteen (one worker) or one (no bound).
+    let took = t0.elapsed();
+    assert!(took >= Duration::from_millis(600) && took < Duration::from_millis(2000), "{took:?}");
+}
