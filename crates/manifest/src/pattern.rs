@@ -24,6 +24,12 @@ impl UrlPattern {
         if !raw.starts_with('/') {
             return Err(format!("url {raw:?} must start with '/'"));
         }
+        let optional = raw.split('/').find(|seg| seg.starts_with(':') && seg.ends_with('?'));
+        if let Some(seg) = optional {
+            return Err(format!(
+                "url {raw:?}: optional parameters ({seg}) are not supported; declare one entry with the parameter and one without"
+            ));
+        }
         if raw.contains('?') || raw.contains('#') {
             return Err(format!("url {raw:?} must be a path only; put query parameters under `query:`"));
         }
@@ -46,7 +52,13 @@ impl UrlPattern {
                     }
                     segments.push(Segment::Param(name.to_string()));
                 } else {
-                    if seg.contains(':') || seg.contains('*') || seg.contains('{') {
+                    if seg.contains('*') {
+                        return Err(format!(
+                            "url {raw:?}: wildcards ({seg:?}) are not supported; an interface is one route, with \
+                             parameters as whole segments like `:taskUUID`"
+                        ));
+                    }
+                    if seg.contains(':') || seg.contains('{') {
                         return Err(format!(
                             "url {raw:?}: segment {seg:?} mixes text and parameter syntax; a parameter is a whole segment like `:taskUUID`"
                         ));

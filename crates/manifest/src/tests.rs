@@ -108,7 +108,12 @@ fn patterns() {
     assert_eq!(UrlPattern::parse("/").expect("root").shape(), "/");
     assert!(UrlPattern::parse("/a//b").is_err());
     assert!(UrlPattern::parse("/a/:x/:x").is_err());
-    assert!(UrlPattern::parse("/a?x=1").is_err());
+    assert!(UrlPattern::parse("/a?x=1").expect_err("query").contains("under `query:`"));
+    let e = UrlPattern::parse("/users/:id?").expect_err("optional");
+    assert!(e.contains("optional parameters (:id?) are not supported"), "{e}");
+    let e = UrlPattern::parse("/files/*").expect_err("wildcard");
+    assert!(e.contains("wildcards (\"*\") are not supported"), "{e}");
+    assert!(UrlPattern::parse("/a/b:c").expect_err("mixed").contains("mixes text and parameter syntax"));
     assert!(!UrlPattern::parse("/users/:teamUUID").expect("ok").is_team_level());
     assert!(UrlPattern::parse("/team/:t/x").expect("ok").is_team_level());
 }
