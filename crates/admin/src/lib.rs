@@ -140,6 +140,7 @@ fn control_error(e: ControlError) -> Response {
     let errcode = match &e {
         ControlError::NotFound(_) => "NotFound",
         ControlError::BadRequest(_) => "BadRequest",
+        ControlError::MissingConfig { .. } => "MissingConfig",
         ControlError::BadPlugin(_) => "InvalidPlugin",
         ControlError::Conflict(_) => "Conflict",
         ControlError::Lifecycle { .. } => "LifecycleFailed",

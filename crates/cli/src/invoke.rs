@@ -22,7 +22,7 @@ use clap::Subcommand;
 use http::Method;
 use interpose_config::Config;
 use interpose_control::lifecycle::Step;
-use interpose_control::{archive, Install, InstanceInfo, Manager, Placement};
+use interpose_control::{archive, ControlError, Install, InstanceInfo, Manager, Placement};
 use interpose_gateway::{serve, Gateway};
 use interpose_manifest::{Manifest, PluginLevel};
 use interpose_registry::Store;
@@ -201,11 +201,19 @@ async fn run_debug(dir: &Path, sample: bool, listen: Option<SocketAddr>) -> anyh
     // this is seen by the watcher.
     let files = fingerprint(dir);
     let previous = read_state(dir).and_then(|s| s["instance"].as_str().map(str::to_string));
-    let installed =
-        match install_or_reload(&manager, dir, previous.as_deref(), placement.clone(), local.config.clone()).await {
-            Ok(info) => info,
-            Err(e) => return bad(format!("the plugin did not install:\n{e}")),
-        };
+    let installed = match install_or_reload(&manager, dir, previous.as_deref(), placement.clone(), local.config.clone())
+        .await
+    {
+        Ok(info) => info,
+        Err(ControlError::MissingConfig { plugin, keys, .. }) => {
+            // The debug instance's values come from config/local.yaml.
+            return bad(format!(
+                    "the plugin did not install: {plugin} requires a value for config {}: give it under `config:` in config/local.yaml",
+                    keys.join(", ")
+                ));
+        }
+        Err(e) => return bad(format!("the plugin did not install:\n{e}")),
+    };
     let id = installed.id.clone();
     let (stop, signal) = stop_on_signal();
     let admin_stop = stopped(stop.clone());
@@ -253,19 +261,19 @@ async fn install_or_reload(
     previous: Option<&str>,
     placement: Placement,
     config: BTreeMap<String, String>,
-) -> Result<InstanceInfo, String> {
-    let archive = archive::pack(dir).map_err(|e| e.to_string())?;
+) -> Result<InstanceInfo, ControlError> {
+    let archive = archive::pack(dir).map_err(|e| ControlError::BadRequest(e.to_string()))?;
     if let Some(id) = previous {
         if manager.get(id).await.is_ok() {
-            let upgraded = manager.upgrade(id, &archive).await.map_err(|e| e.to_string())?;
+            let upgraded = manager.upgrade(id, &archive).await?;
             if config.is_empty() {
                 return Ok(upgraded);
             }
-            return manager.set_config(id, config).await.map_err(|e| e.to_string());
+            return manager.set_config(id, config).await;
         }
     }
     let how = Install { placement, enable: true, id: None, debug: true, config };
-    manager.install(&archive, how).await.map_err(|e| e.to_string())
+    manager.install(&archive, how).await
 }
 
 fn banner(info: &InstanceInfo, listen: SocketAddr, system: &str, team: &str, gw: &Gateway) -> String {

@@ -396,6 +396,26 @@ fn plugin_commands_over_the_admin_api() {
     assert!(plugin(&["uninstall", "b1"], "tok").status.success());
     let out = plugin(&["show", "b1"], "tok");
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("no instance \"b1\""));
+
+    // Config at install: required values are asked for; a Password is never printed.
+    let conf = tempfile::tempdir().unwrap();
+    interpose_test_util::write_files(conf.path(), &[
+        ("config/plugin.yaml", "service:\n  app_id: conf\n  version: 1.0.0\n  name: conf\n  scope: 2\n  config:\n    - {key: token, type: Password, required: true}\napis:\n  - {type: replace, methods: [GET], url: /conf, function: f}\n"),
+        ("backend/src/index.js", "import { Plugin } from '@ones-op/node-ability'\nexport async function f() { return { body: (await Plugin.getPluginConfig())[0].value } }\n"),
+    ]);
+    let dir = conf.path().to_str().unwrap();
+    let out = plugin(&["install", dir, "--org"], "tok");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("install with `--config token=…`"), "{stderr}");
+    let out = plugin(&["install", dir, "--org", "--id", "c1", "--config", "token=a&b=c d"], "tok");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && stdout.contains("config token = ********"), "{stdout}");
+    assert!(!stdout.contains("a&b"), "{stdout}");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let got = rt.block_on(get(&format!("http://127.0.0.1:{port}/project/api/project/conf"), &[]));
+    assert_eq!(got.text(), "a&b=c d", "the plugin reads the value as given");
+    let out = plugin(&["install", dir, "--org", "--config", "token"], "tok");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("\"token\": expected KEY=VALUE"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

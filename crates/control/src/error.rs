@@ -14,6 +14,9 @@ pub enum ControlError {
     Conflict(Vec<Conflict>),
     #[error("{function}() of plugin {plugin} failed: {error}; the change was rolled back")]
     Lifecycle { plugin: String, function: String, error: String },
+    /// Enabling needs a value for these `required` config items.
+    #[error("{plugin} requires a value for config {} before it is enabled: {how}", keys.iter().map(|k| format!("{k:?}")).collect::<Vec<_>>().join(", "))]
+    MissingConfig { plugin: String, keys: Vec<String>, how: String },
     #[error("instance {0} comes from the gateway config file ([[plugins]]); change interpose.toml instead")]
     Declarative(String),
     #[error("{0}")]
@@ -27,7 +30,7 @@ impl ControlError {
     pub fn status(&self) -> u16 {
         match self {
             ControlError::NotFound(_) => 404,
-            ControlError::BadRequest(_) => 400,
+            ControlError::BadRequest(_) | ControlError::MissingConfig { .. } => 400,
             ControlError::BadPlugin(_) | ControlError::Lifecycle { .. } => 422,
             ControlError::Conflict(_) | ControlError::Declarative(_) => 409,
             // Another node changed the registry first: the caller may retry.

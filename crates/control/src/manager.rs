@@ -467,11 +467,11 @@ fn need_required(
         Some(id) => format!("set it with `interpose plugin config set {id} {first}=…`, then enable"),
         None => format!("install with `--config {first}=…` (or `--disabled`, then `plugin config set`)"),
     };
-    Err(ControlError::BadRequest(format!(
-        "{} requires a value for config {} before it is enabled: {how}",
-        plugin.manifest.service.name,
-        missing.iter().map(|k| format!("{k:?}")).collect::<Vec<_>>().join(", ")
-    )))
+    Err(ControlError::MissingConfig {
+        plugin: plugin.manifest.service.name.clone(),
+        keys: missing.iter().map(|k| k.to_string()).collect(),
+        how,
+    })
 }
 
 fn default_config(plugin: &LoadedPlugin) -> BTreeMap<String, String> {
