@@ -476,7 +476,12 @@ pub(crate) fn plugin_response(v: &serde_json::Value, default_status: u16) -> Res
     let mut resp = Response::new(body::full(bytes));
     *resp.status_mut() = StatusCode::from_u16(status).map_err(|e| e.to_string())?;
     if let Some(headers) = obj.get("headers").filter(|h| !h.is_null()) {
-        *resp.headers_mut() = header_map(headers)?;
+        let mut headers = header_map(headers)?;
+        // The gateway frames what it sends: a plugin's Content-Length or
+        // Transfer-Encoding could only disagree with the body it returned.
+        proxy::strip_hop_by_hop(&mut headers);
+        headers.remove(http::header::CONTENT_LENGTH);
+        *resp.headers_mut() = headers;
     }
     if let Some(ct) = content_type {
         resp.headers_mut().entry(http::header::CONTENT_TYPE).or_insert(HeaderValue::from_static(ct));
@@ -760,5 +765,9 @@ mod tests {
         assert!(plugin_response(&serde_json::json!({"statusCode": 99}), 200).is_err());
         assert!(plugin_response(&serde_json::json!({"headers": {"X": {"a": 1}}}), 200).is_err());
         assert!(plugin_response(&serde_json::json!({"headers": {"bad name": "x"}}), 200).is_err());
+        // Framing is the gateway's: a plugin's length or transfer coding never goes out.
+        let framed = serde_json::json!({"headers": {"Content-Length": "999", "Transfer-Encoding": "chunked", "Connection": "close", "X-Kept": "1"}, "body": "short"});
+        let r = plugin_response(&framed, 200).expect("ok");
+        assert_eq!(r.headers().keys().map(|k| k.as_str()).collect::<Vec<_>>(), ["x-kept", "content-type"]);
     }
 }
