@@ -472,6 +472,10 @@ pub(crate) fn plugin_response(v: &serde_json::Value, default_status: u16) -> Res
             .filter(|n| (100..=599).contains(n))
             .ok_or_else(|| format!("statusCode {s} is not an HTTP status (100-599)"))?,
     };
+    if status < 200 {
+        // 1xx are interim answers (101 would promise a protocol switch).
+        return Err(format!("statusCode {status} is informational (1xx) and cannot be the response; use 200-599"));
+    }
     let (bytes, content_type) = body_bytes(obj.get("body").unwrap_or(&serde_json::Value::Null));
     let mut resp = Response::new(body::full(bytes));
     *resp.status_mut() = StatusCode::from_u16(status).map_err(|e| e.to_string())?;
@@ -763,6 +767,10 @@ mod tests {
             (200, Some("text/plain; charset=utf-8"))
         );
         assert!(plugin_response(&serde_json::json!({"statusCode": 99}), 200).is_err());
+        for interim in [100, 101, 199] {
+            let e = plugin_response(&serde_json::json!({"statusCode": interim}), 200).expect_err("1xx");
+            assert!(e.contains("informational (1xx)"), "{e}");
+        }
         assert!(plugin_response(&serde_json::json!({"headers": {"X": {"a": 1}}}), 200).is_err());
         assert!(plugin_response(&serde_json::json!({"headers": {"bad name": "x"}}), 200).is_err());
         // Framing is the gateway's: a plugin's length or transfer coding never goes out.
