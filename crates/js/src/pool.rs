@@ -1,6 +1,8 @@
 //! Worker threads that run JS, and the deadline that protects the caller.
 //!
-//! Jobs go through one shared channel to `threads` workers. Each worker owns
+//! Jobs go through one shared queue to `threads` workers, taken round-robin
+//! between instances (a plugin with many queued calls does not make another
+//! plugin's call wait behind all of them). Each worker owns
 //! the runtimes of the instances it has served (created on first use, reused,
 //! dropped when the instance is gone or the runtime failed hard). A caller
 //! waits at most until its deadline. A watchdog retires a worker that is still
@@ -24,7 +26,8 @@ use std::sync::{Arc, Mutex, Weak};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use std::collections::VecDeque;
+use std::sync::Condvar;
 use tokio::sync::oneshot;
 
 use crate::error::{CallOutcome, HookError};
@@ -106,7 +109,7 @@ struct Strikes {
 }
 
 struct Shared {
-    rx: Receiver<Job>,
+    queue: Arc<JobQueue>,
     io: Option<Arc<dyn HostIo>>,
     workers: Mutex<Vec<Arc<WorkerState>>>,
     live: AtomicUsize,
@@ -145,10 +148,106 @@ pub(crate) fn io_wait<T>(wait: impl FnOnce() -> T) -> T {
     out
 }
 
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // The last handle is gone: workers finish what is queued and exit.
+        self.queue.close();
+    }
+}
+
+/// Emptied per-instance queues kept for reuse before they are dropped.
+const KEEP_EMPTY_QUEUES: usize = 256;
+
+/// Jobs waiting for a worker: one FIFO per instance, served in turn.
+struct JobQueue {
+    state: Mutex<QueueState>,
+    ready: Condvar,
+}
+
+#[derive(Default)]
+struct QueueState {
+    by_instance: HashMap<u64, VecDeque<Job>>,
+    /// Instances with queued jobs, in the order they are served.
+    turn: VecDeque<u64>,
+    /// Workers blocked in `pop` (a push wakes one only when there is one).
+    idle: usize,
+    closed: bool,
+}
+
+/// Why [`JobQueue::pop`] returned no job.
+enum NoJob {
+    TimedOut,
+    Closed,
+}
+
+impl JobQueue {
+    fn new() -> JobQueue {
+        JobQueue { state: Mutex::new(QueueState::default()), ready: Condvar::new() }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, QueueState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn push(&self, job: Job) -> Result<(), Job> {
+        let mut st = self.lock();
+        if st.closed {
+            return Err(job);
+        }
+        let key = job.instance.key;
+        let queue = st.by_instance.entry(key).or_default();
+        let was_empty = queue.is_empty();
+        queue.push_back(job);
+        if was_empty {
+            st.turn.push_back(key);
+        }
+        let wake = st.idle > 0;
+        drop(st);
+        if wake {
+            self.ready.notify_one();
+        }
+        Ok(())
+    }
+
+    /// The next job (the next instance's oldest), waiting at most `timeout`.
+    fn pop(&self, timeout: Duration) -> Result<Job, NoJob> {
+        let deadline = Instant::now() + timeout;
+        let mut st = self.lock();
+        loop {
+            if let Some(key) = st.turn.pop_front() {
+                let Some(queue) = st.by_instance.get_mut(&key) else { continue };
+                let Some(job) = queue.pop_front() else { continue };
+                if !queue.is_empty() {
+                    st.turn.push_back(key);
+                } else if st.by_instance.len() > KEEP_EMPTY_QUEUES {
+                    // Empty queues are kept for reuse (no allocation per
+                    // call), up to a bound: instances come and go.
+                    st.by_instance.retain(|_, q| !q.is_empty());
+                }
+                return Ok(job);
+            }
+            if st.closed {
+                return Err(NoJob::Closed);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(NoJob::TimedOut);
+            }
+            st.idle += 1;
+            st = self.ready.wait_timeout(st, deadline - now).unwrap_or_else(|e| e.into_inner()).0;
+            st.idle -= 1;
+        }
+    }
+
+    fn close(&self) {
+        self.lock().closed = true;
+        self.ready.notify_all();
+    }
+}
+
 /// The pool of JS worker threads. Cheap to clone.
 #[derive(Clone)]
 pub struct JsHost {
-    tx: Sender<Job>,
     shared: Arc<Shared>,
 }
 
@@ -161,9 +260,8 @@ impl std::fmt::Debug for JsHost {
 impl JsHost {
     /// Start the workers; `io` performs plugins' outbound calls.
     pub fn new(options: HostOptions, io: Option<Arc<dyn HostIo>>) -> JsHost {
-        let (tx, rx) = crossbeam_channel::unbounded();
         let shared = Arc::new(Shared {
-            rx,
+            queue: Arc::new(JobQueue::new()),
             io,
             workers: Mutex::new(Vec::new()),
             live: AtomicUsize::new(0),
@@ -181,7 +279,7 @@ impl JsHost {
         }
         let weak = Arc::downgrade(&shared);
         let _ = thread::Builder::new().name("js-watchdog".into()).spawn(move || watchdog(weak));
-        JsHost { tx, shared }
+        JsHost { shared }
     }
 
     /// Run `function(request)` of `instance`; answers by `timeout` whatever the
@@ -255,7 +353,7 @@ impl JsHost {
                 reply,
                 _slot: slot,
             };
-            if self.tx.send(job).is_err() {
+            if self.shared.queue.push(job).is_err() {
                 return Err(HookError::Unavailable("the JS host has stopped".into()));
             }
             match tokio::time::timeout_at(tokio::time::Instant::from_std(wait_until), rx).await {
@@ -340,14 +438,14 @@ fn spawn_worker(shared: &Arc<Shared>) {
     shared.workers.lock().unwrap_or_else(|e| e.into_inner()).push(state.clone());
     shared.live.fetch_add(1, Ordering::Relaxed);
     let n = shared.total.fetch_add(1, Ordering::Relaxed);
-    let rx = shared.rx.clone();
+    let queue = shared.queue.clone();
     let io = shared.io.clone();
     let count = shared.runtimes.clone();
     let weak = Arc::downgrade(shared);
     let spawned = thread::Builder::new()
         .name(format!("js-worker-{n}"))
         .stack_size(WORKER_STACK)
-        .spawn(move || worker(rx, state, weak, io, count));
+        .spawn(move || worker(queue, state, weak, io, count));
     if let Err(e) = spawned {
         tracing::error!(error = %e, "could not start a JS worker thread");
         shared.live.fetch_sub(1, Ordering::Relaxed);
@@ -372,7 +470,7 @@ impl Drop for Slot {
 }
 
 fn worker(
-    rx: Receiver<Job>,
+    queue: Arc<JobQueue>,
     state: Arc<WorkerState>,
     shared: Weak<Shared>,
     io: Option<Arc<dyn HostIo>>,
@@ -388,9 +486,9 @@ fn worker(
         if state.retired.load(Ordering::Relaxed) {
             break;
         }
-        let job = match rx.recv_timeout(Duration::from_secs(1)) {
+        let job = match queue.pop(Duration::from_secs(1)) {
             Ok(job) => job,
-            Err(RecvTimeoutError::Timeout) => {
+            Err(NoJob::TimedOut) => {
                 sweep(&mut runtimes, idle);
                 match shared.upgrade() {
                     // More workers than needed now that I/O waits are over:
@@ -403,7 +501,7 @@ fn worker(
                     _ => break,
                 }
             }
-            Err(RecvTimeoutError::Disconnected) => break,
+            Err(NoJob::Closed) => break,
         };
         since_sweep += 1;
         if since_sweep >= 1024 {

@@ -625,3 +625,33 @@ async fn waiting_calls_neither_hold_the_pool_nor_starve_other_plugins() {
     let took = t0.elapsed();
     assert!(took >= Duration::from_millis(600) && took < Duration::from_millis(2000), "{took:?}");
 }
+
+/// Queued calls are taken in turn between instances: a plugin with many
+/// CPU-heavy calls waiting does not make another plugin's call wait behind
+/// all of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_calls_are_served_in_turn_between_plugins() {
+    let heavy = instance(&project(&[(
+        "backend/src/index.ts",
+        "export function f() { const t = Date.now(); while (Date.now() - t < 100) {} }\n",
+    )]));
+    let light = instance(&project(&[("backend/src/index.ts", "export function f() { return { body: 'light' } }\n")]));
+    let h = JsHost::new(HostOptions::new(1), None);
+    // Load both runtimes first, so what is timed below is waiting in the queue.
+    call(&h, &heavy, "f", 5000).await.expect("heavy");
+    call(&h, &light, "f", 1000).await.expect("light");
+    let calls: Vec<_> = (0..8)
+        .map(|_| {
+            let (h, heavy) = (h.clone(), heavy.clone());
+            tokio::spawn(async move { call(&h, &heavy, "f", 5000).await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    let t = Instant::now();
+    assert!(matches!(call(&h, &light, "f", 2000).await, Ok(CallOutcome::Returned(Some(_)))));
+    // Behind the one heavy call running (and at most one more), not all eight (800 ms).
+    assert!(t.elapsed() < Duration::from_millis(350), "the light call waited {:?}", t.elapsed());
+    for c in calls {
+        assert!(c.await.expect("joined").is_ok());
+    }
+}
