@@ -236,7 +236,7 @@ impl PooledBody {
             return None;
         }
         let reason = format!(
-            "{} sent no more of the response body for {} ms; the client's connection is closed",
+            "{} sent no more of the response body for {} ms; the response is cut off there",
             self.upstream(),
             self.idle.as_millis()
         );
