@@ -15,4 +15,4 @@ pub mod routes;
 mod sync;
 
 pub use error::ControlError;
-pub use manager::{Install, InstanceInfo, Manager, Placement, SECRET_SHOWN_AS};
+pub use manager::{Install, InstanceInfo, Manager, Placement};

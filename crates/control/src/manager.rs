@@ -551,7 +551,7 @@ fn level_str(l: PluginLevel) -> &'static str {
 }
 
 /// How a `Password` config value is shown by the admin API: set, not what.
-pub const SECRET_SHOWN_AS: &str = "********";
+const SECRET_SHOWN_AS: &str = "********";
 
 pub(crate) fn info(e: &Entry) -> InstanceInfo {
     let m = &e.inst.plugin.manifest;

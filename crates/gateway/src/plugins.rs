@@ -258,14 +258,15 @@ pub fn declared(
     let s = &plugin.manifest.service;
     let mut instance_config = BTreeMap::new();
     for item in &s.config {
+        // An empty value does not meet `required` (as for the admin API).
         match decl.config.get(&item.key).or(item.default.as_ref()) {
-            Some(v) => {
+            Some(v) if !(v.is_empty() && item.required) => {
                 instance_config.insert(item.key.clone(), v.clone());
             }
-            None if item.required => {
+            _ if item.required => {
                 problems.push(format!("{key}.config: {} requires a value for {:?}", s.name, item.key))
             }
-            None => {}
+            _ => {}
         }
     }
     for k in decl.config.keys() {

@@ -593,4 +593,10 @@ async fn plugins_read_their_config_values() {
     let values: Vec<serde_json::Value> = got.json().as_array().unwrap().iter().map(|i| i["value"].clone()).collect();
     assert_eq!(values, [json!("u3"), json!("set"), json!(null)], "each instance reads its own values");
     gw.stop().await;
+    // A required item left out, or empty, keeps the gateway from starting.
+    for config in ["", "config = { denyList = \"\" }\n"] {
+        let decl = format!("[[plugins]]\npath = {:?}\nteams = [\"T1\"]\n{config}", p.path().display().to_string());
+        let e = start_error(&up, &[decl]);
+        assert!(e.contains("plugins[0].config: conf requires a value for \"denyList\""), "{e}");
+    }
 }
