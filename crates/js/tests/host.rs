@@ -595,6 +595,20 @@ async fn typescript_decorators_run_as_tsc_compiles_them_with_experimental_decora
     assert!(e.starts_with("tsconfig.json:1:"), "{e}");
 }
 
+/// `n` concurrent calls of `inst`'s `f` (5 s deadline), running in the background.
+fn spawn_calls(
+    h: &JsHost,
+    inst: &Arc<Instance>,
+    n: usize,
+) -> Vec<tokio::task::JoinHandle<Result<CallOutcome, HookError>>> {
+    (0..n)
+        .map(|_| {
+            let (h, inst) = (h.clone(), inst.clone());
+            tokio::spawn(async move { call(&h, &inst, "f", 5000).await })
+        })
+        .collect()
+}
+
 /// Calls that wait (timers, outbound I/O) do not hold the pool: more workers
 /// start for them, and one instance's share is bounded so the others still
 /// get workers at once.
@@ -607,12 +621,7 @@ async fn waiting_calls_neither_hold_the_pool_nor_starve_other_plugins() {
     let fast = instance(&project(&[("backend/src/index.ts", "export function f() { return { body: 'fast' } }\n")]));
     let h = JsHost::new(HostOptions { per_instance: 8, ..HostOptions::new(1) }, None);
     let t0 = Instant::now();
-    let calls: Vec<_> = (0..16)
-        .map(|_| {
-            let (h, slow) = (h.clone(), slow.clone());
-            tokio::spawn(async move { call(&h, &slow, "f", 5000).await })
-        })
-        .collect();
+    let calls = spawn_calls(&h, &slow, 16);
     tokio::time::sleep(Duration::from_millis(50)).await;
     // One worker, sixteen waiting calls: another plugin is answered at once.
     let t1 = Instant::now();
@@ -640,12 +649,7 @@ async fn queued_calls_are_served_in_turn_between_plugins() {
     // Load both runtimes first, so what is timed below is waiting in the queue.
     call(&h, &heavy, "f", 5000).await.expect("heavy");
     call(&h, &light, "f", 1000).await.expect("light");
-    let calls: Vec<_> = (0..8)
-        .map(|_| {
-            let (h, heavy) = (h.clone(), heavy.clone());
-            tokio::spawn(async move { call(&h, &heavy, "f", 5000).await })
-        })
-        .collect();
+    let calls = spawn_calls(&h, &heavy, 8);
     tokio::time::sleep(Duration::from_millis(30)).await;
     let t = Instant::now();
     assert!(matches!(call(&h, &light, "f", 2000).await, Ok(CallOutcome::Returned(Some(_)))));
