@@ -1,8 +1,10 @@
 //! Worker threads that run JS, and the deadline that protects the caller.
 //!
-//! Jobs go through one shared queue to `threads` workers, taken round-robin
-//! between instances (a plugin with many queued calls does not make another
-//! plugin's call wait behind all of them). Each worker owns
+//! A job goes to an idle worker directly — the one that last ran its
+//! instance when it can, so calls that do not overlap share one runtime and
+//! its module state — or, when none is idle, into one shared queue, taken
+//! round-robin between instances (a plugin with many queued calls does not
+//! make another plugin's call wait behind all of them). Each worker owns
 //! the runtimes of the instances it has served (created on first use, reused,
 //! dropped when the instance is gone or the runtime failed hard). A caller
 //! waits at most until its deadline. A watchdog retires a worker that is still
@@ -159,9 +161,15 @@ impl Drop for Shared {
 const KEEP_EMPTY_QUEUES: usize = 256;
 
 /// Jobs waiting for a worker: one FIFO per instance, served in turn.
+///
+/// A job that finds a worker idle is handed to one directly: the worker that
+/// last ran its instance if that one is idle, else the most recently idle.
+/// So an instance whose calls do not overlap keeps running on one runtime
+/// (its module state carries from call to call, as in a single Node
+/// process), and workers idle longest stay idle (their runtimes go after
+/// [`HostOptions::runtime_idle`]).
 struct JobQueue {
     state: Mutex<QueueState>,
-    ready: Condvar,
 }
 
 #[derive(Default)]
@@ -169,10 +177,28 @@ struct QueueState {
     by_instance: HashMap<u64, VecDeque<Job>>,
     /// Instances with queued jobs, in the order they are served.
     turn: VecDeque<u64>,
-    /// Workers blocked in `pop` (a push wakes one only when there is one).
-    idle: usize,
+    /// Workers blocked in `pop`, most recently idle last. While one is
+    /// here nothing is queued: a push hands its job to one of them.
+    parked: Vec<Arc<Waiter>>,
+    /// Jobs handed to a parked worker, by worker id.
+    handed: HashMap<usize, Job>,
+    /// The worker that last took each instance's job.
+    home: HashMap<u64, Arc<Waiter>>,
     closed: bool,
 }
+
+/// A worker as the queue knows it.
+struct Waiter {
+    id: usize,
+    wake: Condvar,
+    /// Set between answering a call and coming back for the next job: a
+    /// job for an instance whose worker is on its way back waits for it
+    /// (a moment) rather than going to another worker's fresh runtime.
+    returning: AtomicBool,
+}
+
+/// Instances remembered in [`QueueState::home`] before it starts afresh.
+const MAX_HOMES: usize = 4096;
 
 /// Why [`JobQueue::pop`] returned no job.
 enum NoJob {
@@ -182,7 +208,7 @@ enum NoJob {
 
 impl JobQueue {
     fn new() -> JobQueue {
-        JobQueue { state: Mutex::new(QueueState::default()), ready: Condvar::new() }
+        JobQueue { state: Mutex::new(QueueState::default()) }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, QueueState> {
@@ -195,34 +221,53 @@ impl JobQueue {
             return Err(job);
         }
         let key = job.instance.key;
+        let home = st.home.get(&key).cloned();
+        if let Some(h) = home {
+            if let Some(i) = st.parked.iter().rposition(|w| w.id == h.id) {
+                st.parked.remove(i);
+                self.hand(st, &h, job);
+                return Ok(());
+            }
+            // On its way back from answering a call: it takes this one next.
+            if h.returning.load(Ordering::Acquire) && !st.handed.contains_key(&h.id) {
+                st.handed.insert(h.id, job);
+                return Ok(());
+            }
+        }
+        if let Some(w) = st.parked.pop() {
+            self.hand(st, &w, job);
+            return Ok(());
+        }
         let queue = st.by_instance.entry(key).or_default();
         let was_empty = queue.is_empty();
         queue.push_back(job);
         if was_empty {
             st.turn.push_back(key);
         }
-        let wake = st.idle > 0;
-        drop(st);
-        if wake {
-            self.ready.notify_one();
-        }
         Ok(())
     }
 
-    /// The next job (the next instance's oldest), waiting at most `timeout`.
-    fn pop(&self, timeout: Duration) -> Result<Job, NoJob> {
+    /// Give `job` to `waiter`, taken out of `parked`.
+    fn hand(&self, mut st: std::sync::MutexGuard<'_, QueueState>, waiter: &Waiter, job: Job) {
+        st.handed.insert(waiter.id, job);
+        drop(st);
+        waiter.wake.notify_one();
+    }
+
+    /// The next job for worker `me` (one handed to it, else the next
+    /// instance's oldest), waiting at most `timeout`.
+    fn pop(&self, me: &Arc<Waiter>, timeout: Duration) -> Result<Job, NoJob> {
         let deadline = Instant::now() + timeout;
         let mut st = self.lock();
+        me.returning.store(false, Ordering::Relaxed);
         loop {
-            if let Some(key) = st.turn.pop_front() {
-                let Some(queue) = st.by_instance.get_mut(&key) else { continue };
-                let Some(job) = queue.pop_front() else { continue };
-                if !queue.is_empty() {
-                    st.turn.push_back(key);
-                } else if st.by_instance.len() > KEEP_EMPTY_QUEUES {
-                    // Empty queues are kept for reuse (no allocation per
-                    // call), up to a bound: instances come and go.
-                    st.by_instance.retain(|_, q| !q.is_empty());
+            if let Some(job) = st.handed.remove(&me.id).or_else(|| st.next()) {
+                if st.home.len() >= MAX_HOMES {
+                    st.home.clear();
+                }
+                let home = st.home.entry(job.instance.key).or_insert_with(|| me.clone());
+                if home.id != me.id {
+                    *home = me.clone();
                 }
                 return Ok(job);
             }
@@ -233,15 +278,52 @@ impl JobQueue {
             if now >= deadline {
                 return Err(NoJob::TimedOut);
             }
-            st.idle += 1;
-            st = self.ready.wait_timeout(st, deadline - now).unwrap_or_else(|e| e.into_inner()).0;
-            st.idle -= 1;
+            st.parked.push(me.clone());
+            st = me.wake.wait_timeout(st, deadline - now).unwrap_or_else(|e| e.into_inner()).0;
+            if let Some(i) = st.parked.iter().rposition(|w| w.id == me.id) {
+                st.parked.remove(i);
+            }
+        }
+    }
+
+    /// Worker `me` takes no more jobs: what waited for it goes to another.
+    fn leave(&self, me: &Waiter) {
+        let mut st = self.lock();
+        me.returning.store(false, Ordering::Relaxed);
+        let handed = st.handed.remove(&me.id);
+        drop(st);
+        if let Some(job) = handed {
+            // Failing only when the pool is closing: the caller is told
+            // the worker ended.
+            let _ = self.push(job);
         }
     }
 
     fn close(&self) {
-        self.lock().closed = true;
-        self.ready.notify_all();
+        let mut st = self.lock();
+        st.closed = true;
+        for w in st.parked.drain(..) {
+            w.wake.notify_one();
+        }
+    }
+}
+
+impl QueueState {
+    /// The next instance's oldest queued job.
+    fn next(&mut self) -> Option<Job> {
+        while let Some(key) = self.turn.pop_front() {
+            let Some(queue) = self.by_instance.get_mut(&key) else { continue };
+            let Some(job) = queue.pop_front() else { continue };
+            if !queue.is_empty() {
+                self.turn.push_back(key);
+            } else if self.by_instance.len() > KEEP_EMPTY_QUEUES {
+                // Empty queues are kept for reuse (no allocation per
+                // call), up to a bound: instances come and go.
+                self.by_instance.retain(|_, q| !q.is_empty());
+            }
+            return Some(job);
+        }
+        None
     }
 }
 
@@ -429,6 +511,9 @@ impl Shared {
     }
 }
 
+/// Worker ids, unique for the life of the process.
+static NEXT_WORKER_ID: AtomicUsize = AtomicUsize::new(0);
+
 fn spawn_worker(shared: &Arc<Shared>) {
     let state = Arc::new(WorkerState {
         busy_until: AtomicU64::new(0),
@@ -442,10 +527,15 @@ fn spawn_worker(shared: &Arc<Shared>) {
     let io = shared.io.clone();
     let count = shared.runtimes.clone();
     let weak = Arc::downgrade(shared);
+    let me = Arc::new(Waiter {
+        id: NEXT_WORKER_ID.fetch_add(1, Ordering::Relaxed),
+        wake: Condvar::new(),
+        returning: AtomicBool::new(false),
+    });
     let spawned = thread::Builder::new()
         .name(format!("js-worker-{n}"))
         .stack_size(WORKER_STACK)
-        .spawn(move || worker(queue, state, weak, io, count));
+        .spawn(move || worker(queue, me, state, weak, io, count));
     if let Err(e) = spawned {
         tracing::error!(error = %e, "could not start a JS worker thread");
         shared.live.fetch_sub(1, Ordering::Relaxed);
@@ -471,6 +561,7 @@ impl Drop for Slot {
 
 fn worker(
     queue: Arc<JobQueue>,
+    me: Arc<Waiter>,
     state: Arc<WorkerState>,
     shared: Weak<Shared>,
     io: Option<Arc<dyn HostIo>>,
@@ -486,7 +577,7 @@ fn worker(
         if state.retired.load(Ordering::Relaxed) {
             break;
         }
-        let job = match queue.pop(Duration::from_secs(1)) {
+        let job = match queue.pop(&me, Duration::from_secs(1)) {
             Ok(job) => job,
             Err(NoJob::TimedOut) => {
                 sweep(&mut runtimes, idle);
@@ -511,6 +602,7 @@ fn worker(
         let deadline = job.deadline.unwrap_or_else(|| Instant::now() + Duration::from_millis(job.timeout_ms));
         if job.reply.is_closed() || Instant::now() >= deadline {
             // The caller gave up (or the deadline passed in the queue).
+            me.returning.store(true, Ordering::Release);
             let _ = job.reply.send(Err(HookError::Timeout(job.timeout_ms)));
             continue;
         }
@@ -527,8 +619,12 @@ fn worker(
             }
         };
         state.busy_until.store(0, Ordering::Relaxed);
+        // Before the answer: a caller that answers with its next call finds
+        // this worker on its way back to take it.
+        me.returning.store(true, Ordering::Release);
         let _ = job.reply.send(result);
     }
+    queue.leave(&me);
     // Runtimes drop here, on their own thread.
     drop(runtimes);
     if !state.retired.load(Ordering::Relaxed) && !counted_out {

@@ -659,3 +659,36 @@ async fn queued_calls_are_served_in_turn_between_plugins() {
         assert!(c.await.expect("joined").is_ok());
     }
 }
+
+/// Calls that do not overlap run on the runtime their instance last ran on,
+/// whatever the number of workers: module state carries from call to call
+/// (a counter counts), for each of several plugins called in turn, and a
+/// plugin is loaded once rather than once per worker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_one_at_a_time_keep_to_one_runtime_per_instance() {
+    let code = "let n = 0\nexport function f() { n += 1; return { body: n } }\n";
+    let (a, b) =
+        (instance(&project(&[("backend/src/index.js", code)])), instance(&project(&[("backend/src/index.js", code)])));
+    let h = JsHost::new(HostOptions::new(4), None);
+    let body = |r: Result<CallOutcome, HookError>| match r {
+        Ok(CallOutcome::Returned(Some(v))) => v["body"].as_i64().expect("n"),
+        other => panic!("{other:?}"),
+    };
+    for i in 1..=40 {
+        assert_eq!(body(call(&h, &a, "f", 1000).await), i, "call {i} of a");
+        assert_eq!(body(call(&h, &b, "f", 1000).await), i, "call {i} of b");
+    }
+    assert_eq!(h.runtimes(), 2);
+    // Overlapping calls spread over the workers (each has its own copy of
+    // the module), and then the instance keeps to one runtime again.
+    let heavy = "let n = 0\nexport function f() { n += 1; const t = Date.now(); while (Date.now() - t < 30) {} return { body: n } }\n";
+    let c = instance(&project(&[("backend/src/index.js", heavy)]));
+    for r in spawn_calls(&h, &c, 8) {
+        body(r.await.expect("joined"));
+    }
+    assert!(h.runtimes() > 3, "{} runtimes", h.runtimes());
+    let first = body(call(&h, &c, "f", 1000).await);
+    for i in 1..=10 {
+        assert_eq!(body(call(&h, &c, "f", 1000).await), first + i);
+    }
+}
