@@ -39,16 +39,22 @@ fn is_json(content_type: Option<&str>) -> bool {
 }
 
 /// A body as hooks see it: JSON when it says (or, without a content type,
-/// looks like) JSON; text otherwise. Invalid JSON or non-UTF-8 bodies are
-/// refused: a hook could not see what the upstream would get.
+/// looks like) JSON; text when it is UTF-8; bytes otherwise (an upload, an
+/// image: a `Buffer` in JS, and the upstream gets them unchanged unless a
+/// prefix returns another body). A JSON content type with a body that is
+/// not JSON is refused: the upstream would refuse it too, and a hook could
+/// not see what it says.
 pub(crate) fn parse_body(headers: &HeaderMap, bytes: &Bytes) -> Result<Body, GatewayError> {
     if bytes.is_empty() {
         return Ok(Body::Empty);
     }
     let ct = headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
-    let text = std::str::from_utf8(bytes).map_err(|_| {
-        GatewayError::BadRequest("the request body is not UTF-8 text; hooked routes accept JSON or text bodies".into())
-    })?;
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        if is_json(ct) {
+            return Err(GatewayError::BadRequest("the request body is not valid JSON: it is not UTF-8 text".into()));
+        }
+        return Ok(Body::Bytes(bytes.to_vec()));
+    };
     let looks_json = ct.is_none() && matches!(text.trim_start().as_bytes().first(), Some(b'{' | b'['));
     if is_json(ct) || looks_json {
         return match serde_json::from_str(text) {
@@ -76,8 +82,12 @@ pub(crate) fn body_bytes(body: &serde_json::Value) -> (Bytes, Option<&'static st
 }
 
 /// A body a plugin produced (a prefix hook's) or the upstream sent, as later
-/// hooks see it: like [`parse_body`], but what is not valid JSON or UTF-8 is
-/// given as text (lossily) rather than refused — the client did not send it.
+/// hooks see it: like [`parse_body`], but one that says JSON and is not is
+/// given as it is (text, or bytes) rather than refused — the client did not
+/// send it.
 pub(crate) fn view_body(headers: &HeaderMap, bytes: &Bytes) -> Body {
-    parse_body(headers, bytes).unwrap_or_else(|_| Body::Text(String::from_utf8_lossy(bytes).into_owned()))
+    parse_body(headers, bytes).unwrap_or_else(|_| match std::str::from_utf8(bytes) {
+        Ok(text) => Body::Text(text.to_string()),
+        Err(_) => Body::Bytes(bytes.to_vec()),
+    })
 }

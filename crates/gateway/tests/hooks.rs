@@ -442,6 +442,42 @@ async fn bytes_bodies_are_sent_as_bytes() {
     gw.stop().await;
 }
 
+/// A request body that is not UTF-8 (an upload) reaches hooks as a `Buffer`
+/// and the upstream byte for byte; hooking its route does not change what
+/// the upstream gets.
+#[tokio::test]
+async fn binary_request_bodies_reach_hooks_as_a_buffer_and_the_upstream_unchanged() {
+    let up = Upstream::start().await;
+    let p = org_plugin(
+        "uploads",
+        "  - {type: intercept, methods: [POST], url: /upload, function: check}\n  \
+         - {type: prefix, methods: [POST], url: /upload, function: tag}\n",
+        "export function check(r) {\n\
+           if (r.body.length > 4) return { statusCode: 413, body: { len: r.body.length, buffer: r.body instanceof Buffer, first: r.body[0] } }\n\
+         }\n\
+         export function tag(r) { return { headers: { ...r.headers, 'x-first': r.body.toString('hex', 0, 2) } } }\n",
+    );
+    let gw = start(&up, &[decl(p.path(), &[], Some("u1"))], "").await;
+    let upload = |bytes: Vec<u8>| {
+        http::Request::post(gw.url("/project/api/project/upload?x=1"))
+            .header("content-type", "application/octet-stream")
+            .body(interpose_test_util::body(bytes))
+            .unwrap()
+    };
+    let got = interpose_test_util::send(upload(vec![0xff, 0xd8, 0xff, 0xe0, 0x00, 0x10])).await;
+    assert_eq!(got.status, 413);
+    assert_eq!(got.json(), json!({"len": 6, "buffer": true, "first": 255}));
+    let got = interpose_test_util::send(upload(vec![0x89, 0x50, 0x00, 0xfe])).await;
+    assert_eq!(got.status, 200, "{}", got.text());
+    let seen = up.last();
+    assert_eq!(seen.body.to_vec(), vec![0x89, 0x50, 0x00, 0xfe]);
+    assert_eq!(
+        (seen.headers["x-first"].to_str().unwrap(), seen.headers["content-length"].to_str().unwrap()),
+        ("8950", "4")
+    );
+    gw.stop().await;
+}
+
 #[tokio::test]
 async fn files_stay_inside_the_instance_workspace() {
     let up = Upstream::start().await;

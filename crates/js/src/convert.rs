@@ -35,11 +35,16 @@ pub(crate) fn json_to_js<'js>(ctx: &Ctx<'js>, v: &serde_json::Value) -> rquickjs
     })
 }
 
-fn body_to_js<'js>(ctx: &Ctx<'js>, body: &Body) -> rquickjs::Result<Value<'js>> {
+fn body_to_js<'js>(ctx: &Ctx<'js>, body: &Body, make: &Function<'js>) -> rquickjs::Result<Value<'js>> {
     match body {
         Body::Empty => Ok(Value::new_undefined(ctx.clone())),
         Body::Json(v) => json_to_js(ctx, v),
         Body::Text(s) => Ok(rquickjs::String::from_str(ctx.clone(), s)?.into_value()),
+        Body::Bytes(b) => {
+            let buffer = rquickjs::ArrayBuffer::new_copy(ctx.clone(), b)?;
+            let bytes: Function = make.get("bytes")?;
+            bytes.call((buffer,))
+        }
     }
 }
 
@@ -88,7 +93,7 @@ pub(crate) fn request_object<'js>(
     args.push_arg(query_object(ctx, &req.query)?)?;
     args.push_arg(pairs_object(ctx, &req.params)?)?;
     args.push_arg(pairs_object(ctx, &req.headers)?)?;
-    args.push_arg(body_to_js(ctx, &req.body)?)?;
+    args.push_arg(body_to_js(ctx, &req.body, make)?)?;
     args.push_arg(opt(&req.team_uuid)?)?;
     args.push_arg(opt(&req.user_uuid)?)?;
     let obj: Object = args.apply(make)?;
@@ -97,9 +102,9 @@ pub(crate) fn request_object<'js>(
         let headers =
             |pairs: &[(String, String)]| -> rquickjs::Result<Value<'js>> { wrap.call((pairs_object(ctx, pairs)?,)) };
         obj.set("reqHeaders", headers(&post.req_headers)?)?;
-        obj.set("reqBody", body_to_js(ctx, &post.req_body)?)?;
+        obj.set("reqBody", body_to_js(ctx, &post.req_body, make)?)?;
         obj.set("respHeaders", headers(&post.resp_headers)?)?;
-        obj.set("respBody", body_to_js(ctx, &post.resp_body)?)?;
+        obj.set("respBody", body_to_js(ctx, &post.resp_body, make)?)?;
         obj.set("statusCode", post.status)?;
     }
     for (k, v) in &req.extra {

@@ -12,8 +12,25 @@ pub enum Body {
     Empty,
     /// A JSON body, parsed.
     Json(serde_json::Value),
-    /// Any other body, as text.
+    /// Any other body that is UTF-8, as text.
     Text(String),
+    /// A body that is not UTF-8 (an upload, an image): a `Buffer` in JS.
+    Bytes(#[serde(with = "base64_bytes")] Vec<u8>),
+}
+
+/// Bytes as base64 text in stored events.
+mod base64_bytes {
+    use base64::Engine as _;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(d)?;
+        base64::engine::general_purpose::STANDARD.decode(text).map_err(serde::de::Error::custom)
+    }
 }
 
 /// Extra fields of suffix/subscribe calls: the exchange as it happened.
@@ -50,4 +67,17 @@ pub struct HookRequest {
     pub request_id: Option<String>,
     /// `Ones-Check-Point` / `Ones-Check-Id` of addition calls, passed through as headers.
     pub extra: Vec<(String, serde_json::Value)>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_bodies_are_stored_as_base64_and_read_back() {
+        let req = HookRequest { body: Body::Bytes(vec![0, 255, 10]), ..Default::default() };
+        let text = serde_json::to_string(&req).expect("serialises");
+        assert!(text.contains(r#""body":{"kind":"bytes","value":"AP8K"}"#), "{text}");
+        assert_eq!(serde_json::from_str::<HookRequest>(&text).expect("parses"), req);
+    }
 }

@@ -37,6 +37,8 @@ const MAKE_REQUEST: &str = r#"(() => {
     return r;
   };
   make.wrap = wrap;
+  // A body that is not UTF-8, as Node would hold it.
+  make.bytes = (ab) => (typeof Buffer === 'function' ? new Buffer(ab) : new Uint8Array(ab));
   // A result with a bytes body (Uint8Array, Buffer, ArrayBuffer): the rest
   // of it, and the bytes as a string of char codes 0-255.
   make.splitBytes = (r) => {
