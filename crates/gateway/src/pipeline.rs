@@ -168,15 +168,20 @@ async fn hooked<B>(
     tally: &mut Tally,
 ) -> Result<Response<Body>, GatewayError>
 where
-    B: http_body::Body<Data = Bytes>,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<body::BoxError>,
 {
     let plan: &Plan<HookTarget> = matched.plan();
     let (mut parts, body) = req.into_parts();
     let limit = gw.config.limits.max_body_bytes;
     let read_timeout = Duration::from_millis(gw.config.limits.body_read_timeout_ms);
+    // No hook reads it (`body: false`): it streams to the upstream unread.
+    let mut streamed = None;
     let bytes = if body.is_end_stream() {
         // Nothing to read (a GET, say): no timer needed.
+        Bytes::new()
+    } else if !plan.needs_body() {
+        streamed = Some(body.map_err(Into::into).boxed_unsync());
         Bytes::new()
     } else {
         match tokio::time::timeout(read_timeout, read_limited(body, limit)).await {
@@ -223,8 +228,12 @@ where
 
     // 2. Prefix: what it returns is what the upstream gets.
     // The hooks saw the headers as pairs; from here on they are the upstream's.
-    let mut outgoing =
-        Outgoing { headers: std::mem::take(&mut parts.headers), query: query.map(str::to_string), body: bytes };
+    let mut outgoing = Outgoing {
+        headers: std::mem::take(&mut parts.headers),
+        query: query.map(str::to_string),
+        body: bytes,
+        streamed: streamed.is_some(),
+    };
     if let Some(hook) = plan.prefix.as_ref().and_then(|g| g.select(&requests.base.query)) {
         let req = requests.for_hook(hook, &matched.values);
         match call(gw, hook, req, tally).await {
@@ -291,8 +300,11 @@ where
             };
             let mut parts = parts;
             parts.headers = std::mem::take(&mut outgoing.headers);
-            forward(gw, parts, upstream, &rest, client, body::full(outgoing.body.clone()), tally.scope.as_deref())
-                .await?
+            let body = match streamed {
+                Some(stream) if outgoing.streamed => stream,
+                _ => body::full(outgoing.body.clone()),
+            };
+            forward(gw, parts, upstream, &rest, client, body, tally.scope.as_deref()).await?
         }
     };
 
@@ -325,6 +337,9 @@ struct Outgoing {
     /// Raw query string.
     query: Option<String>,
     body: Bytes,
+    /// The client's body goes as it comes (no hook read it, and the prefix
+    /// did not replace it): its framing headers stay.
+    streamed: bool,
 }
 
 impl Outgoing {
@@ -355,9 +370,13 @@ impl Outgoing {
         if let Some(b) = obj.get("body") {
             let (bytes, content_type) = body_bytes(b);
             self.body = bytes;
+            self.streamed = false;
             if let Some(ct) = content_type {
                 self.headers.entry(http::header::CONTENT_TYPE).or_insert(HeaderValue::from_static(ct));
             }
+        }
+        if self.streamed {
+            return Ok(());
         }
         // The body may have changed size: say so exactly.
         self.headers.remove(http::header::TRANSFER_ENCODING);

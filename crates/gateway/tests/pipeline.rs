@@ -320,6 +320,48 @@ async fn hooked_bodies_are_limited_and_parsed() {
     gw.stop().await;
 }
 
+/// Hooks that say `body: false` leave the body unread: it streams to the
+/// upstream past `max_body_bytes`, as on an unhooked route. One hook on the
+/// route that reads bodies (the default) makes it buffered again.
+#[tokio::test]
+async fn hooks_that_do_not_read_the_body_leave_it_streaming() {
+    let up = Upstream::start().await;
+    let p = org_plugin(
+        "headers-only",
+        "  - {type: intercept, methods: [POST], url: /count, function: f, body: false}\n  \
+         - {type: prefix, methods: [PUT], url: /count, function: p, body: false}\n",
+        "export function f(r) { if (r.body !== undefined || r.headers['x-deny']) return { statusCode: 403, body: { saw: typeof r.body } } }\n\
+         export function p(r) { if (r.query.replace) return { body: 'short' }; return { headers: { ...r.headers, 'x-prefixed': '1' } } }\n",
+    );
+    let gw = gateway(&up, &[decl(&p, &[])], "[limits]\nmax_body_bytes = 1000\n").await;
+    let big = |method: &str, at: String| {
+        http::Request::builder().method(method).uri(at).body(interpose_test_util::body(vec![b'a'; 100_000])).unwrap()
+    };
+    let got = send(big("POST", url(&gw, "/project/api/project/count"))).await;
+    assert_eq!(got.json(), json!({"bytes": 100000}));
+    let mut denied = big("POST", url(&gw, "/project/api/project/count"));
+    denied.headers_mut().insert("x-deny", "1".parse().unwrap());
+    let got = send(denied).await;
+    assert_eq!((got.status.as_u16(), got.json()), (403, json!({"saw": "undefined"})));
+    // A prefix that keeps the body keeps its length; one that replaces it sends its own.
+    let got = send(big("PUT", url(&gw, "/project/api/project/count"))).await;
+    assert_eq!(got.json(), json!({"bytes": 100000}));
+    assert_eq!(up.last().headers["x-prefixed"], "1");
+    let got = send(big("PUT", url(&gw, "/project/api/project/count?replace=1"))).await;
+    assert_eq!(got.json(), json!({"bytes": 5}));
+    gw.stop().await;
+
+    // Another plugin's subscriber on the route reads bodies: buffered, limited.
+    let s = org_plugin(
+        "reader",
+        "  - {type: subscribe, methods: [POST], url: /count, function: s}\n",
+        "export function s(r) {}\n",
+    );
+    let gw = gateway(&up, &[decl(&p, &[]), decl(&s, &[])], "[limits]\nmax_body_bytes = 1000\n").await;
+    assert_eq!(send(big("POST", url(&gw, "/project/api/project/count"))).await.status, 413);
+    gw.stop().await;
+}
+
 fn rss_kib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status

@@ -94,6 +94,9 @@ pub struct Api {
     pub on_error: OnError,
     /// The request's query must contain every pair for the hook to match.
     pub query: BTreeMap<String, String>,
+    /// Whether the hook reads the request body (`body: false`: it is not
+    /// buffered for this hook, and the hook sees none).
+    pub body: bool,
     /// Where the entry starts in the manifest.
     pub location: Location,
 }
@@ -107,7 +110,15 @@ impl Api {
     /// One line: `intercept GET project:/users/me ?x=1 -> f()`.
     pub fn describe(&self) -> String {
         let query = if self.query.is_empty() { String::new() } else { format!(" ?{}", self.query_string()) };
-        format!("{} {} {}:{}{query} -> {}()", self.kind, self.methods.join(","), self.scope, self.url, self.function)
+        let body = if self.body { "" } else { " [body: false]" };
+        format!(
+            "{} {} {}:{}{query} -> {}(){body}",
+            self.kind,
+            self.methods.join(","),
+            self.scope,
+            self.url,
+            self.function
+        )
     }
 }
 

@@ -66,6 +66,19 @@ impl Cx<'_> {
         }
     }
 
+    /// `true`/`false` at `map.name` (`default` when absent; an error, and
+    /// `default`, when it is anything else).
+    fn flag(&mut self, map: &MarkedMappingNode, name: &str, key: &str, default: bool) -> bool {
+        let Some(node) = map.get_node(name) else { return default };
+        if let Node::Scalar(s) = node {
+            if let Some(b) = s.as_bool() {
+                return b;
+            }
+        }
+        self.error(node.span(), &format!("{key}.{name}"), "expected true or false");
+        default
+    }
+
     fn integer(&mut self, node: &Node, key: &str) -> Option<i64> {
         let s = self.string(node, key)?;
         match s.trim().parse::<i64>() {
@@ -243,20 +256,7 @@ fn parse_config_item(cx: &mut Cx<'_>, node: &Node, key: &str) -> Option<ConfigIt
             );
         }
     }
-    let required = match map.get_node("required") {
-        None => false,
-        Some(Node::Scalar(s)) => match s.as_bool() {
-            Some(b) => b,
-            None => {
-                cx.error(s.span(), &format!("{key}.required"), "expected true or false");
-                false
-            }
-        },
-        Some(n) => {
-            cx.error(n.span(), &format!("{key}.required"), "expected true or false");
-            false
-        }
-    };
+    let required = cx.flag(map, "required", key, false);
     let label = map.get_node("label").and_then(|n| cx.string(n, &format!("{key}.label")));
     let default = map.get_node("value").and_then(|n| cx.string(n, &format!("{key}.value")));
     for (k, _) in map.iter() {
@@ -391,10 +391,21 @@ fn parse_api(cx: &mut Cx<'_>, map: &MarkedMappingNode, index: usize, key: &str) 
         }
     };
 
+    let body = cx.flag(map, "body", key, true);
+
     for (k, _) in map.iter() {
         if !matches!(
             k.as_str(),
-            "type" | "methods" | "url" | "scope" | "function" | "priority" | "timeout_ms" | "on_error" | "query"
+            "type"
+                | "methods"
+                | "url"
+                | "scope"
+                | "function"
+                | "priority"
+                | "timeout_ms"
+                | "on_error"
+                | "query"
+                | "body"
         ) {
             cx.warn(k.span(), &format!("{key}.{}", k.as_str()), "unknown key, ignored");
         }
@@ -411,6 +422,7 @@ fn parse_api(cx: &mut Cx<'_>, map: &MarkedMappingNode, index: usize, key: &str) 
         timeout_ms: timeout_ms?,
         on_error: on_error?,
         query: query?,
+        body,
         location,
     })
 }

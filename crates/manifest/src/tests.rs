@@ -95,6 +95,12 @@ fn missing_methods_and_defaults() {
     assert_eq!(ok.service.level, PluginLevel::Team);
     assert_eq!(ok.apis[0].scope, "project");
     assert_eq!(ok.apis[0].on_error, OnError::Reject);
+    assert!(ok.apis[0].body);
+    let ok = parse("service: {app_id: a, version: 1.0.0, name: n}\napis:\n  - {type: intercept, methods: [POST], url: /a, function: f, body: false}\n").expect("ok");
+    assert!(!ok.apis[0].body);
+    assert!(ok.apis[0].describe().ends_with("-> f() [body: false]"), "{}", ok.apis[0].describe());
+    let err = parse("service: {app_id: a, version: 1.0.0, name: n}\napis:\n  - {type: intercept, methods: [POST], url: /a, function: f, body: no-thanks}\n").expect_err("bad flag");
+    assert!(err.to_string().contains("apis[0].body: expected true or false"), "{err}");
     let err = parse("service: {app_id: a, version: 1.0.0, name: n}\napis:\n  - {type: replace, methods: [], url: /a, function: f}\n").expect_err("no methods");
     assert!(err.to_string().contains("must list at least one HTTP method"), "{err}");
 }

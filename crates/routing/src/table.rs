@@ -110,6 +110,12 @@ impl<H> Plan<H> {
     }
 
     /// All groups in execution order (for listings).
+    /// Whether a hook of the plan reads the request body (then it is
+    /// buffered; otherwise it streams to the upstream as if unhooked).
+    pub fn needs_body(&self) -> bool {
+        self.groups().any(|g| g.variants.iter().any(|h| h.api.body))
+    }
+
     pub fn groups(&self) -> impl Iterator<Item = &Group<H>> {
         self.intercepts
             .iter()
