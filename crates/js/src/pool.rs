@@ -228,8 +228,9 @@ impl JobQueue {
                 self.hand(st, &h, job);
                 return Ok(());
             }
-            // On its way back from answering a call: it takes this one next.
-            if h.returning.load(Ordering::Acquire) && !st.handed.contains_key(&h.id) {
+            // On its way back from answering a call: it takes this one next
+            // (unless others queued first: they keep their turn).
+            if h.returning.load(Ordering::Acquire) && st.turn.is_empty() && !st.handed.contains_key(&h.id) {
                 st.handed.insert(h.id, job);
                 return Ok(());
             }
