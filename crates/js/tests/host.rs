@@ -469,6 +469,21 @@ export async function bufs() {
     process: typeof process,
   } };
 }
+export async function numbers() {
+  const png = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13]);
+  const w = Buffer.alloc(16);
+  const ends = [w.writeUInt16BE(0xbeef, 0), w.writeInt32LE(-2, 2), w.writeDoubleBE(1.5, 6), w.writeUint8(7, 14)];
+  let range = null;
+  try { png.readUInt32BE(10); } catch (e) { range = e.name; }
+  const text = Buffer.alloc(8);
+  return { body: {
+    magic: png.readUInt32BE(0).toString(16), len: png.readUint32BE(8), le: png.readUInt16LE(0), i8: png.readInt8(0),
+    ends, back: [w.readUInt16BE(0), w.readInt32LE(2), w.readDoubleBE(6), w.readUInt8(14)],
+    big: String(Buffer.from([0, 0, 0, 0, 0, 0, 1, 0]).readBigUInt64BE(0)), range,
+    find: [png.indexOf('PNG'), png.indexOf(0x0a), png.indexOf(Buffer.from([0x1a, 0x0a])), png.includes('JPG'), png.indexOf(0x0a, 6)],
+    wrote: text.write('héllo', 1), text: text.toString('hex'),
+  } };
+}
 // A polyfill assigned over one replaces it.
 export function poly() { globalThis.TextDecoder = function Mine() {}; return { body: [TextDecoder.name, typeof URLSearchParams] } }
 "#,
@@ -512,6 +527,17 @@ export function poly() { globalThis.TextDecoder = function Mine() {}; return { b
             "b64": "dXNlcjpww6Rzc3dvcmQ=", "back": "user:pässword", "hexed": "000fff", "fromHex": [15, 255],
             "url64": "-_8", "cat": "abzz", "shared": true, "json": "{\"type\":\"Buffer\",\"data\":[104,105]}",
             "isBuffer": [true, false], "len": [14, 3], "eq": true, "process": "undefined",
+        }),
+        "{out}"
+    );
+    let r = call(&h, &inst, "numbers", 1000).await;
+    let Ok(CallOutcome::Returned(Some(out))) = r else { panic!("numbers answers: {r:?}") };
+    assert_eq!(
+        out["body"],
+        json!({
+            "magic": "89504e47", "len": 13, "le": 0x5089, "i8": -119,
+            "ends": [2, 6, 14, 15], "back": [0xbeef, -2, 1.5, 7], "big": "256", "range": "RangeError",
+            "find": [1, 5, 6, false, 7], "wrote": 6, "text": "0068c3a96c6c6f00",
         }),
         "{out}"
     );

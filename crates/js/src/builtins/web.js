@@ -339,7 +339,48 @@
       return part.length;
     }
     slice(start, end) { return this.subarray(start, end); }
+    indexOf(value, from = 0, enc) {
+      if (typeof from === 'string') { enc = from; from = 0; }
+      const needle = typeof value === 'number' ? [value & 255] : typeof value === 'string' ? decodeText(value, encodingOf(enc)) : value;
+      const start = from < 0 ? Math.max(0, this.length + from) : from;
+      outer: for (let i = start; i <= this.length - needle.length; i++) {
+        for (let j = 0; j < needle.length; j++) if (this[i + j] !== needle[j]) continue outer;
+        return i;
+      }
+      return -1;
+    }
+    includes(value, from, enc) { return this.indexOf(value, from, enc) !== -1; }
+    write(string, offset = 0, length, enc) {
+      if (typeof offset === 'string') { enc = offset; offset = 0; length = undefined; }
+      else if (typeof length === 'string') { enc = length; length = undefined; }
+      const bytes = decodeText(String(string), encodingOf(enc));
+      const n = Math.min(bytes.length, length ?? Infinity, this.length - offset);
+      this.set(bytes.subarray(0, n), offset);
+      return n;
+    }
   };
+  // readUInt16LE, writeInt32BE, readDoubleLE, readBigUInt64BE, … (and the
+  // readUint* spellings): fixed-size numbers at a byte offset, as in Node.
+  const NUMBERS = [['UInt8', 'Uint8', 1], ['Int8', 'Int8', 1], ['UInt16', 'Uint16', 2], ['Int16', 'Int16', 2],
+    ['UInt32', 'Uint32', 4], ['Int32', 'Int32', 4], ['Float', 'Float32', 4], ['Double', 'Float64', 8],
+    ['BigUInt64', 'BigUint64', 8], ['BigInt64', 'BigInt64', 8]];
+  for (const [name, type, size] of NUMBERS) {
+    for (const end of size === 1 ? [''] : ['LE', 'BE']) {
+      const little = end === 'LE';
+      const at = (b, offset) => {
+        if (!Number.isInteger(offset) || offset < 0 || offset + size > b.length) {
+          throw new RangeError(`The value of "offset" is out of range. It must be >= 0 and <= ${b.length - size}. Received ${offset}`);
+        }
+        return new DataView(b.buffer, b.byteOffset, b.byteLength);
+      };
+      const read = { [`read${name}${end}`](offset = 0) { return at(this, offset)[`get${type}`](offset, little); } }[`read${name}${end}`];
+      const write = { [`write${name}${end}`](value, offset = 0) { at(this, offset)[`set${type}`](offset, value, little); return offset + size; } }[`write${name}${end}`];
+      for (const spelled of new Set([name, name.replace('UInt', 'Uint')])) {
+        Object.defineProperty(Buffer.prototype, `read${spelled}${end}`, { value: read, writable: true, configurable: true });
+        Object.defineProperty(Buffer.prototype, `write${spelled}${end}`, { value: write, writable: true, configurable: true });
+      }
+    }
+  }
 
   return { structuredClone, TextEncoder, TextDecoder, URLSearchParams, URL, crypto, Buffer };
 }
