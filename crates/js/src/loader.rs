@@ -63,6 +63,14 @@ const HELPERS: &[(&str, &str)] = &[
     ),
 ];
 
+/// CommonJS files ([`crate::project`]) share a count of those that are
+/// pending (their imports running): one that finds others pending runs when
+/// required. Each file's first import is its own `enter` module, which
+/// counts it; only wrapped CommonJS files import these.
+pub(crate) const CJS_STATE: &str = "interpose:cjs/state";
+pub(crate) const CJS_ENTER: &str = "interpose:cjs/enter/";
+const CJS_STATE_SOURCE: &str = "export const state = { pending: 0 };\n";
+
 /// Resolver and loader in one; it keeps its table, so any number of contexts
 /// can import the same modules.
 pub(crate) struct PluginLoader {
@@ -86,6 +94,14 @@ impl Resolver for PluginLoader {
         }
         if BUILTINS.iter().chain(HELPERS).any(|(n, _)| *n == name) {
             return Ok(name.to_string());
+        }
+        if name == CJS_STATE || name.starts_with(CJS_ENTER) {
+            let wrapped = base.starts_with(CJS_ENTER) || self.code.module(base).is_some_and(|m| m.commonjs.is_some());
+            return if wrapped {
+                Ok(name.to_string())
+            } else {
+                Err(Error::new_resolving_message(base, name, "this module is internal to interpose"))
+            };
         }
         if name.starts_with("./") || name.starts_with("../") {
             if let Some(found) = self.code.resolve(base, name) {
@@ -113,6 +129,13 @@ impl Loader for PluginLoader {
         }
         if let Some((_, src)) = BUILTINS.iter().chain(HELPERS).find(|(n, _)| *n == name) {
             return Module::declare(ctx.clone(), name, *src);
+        }
+        if name == CJS_STATE {
+            return Module::declare(ctx.clone(), name, CJS_STATE_SOURCE);
+        }
+        if name.starts_with(CJS_ENTER) {
+            let src = format!("import {{ state }} from {CJS_STATE:?}; state.pending++;\n");
+            return Module::declare(ctx.clone(), name, src);
         }
         match self.code.module(name) {
             Some(m) => Module::declare(ctx.clone(), name, m.code.as_str()),

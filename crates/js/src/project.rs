@@ -119,13 +119,26 @@ impl PluginCode {
                 }
             }
             let dir = name.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
+            // Node's order: a file runs when it is first required (or, for
+            // one that no CommonJS file is loading, when the module graph
+            // reaches it), and a file required while it is still running
+            // (a cycle) gives its `module.exports` as they are so far. ES
+            // modules run their imports first, so each file's first import
+            // counts it as pending: a file that finds another pending waits
+            // to be required instead of running on its own.
             let code = format!(
-                "{head}const __ip_mods = {table} }}; \
-                 function __ip_require(s) {{ if (!(s in __ip_mods)) throw new Error(\"Cannot find module '\" + s + \"' from \" + {name_lit} + \": only the @ones-op/* built-ins and the plugin's own files resolve, named by a string literal\"); \
-                 const m = __ip_mods[s]; return m.__interpose_cjs ? m.default : m }} \
-                 const module = {{ exports: {{}} }}; \
+                "import {enter}; import {{ state as __ip_state }} from {state}; {head}\
+                 function __ip_mods() {{ return {table} }}; }} \
+                 function __ip_require(s) {{ const mods = __ip_mods(); if (!(s in mods)) throw new Error(\"Cannot find module '\" + s + \"' from \" + {name_lit} + \": only the @ones-op/* built-ins and the plugin's own files resolve, named by a string literal\"); \
+                 const m = mods[s]; return typeof m.__interpose_cjs_load === 'function' ? m.__interpose_cjs_load() : m.__interpose_cjs ? m.default : m }} \
+                 var __ip_module, __ip_exports; \
+                 export function __interpose_cjs_load() {{ if (__ip_module) return __ip_module.exports; const module = __ip_module = {{ exports: {{}} }}; \
                  (function (exports, require, module, __filename, __dirname) {{{source}\n}}).call(module.exports, module.exports, __ip_require, module, {name_lit}, {dir_lit}); \
-                 export default module.exports; export const __interpose_cjs = true;\n",
+                 return __ip_exports = module.exports }} \
+                 export {{ __ip_exports as default }}; export const __interpose_cjs = true; \
+                 if (--__ip_state.pending === 0) __interpose_cjs_load();\n",
+                enter = lit(&format!("{}{name}", crate::loader::CJS_ENTER)),
+                state = lit(crate::loader::CJS_STATE),
                 // A `#!` line (a bundle made executable) is only allowed at
                 // the very start of a file: keep the line, as a comment.
                 source = match t.code.strip_prefix("#!") {

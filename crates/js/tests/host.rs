@@ -229,6 +229,10 @@ async fn module_state_persists_per_worker_and_imports_are_checked() {
     let sneaky = project(&[("backend/src/index.js", "import { log } from 'interpose:host'\nexport function f() {}\n")]);
     let e = call(&h, &instance(&sneaky), "f", 1000).await.expect_err("internal");
     assert!(e.to_string().contains("internal to interpose"), "{e}");
+    let sneaky =
+        project(&[("backend/src/index.js", "import { state } from 'interpose:cjs/state'\nexport function f() {}\n")]);
+    let e = call(&h, &instance(&sneaky), "f", 1000).await.expect_err("internal");
+    assert!(e.to_string().contains("internal to interpose"), "{e}");
 }
 
 #[tokio::test]
@@ -398,6 +402,59 @@ exports.fails = () => { throw new Error('failed here') };
     let denied = Arc::new(HookRequest { body: Body::Json(json!({"summary": "no", "n": 1})), ..(*request()).clone() });
     let r = h.call(&inst, "check", denied, Duration::from_secs(1)).await;
     assert!(matches!(r, Ok(CallOutcome::Rejected(_))), "{r:?}");
+}
+
+/// CommonJS files run in Node's order — a file when it is first required —
+/// and a cycle gives the file still running its exports so far, as tsc's
+/// output of TypeScript files that import each other expects.
+#[tokio::test]
+async fn commonjs_runs_in_node_order_and_cycles_see_partial_exports() {
+    let dir = project(&[
+        (
+            "backend/dist/index.js",
+            "const order = require('./order'); order.push('index start');\n\
+             const a = require('./a'); order.push('index end');\n\
+             exports.f = () => ({ body: { order, aSeesB: a.seenB, bSeesA: require('./b').seenA, kind: new a.Derived().kind() } });\n",
+        ),
+        ("backend/dist/order.js", "module.exports = [];\n"),
+        (
+            "backend/dist/a.js",
+            "const order = require('./order'); order.push('a start'); exports.early = 1;\n\
+             const b = require('./b'); exports.seenB = Object.keys(b);\n\
+             class Derived extends b.Base { kind() { return 'derived of ' + super.kind() } }\n\
+             exports.Derived = Derived; order.push('a end');\n",
+        ),
+        (
+            "backend/dist/b.js",
+            "const order = require('./order'); order.push('b start');\n\
+             const a = require('./a'); exports.seenA = Object.keys(a);\n\
+             class Base { kind() { return 'base' } }\n\
+             exports.Base = Base; order.push('b end');\n",
+        ),
+    ]);
+    let h = host();
+    let r = call(&h, &instance(&dir), "f", 1000).await;
+    let Ok(CallOutcome::Returned(Some(out))) = r else { panic!("f answers: {r:?}") };
+    assert_eq!(
+        out["body"],
+        json!({
+            "order": ["index start", "a start", "b start", "b end", "a end", "index end"],
+            "aSeesB": ["seenA", "Base"], "bSeesA": ["early"], "kind": "derived of base",
+        })
+    );
+    // ES modules importing CommonJS files get their exports, each file run once.
+    let mixed = project(&[
+        (
+            "backend/src/index.js",
+            "import lib from './lib.cjs'\nimport dep from './dep.cjs'\n\
+             export function f() { return { body: { lib: lib.name, dep: dep.name, same: lib.dep === dep, runs: dep.runs } } }\n",
+        ),
+        ("backend/src/lib.cjs", "const dep = require('./dep.cjs');\nmodule.exports = { name: 'lib', dep };\n"),
+        ("backend/src/dep.cjs", "globalThis.runs = (globalThis.runs || 0) + 1;\nmodule.exports = { name: 'dep', runs: globalThis.runs };\n"),
+    ]);
+    let r = call(&h, &instance(&mixed), "f", 1000).await;
+    let Ok(CallOutcome::Returned(Some(out))) = r else { panic!("f answers: {r:?}") };
+    assert_eq!(out["body"], json!({"lib": "lib", "dep": "dep", "same": true, "runs": 1}));
 }
 
 #[tokio::test]
