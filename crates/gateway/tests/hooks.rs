@@ -370,6 +370,60 @@ async fn fetch_http_only_to_allowed_hosts() {
     allowed.stop().await;
 }
 
+/// The global `fetch` (Node's, with `Headers` and `Response`) reaches the
+/// same allowed hosts as `fetchHttp`, with bodies as bytes both ways.
+#[tokio::test]
+async fn global_fetch_reaches_allowed_hosts_with_web_semantics() {
+    let up = Upstream::start().await;
+    let other = Upstream::start().await;
+    let p = org_plugin(
+        "fetcher",
+        "  - {type: replace, methods: [GET], url: /fetch, function: go}\n",
+        &format!(
+            "export async function go(r) {{\n\
+               const base = 'http://{}';\n\
+               try {{\n\
+                 const res = await fetch(base + '/ext/x?q=1', {{ method: 'post', headers: new Headers({{ 'X-A': '1' }}), body: new Uint8Array([0, 255, 1]) }});\n\
+                 const json = await res.clone().json();\n\
+                 const text = await res.text();\n\
+                 let reused = null; try {{ await res.text() }} catch (e) {{ reused = e.name }}\n\
+                 const form = await fetch(new URL('/ext/form', base), {{ method: 'PUT', body: new URLSearchParams({{ a: '1 2' }}) }});\n\
+                 const big = await (await fetch(base + '/big/1')).arrayBuffer();\n\
+                 return {{ body: {{ status: res.status, ok: res.ok, type: res.headers.get('Content-Type'), json, same: JSON.parse(text).path === json.path, reused, formOk: form.ok, big: big.byteLength }} }}\n\
+               }} catch (e) {{ return {{ statusCode: 502, body: {{ name: e.name, message: e.message, errcode: e.cause && e.cause.errcode }} }} }}\n\
+             }}\n",
+            other.addr
+        ),
+    );
+    let refused = start(&up, &[decl(p.path(), &[], None)], "").await;
+    let got = get(&refused.url("/project/api/project/fetch"), &[]).await;
+    assert_eq!(
+        (got.status.as_u16(), &got.json()["name"], &got.json()["errcode"]),
+        (502, &json!("TypeError"), &json!("Forbidden"))
+    );
+    assert_eq!(other.count(), 0);
+    refused.stop().await;
+    let allowed =
+        start(&up, &[decl(p.path(), &[], None)], &format!("[sandbox]\nhttp_allow = [\"{}\"]\n", other.addr)).await;
+    let got = get(&allowed.url("/project/api/project/fetch"), &[]).await;
+    assert_eq!(
+        got.json(),
+        json!({"status": 200, "ok": true, "type": "application/json", "json": {"upstream": "ok", "path": "/ext/x"},
+               "same": true, "reused": "TypeError", "formOk": true, "big": 1 << 20}),
+        "{}",
+        got.text()
+    );
+    let seen = other.seen();
+    assert_eq!(
+        (seen[0].method.as_str(), seen[0].uri.as_str(), seen[0].body.to_vec()),
+        ("POST", "/ext/x?q=1", vec![0, 255, 1])
+    );
+    assert_eq!(seen[0].headers["x-a"], "1");
+    assert_eq!((seen[1].method.as_str(), seen[1].body.to_vec()), ("PUT", b"a=1+2".to_vec()));
+    assert_eq!(seen[1].headers["content-type"], "application/x-www-form-urlencoded;charset=UTF-8");
+    allowed.stop().await;
+}
+
 #[tokio::test]
 async fn system_calls_take_a_relative_url_as_the_path_and_refuse_a_full_one() {
     let up = Upstream::start().await;

@@ -230,6 +230,7 @@ impl ModuleDef for HostModule {
         decl.declare("randomBytes")?;
         decl.declare("webGlobals")?;
         decl.declare("url")?;
+        decl.declare("fromBase64")?;
         Ok(())
     }
 
@@ -285,6 +286,24 @@ impl ModuleDef for HostModule {
         })?;
         exports.export("webGlobals", web)?;
         exports.export("url", Function::new(ctx.clone(), host_url)?)?;
+        // Base64 (standard or URL-safe alphabet, padding optional, other
+        // characters skipped, as Node's `Buffer.from(s, 'base64')`) to bytes.
+        let from_base64 = Function::new(ctx.clone(), |ctx: Ctx<'js>, text: String| {
+            use base64::Engine as _;
+            let clean: Vec<u8> = text
+                .bytes()
+                .filter_map(|b| match b {
+                    b'-' => Some(b'+'),
+                    b'_' => Some(b'/'),
+                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'+' | b'/' => Some(b),
+                    _ => None,
+                })
+                .collect();
+            let usable = clean.len() - usize::from(clean.len() % 4 == 1);
+            let bytes = base64::engine::general_purpose::STANDARD_NO_PAD.decode(&clean[..usable]).unwrap_or_default();
+            TypedArray::<u8>::new(ctx.clone(), bytes)
+        })?;
+        exports.export("fromBase64", from_base64)?;
         Ok(())
     }
 }

@@ -183,11 +183,12 @@ pub(crate) fn host_fetch<'js>(ctx: Ctx<'js>, options: String) -> rquickjs::Resul
         }
     };
     let tx = OPS.with(|o| o.borrow().tx.clone());
+    let raw = request.raw;
     io.fetch(
-        request,
+        request.request,
         Box::new(move |result| {
             let value = match result {
-                Ok(r) => serde_json::json!({"ok": true, "response": response_json(r)}),
+                Ok(r) => serde_json::json!({"ok": true, "response": response_json(r, raw)}),
                 Err(e) => serde_json::json!({"ok": false, "error": {"errcode": e.errcode, "reason": e.reason}}),
             };
             let _ = tx.send((id, value));
@@ -196,7 +197,14 @@ pub(crate) fn host_fetch<'js>(ctx: Ctx<'js>, options: String) -> rquickjs::Resul
     Ok(promise.into_value())
 }
 
-fn parse_options(text: &str, scope: &crate::host::CallScope) -> Result<FetchRequest, String> {
+/// A [`FetchRequest`] and how its answer is wanted.
+struct Parsed {
+    request: FetchRequest,
+    /// The body as bytes (base64 in `bodyBase64`), not parsed (global `fetch`).
+    raw: bool,
+}
+
+fn parse_options(text: &str, scope: &crate::host::CallScope) -> Result<Parsed, String> {
     let o: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("bad fetch options: {e}"))?;
     let method = o.get("method").and_then(|m| m.as_str()).unwrap_or("GET").to_ascii_uppercase();
     let mut headers = Vec::new();
@@ -213,6 +221,11 @@ fn parse_options(text: &str, scope: &crate::host::CallScope) -> Result<FetchRequ
         }
     }
     let body = match o.get("body") {
+        _ if o.get("bodyBase64").is_some() => {
+            use base64::Engine as _;
+            let text = o["bodyBase64"].as_str().ok_or("bodyBase64 must be a string")?;
+            Some(base64::engine::general_purpose::STANDARD.decode(text).map_err(|e| format!("bodyBase64: {e}"))?)
+        }
         None | Some(serde_json::Value::Null) => None,
         Some(serde_json::Value::String(s)) => Some(s.clone().into_bytes()),
         Some(other) => {
@@ -238,7 +251,10 @@ fn parse_options(text: &str, scope: &crate::host::CallScope) -> Result<FetchRequ
         }
     };
     let timeout = scope.deadline.saturating_duration_since(Instant::now());
-    Ok(FetchRequest { target, method, headers, body, timeout, instance: scope.instance.id.clone() })
+    Ok(Parsed {
+        request: FetchRequest { target, method, headers, body, timeout, instance: scope.instance.id.clone() },
+        raw: o.get("raw").and_then(|r| r.as_bool()).unwrap_or(false),
+    })
 }
 
 fn scalar(v: &serde_json::Value) -> Result<String, String> {
@@ -250,7 +266,7 @@ fn scalar(v: &serde_json::Value) -> Result<String, String> {
     }
 }
 
-fn response_json(r: FetchResponse) -> serde_json::Value {
+fn response_json(r: FetchResponse, raw: bool) -> serde_json::Value {
     let mut headers = serde_json::Map::new();
     for (k, v) in r.headers {
         match headers.get_mut(&k) {
@@ -262,6 +278,11 @@ fn response_json(r: FetchResponse) -> serde_json::Value {
                 headers.insert(k, serde_json::Value::String(v));
             }
         }
+    }
+    if raw {
+        use base64::Engine as _;
+        let body = base64::engine::general_purpose::STANDARD.encode(&r.body);
+        return serde_json::json!({"statusCode": r.status, "headers": headers, "bodyBase64": body});
     }
     let body = match serde_json::from_slice::<serde_json::Value>(&r.body) {
         Ok(v) if !r.body.is_empty() => v,

@@ -2,14 +2,15 @@
 // `console` (to the plugin's log, like @ones-op/node-logger), timers, and
 // the small web-platform globals Node has: structuredClone, TextEncoder/
 // TextDecoder (UTF-8), URLSearchParams, URL, crypto (getRandomValues,
-// randomUUID) and the common parts of Buffer.
+// randomUUID), the common parts of Buffer, and fetch (with Headers and
+// Response) to the hosts the gateway allows, as fetchHttp.
 // Evaluated once per runtime before the plugin's code; not importable.
 //
 // Timers sleep on the host (`sleep`): a promise settled when its time comes
 // while the call that set it runs; what is pending when the call returns is
 // dropped. A handle has Node's `ref`/`unref`/`hasRef` and turns into a
 // number; an exception in a callback goes to the plugin's log.
-import { sleep, timerError, generation, randomBytes, webGlobals, url } from 'interpose:host';
+import { sleep, timerError, generation, randomBytes, webGlobals, url, fetch, fromBase64 } from 'interpose:host';
 import { Logger } from '@ones-op/node-logger';
 
 globalThis.console = Object.freeze({
@@ -74,12 +75,12 @@ globalThis.global = globalThis;
 // and every runtime would otherwise compile them): `web.js`, evaluated by
 // the host when one of them is first read; assigning one replaces it.
 let web;
-for (const name of ['structuredClone', 'TextEncoder', 'TextDecoder', 'URLSearchParams', 'URL', 'crypto', 'Buffer']) {
+for (const name of ['structuredClone', 'TextEncoder', 'TextDecoder', 'URLSearchParams', 'URL', 'crypto', 'Buffer', 'fetch', 'Headers', 'Response']) {
   const define = (value) => Object.defineProperty(globalThis, name, { value, writable: true, configurable: true });
   Object.defineProperty(globalThis, name, {
     configurable: true,
     get() {
-      web ??= webGlobals()({ randomBytes, url });
+      web ??= webGlobals()({ randomBytes, url, fetch, fromBase64 });
       define(web[name]);
       return web[name];
     },

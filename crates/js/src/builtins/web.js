@@ -1,7 +1,7 @@
 // The web-platform globals Node has, for globals.js, which defines them
 // lazily: a function of the host's primitives (random bytes, URL parsing
 // on the `url` crate) returning them.
-({ randomBytes, url }) => {
+({ randomBytes, url, fetch: hostFetch, fromBase64 }) => {
   // structuredClone: plain data, Date, RegExp, Map, Set, ArrayBuffer, typed
   // arrays and errors, with shared references and cycles kept; a function or
   // a symbol throws, as in Node.
@@ -281,11 +281,7 @@
         for (; i < n; i++) { const b = parseInt(s.slice(2 * i, 2 * i + 2), 16); if (Number.isNaN(b)) break; out[i] = b; }
         return out.subarray(0, i);
       }
-      case 'base64': case 'base64url': {
-        const clean = s.replace(/[^A-Za-z0-9+/\-_]/g, '').replace(/-/g, '+').replace(/_/g, '/');
-        const bin = atob(clean + '='.repeat((4 - (clean.length % 4)) % 4));
-        return Uint8Array.from(bin, (c) => c.charCodeAt(0));
-      }
+      case 'base64': case 'base64url': return fromBase64(s);
       default: return Uint8Array.from(s, (c) => c.charCodeAt(0) & 255);
     }
   };
@@ -382,5 +378,95 @@
     }
   }
 
-  return { structuredClone, TextEncoder, TextDecoder, URLSearchParams, URL, crypto, Buffer };
+  // Headers: names case-insensitive (kept lower-case), values joined with
+  // ", " when appended twice, iterated in name order.
+  class Headers {
+    #map = new Map();
+    constructor(init) {
+      if (init == null) return;
+      const pairs = init instanceof Headers || Array.isArray(init) || typeof init[Symbol.iterator] === 'function'
+        ? Array.from(init) : Object.entries(init);
+      for (const [k, v] of pairs) {
+        if (Array.isArray(v)) v.forEach((x) => this.append(k, x)); else this.append(k, v);
+      }
+    }
+    append(k, v) { const n = String(k).toLowerCase(); const old = this.#map.get(n); this.#map.set(n, old === undefined ? String(v) : `${old}, ${v}`); }
+    set(k, v) { this.#map.set(String(k).toLowerCase(), String(v)); }
+    get(k) { return this.#map.get(String(k).toLowerCase()) ?? null; }
+    has(k) { return this.#map.has(String(k).toLowerCase()); }
+    delete(k) { this.#map.delete(String(k).toLowerCase()); }
+    forEach(cb, self) { for (const [k, v] of this) cb.call(self, v, k, this); }
+    *entries() { yield* [...this.#map.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)); }
+    *keys() { for (const [k] of this.entries()) yield k; }
+    *values() { for (const [, v] of this.entries()) yield v; }
+    [Symbol.iterator]() { return this.entries(); }
+  }
+  const asBytes = (body) => {
+    if (body == null) return new Uint8Array(0);
+    if (typeof body === 'string') return new TextEncoder().encode(body);
+    if (body instanceof ArrayBuffer) return new Uint8Array(body.slice(0));
+    if (ArrayBuffer.isView(body)) return new Uint8Array(body.buffer.slice(body.byteOffset, body.byteOffset + body.byteLength));
+    if (body instanceof URLSearchParams) return new TextEncoder().encode(body.toString());
+    return new TextEncoder().encode(String(body));
+  };
+  class Response {
+    #bytes;
+    constructor(body = null, init = {}) {
+      this.#bytes = asBytes(body);
+      this.status = init.status ?? 200;
+      this.statusText = init.statusText ?? '';
+      this.headers = new Headers(init.headers);
+      this.ok = this.status >= 200 && this.status < 300;
+      this.url = init.url ?? '';
+      this.redirected = false;
+      this.type = 'basic';
+      this.bodyUsed = false;
+    }
+    #take() {
+      if (this.bodyUsed) throw new TypeError('Body is unusable: Body has already been read');
+      this.bodyUsed = true;
+      return this.#bytes;
+    }
+    async text() { return new TextDecoder().decode(this.#take()); }
+    async json() { return JSON.parse(await this.text()); }
+    async arrayBuffer() { return this.#take().buffer; }
+    async bytes() { return this.#take(); }
+    clone() {
+      if (this.bodyUsed) throw new TypeError('Response.clone: Body has already been read');
+      return new Response(this.#bytes, this);
+    }
+    static json(data, init = {}) {
+      const headers = new Headers(init.headers);
+      if (!headers.has('content-type')) headers.set('content-type', 'application/json');
+      return new Response(JSON.stringify(data), { ...init, headers });
+    }
+  }
+  // fetch, as in Node, to the hosts in the gateway's [sandbox] http_allow
+  // (plain http://), within the hook's deadline; a refusal or a network
+  // failure rejects with a TypeError whose `cause` has the errcode. The
+  // standard system is called with OPFetch.
+  const fetch = async (input, init = {}) => {
+    const target = typeof input === 'string' ? input : input instanceof URL ? input.href : input && input.url;
+    if (typeof target !== 'string') throw new TypeError('fetch: the first argument must be a URL');
+    const headers = new Headers(init.headers ?? (typeof input === 'object' ? input.headers : undefined));
+    const method = String(init.method ?? (typeof input === 'object' ? input.method : undefined) ?? 'GET').toUpperCase();
+    const body = init.body;
+    if (body != null && (method === 'GET' || method === 'HEAD')) throw new TypeError('fetch: a GET or HEAD request cannot have a body');
+    let text;
+    let bodyBase64;
+    if (body == null) { /* no body */ }
+    else if (typeof body === 'string') text = body;
+    else if (body instanceof URLSearchParams) {
+      text = body.toString();
+      if (!headers.has('content-type')) headers.set('content-type', 'application/x-www-form-urlencoded;charset=UTF-8');
+    } else if (body instanceof ArrayBuffer || ArrayBuffer.isView(body)) bodyBase64 = Buffer.from(asBytes(body)).toString('base64');
+    else text = String(body);
+    if (text !== undefined && !headers.has('content-type')) headers.set('content-type', 'text/plain;charset=UTF-8');
+    const r = await hostFetch(JSON.stringify({ url: target, method, headers: Object.fromEntries(headers), body: text, bodyBase64, raw: true }));
+    if (!r.ok) throw new TypeError(`fetch failed: ${r.error.reason}`, { cause: r.error });
+    const res = r.response;
+    return new Response(Buffer.from(res.bodyBase64, 'base64'), { status: res.statusCode, headers: res.headers, url: target });
+  };
+
+  return { structuredClone, TextEncoder, TextDecoder, URLSearchParams, URL, crypto, Buffer, fetch, Headers, Response };
 }
