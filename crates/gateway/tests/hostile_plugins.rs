@@ -18,6 +18,7 @@ export async function f(r) {
     case 'import': await import('fs'); return;
     case 'io': return { statusCode: 403, body: { process: typeof process, require: typeof require, fetch: typeof fetch, std: typeof std, os: typeof os } };
     case 'pollute': Object.prototype.polluted = 'yes'; Array.prototype.push = () => 0; globalThis.secret = 's3'; return;
+    case 'fetch-out': try { await fetch('http://169.254.169.254/latest/meta-data/'); return; } catch (e) { return { statusCode: 403, body: { name: e.name, errcode: e.cause.errcode } }; }
     case 'eval': return { statusCode: 403, body: { eval: eval('1 + 1'), fn: new Function('return 2')() } };
     case 'throw-number': throw 42;
     case 'bad-headers': return { statusCode: 403, headers: { 'x-a': { nested: true } } };
@@ -60,12 +61,15 @@ async fn hostile_plugins_fail_alone() {
         assert_eq!(got.status, 500, "{mode}: {}", got.text());
         assert!(needles.iter().any(|n| reason(&got).contains(n)), "{mode}: {}", reason(&got));
     }
-    // No I/O but the SDK; eval is the plugin's own business.
+    // No I/O but the SDK's (`fetch` reaches only the hosts `fetchHttp` may);
+    // eval is the plugin's own business.
     let io = get(&bad_url, &[("x-mode", "io")]).await.json();
     assert_eq!(
         io,
-        serde_json::json!({"process": "undefined", "require": "undefined", "fetch": "undefined", "std": "undefined", "os": "undefined"})
+        serde_json::json!({"process": "undefined", "require": "undefined", "fetch": "function", "std": "undefined", "os": "undefined"})
     );
+    let out = get(&bad_url, &[("x-mode", "fetch-out")]).await.json();
+    assert_eq!(out, serde_json::json!({"name": "TypeError", "errcode": "Forbidden"}));
     assert_eq!(get(&bad_url, &[("x-mode", "eval")]).await.json(), serde_json::json!({"eval": 2, "fn": 2}));
     // Prototype and global pollution stays in the polluter's runtime.
     assert_eq!(get(&bad_url, &[("x-mode", "pollute")]).await.status, 200);
