@@ -329,11 +329,11 @@ async fn metrics(State(app): State<App>) -> Response {
             "Suffix/subscribe events dropped: the queue or the store writer was full, or the store failed.",
             gw.posts.dropped() as f64,
         ),
-        ("interpose_js_workers", "JS worker threads serving the request path.", gw.host.live_workers() as f64),
+        ("interpose_js_workers", "JS worker threads (hooks and post hooks).", gw.host.live_workers() as f64),
         (
             "interpose_js_runtimes",
-            "JS runtimes alive (request path and post hooks; one per instance per worker that ran it).",
-            (gw.host.runtimes() + gw.post_host.runtimes()) as f64,
+            "JS runtimes alive (one per instance per worker that ran it).",
+            gw.host.runtimes() as f64,
         ),
         (
             "interpose_js_stuck_workers_total",

@@ -353,7 +353,7 @@ async fn an_upgrade_under_steady_traffic_drops_nothing() {
     // ...nor their JS runtimes (at most one per worker for the live version).
     let gw = env.manager.gateway().clone();
     let t0 = std::time::Instant::now();
-    while gw.host.runtimes() > 2 {
+    while gw.host.runtimes() > gw.host.live_workers() {
         assert!(t0.elapsed() < Duration::from_secs(5), "{} runtimes stay after the upgrades", gw.host.runtimes());
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

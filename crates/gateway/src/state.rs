@@ -35,10 +35,10 @@ pub struct Snapshot {
 
 pub struct Gateway {
     pub config: Arc<Config>,
-    /// JS workers for the request path (intercept, prefix, replace, routes).
+    /// JS workers for every hook: the request path's calls are taken first,
+    /// and suffix/subscribe calls use at most `max(workers, 4)` of them at
+    /// once, so they never hold up requests.
     pub host: JsHost,
-    /// JS workers for suffix/subscribe, so they never hold up requests.
-    pub post_host: JsHost,
     pub posts: Arc<PostQueue>,
     pub client: Client,
     pub metrics: Arc<Metrics>,
@@ -68,19 +68,19 @@ impl Gateway {
         mounts.sort_by_key(|u| std::cmp::Reverse(u.mount.len()));
         let client = Client::new(Duration::from_millis(config.limits.upstream_connect_timeout_ms));
         let io = GatewayIo::new(&config, client.clone()).map(|io| io as Arc<dyn HostIo>);
-        let host = JsHost::new(HostOptions::new(config.server.workers), io.clone());
+        // One pool for every call of a plugin, so its module state is the
+        // same for its hooks and its subscribers (as in the platform's one
+        // Node process): `workers` threads for the request path, and up to
+        // `post_threads` more that suffix/subscribe calls may use at once.
         let post_threads = config.server.workers.max(4);
-        let post_host = JsHost::new(HostOptions::new(post_threads), io.clone());
-        let posts = PostQueue::start(
-            post_host.clone(),
-            config.limits.post_queue_size,
-            post_threads,
-            config.limits.hook_timeout_ms,
-        );
+        let options =
+            HostOptions { background: post_threads, ..HostOptions::new(config.server.workers + post_threads) };
+        let host = JsHost::new(options, io.clone());
+        let posts =
+            PostQueue::start(host.clone(), config.limits.post_queue_size, post_threads, config.limits.hook_timeout_ms);
         Ok(Arc::new(Gateway {
             config: Arc::new(config),
             host,
-            post_host,
             posts,
             client,
             metrics,
@@ -117,7 +117,7 @@ impl Gateway {
             base: Duration::from_millis(l.post_retry_base_ms),
             in_flight: self.config.server.workers.max(4) * 2,
         };
-        self.posts.make_durable(store, self.post_host.clone(), lookup, policy, applied);
+        self.posts.make_durable(store, self.host.clone(), lookup, policy, applied);
     }
 
     /// The current snapshot; a request keeps the one it started with.

@@ -575,6 +575,33 @@ async fn files_stay_inside_the_instance_workspace() {
     gw.stop().await;
 }
 
+/// A plugin's subscriber and its other hooks share module state (as in the
+/// platform's one Node process): what the subscriber saw, a replace hook of
+/// the same plugin can answer with.
+#[tokio::test]
+async fn a_subscriber_and_a_replace_hook_share_module_state() {
+    let up = Upstream::start().await;
+    let p = org_plugin(
+        "tally",
+        "  - {type: subscribe, methods: [POST], url: /things, function: seen}\n  \
+         - {type: replace, methods: [GET], url: /things-seen, function: report}\n",
+        "import { Logger } from '@ones-op/node-logger'\n\
+         const names = []\n\
+         export function seen(r) { names.push(r.reqBody.name); Logger.info('seen ' + r.reqBody.name) }\n\
+         export function report() { return { body: names } }\n",
+    );
+    let gw = start(&up, &[decl(p.path(), &[], Some("t1"))], "").await;
+    for name in ["a", "b", "c"] {
+        let sent = send_json("POST", &gw.url("/project/api/project/things"), &json!({ "name": name }), &[]).await;
+        assert_eq!(sent.status, 200);
+        let snap = gw.gw.snapshot();
+        let js = snap.instances.iter().find(|i| i.meta.id == "t1").unwrap().js.clone();
+        eventually("the subscriber", || js.logs_after(0).iter().any(|l| l.message == format!("seen {name}"))).await;
+    }
+    assert_eq!(get(&gw.url("/project/api/project/things-seen"), &[]).await.json(), json!(["a", "b", "c"]));
+    gw.stop().await;
+}
+
 #[tokio::test]
 async fn the_query_variant_and_subscriber_examples() {
     let up = Upstream::start().await;

@@ -54,6 +54,10 @@ pub struct HostOptions {
     pub max_waiting: usize,
     /// Calls of one instance in the pool (queued or running) at once.
     pub per_instance: usize,
+    /// Workers that may run detached calls (suffix and subscribe hooks,
+    /// [`JsHost::call_detached`]) at once; the others stay for calls a
+    /// client waits for, which are always taken first.
+    pub background: usize,
     /// A worker drops a runtime it has not used for this long (its module
     /// state goes with it; the next call loads the plugin afresh). Keeps
     /// memory proportional to the plugins in use, not to those installed.
@@ -68,6 +72,7 @@ impl HostOptions {
             max_threads: threads * 4 + 4,
             max_waiting: 256,
             per_instance: 64.max(threads),
+            background: threads,
             runtime_idle: Duration::from_secs(600),
         }
     }
@@ -174,17 +179,29 @@ struct JobQueue {
 
 #[derive(Default)]
 struct QueueState {
-    by_instance: HashMap<u64, VecDeque<Job>>,
-    /// Instances with queued jobs, in the order they are served.
-    turn: VecDeque<u64>,
+    /// Calls a client waits for.
+    waited: Turns,
+    /// Detached calls (post hooks), taken only when no waited-for call is
+    /// queued and fewer than `background_cap` of them run.
+    detached: Turns,
+    detached_running: usize,
+    detached_cap: usize,
     /// Workers blocked in `pop`, most recently idle last. While one is
-    /// here nothing is queued: a push hands its job to one of them.
+    /// here no waited-for call is queued: a push hands its job to one.
     parked: Vec<Arc<Waiter>>,
     /// Jobs handed to a parked worker, by worker id.
     handed: HashMap<usize, Job>,
     /// The worker that last took each instance's job.
     home: HashMap<u64, Arc<Waiter>>,
     closed: bool,
+}
+
+/// Queued jobs of one class: one FIFO per instance, served in turn.
+#[derive(Default)]
+struct Turns {
+    by_instance: HashMap<u64, VecDeque<Job>>,
+    /// Instances with queued jobs, in the order they are served.
+    turn: VecDeque<u64>,
 }
 
 /// A worker as the queue knows it.
@@ -207,8 +224,8 @@ enum NoJob {
 }
 
 impl JobQueue {
-    fn new() -> JobQueue {
-        JobQueue { state: Mutex::new(QueueState::default()) }
+    fn new(detached_cap: usize) -> JobQueue {
+        JobQueue { state: Mutex::new(QueueState { detached_cap: detached_cap.max(1), ..QueueState::default() }) }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, QueueState> {
@@ -221,29 +238,35 @@ impl JobQueue {
             return Err(job);
         }
         let key = job.instance.key;
-        let home = st.home.get(&key).cloned();
-        if let Some(h) = home {
-            if let Some(i) = st.parked.iter().rposition(|w| w.id == h.id) {
-                st.parked.remove(i);
-                self.hand(st, &h, job);
-                return Ok(());
+        let detached = job.deadline.is_none();
+        if !detached || st.detached_running < st.detached_cap {
+            let home = st.home.get(&key).cloned();
+            if let Some(h) = home {
+                if let Some(i) = st.parked.iter().rposition(|w| w.id == h.id) {
+                    st.parked.remove(i);
+                    st.detached_running += usize::from(detached);
+                    self.hand(st, &h, job);
+                    return Ok(());
+                }
+                // On its way back from answering a call: it takes this one
+                // next (unless others queued first: they keep their turn).
+                let queued = if detached { &st.detached } else { &st.waited };
+                if h.returning.load(Ordering::Acquire) && queued.is_empty() && !st.handed.contains_key(&h.id) {
+                    st.detached_running += usize::from(detached);
+                    st.handed.insert(h.id, job);
+                    return Ok(());
+                }
             }
-            // On its way back from answering a call: it takes this one next
-            // (unless others queued first: they keep their turn).
-            if h.returning.load(Ordering::Acquire) && st.turn.is_empty() && !st.handed.contains_key(&h.id) {
-                st.handed.insert(h.id, job);
+            if let Some(w) = st.parked.pop() {
+                st.detached_running += usize::from(detached);
+                self.hand(st, &w, job);
                 return Ok(());
             }
         }
-        if let Some(w) = st.parked.pop() {
-            self.hand(st, &w, job);
-            return Ok(());
-        }
-        let queue = st.by_instance.entry(key).or_default();
-        let was_empty = queue.is_empty();
-        queue.push_back(job);
-        if was_empty {
-            st.turn.push_back(key);
+        if detached {
+            st.detached.push(job);
+        } else {
+            st.waited.push(job);
         }
         Ok(())
     }
@@ -256,11 +279,15 @@ impl JobQueue {
     }
 
     /// The next job for worker `me` (one handed to it, else the next
-    /// instance's oldest), waiting at most `timeout`.
-    fn pop(&self, me: &Arc<Waiter>, timeout: Duration) -> Result<Job, NoJob> {
+    /// instance's oldest), waiting at most `timeout`. `finished_detached`:
+    /// the job it ran last was a detached one.
+    fn pop(&self, me: &Arc<Waiter>, timeout: Duration, finished_detached: bool) -> Result<Job, NoJob> {
         let deadline = Instant::now() + timeout;
         let mut st = self.lock();
         me.returning.store(false, Ordering::Relaxed);
+        if finished_detached {
+            st.detached_running -= 1;
+        }
         loop {
             if let Some(job) = st.handed.remove(&me.id).or_else(|| st.next()) {
                 if st.home.len() >= MAX_HOMES {
@@ -287,13 +314,25 @@ impl JobQueue {
         }
     }
 
-    /// Worker `me` takes no more jobs: what waited for it goes to another.
-    fn leave(&self, me: &Waiter) {
+    /// Worker `me` takes no more jobs (`finished_detached`: its last was
+    /// a detached one): what waited for it goes to another.
+    fn leave(&self, me: &Waiter, finished_detached: bool) {
         let mut st = self.lock();
         me.returning.store(false, Ordering::Relaxed);
-        let handed = st.handed.remove(&me.id);
+        if finished_detached {
+            st.detached_running -= 1;
+        }
+        let mut handed = st.handed.remove(&me.id);
+        if handed.as_ref().is_some_and(|j| j.deadline.is_none()) {
+            st.detached_running -= 1;
+        }
+        // A detached job may have been waiting for the room this one leaves.
+        let wake = if st.detached.is_empty() { None } else { st.parked.pop() };
         drop(st);
-        if let Some(job) = handed {
+        if let Some(w) = wake {
+            w.wake.notify_one();
+        }
+        if let Some(job) = handed.take() {
             // Failing only when the pool is closing: the caller is told
             // the worker ended.
             let _ = self.push(job);
@@ -310,6 +349,36 @@ impl JobQueue {
 }
 
 impl QueueState {
+    /// The next job to run: a waited-for call first, else a detached one if
+    /// there is room for it.
+    fn next(&mut self) -> Option<Job> {
+        if let Some(job) = self.waited.next() {
+            return Some(job);
+        }
+        if self.detached_running >= self.detached_cap {
+            return None;
+        }
+        let job = self.detached.next()?;
+        self.detached_running += 1;
+        Some(job)
+    }
+}
+
+impl Turns {
+    fn is_empty(&self) -> bool {
+        self.turn.is_empty()
+    }
+
+    fn push(&mut self, job: Job) {
+        let key = job.instance.key;
+        let queue = self.by_instance.entry(key).or_default();
+        let was_empty = queue.is_empty();
+        queue.push_back(job);
+        if was_empty {
+            self.turn.push_back(key);
+        }
+    }
+
     /// The next instance's oldest queued job.
     fn next(&mut self) -> Option<Job> {
         while let Some(key) = self.turn.pop_front() {
@@ -344,7 +413,7 @@ impl JsHost {
     /// Start the workers; `io` performs plugins' outbound calls.
     pub fn new(options: HostOptions, io: Option<Arc<dyn HostIo>>) -> JsHost {
         let shared = Arc::new(Shared {
-            queue: Arc::new(JobQueue::new()),
+            queue: Arc::new(JobQueue::new(options.background)),
             io,
             workers: Mutex::new(Vec::new()),
             live: AtomicUsize::new(0),
@@ -574,11 +643,13 @@ fn worker(
     let mut runtimes: HashMap<u64, Slot> = HashMap::new();
     let mut since_sweep = 0u32;
     let idle = shared.upgrade().map_or(Duration::MAX, |s| s.options.runtime_idle);
+    // The last job was a detached one (the queue counts those running).
+    let mut finished_detached = false;
     loop {
         if state.retired.load(Ordering::Relaxed) {
             break;
         }
-        let job = match queue.pop(&me, Duration::from_secs(1)) {
+        let job = match queue.pop(&me, Duration::from_secs(1), std::mem::take(&mut finished_detached)) {
             Ok(job) => job,
             Err(NoJob::TimedOut) => {
                 sweep(&mut runtimes, idle);
@@ -603,6 +674,7 @@ fn worker(
         let deadline = job.deadline.unwrap_or_else(|| Instant::now() + Duration::from_millis(job.timeout_ms));
         if job.reply.is_closed() || Instant::now() >= deadline {
             // The caller gave up (or the deadline passed in the queue).
+            finished_detached = job.deadline.is_none();
             me.returning.store(true, Ordering::Release);
             let _ = job.reply.send(Err(HookError::Timeout(job.timeout_ms)));
             continue;
@@ -620,12 +692,13 @@ fn worker(
             }
         };
         state.busy_until.store(0, Ordering::Relaxed);
+        finished_detached = job.deadline.is_none();
         // Before the answer: a caller that answers with its next call finds
         // this worker on its way back to take it.
         me.returning.store(true, Ordering::Release);
         let _ = job.reply.send(result);
     }
-    queue.leave(&me);
+    queue.leave(&me, finished_detached);
     // Runtimes drop here, on their own thread.
     drop(runtimes);
     if !state.retired.load(Ordering::Relaxed) && !counted_out {

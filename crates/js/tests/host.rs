@@ -775,3 +775,36 @@ async fn calls_one_at_a_time_keep_to_one_runtime_per_instance() {
         assert_eq!(body(call(&h, &c, "f", 1000).await), first + i);
     }
 }
+
+/// Detached calls (suffix and subscribe hooks) use at most `background`
+/// workers at once, so a burst of slow ones leaves the others for calls a
+/// client waits for; they share the instance's runtimes with those calls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn detached_calls_leave_workers_for_waited_ones() {
+    let heavy = instance(&project(&[(
+        "backend/src/index.ts",
+        "let n = 0\nexport function f() { n += 1; const t = Date.now(); while (Date.now() - t < 100) {} return { body: n } }\n\
+         export function g() { return { body: n } }\n",
+    )]));
+    let h = JsHost::new(HostOptions { background: 1, ..HostOptions::new(2) }, None);
+    let t0 = Instant::now();
+    let detached: Vec<_> = (0..4)
+        .map(|_| {
+            let (h, inst) = (h.clone(), heavy.clone());
+            tokio::spawn(async move { h.call_detached(&inst, "f", request(), Duration::from_secs(5)).await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    let t = Instant::now();
+    let seen = match h.call(&heavy, "g", request(), Duration::from_secs(1)).await {
+        Ok(CallOutcome::Returned(Some(v))) => v["body"].as_i64().expect("n"),
+        other => panic!("{other:?}"),
+    };
+    assert!(t.elapsed() < Duration::from_millis(80), "the waited-for call waited {:?}", t.elapsed());
+    assert!(seen <= 1, "{seen}");
+    for d in detached {
+        assert!(d.await.expect("joined").is_ok());
+    }
+    // One at a time: four of 100 ms, not two rounds of two.
+    assert!(t0.elapsed() >= Duration::from_millis(390), "{:?}", t0.elapsed());
+}
