@@ -73,8 +73,11 @@ impl Gateway {
         // Node process): `workers` threads for the request path, and up to
         // `post_threads` more that suffix/subscribe calls may use at once.
         let post_threads = config.server.workers.max(4);
-        let options =
-            HostOptions { background: post_threads, ..HostOptions::new(config.server.workers + post_threads) };
+        let options = HostOptions {
+            foreground: config.server.workers,
+            background: post_threads,
+            ..HostOptions::new(config.server.workers + post_threads)
+        };
         let host = JsHost::new(options, io.clone());
         let posts =
             PostQueue::start(host.clone(), config.limits.post_queue_size, post_threads, config.limits.hook_timeout_ms);

@@ -54,9 +54,11 @@ pub struct HostOptions {
     pub max_waiting: usize,
     /// Calls of one instance in the pool (queued or running) at once.
     pub per_instance: usize,
+    /// Workers that may run calls a client waits for ([`JsHost::call`]) at
+    /// once, besides those waiting for I/O; more of those calls queue.
+    pub foreground: usize,
     /// Workers that may run detached calls (suffix and subscribe hooks,
-    /// [`JsHost::call_detached`]) at once; the others stay for calls a
-    /// client waits for, which are always taken first.
+    /// [`JsHost::call_detached`]) at once. Waited-for calls are taken first.
     pub background: usize,
     /// A worker drops a runtime it has not used for this long (its module
     /// state goes with it; the next call loads the plugin afresh). Keeps
@@ -72,6 +74,7 @@ impl HostOptions {
             max_threads: threads * 4 + 4,
             max_waiting: 256,
             per_instance: 64.max(threads),
+            foreground: threads,
             background: threads,
             runtime_idle: Duration::from_secs(600),
         }
@@ -92,6 +95,8 @@ struct Job {
 
 /// What the watchdog knows about a worker.
 struct WorkerState {
+    /// The worker's id in the queue ([`Waiter::id`]).
+    id: usize,
     /// Deadline (as `nanos`) of the job being run; 0 when idle.
     busy_until: AtomicU64,
     retired: AtomicBool,
@@ -136,6 +141,8 @@ struct Shared {
 thread_local! {
     /// The pool of the worker running on this thread.
     static POOL: std::cell::RefCell<Weak<Shared>> = const { std::cell::RefCell::new(Weak::new()) };
+    /// This worker's id and the class of the job it runs now.
+    static RUNNING: std::cell::Cell<Option<(usize, Class)>> = const { std::cell::Cell::new(None) };
 }
 
 /// Run `wait` (blocking for a call's outbound I/O) with this worker counted
@@ -150,7 +157,15 @@ pub(crate) fn io_wait<T>(wait: impl FnOnce() -> T) -> T {
     {
         spawn_worker(&shared);
     }
+    // Meanwhile another call of its class may run in its place.
+    let running = RUNNING.with(|c| c.get());
+    if let Some((id, class)) = running {
+        shared.queue.waiting(id, class, true);
+    }
     let out = wait();
+    if let Some((id, class)) = running {
+        shared.queue.waiting(id, class, false);
+    }
     shared.io_waiting.fetch_sub(1, Ordering::Relaxed);
     out
 }
@@ -179,21 +194,38 @@ struct JobQueue {
 
 #[derive(Default)]
 struct QueueState {
-    /// Calls a client waits for.
-    waited: Turns,
-    /// Detached calls (post hooks), taken only when no waited-for call is
-    /// queued and fewer than `background_cap` of them run.
-    detached: Turns,
-    detached_running: usize,
-    detached_cap: usize,
-    /// Workers blocked in `pop`, most recently idle last. While one is
-    /// here no waited-for call is queued: a push hands its job to one.
+    /// By [`Class`]: the queued jobs, how many run, how many may.
+    queued: [Turns; 2],
+    running: [usize; 2],
+    cap: [usize; 2],
+    /// The class of the job each worker runs, by worker id, while it counts
+    /// in `running` (not while it waits for I/O, nor once its worker was
+    /// retired as stuck).
+    counted: HashMap<usize, Class>,
+    /// Workers blocked in `pop`, most recently idle last.
     parked: Vec<Arc<Waiter>>,
     /// Jobs handed to a parked worker, by worker id.
     handed: HashMap<usize, Job>,
     /// The worker that last took each instance's job.
     home: HashMap<u64, Arc<Waiter>>,
     closed: bool,
+}
+
+/// Calls a client waits for, and detached ones (post hooks); an index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Class {
+    Waited = 0,
+    Detached = 1,
+}
+
+impl Job {
+    fn class(&self) -> Class {
+        if self.deadline.is_none() {
+            Class::Detached
+        } else {
+            Class::Waited
+        }
+    }
 }
 
 /// Queued jobs of one class: one FIFO per instance, served in turn.
@@ -224,8 +256,9 @@ enum NoJob {
 }
 
 impl JobQueue {
-    fn new(detached_cap: usize) -> JobQueue {
-        JobQueue { state: Mutex::new(QueueState { detached_cap: detached_cap.max(1), ..QueueState::default() }) }
+    fn new(foreground: usize, background: usize) -> JobQueue {
+        let cap = [foreground.max(1), background.max(1)];
+        JobQueue { state: Mutex::new(QueueState { cap, ..QueueState::default() }) }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, QueueState> {
@@ -238,36 +271,28 @@ impl JobQueue {
             return Err(job);
         }
         let key = job.instance.key;
-        let detached = job.deadline.is_none();
-        if !detached || st.detached_running < st.detached_cap {
-            let home = st.home.get(&key).cloned();
-            if let Some(h) = home {
-                if let Some(i) = st.parked.iter().rposition(|w| w.id == h.id) {
-                    st.parked.remove(i);
-                    st.detached_running += usize::from(detached);
-                    self.hand(st, &h, job);
-                    return Ok(());
-                }
-                // On its way back from answering a call: it takes this one
-                // next (unless others queued first: they keep their turn).
-                let queued = if detached { &st.detached } else { &st.waited };
-                if h.returning.load(Ordering::Acquire) && queued.is_empty() && !st.handed.contains_key(&h.id) {
-                    st.detached_running += usize::from(detached);
-                    st.handed.insert(h.id, job);
-                    return Ok(());
-                }
-            }
-            if let Some(w) = st.parked.pop() {
-                st.detached_running += usize::from(detached);
-                self.hand(st, &w, job);
+        let class = job.class() as usize;
+        let home = st.home.get(&key).cloned();
+        // Its instance's worker is on its way back from answering a call:
+        // it takes this one next (it ran one of the class's calls already,
+        // so none more run at once), unless others queued first.
+        if let Some(h) = &home {
+            if h.returning.load(Ordering::Acquire) && st.queued[class].is_empty() && !st.handed.contains_key(&h.id) {
+                st.running[class] += 1;
+                st.handed.insert(h.id, job);
                 return Ok(());
             }
         }
-        if detached {
-            st.detached.push(job);
-        } else {
-            st.waited.push(job);
+        if st.running[class] < st.cap[class] {
+            let at_home = home.and_then(|h| st.parked.iter().rposition(|w| w.id == h.id));
+            if let Some(i) = at_home.or_else(|| st.parked.len().checked_sub(1)) {
+                let waiter = st.parked.remove(i);
+                st.running[class] += 1;
+                self.hand(st, &waiter, job);
+                return Ok(());
+            }
         }
+        st.queued[class].push(job);
         Ok(())
     }
 
@@ -279,17 +304,21 @@ impl JobQueue {
     }
 
     /// The next job for worker `me` (one handed to it, else the next
-    /// instance's oldest), waiting at most `timeout`. `finished_detached`:
-    /// the job it ran last was a detached one.
-    fn pop(&self, me: &Arc<Waiter>, timeout: Duration, finished_detached: bool) -> Result<Job, NoJob> {
+    /// instance's oldest), waiting at most `timeout`; the job it ran last
+    /// no longer counts.
+    fn pop(&self, me: &Arc<Waiter>, timeout: Duration) -> Result<Job, NoJob> {
         let deadline = Instant::now() + timeout;
         let mut st = self.lock();
         me.returning.store(false, Ordering::Relaxed);
-        if finished_detached {
-            st.detached_running -= 1;
-        }
+        st.uncount(me.id);
         loop {
-            if let Some(job) = st.handed.remove(&me.id).or_else(|| st.next()) {
+            // A handed job was counted when it was handed.
+            let job = match st.handed.remove(&me.id) {
+                Some(job) => Some(job),
+                None => st.next(),
+            };
+            if let Some(job) = job {
+                st.counted.insert(me.id, job.class());
                 if st.home.len() >= MAX_HOMES {
                     st.home.clear();
                 }
@@ -314,28 +343,42 @@ impl JobQueue {
         }
     }
 
-    /// Worker `me` takes no more jobs (`finished_detached`: its last was
-    /// a detached one): what waited for it goes to another.
-    fn leave(&self, me: &Waiter, finished_detached: bool) {
+    /// Worker `id` takes no more jobs, or its job no longer counts (the
+    /// worker was retired as stuck): what waited for it goes to another.
+    fn leave(&self, id: usize) {
         let mut st = self.lock();
-        me.returning.store(false, Ordering::Relaxed);
-        if finished_detached {
-            st.detached_running -= 1;
+        st.uncount(id);
+        let handed = st.handed.remove(&id);
+        if let Some(job) = &handed {
+            st.running[job.class() as usize] -= 1;
         }
-        let mut handed = st.handed.remove(&me.id);
-        if handed.as_ref().is_some_and(|j| j.deadline.is_none()) {
-            st.detached_running -= 1;
-        }
-        // A detached job may have been waiting for the room this one leaves.
-        let wake = if st.detached.is_empty() { None } else { st.parked.pop() };
+        let wake = st.room_freed();
         drop(st);
         if let Some(w) = wake {
             w.wake.notify_one();
         }
-        if let Some(job) = handed.take() {
+        if let Some(job) = handed {
             // Failing only when the pool is closing: the caller is told
             // the worker ended.
             let _ = self.push(job);
+        }
+    }
+
+    /// Worker `id`'s call starts (`true`) or stops waiting for I/O: while
+    /// it waits it does not count against its class's cap.
+    fn waiting(&self, id: usize, class: Class, waits: bool) {
+        let mut st = self.lock();
+        if waits {
+            if st.uncount(id) {
+                let wake = st.room_freed();
+                drop(st);
+                if let Some(w) = wake {
+                    w.wake.notify_one();
+                }
+            }
+        } else if !st.counted.contains_key(&id) {
+            st.running[class as usize] += 1;
+            st.counted.insert(id, class);
         }
     }
 
@@ -349,18 +392,40 @@ impl JobQueue {
 }
 
 impl QueueState {
-    /// The next job to run: a waited-for call first, else a detached one if
-    /// there is room for it.
+    /// The next job to run: a waited-for call first, else a detached one,
+    /// each if its class has room.
     fn next(&mut self) -> Option<Job> {
-        if let Some(job) = self.waited.next() {
-            return Some(job);
+        for class in [Class::Waited as usize, Class::Detached as usize] {
+            if self.running[class] < self.cap[class] {
+                if let Some(job) = self.queued[class].next() {
+                    self.running[class] += 1;
+                    return Some(job);
+                }
+            }
         }
-        if self.detached_running >= self.detached_cap {
-            return None;
+        None
+    }
+
+    /// Worker `id`'s job stops counting; whether it did.
+    fn uncount(&mut self, id: usize) -> bool {
+        match self.counted.remove(&id) {
+            Some(c) => {
+                self.running[c as usize] -= 1;
+                true
+            }
+            None => false,
         }
-        let job = self.detached.next()?;
-        self.detached_running += 1;
-        Some(job)
+    }
+
+    /// A parked worker to wake, taken out of `parked`, when a queued job
+    /// now has room to run.
+    fn room_freed(&mut self) -> Option<Arc<Waiter>> {
+        let ready = (0..2).any(|c| self.running[c] < self.cap[c] && !self.queued[c].is_empty());
+        if ready {
+            self.parked.pop()
+        } else {
+            None
+        }
     }
 }
 
@@ -413,7 +478,7 @@ impl JsHost {
     /// Start the workers; `io` performs plugins' outbound calls.
     pub fn new(options: HostOptions, io: Option<Arc<dyn HostIo>>) -> JsHost {
         let shared = Arc::new(Shared {
-            queue: Arc::new(JobQueue::new(options.background)),
+            queue: Arc::new(JobQueue::new(options.foreground, options.background)),
             io,
             workers: Mutex::new(Vec::new()),
             live: AtomicUsize::new(0),
@@ -585,7 +650,9 @@ impl Shared {
 static NEXT_WORKER_ID: AtomicUsize = AtomicUsize::new(0);
 
 fn spawn_worker(shared: &Arc<Shared>) {
+    let id = NEXT_WORKER_ID.fetch_add(1, Ordering::Relaxed);
     let state = Arc::new(WorkerState {
+        id,
         busy_until: AtomicU64::new(0),
         retired: AtomicBool::new(false),
         running: Mutex::new(Weak::new()),
@@ -597,11 +664,7 @@ fn spawn_worker(shared: &Arc<Shared>) {
     let io = shared.io.clone();
     let count = shared.runtimes.clone();
     let weak = Arc::downgrade(shared);
-    let me = Arc::new(Waiter {
-        id: NEXT_WORKER_ID.fetch_add(1, Ordering::Relaxed),
-        wake: Condvar::new(),
-        returning: AtomicBool::new(false),
-    });
+    let me = Arc::new(Waiter { id, wake: Condvar::new(), returning: AtomicBool::new(false) });
     let spawned = thread::Builder::new()
         .name(format!("js-worker-{n}"))
         .stack_size(WORKER_STACK)
@@ -643,13 +706,11 @@ fn worker(
     let mut runtimes: HashMap<u64, Slot> = HashMap::new();
     let mut since_sweep = 0u32;
     let idle = shared.upgrade().map_or(Duration::MAX, |s| s.options.runtime_idle);
-    // The last job was a detached one (the queue counts those running).
-    let mut finished_detached = false;
     loop {
         if state.retired.load(Ordering::Relaxed) {
             break;
         }
-        let job = match queue.pop(&me, Duration::from_secs(1), std::mem::take(&mut finished_detached)) {
+        let job = match queue.pop(&me, Duration::from_secs(1)) {
             Ok(job) => job,
             Err(NoJob::TimedOut) => {
                 sweep(&mut runtimes, idle);
@@ -674,13 +735,13 @@ fn worker(
         let deadline = job.deadline.unwrap_or_else(|| Instant::now() + Duration::from_millis(job.timeout_ms));
         if job.reply.is_closed() || Instant::now() >= deadline {
             // The caller gave up (or the deadline passed in the queue).
-            finished_detached = job.deadline.is_none();
             me.returning.store(true, Ordering::Release);
             let _ = job.reply.send(Err(HookError::Timeout(job.timeout_ms)));
             continue;
         }
         *state.running.lock().unwrap_or_else(|e| e.into_inner()) = Arc::downgrade(&job.instance);
         state.busy_until.store(nanos(deadline), Ordering::Relaxed);
+        RUNNING.with(|c| c.set(Some((me.id, job.class()))));
         let result = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             run(&mut runtimes, &job, deadline, io.clone(), &count)
         })) {
@@ -692,13 +753,13 @@ fn worker(
             }
         };
         state.busy_until.store(0, Ordering::Relaxed);
-        finished_detached = job.deadline.is_none();
+        RUNNING.with(|c| c.set(None));
         // Before the answer: a caller that answers with its next call finds
         // this worker on its way back to take it.
         me.returning.store(true, Ordering::Release);
         let _ = job.reply.send(result);
     }
-    queue.leave(&me, finished_detached);
+    queue.leave(me.id);
     // Runtimes drop here, on their own thread.
     drop(runtimes);
     if !state.retired.load(Ordering::Relaxed) && !counted_out {
@@ -790,6 +851,8 @@ fn watchdog(shared: Weak<Shared>) {
             .collect();
         for w in stuck {
             w.retired.store(true, Ordering::Relaxed);
+            // Its call no longer takes room from the calls of its class.
+            shared.queue.leave(w.id);
             shared.live.fetch_sub(1, Ordering::Relaxed);
             shared.stuck_total.fetch_add(1, Ordering::Relaxed);
             let running = w.running.lock().unwrap_or_else(|e| e.into_inner()).upgrade();
