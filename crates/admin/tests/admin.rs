@@ -97,6 +97,29 @@ fn life(dir: &Path, id: &str) -> Vec<String> {
         .collect()
 }
 
+/// Lifecycle functions run on the workers that run the hooks: what `Start`
+/// leaves in module state (a cache it loads, say) is there for the hooks.
+#[tokio::test]
+async fn what_start_sets_up_is_there_for_the_hooks() {
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let env = Env::start(&up, dir.path(), None).await;
+    let p = interpose_test_util::project(&[
+        ("config/plugin.yaml", "service: {app_id: warm, version: 1.0.0, name: warm, scope: 1}\napis:\n  - {type: intercept, methods: [GET], url: '/team/:teamUUID/x', function: check}\n"),
+        (
+            "backend/src/index.js",
+            "let cache = null\nlet starts = 0\n\
+             export async function Start() { starts += 1; cache = { loaded: 'by Start' } }\n\
+             export function check(r) { return { statusCode: 403, body: { cache, starts } } }\n",
+        ),
+    ]);
+    let got = env.call("POST", "/api/instances?team=T1&id=W1", pack(p.path())).await;
+    assert_eq!(got.status, 201, "{}", got.text());
+    let got = get(&env.url("/project/api/project/team/T1/x"), &[]).await;
+    assert_eq!(got.json(), json!({"cache": {"loaded": "by Start"}, "starts": 1}));
+    env.stop().await;
+}
+
 #[tokio::test]
 async fn lifecycle_order_upgrade_and_uninstall() {
     let up = Upstream::start().await;

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use interpose_gateway::{Gateway, InstalledInstance};
-use interpose_js::{CallOutcome, LocalRuntime};
+use interpose_js::{CallOutcome, HookError};
 use interpose_manifest::PluginLevel;
 use serde_json::{json, Value};
 
@@ -66,39 +66,28 @@ fn call_for(inst: &InstalledInstance, step: &Step) -> Vec<(String, Vec<Value>)> 
 }
 
 /// Run one step for `inst`; `Ok(Some(name))` names the function that ran.
+/// It runs on the JS workers that run the plugin's hooks, so what it leaves
+/// in module state (a cache `Start` loads) is there for them.
 pub async fn run(gw: &Gateway, inst: &InstalledInstance, step: Step) -> Result<Option<String>, ControlError> {
     let timeout = Duration::from_millis(gw.config.limits.hook_timeout_ms.max(5000));
-    let js = inst.js.clone();
-    let io = gw.io.clone();
-    let candidates = call_for(inst, &step);
     let plugin = inst.meta.name.clone();
-    let fail = {
-        let plugin = plugin.clone();
-        move |function: &str, error: String| ControlError::Lifecycle {
-            plugin: plugin.clone(),
-            function: function.to_string(),
-            error,
-        }
+    let fail = |function: &str, error: String| ControlError::Lifecycle {
+        plugin: plugin.clone(),
+        function: function.to_string(),
+        error,
     };
-    let step_name = step.name();
-    tokio::task::spawn_blocking(move || {
-        let mut rt = LocalRuntime::new(js, timeout, io).map_err(|e| fail(step_name, e.to_string()))?;
-        let Some((function, args)) = candidates.into_iter().find(|(f, _)| rt.exports(f)) else {
-            return Ok(None);
-        };
-        match rt.call_json(&function, &args, timeout) {
-            Ok(CallOutcome::Returned(_)) => Ok(Some(function)),
-            Ok(CallOutcome::Rejected(p)) => Err(fail(&function, format!("threw {}: {}", p.errcode, p.reason))),
-            Err(e) => Err(fail(&function, e.to_string())),
+    for (function, args) in call_for(inst, &step) {
+        match gw.host.call_json(&inst.js, &function, args, timeout).await {
+            Err(HookError::NotExported(_)) => continue,
+            Ok(CallOutcome::Returned(_)) => {
+                tracing::info!(plugin = %plugin, instance = %inst.meta.id, "ran {function}()");
+                return Ok(Some(function));
+            }
+            Ok(CallOutcome::Rejected(p)) => return Err(fail(&function, format!("threw {}: {}", p.errcode, p.reason))),
+            Err(e) => return Err(fail(&function, e.to_string())),
         }
-    })
-    .await
-    .map_err(|e| ControlError::Internal(format!("lifecycle task: {e}")))?
-    .inspect(|ran| {
-        if let Some(f) = ran {
-            tracing::info!(plugin = %plugin, instance = %inst.meta.id, "ran {f}()");
-        }
-    })
+    }
+    Ok(None)
 }
 
 /// Run steps in order, stopping at the first failure.

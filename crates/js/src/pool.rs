@@ -85,12 +85,22 @@ struct Job {
     instance: Arc<Instance>,
     function: String,
     request: Arc<HookRequest>,
+    /// JSON arguments instead of the request (lifecycle functions).
+    args: Option<Vec<serde_json::Value>>,
     /// `None`: the deadline starts when a worker picks the job up.
     deadline: Option<Instant>,
     timeout_ms: u64,
     reply: oneshot::Sender<Result<CallOutcome, HookError>>,
     /// The instance's share of the pool, given back when the job is done.
     _slot: tokio::sync::OwnedSemaphorePermit,
+}
+
+/// What a call passes to its function.
+enum Payload {
+    /// The `PluginRequest` (hooks).
+    Request(Arc<HookRequest>),
+    /// JSON arguments (lifecycle functions).
+    Json(Vec<serde_json::Value>),
 }
 
 /// What the watchdog knows about a worker.
@@ -511,7 +521,24 @@ impl JsHost {
         let deadline = Instant::now() + timeout;
         // A little slack lets the engine report its own timeout (with the
         // runtime recycled) when it can; the caller is answered either way.
-        self.send(instance, function, request, timeout, Some(deadline), deadline + Duration::from_millis(2)).await
+        let until = deadline + Duration::from_millis(2);
+        self.send(instance, function, Payload::Request(request), timeout, Some(deadline), until).await
+    }
+
+    /// Run `function(...args)` of `instance` with JSON arguments (lifecycle
+    /// functions), on the workers that run its hooks: what it leaves in
+    /// module state is there for the hooks that run after it on that
+    /// worker. `NotExported` when the module has no such function.
+    pub async fn call_json(
+        &self,
+        instance: &Arc<Instance>,
+        function: &str,
+        args: Vec<serde_json::Value>,
+        timeout: Duration,
+    ) -> Result<CallOutcome, HookError> {
+        let deadline = Instant::now() + timeout;
+        let until = deadline + Duration::from_millis(2);
+        self.send(instance, function, Payload::Json(args), timeout, Some(deadline), until).await
     }
 
     /// Like [`JsHost::call`], but `timeout` starts when a worker takes the
@@ -525,18 +552,24 @@ impl JsHost {
     ) -> Result<CallOutcome, HookError> {
         // Bounded anyway, in case every worker is stuck.
         let give_up = Instant::now() + timeout + Duration::from_secs(60);
-        self.send(instance, function, request, timeout, None, give_up).await
+        self.send(instance, function, Payload::Request(request), timeout, None, give_up).await
     }
 
     async fn send(
         &self,
         instance: &Arc<Instance>,
         function: &str,
-        request: Arc<HookRequest>,
+        payload: Payload,
         timeout: Duration,
         deadline: Option<Instant>,
         wait_until: Instant,
     ) -> Result<CallOutcome, HookError> {
+        // A lifecycle function tried by name: not exporting it is no failure.
+        let probing = matches!(payload, Payload::Json(_));
+        let (request, args) = match payload {
+            Payload::Request(r) => (r, None),
+            Payload::Json(args) => (Arc::new(HookRequest::default()), Some(args)),
+        };
         // The request itself goes to the worker; this handle names it in the log.
         let held = request.clone();
         let result = async {
@@ -565,6 +598,7 @@ impl JsHost {
                 instance: instance.clone(),
                 function: function.to_string(),
                 request,
+                args,
                 deadline,
                 timeout_ms,
                 reply,
@@ -580,7 +614,7 @@ impl JsHost {
             }
         }
         .await;
-        if let Err(e) = &result {
+        if let Some(e) = result.as_ref().err().filter(|e| !(probing && matches!(e, HookError::NotExported(_)))) {
             // The plugin's own log (`interpose plugin logs`) says why its
             // call failed, next to what its Logger wrote.
             instance.record_log(LogLevel::Error, format!("{function}() {e}"), held.request_id.clone());
@@ -801,8 +835,11 @@ fn run(
             })
         }
     };
-    let result =
-        slot.runtime.call(&job.function, &job.request, deadline, io).map_err(|e| fix_timeout(e, job.timeout_ms));
+    let result = match &job.args {
+        Some(args) => slot.runtime.call_json(&job.function, args, deadline, io),
+        None => slot.runtime.call(&job.function, &job.request, deadline, io),
+    }
+    .map_err(|e| fix_timeout(e, job.timeout_ms));
     // Sampled: measuring the heap walks it.
     let now = Instant::now();
     if slot.heap_sampled.is_none_or(|t| now.duration_since(t) >= HEAP_SAMPLE_EVERY) {
