@@ -190,14 +190,16 @@ impl Drop for Shared {
 /// Emptied per-instance queues kept for reuse before they are dropped.
 const KEEP_EMPTY_QUEUES: usize = 256;
 
-/// Jobs waiting for a worker: one FIFO per instance, served in turn.
+/// Jobs waiting for a worker: per [`Class`], one FIFO per instance, served
+/// in turn; calls a client waits for before detached ones, each class
+/// running on at most its cap of workers at once.
 ///
-/// A job that finds a worker idle is handed to one directly: the worker that
-/// last ran its instance if that one is idle, else the most recently idle.
-/// So an instance whose calls do not overlap keeps running on one runtime
-/// (its module state carries from call to call, as in a single Node
-/// process), and workers idle longest stay idle (their runtimes go after
-/// [`HostOptions::runtime_idle`]).
+/// A job that finds room and a worker idle is handed to one directly: the
+/// worker that last ran its instance if that one is idle (or just
+/// answering), else the most recently idle. So an instance whose calls do
+/// not overlap keeps running on one runtime (its module state carries from
+/// call to call, as in a single Node process), and workers idle longest
+/// stay idle (their runtimes go after [`HostOptions::runtime_idle`]).
 struct JobQueue {
     state: Mutex<QueueState>,
 }
