@@ -520,11 +520,7 @@ impl JsHost {
         request: Arc<HookRequest>,
         timeout: Duration,
     ) -> Result<CallOutcome, HookError> {
-        let deadline = Instant::now() + timeout;
-        // A little slack lets the engine report its own timeout (with the
-        // runtime recycled) when it can; the caller is answered either way.
-        let until = deadline + Duration::from_millis(2);
-        self.send(instance, function, Payload::Request(request), timeout, Some(deadline), until).await
+        self.send_waited(instance, function, Payload::Request(request), timeout).await
     }
 
     /// Run `function(...args)` of `instance` with JSON arguments (lifecycle
@@ -538,9 +534,22 @@ impl JsHost {
         args: Vec<serde_json::Value>,
         timeout: Duration,
     ) -> Result<CallOutcome, HookError> {
+        self.send_waited(instance, function, Payload::Json(args), timeout).await
+    }
+
+    /// A call someone waits for: its deadline runs from now.
+    async fn send_waited(
+        &self,
+        instance: &Arc<Instance>,
+        function: &str,
+        payload: Payload,
+        timeout: Duration,
+    ) -> Result<CallOutcome, HookError> {
         let deadline = Instant::now() + timeout;
+        // A little slack lets the engine report its own timeout (with the
+        // runtime recycled) when it can; the caller is answered either way.
         let until = deadline + Duration::from_millis(2);
-        self.send(instance, function, Payload::Json(args), timeout, Some(deadline), until).await
+        self.send(instance, function, payload, timeout, Some(deadline), until).await
     }
 
     /// Like [`JsHost::call`], but `timeout` starts when a worker takes the
