@@ -72,7 +72,7 @@ impl Gateway {
         // same for its hooks and its subscribers (as in the platform's one
         // Node process): `workers` threads for the request path, and up to
         // `post_threads` more that suffix/subscribe calls may use at once.
-        let post_threads = config.server.workers.max(4);
+        let post_threads = post_threads(&config);
         let options = HostOptions {
             foreground: config.server.workers,
             background: post_threads,
@@ -118,7 +118,7 @@ impl Gateway {
         let policy = crate::post::RetryPolicy {
             max_attempts: l.post_max_attempts,
             base: Duration::from_millis(l.post_retry_base_ms),
-            in_flight: self.config.server.workers.max(4) * 2,
+            in_flight: post_threads(&self.config) * 2,
         };
         self.posts.make_durable(store, self.host.clone(), lookup, policy, applied);
     }
@@ -155,4 +155,9 @@ impl Gateway {
             (rest.is_empty() || rest.starts_with('/') || rest.starts_with('?')).then_some((u, rest))
         })
     }
+}
+
+/// JS workers suffix and subscribe calls may use at once.
+fn post_threads(config: &Config) -> usize {
+    config.server.workers.max(4)
 }

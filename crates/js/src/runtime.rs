@@ -389,7 +389,7 @@ impl Drop for PluginRuntime {
 }
 
 /// One runtime used directly on the calling thread, without the pool: for
-/// lifecycle functions, tools and benchmarks. Not `Send`.
+/// tools and benchmarks (lifecycle functions run on the pool). Not `Send`.
 pub struct LocalRuntime {
     runtime: PluginRuntime,
     io: Option<Arc<dyn HostIo>>,
@@ -408,25 +408,6 @@ impl LocalRuntime {
             runtime,
             io,
             _instance: instance,
-        })
-    }
-
-    /// Does the entry module export a function of this name?
-    pub fn exports(&self, function: &str) -> bool {
-        self.runtime.exported_functions().iter().any(|f| f == function)
-    }
-
-    /// Call `function(...args)` with JSON arguments within `timeout`.
-    pub fn call_json(
-        &mut self,
-        function: &str,
-        args: &[serde_json::Value],
-        timeout: Duration,
-    ) -> Result<CallOutcome, HookError> {
-        let ms = timeout.as_millis() as u64;
-        self.runtime.call_json(function, args, Instant::now() + timeout, self.io.clone()).map_err(|e| match e {
-            HookError::Timeout(_) => HookError::Timeout(ms),
-            other => other,
         })
     }
 
