@@ -87,6 +87,73 @@ pub fn transpile(path: &Path, source: &str) -> Result<Transpiled, Vec<SyntaxErro
     transpile_with(path, source, TsConfig::default())
 }
 
+/// The early errors of an ES module that the parser leaves to semantic
+/// analysis (redeclared names and the like).
+fn early_errors(source: &str, program: &oxc::ast::ast::Program) -> Result<(), Vec<SyntaxError>> {
+    let semantic = SemanticBuilder::new().with_check_syntax_error(true).build(program);
+    match semantic.diagnostics.is_empty() {
+        true => Ok(()),
+        false => Err(each_once(semantic.diagnostics.iter().map(|e| located(source, e)))),
+    }
+}
+
+/// tsc's TS2440: an imported name declared again as a value. oxc lets the
+/// local declaration win and drops the import as if it named a type, so
+/// the module would run with another meaning than the one written.
+fn imports_redeclared(source: &str, program: &oxc::ast::ast::Program) -> Result<(), Vec<SyntaxError>> {
+    use oxc::ast::ast::{
+        BindingIdentifier, Declaration, ExportDefaultDeclarationKind, ImportDeclarationSpecifier, Statement,
+    };
+    fn names<'b, 'a>(d: &'b Declaration<'a>) -> Vec<&'b BindingIdentifier<'a>> {
+        match d {
+            Declaration::VariableDeclaration(v) => {
+                v.declarations.iter().flat_map(|d| d.id.get_binding_identifiers()).collect()
+            }
+            Declaration::FunctionDeclaration(_)
+            | Declaration::ClassDeclaration(_)
+            | Declaration::TSEnumDeclaration(_) => d.id().into_iter().collect(),
+            _ => Vec::new(),
+        }
+    }
+    let mut imported = Vec::new();
+    let mut declared: Vec<&BindingIdentifier> = Vec::new();
+    for stmt in &program.body {
+        match stmt {
+            Statement::ImportDeclaration(i) if !i.import_kind.is_type() => {
+                for spec in i.specifiers.iter().flatten() {
+                    let local = match spec {
+                        ImportDeclarationSpecifier::ImportSpecifier(s) if s.import_kind.is_type() => continue,
+                        ImportDeclarationSpecifier::ImportSpecifier(s) => &s.local,
+                        ImportDeclarationSpecifier::ImportDefaultSpecifier(s) => &s.local,
+                        ImportDeclarationSpecifier::ImportNamespaceSpecifier(s) => &s.local,
+                    };
+                    imported.push(local.name.as_str());
+                }
+            }
+            Statement::ExportDeclaration(e) => declared.extend(names(&e.declaration)),
+            Statement::ExportDefaultDeclaration(e) => match &e.declaration {
+                ExportDefaultDeclarationKind::FunctionDeclaration(f) => declared.extend(f.id.as_ref()),
+                ExportDefaultDeclarationKind::ClassDeclaration(c) => declared.extend(c.id.as_ref()),
+                _ => {}
+            },
+            other => declared.extend(other.as_declaration().map(names).unwrap_or_default()),
+        }
+    }
+    let clashes: Vec<SyntaxError> = declared
+        .iter()
+        .filter(|id| imported.contains(&id.name.as_str()))
+        .map(|id| {
+            let message = format!("Import declaration conflicts with local declaration of `{}`", id.name);
+            position(source, id.span.start as usize, message)
+        })
+        .collect();
+    if clashes.is_empty() {
+        Ok(())
+    } else {
+        Err(clashes)
+    }
+}
+
 /// [`transpile`] under a project's [`TsConfig`].
 pub fn transpile_with(path: &Path, source: &str, tsconfig: TsConfig) -> Result<Transpiled, Vec<SyntaxError>> {
     let is_ts = matches!(path.extension().and_then(|e| e.to_str()), Some("ts" | "mts" | "cts"));
@@ -100,6 +167,12 @@ pub fn transpile_with(path: &Path, source: &str, tsconfig: TsConfig) -> Result<T
         // `.mjs` is an ES module by name, as in Node.
         let may_be_commonjs = !parsed.module_record.has_module_syntax && path.extension().is_none_or(|e| e != "mjs");
         let commonjs = may_be_commonjs.then(|| commonjs_requires(&parsed.program)).flatten();
+        if commonjs.is_none() {
+            // QuickJS misses some early errors Node reports (a function
+            // declared with an imported name, say); a CommonJS script runs
+            // as a function body, where those names are fine.
+            early_errors(source, &parsed.program)?;
+        }
         return Ok(Transpiled { code: source.to_string(), line_map: Vec::new(), commonjs });
     }
     let mut program = parsed.program;
@@ -115,9 +188,14 @@ pub fn transpile_with(path: &Path, source: &str, tsconfig: TsConfig) -> Result<T
             )]);
         }
     }
-    let semantic = SemanticBuilder::new().with_excess_capacity(2.0).with_enum_eval(true).build(&program);
+    imports_redeclared(source, &program)?;
+    let semantic = SemanticBuilder::new()
+        .with_excess_capacity(2.0)
+        .with_enum_eval(true)
+        .with_check_syntax_error(true)
+        .build(&program);
     if !semantic.diagnostics.is_empty() {
-        return Err(semantic.diagnostics.iter().map(|e| located(source, e)).collect());
+        return Err(each_once(semantic.diagnostics.iter().map(|e| located(source, e))));
     }
     let scoping = semantic.semantic.into_scoping();
     let mut options = TransformOptions::default();
@@ -203,12 +281,35 @@ fn first_decorator(program: &oxc::ast::ast::Program<'_>) -> Option<usize> {
 }
 
 fn located(source: &str, e: &oxc::diagnostics::OxcDiagnostic) -> SyntaxError {
-    let offset = e.labels.first().map(|l| l.offset() as usize).unwrap_or(0);
+    // The primary label, else the last (a redeclaration labels the first
+    // declaration, then the one refused); the others are named in the message.
+    let labels = &e.labels;
+    let at = labels.iter().position(|l| l.primary()).or(labels.len().checked_sub(1));
+    let offset = at.map(|i| labels[i].offset() as usize).unwrap_or(0);
     let mut message = e.message.to_string();
+    for (i, l) in labels.iter().enumerate() {
+        if Some(i) != at {
+            let other = position(source, l.offset() as usize, String::new());
+            let what = l.label().unwrap_or("see");
+            message.push_str(&format!(" ({what}: line {}, column {})", other.line, other.column));
+        }
+    }
     if let Some(help) = &e.help {
         message.push_str(&format!(" ({help})"));
     }
     position(source, offset, message)
+}
+
+/// Each error once (a name clashing with an import and an export is
+/// reported for both).
+fn each_once(errors: impl Iterator<Item = SyntaxError>) -> Vec<SyntaxError> {
+    let mut out: Vec<SyntaxError> = Vec::new();
+    for e in errors {
+        if !out.iter().any(|o| o.line == e.line && o.column == e.column && o.message == e.message) {
+            out.push(e);
+        }
+    }
+    out
 }
 
 /// `message` at byte `offset` of `source`, as line and column.
@@ -272,5 +373,24 @@ mod tests {
         assert!(err[0].line <= 2, "{:?}", err[0]);
         let err = transpile(Path::new("a.js"), "let x = ;\n").expect_err("bad");
         assert_eq!((err[0].line, err[0].column), (1, 9));
+    }
+
+    #[test]
+    fn refuses_what_node_refuses_before_running() {
+        // QuickJS lets a function declaration shadow an import of the same
+        // name; Node (and tsc) refuse the module.
+        for path in ["index.js", "index.ts"] {
+            let src = "import { rules } from './util';\nexport const n = rules.length;\nexport function rules() {}\n";
+            let err = transpile(Path::new(path), src).expect_err(path);
+            assert!(err[0].message.contains("rules"), "{path}: {err:?}");
+            assert_eq!(err[0].line, 3, "{path}: {err:?}");
+        }
+        let err = transpile(Path::new("a.js"), "export function f() {}\nexport function f() {}\n").expect_err("twice");
+        assert!(err[0].message.contains('f'), "{err:?}");
+        // A type may share an imported name (tsc merges them).
+        let ok = "import { X, type Y } from './x';\ninterface X { a: number }\nexport function Y() {}\nexport const x: X = { a: 1 };\n";
+        assert!(transpile(Path::new("a.ts"), ok).is_ok());
+        // CommonJS scripts are not modules: the same names are fine there.
+        assert!(transpile(Path::new("a.js"), "function f() {}\nfunction f() {}\nmodule.exports = f;\n").is_ok());
     }
 }
