@@ -22,7 +22,8 @@ pub fn run(config: Option<&Path>) -> anyhow::Result<ExitCode> {
     init_tracing(&config.log.level);
     // Thread per core: this thread serves requests too (and runs the admin
     // API and event delivery); `serve_threads` adds `workers - 1` more.
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let (rt, batch) = interpose_gateway::server::serving_runtime()?;
+    batch.install();
     rt.block_on(async move {
         let bad = |msg: String| {
             eprintln!("error: {msg}");

@@ -120,7 +120,7 @@ async fn serve_runs_plugins_from_a_config_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("interpose.toml");
     let text = format!(
-        "[server]\nlisten = \"127.0.0.1:{port}\"\nadmin_listen = \"127.0.0.1:{admin_port}\"\nworkers = 2\n[storage]\nurl = \"sqlite::memory:\"\n[[upstreams]]\nscope = \"project\"\nmount = \"/project/api/project\"\nurl = \"{}/project/api/project\"\n[[plugins]]\npath = {:?}\ninstance = \"1d99926e\"\n[[plugins]]\npath = {:?}\nteams = [\"T1\"]\n",
+        "[server]\nlisten = \"127.0.0.1:{port}\"\nadmin_listen = \"127.0.0.1:{admin_port}\"\nworkers = 2\n[limits]\nhook_timeout_ms = 20000\n[storage]\nurl = \"sqlite::memory:\"\n[[upstreams]]\nscope = \"project\"\nmount = \"/project/api/project\"\nurl = \"{}/project/api/project\"\n[[plugins]]\npath = {:?}\ninstance = \"1d99926e\"\n[[plugins]]\npath = {:?}\nteams = [\"T1\"]\n",
         up.url(),
         examples().join("block-archived-users").display().to_string(),
         examples().join("task-rules").display().to_string()
@@ -141,16 +141,24 @@ async fn serve_runs_plugins_from_a_config_and_stops_on_sigterm() {
     let got = send_json("POST", &format!("{base}/team/T2/tasks"), &json!({"summary": ""}), &[]).await;
     assert_eq!(got.status, 200);
 
-    // Two serving threads share the listener: many connections at once all get answers.
-    let many: Vec<_> = (0..16)
-        .map(|_| {
+    // Two serving threads share the listener: many connections at once all
+    // get answers, each its own hook's (the JS workers' replies reach busy
+    // serving threads in batches; a reply left waiting would be taken only
+    // when something else woke its thread, at worst at the hook's 20 s
+    // deadline).
+    let t0 = Instant::now();
+    let many: Vec<_> = (0..96)
+        .map(|i| {
             let url = format!("{base}/users/me");
-            tokio::spawn(async move { get(&url, &[]).await })
+            let user = if i % 3 == 0 { format!("archived-{i}") } else { format!("U{i}") };
+            tokio::spawn(async move { (i, get(&url, &[("Ones-User-Id", &user)]).await) })
         })
         .collect();
     for r in many {
-        assert_eq!(r.await.unwrap().status, 200);
+        let (i, got) = r.await.unwrap();
+        assert_eq!(got.status.as_u16(), if i % 3 == 0 { 403 } else { 200 }, "request {i}: {}", got.text());
     }
+    assert!(t0.elapsed() < Duration::from_secs(10), "replies waited {:?}", t0.elapsed());
 
     // SIGTERM: a request in flight finishes, then the process exits 0.
     let slow_url = format!("{base}/slow/700");

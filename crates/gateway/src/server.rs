@@ -62,7 +62,7 @@ pub async fn serve(gw: Arc<Gateway>, listener: TcpListener, shutdown: impl Futur
                     // `101` by the upstream takes the connection over.
                     .with_upgrades();
                 let mut drain = drain_rx.clone();
-                tokio::spawn(async move {
+                tokio::spawn(flushing(async move {
                     tokio::pin!(conn);
                     let ended = tokio::select! {
                         ended = conn.as_mut() => ended,
@@ -75,7 +75,7 @@ pub async fn serve(gw: Arc<Gateway>, listener: TcpListener, shutdown: impl Futur
                         tracing::debug!(error = %e, %remote, "connection ended with an error");
                     }
                     drop(drain);
-                });
+                }));
             }
             _ = &mut shutdown => break,
         }
@@ -88,6 +88,32 @@ pub async fn serve(gw: Arc<Gateway>, listener: TcpListener, shutdown: impl Futur
         _ = draining.closed() => tracing::info!("all connections drained"),
         _ = tokio::time::sleep(grace) => tracing::warn!(grace_ms = grace.as_millis() as u64, "shutdown grace period over; closing remaining connections"),
     }
+}
+
+/// `fut`, handing the thread the replies of JS workers whenever it is
+/// polled (see [`interpose_js::WakeBatch`]): a thread busy with its
+/// connections never leaves a reply waiting for it to park.
+async fn flushing<F: Future>(fut: F) -> F::Output {
+    let mut fut = std::pin::pin!(fut);
+    std::future::poll_fn(move |cx| {
+        interpose_js::flush_here();
+        fut.as_mut().poll(cx)
+    })
+    .await
+}
+
+/// A single-threaded runtime for a serving thread, and the batch of JS
+/// replies it hands itself ([`interpose_js::WakeBatch`]: `install` it on the
+/// thread that runs the runtime).
+pub fn serving_runtime() -> std::io::Result<(tokio::runtime::Runtime, interpose_js::WakeBatch)> {
+    let batch = interpose_js::WakeBatch::new();
+    let (park, unpark) = (batch.clone(), batch.clone());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .on_thread_park(move || park.parking())
+        .on_thread_unpark(move || unpark.unparked())
+        .build()?;
+    Ok((rt, batch))
 }
 
 /// Serve on `workers` threads, thread per core: the calling task is one, and
@@ -107,8 +133,9 @@ pub async fn serve_threads(
     for n in 1..workers.max(1) {
         let listener = listener.try_clone()?;
         let (gw, stop) = (gw.clone(), stop.clone());
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let (rt, batch) = serving_runtime()?;
         let thread = std::thread::Builder::new().name(format!("interpose-serve-{n}")).spawn(move || {
+            batch.install();
             rt.block_on(async move {
                 match TcpListener::from_std(listener) {
                     Ok(l) => serve(gw, l, stopped(stop)).await,

@@ -28,6 +28,7 @@ pub mod project;
 mod request;
 mod runtime;
 pub mod transpile;
+mod wakes;
 
 pub use convert::BINARY_BODY_KEY;
 pub use error::{CallOutcome, HookError, PluginErrorData};
@@ -38,3 +39,4 @@ pub use pool::{HostOptions, JsHost};
 pub use project::{CodeError, PluginCode};
 pub use request::{Body, HookRequest, PostHook};
 pub use runtime::{check_exports, LocalRuntime};
+pub use wakes::{flush_here, WakeBatch};

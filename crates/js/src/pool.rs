@@ -618,7 +618,8 @@ impl JsHost {
             if self.shared.queue.push(job).is_err() {
                 return Err(HookError::Unavailable("the JS host has stopped".into()));
             }
-            match tokio::time::timeout_at(tokio::time::Instant::from_std(wait_until), rx).await {
+            let reply = crate::wakes::batched(rx);
+            match tokio::time::timeout_at(tokio::time::Instant::from_std(wait_until), reply).await {
                 Ok(Ok(result)) => result,
                 Ok(Err(_)) => Err(HookError::Unavailable("the JS worker ended during the call".into())),
                 Err(_) => Err(HookError::Timeout(timeout_ms)),
