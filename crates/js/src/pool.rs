@@ -41,6 +41,8 @@ use crate::runtime::{nanos, PluginRuntime};
 /// How long past its deadline a worker may stay busy before it is replaced.
 const STUCK_GRACE: Duration = Duration::from_millis(50);
 const WATCHDOG_TICK: Duration = Duration::from_millis(10);
+/// How long the watchdog sleeps while no call runs, unless one starts.
+const WATCHDOG_IDLE_TICK: Duration = Duration::from_secs(1);
 const WORKER_STACK: usize = 8 << 20;
 
 #[derive(Debug, Clone)]
@@ -112,6 +114,28 @@ struct WorkerState {
     retired: AtomicBool,
     /// The instance whose call is running (to blame it when stuck).
     running: Mutex<Weak<Instance>>,
+    bell: Arc<Bell>,
+}
+
+/// Wakes the watchdog from its idle sleep when a call starts, so an idle
+/// gateway is not woken 100 times a second for nothing.
+#[derive(Default)]
+struct Bell {
+    /// Set (SeqCst) while the watchdog sleeps for want of calls.
+    idle: AtomicBool,
+    lock: Mutex<()>,
+    wake: Condvar,
+}
+
+impl Bell {
+    /// After a worker marked itself busy (SeqCst): against the watchdog's
+    /// flag-then-check, one of the two sees the other's write.
+    fn ring(&self) {
+        if self.idle.load(Ordering::SeqCst) {
+            let _held = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+            self.wake.notify_one();
+        }
+    }
 }
 
 /// How often a runtime in use has its heap measured (`interpose_js_heap_bytes`).
@@ -146,6 +170,7 @@ struct Shared {
     runtimes: Arc<AtomicUsize>,
     /// Calls waiting for outbound I/O (their workers are not available).
     io_waiting: AtomicUsize,
+    bell: Arc<Bell>,
 }
 
 thread_local! {
@@ -502,12 +527,13 @@ impl JsHost {
             quarantined: AtomicBool::new(false),
             runtimes: Arc::new(AtomicUsize::new(0)),
             io_waiting: AtomicUsize::new(0),
+            bell: Arc::new(Bell::default()),
         });
         for _ in 0..shared.options.threads {
             spawn_worker(&shared);
         }
-        let weak = Arc::downgrade(&shared);
-        let _ = thread::Builder::new().name("js-watchdog".into()).spawn(move || watchdog(weak));
+        let (weak, bell) = (Arc::downgrade(&shared), shared.bell.clone());
+        let _ = thread::Builder::new().name("js-watchdog".into()).spawn(move || watchdog(weak, bell));
         JsHost { shared }
     }
 
@@ -702,6 +728,7 @@ fn spawn_worker(shared: &Arc<Shared>) {
         busy_until: AtomicU64::new(0),
         retired: AtomicBool::new(false),
         running: Mutex::new(Weak::new()),
+        bell: shared.bell.clone(),
     });
     shared.workers.lock().unwrap_or_else(|e| e.into_inner()).push(state.clone());
     shared.live.fetch_add(1, Ordering::Relaxed);
@@ -786,7 +813,8 @@ fn worker(
             continue;
         }
         *state.running.lock().unwrap_or_else(|e| e.into_inner()) = Arc::downgrade(&job.instance);
-        state.busy_until.store(nanos(deadline), Ordering::Relaxed);
+        state.busy_until.store(nanos(deadline), Ordering::SeqCst);
+        state.bell.ring();
         RUNNING.with(|c| c.set(Some((me.id, job.class()))));
         let result = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             run(&mut runtimes, &job, deadline, io.clone(), &count)
@@ -878,9 +906,26 @@ fn fix_timeout(e: HookError, ms: u64) -> HookError {
     }
 }
 
-fn watchdog(shared: Weak<Shared>) {
+/// Nothing to watch: no call running and every worker there.
+fn at_rest(shared: &Weak<Shared>) -> bool {
+    let Some(shared) = shared.upgrade() else { return false };
+    let workers = shared.workers.lock().unwrap_or_else(|e| e.into_inner());
+    shared.live.load(Ordering::Relaxed) >= shared.options.threads
+        && workers.iter().all(|w| w.busy_until.load(Ordering::SeqCst) == 0)
+}
+
+fn watchdog(shared: Weak<Shared>, bell: Arc<Bell>) {
     loop {
-        thread::sleep(WATCHDOG_TICK);
+        if at_rest(&shared) {
+            let held = bell.lock.lock().unwrap_or_else(|e| e.into_inner());
+            bell.idle.store(true, Ordering::SeqCst);
+            if at_rest(&shared) {
+                drop(bell.wake.wait_timeout(held, WATCHDOG_IDLE_TICK));
+            }
+            bell.idle.store(false, Ordering::SeqCst);
+        } else {
+            thread::sleep(WATCHDOG_TICK);
+        }
         let Some(shared) = shared.upgrade() else { return };
         if shared.stopping.load(Ordering::Relaxed) {
             return;

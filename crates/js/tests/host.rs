@@ -193,6 +193,13 @@ async fn a_native_call_loop_is_answered_at_the_deadline_and_capacity_is_kept() {
         "answered late (the loop alone runs for many seconds): {:?}",
         t0.elapsed()
     );
+    // The watchdog, asleep while nothing ran, was woken by the call: the
+    // worker is retired 50 ms past the deadline, not at the watchdog's next
+    // idle tick a second later.
+    while h.stuck_workers() == 0 {
+        assert!(t0.elapsed() < Duration::from_millis(700), "not retired after {:?}", t0.elapsed());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     // The one worker is stuck inside JSON.stringify; a replacement serves this.
     let t1 = Instant::now();
     let ok = call(&h, &inst, "reject", 2000).await.expect("served by a replacement worker");
