@@ -689,8 +689,11 @@ fn split_path(path: &str) -> Result<Vec<Cow<'_, str>>, GatewayError> {
     }
     let mut out = Vec::new();
     for raw in trimmed.split('/') {
+        // RFC 3986 path parameters (`tasks;v=1`, `..;`): servlet containers
+        // drop them before routing, so matching does too.
+        let raw = raw.split_once(';').map_or(raw, |(name, _)| name);
         if raw.is_empty() {
-            return Err(bad("empty path segment (//)"));
+            return Err(bad("empty path segment (//, or one that is only ;parameters)"));
         }
         let decoded = percent_encoding::percent_decode_str(raw)
             .decode_utf8()
@@ -755,7 +758,21 @@ mod tests {
         assert_eq!(split_path("/users/me/").expect("ok"), ["users", "me"]);
         assert_eq!(split_path("/users/%6De").expect("ok"), ["users", "me"]);
         assert!(split_path("").expect("ok").is_empty());
-        for bad in ["/users/../x", "/users/%2e%2e/x", "/a//b", "/users%2fme", "/a/%5c", "/a/%ff", "/a/%2F", "/a/%5C"] {
+        assert_eq!(split_path("/team/T1;x=1/tasks;jsessionid=2").expect("ok"), ["team", "T1", "tasks"]);
+        assert_eq!(split_path("/a/b%3Bc").expect("ok"), ["a", "b;c"], "an encoded ; is data");
+        for bad in [
+            "/users/../x",
+            "/users/%2e%2e/x",
+            "/a//b",
+            "/users%2fme",
+            "/a/%5c",
+            "/a/%ff",
+            "/a/%2F",
+            "/a/%5C",
+            "/users/..;/x",
+            "/users/.;x=1/x",
+            "/a/;x/b",
+        ] {
             assert!(split_path(bad).is_err(), "{bad}");
         }
     }

@@ -85,6 +85,7 @@ async fn errors_outside_the_standard_system() {
         "/project/api/project/a/../../../wiki/api/wiki/x",
         "/project/api/project/a/%2e%2e/b",
         "/project/api/project/a%2Fb",
+        "/project/api/project/a/..;/b",
     ] {
         let got = get(&url(&gw, bad), &[]).await;
         assert_eq!(got.status, 400, "{bad}: {}", got.text());
@@ -149,6 +150,10 @@ async fn every_reject_form_and_failure() {
     }
     let got = get(&u, &[("x-mode", "status")]).await;
     assert_eq!(got.headers["x-why"], "law");
+    // Path parameters do not dodge the hook (a servlet container would
+    // route `me;v=1` to `me`); the upstream would get the path as sent.
+    let got = get(&format!("{u};v=1"), &[("x-mode", "status")]).await;
+    assert_eq!(got.status, 451);
     let got = get(&u, &[("x-mode", "text")]).await;
     assert_eq!((got.status.as_u16(), got.text().as_str()), (409, "plain conflict"));
     // Exact bytes: key order is the plugin's.
