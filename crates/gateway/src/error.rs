@@ -21,6 +21,8 @@ pub enum GatewayError {
     BodyTooLarge(usize),
     #[error("the request body did not arrive within {0} ms")]
     BodyTimeout(u64),
+    #[error("the request body cannot be read by the hooks on this route: {0}")]
+    BodyEncoding(crate::coding::DecodeError),
     // --- a plugin
     #[error("plugin {plugin} failed: {function}() {error}")]
     PluginFailure { plugin: String, function: String, error: interpose_js::HookError },
@@ -43,6 +45,11 @@ impl GatewayError {
             GatewayError::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             GatewayError::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             GatewayError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            GatewayError::BodyEncoding(e) => match e {
+                crate::coding::DecodeError::Unsupported(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                crate::coding::DecodeError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+                crate::coding::DecodeError::Corrupt { .. } => StatusCode::BAD_REQUEST,
+            },
             GatewayError::PluginFailure { .. } | GatewayError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             GatewayError::UpstreamUnavailable { .. } => StatusCode::BAD_GATEWAY,
             GatewayError::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
@@ -57,6 +64,11 @@ impl GatewayError {
             GatewayError::HeadersTooLarge(_) => "HeaderFieldsTooLarge",
             GatewayError::BodyTooLarge(_) => "PayloadTooLarge",
             GatewayError::BodyTimeout(_) => "RequestTimeout",
+            GatewayError::BodyEncoding(e) => match e {
+                crate::coding::DecodeError::Unsupported(_) => "UnsupportedMediaType",
+                crate::coding::DecodeError::TooLarge { .. } => "PayloadTooLarge",
+                crate::coding::DecodeError::Corrupt { .. } => "BadRequest",
+            },
             GatewayError::PluginFailure { .. } => "PluginFailure",
             GatewayError::UpstreamUnavailable { .. } => "UpstreamUnavailable",
             GatewayError::UpstreamTimeout { .. } => "UpstreamTimeout",

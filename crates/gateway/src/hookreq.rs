@@ -4,6 +4,7 @@ use bytes::Bytes;
 use http::HeaderMap;
 use interpose_js::Body;
 
+use crate::coding;
 use crate::error::GatewayError;
 
 /// Header pairs with lower-case names; repeated headers joined with ", ".
@@ -81,12 +82,26 @@ pub(crate) fn body_bytes(body: &serde_json::Value) -> (Bytes, Option<&'static st
     }
 }
 
+/// The client's body as hooks see it: its content coding undone (at most
+/// `limit` bytes once decoded), then [`parse_body`].
+pub(crate) fn request_body(headers: &HeaderMap, bytes: &Bytes, limit: usize) -> Result<Body, GatewayError> {
+    let decoded = coding::decode(headers, bytes, limit).map_err(GatewayError::BodyEncoding)?;
+    parse_body(headers, &decoded)
+}
+
 /// A body a plugin produced (a prefix hook's) or the upstream sent, as later
-/// hooks see it: like [`parse_body`], but one that says JSON and is not is
+/// hooks see it: like [`request_body`], but one that says JSON and is not is
 /// given as it is (text, or bytes) rather than refused — the client did not
-/// send it.
-pub(crate) fn view_body(headers: &HeaderMap, bytes: &Bytes) -> Body {
-    parse_body(headers, bytes).unwrap_or_else(|_| match std::str::from_utf8(bytes) {
+/// send it. A coding that cannot be undone leaves the bytes as they are;
+/// one larger than `limit` once decoded is not given at all (as a body
+/// larger than `limit` on the wire is not).
+pub(crate) fn view_body(headers: &HeaderMap, bytes: &Bytes, limit: usize) -> Body {
+    let bytes = match coding::decode(headers, bytes, limit) {
+        Ok(decoded) => decoded,
+        Err(coding::DecodeError::TooLarge { .. }) => return Body::Empty,
+        Err(_) => std::borrow::Cow::Borrowed(bytes),
+    };
+    parse_body(headers, &bytes).unwrap_or_else(|_| match std::str::from_utf8(&bytes) {
         Ok(text) => Body::Text(text.to_string()),
         Err(_) => Body::Bytes(bytes.to_vec()),
     })

@@ -142,12 +142,27 @@ async fn send(
     let bytes = read_capped(body, MAX_FETCH_BODY)
         .await
         .map_err(|reason| FetchError { errcode: "NetworkError".into(), reason })?;
-    let headers = parts
-        .headers
+    // As a browser's fetch: the body comes decoded. The headers then
+    // describe it, not the wire: no Content-Encoding, its own length.
+    let mut headers = parts.headers;
+    let body = match crate::coding::decode(&headers, &bytes, MAX_FETCH_BODY) {
+        Ok(std::borrow::Cow::Borrowed(b)) => b.to_vec(),
+        Ok(std::borrow::Cow::Owned(decoded)) => {
+            headers.remove(http::header::CONTENT_ENCODING);
+            headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(decoded.len()));
+            decoded.to_vec()
+        }
+        Err(e @ crate::coding::DecodeError::TooLarge { .. }) => {
+            return Err(FetchError { errcode: "NetworkError".into(), reason: format!("the response: {e}") })
+        }
+        // A coding it cannot undo: the bytes as they came, headers saying so.
+        Err(_) => bytes.to_vec(),
+    };
+    let headers = headers
         .iter()
         .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
         .collect();
-    Ok(FetchResponse { status: parts.status.as_u16(), headers, body: bytes.to_vec() })
+    Ok(FetchResponse { status: parts.status.as_u16(), headers, body })
 }
 
 /// Read a whole body of at most `limit` bytes. (Written out rather than

@@ -11,6 +11,7 @@
 //! - [`error`]: every failure mapped to an HTTP status and a JSON body, in one place.
 
 pub mod body;
+pub mod coding;
 pub mod error;
 mod hookreq;
 pub mod io;

@@ -29,7 +29,7 @@ use interpose_routing::{Hook, Matched, Plan};
 
 use crate::body::{self, read_limited, Body, ReadError};
 use crate::error::{json_error, GatewayError};
-use crate::hookreq::{body_bytes, header_pairs, parse_body, query_pairs, view_body};
+use crate::hookreq::{body_bytes, header_pairs, query_pairs, request_body, view_body};
 use crate::metrics::{RouteStats, ScopeStats};
 use crate::plugins::HookTarget;
 use crate::post::{PostEvent, TeeBody};
@@ -208,7 +208,7 @@ where
         query: query_pairs,
         params: Vec::new(),
         headers: header_pairs(&parts.headers),
-        body: parse_body(&parts.headers, &bytes)?,
+        body: request_body(&parts.headers, &bytes, limit)?,
         team_uuid: matched.interface.team(&matched.values).map(str::to_string),
         user_uuid: parts.headers.get("ones-user-id").and_then(|v| v.to_str().ok()).map(str::to_string),
         post: None,
@@ -246,7 +246,7 @@ where
                         return Ok(resp);
                     }
                 } else {
-                    requests.rebase(&outgoing);
+                    requests.rebase(&outgoing, limit);
                 }
             }
             Ok(CallOutcome::Returned(None)) => {}
@@ -289,8 +289,11 @@ where
         .filter_map(|g| g.select(&requests.base.query).cloned())
         .collect();
     let req_headers = if post_hooks.is_empty() { Vec::new() } else { header_pairs(&outgoing.headers) };
-    let req_body =
-        if post_hooks.is_empty() { interpose_js::Body::Empty } else { view_body(&outgoing.headers, &outgoing.body) };
+    let req_body = if post_hooks.is_empty() {
+        interpose_js::Body::Empty
+    } else {
+        view_body(&outgoing.headers, &outgoing.body, limit)
+    };
     let response = match answered {
         Some(resp) => resp,
         None => {
@@ -320,7 +323,7 @@ where
     let resp_content = resp_parts.headers.clone();
     let done = Box::new(move |copied: Option<Bytes>| {
         let resp_body = match copied {
-            Some(b) => view_body(&resp_content, &b),
+            Some(b) => view_body(&resp_content, &b, limit),
             None => interpose_js::Body::Empty,
         };
         let post = interpose_js::PostHook { req_headers, req_body, resp_headers, resp_body, status };
@@ -371,6 +374,8 @@ impl Outgoing {
             let (bytes, content_type) = body_bytes(b);
             self.body = bytes;
             self.streamed = false;
+            // The hook saw the body decoded and returns it plain.
+            self.headers.remove(http::header::CONTENT_ENCODING);
             if let Some(ct) = content_type {
                 self.headers.entry(http::header::CONTENT_TYPE).or_insert(HeaderValue::from_static(ct));
             }
@@ -718,11 +723,11 @@ impl RequestCache {
     }
 
     /// After a prefix hook: later hooks see the request as the upstream will.
-    fn rebase(&mut self, out: &Outgoing) {
+    fn rebase(&mut self, out: &Outgoing, limit: usize) {
         let base = Arc::make_mut(&mut self.base);
         base.headers = header_pairs(&out.headers);
         base.query = query_pairs(out.query.as_deref());
-        base.body = view_body(&out.headers, &out.body);
+        base.body = view_body(&out.headers, &out.body, limit);
         base.url = match &out.query {
             Some(q) => format!("{}?{q}", base.path),
             None => base.path.clone(),

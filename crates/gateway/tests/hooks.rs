@@ -532,6 +532,85 @@ async fn binary_request_bodies_reach_hooks_as_a_buffer_and_the_upstream_unchange
     gw.stop().await;
 }
 
+/// Hooks read bodies with their content coding undone; what goes on the
+/// wire is what was sent, unless a prefix returns a (plain) body.
+#[tokio::test]
+async fn hooks_see_compressed_bodies_decoded() {
+    use std::io::Write as _;
+    let up = Upstream::start().await;
+    let p = org_plugin(
+        "codings",
+        "  - {type: intercept, methods: [POST, PUT], url: /tasks, function: check}\n  \
+         - {type: prefix, methods: [PUT], url: /tasks, function: stamp}\n  \
+         - {type: subscribe, methods: [GET], url: /gzip, function: seen}\n  \
+         - {type: replace, methods: [GET], url: /fetched, function: fetched}\n",
+        "import { writeStrings } from '@ones-op/node-file'\n\
+         import { OPFetch } from '@ones-op/fetch'\n\
+         export async function fetched() {\n\
+           const r = await OPFetch({ path: '/gzip', headers: { 'Accept-Encoding': 'gzip' } })\n\
+           return { body: { body: r.body, coding: r.headers['content-encoding'] ?? null, length: r.headers['content-length'] } }\n\
+         }\n\
+         export function check(r) { if (r.body.title === 'bad') return { statusCode: 422, body: { title: r.body.title } } }\n\
+         export function stamp(r) { return { headers: { ...r.headers }, body: { ...r.body, stamped: true } } }\n\
+         export async function seen(r) { await writeStrings('seen.json', JSON.stringify(r.respBody)) }\n",
+    );
+    let gw = start(&up, &[decl(p.path(), &[], Some("c1"))], "[limits]\nmax_body_bytes = 65536\n").await;
+    let gzip = |data: &[u8]| {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    };
+    let send = |method: &str, coding: &str, bytes: Vec<u8>| {
+        interpose_test_util::send(
+            http::Request::builder()
+                .method(method)
+                .uri(gw.url("/project/api/project/tasks"))
+                .header("content-type", "application/json")
+                .header("content-encoding", coding)
+                .body(interpose_test_util::body(bytes))
+                .unwrap(),
+        )
+    };
+    // The intercept reads the decoded JSON, so compressing does not dodge it.
+    let got = send("POST", "gzip", gzip(br#"{"title":"bad"}"#)).await;
+    assert_eq!((got.status.as_u16(), got.json()), (422, json!({"title": "bad"})));
+    // Allowed: the upstream gets the compressed bytes as sent.
+    let sent = gzip(br#"{"title":"ok"}"#);
+    assert_eq!(send("POST", "gzip", sent.clone()).await.status, 200);
+    let seen = up.last();
+    assert_eq!((seen.body.to_vec(), seen.headers["content-encoding"].to_str().unwrap()), (sent, "gzip"));
+    // A prefix's body goes plain, without the coding the client used.
+    assert_eq!(send("PUT", "gzip", gzip(br#"{"title":"ok"}"#)).await.status, 200);
+    let seen = up.last();
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&seen.body).unwrap(),
+        json!({"title": "ok", "stamped": true})
+    );
+    assert!(seen.headers.get("content-encoding").is_none());
+    assert_eq!(seen.headers["content-length"].to_str().unwrap(), seen.body.len().to_string());
+    // What the hooks cannot read is refused, naming why; the upstream is not called.
+    let before = up.count();
+    let got = send("POST", "zstd", b"(zstd)".to_vec()).await;
+    assert_eq!((got.status.as_u16(), got.json()["errcode"].as_str()), (415, Some("UnsupportedMediaType")));
+    assert!(got.json()["reason"].as_str().unwrap().contains("\"zstd\" is not supported"), "{}", got.text());
+    let got = send("POST", "gzip", b"not gzip".to_vec()).await;
+    assert_eq!((got.status.as_u16(), got.json()["errcode"].as_str()), (400, Some("BadRequest")));
+    let got = send("POST", "gzip", gzip(&[b' '; 1 << 20])).await;
+    assert_eq!(got.status, 413, "a small body that decodes past max_body_bytes: {}", got.text());
+    assert_eq!(up.count(), before);
+    // The upstream's gzip response: the client gets it as sent, the subscriber decoded.
+    let got = get(&gw.url("/project/api/project/gzip"), &[]).await;
+    assert_eq!(got.headers["content-encoding"], "gzip");
+    assert_ne!(got.body.as_ref(), br#"{"zipped":true}"#);
+    let seen_file = gw.dir.path().join("ws/c1/seen.json");
+    eventually("the subscriber's file", || seen_file.exists()).await;
+    assert_eq!(std::fs::read_to_string(&seen_file).unwrap(), r#"{"zipped":true}"#);
+    // OPFetch, like a browser's fetch, gives the body decoded.
+    let got = get(&gw.url("/project/api/project/fetched"), &[]).await;
+    assert_eq!(got.json(), json!({"body": {"zipped": true}, "coding": null, "length": "15"}));
+    gw.stop().await;
+}
+
 #[tokio::test]
 async fn files_stay_inside_the_instance_workspace() {
     let up = Upstream::start().await;

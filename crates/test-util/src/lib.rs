@@ -33,7 +33,8 @@ pub struct Seen {
 ///
 /// Paths: `/status/:code` answers that status; `/slow/:ms` waits first;
 /// `/big/:mb` streams that many MiB; `/count` reads the body as a stream and
-/// answers its length (without keeping it); anything else answers 200 with
+/// answers its length (without keeping it); `/gzip` answers `{"zipped":true}`
+/// gzip-encoded (`Content-Encoding: gzip`); anything else answers 200 with
 /// `{"upstream":"ok","path":…}` and header `x-upstream: yes`.
 #[derive(Debug)]
 pub struct Upstream {
@@ -146,6 +147,15 @@ async fn answer(req: Request<Incoming>, rec: &Mutex<Vec<Seen>>) -> Response<Test
         ["slow", ms] => {
             tokio::time::sleep(Duration::from_millis(ms.parse().unwrap_or(1000))).await;
             text(StatusCode::OK, "{\"slow\":true}".into())
+        }
+        [.., "gzip"] => {
+            use std::io::Write as _;
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            e.write_all(br#"{"zipped":true}"#).unwrap();
+            let mut r = text(StatusCode::OK, String::new());
+            *r.body_mut() = Full::new(Bytes::from(e.finish().unwrap())).boxed();
+            r.headers_mut().insert("content-encoding", "gzip".parse().unwrap());
+            r
         }
         ["big", mb] => {
             let mb: usize = mb.parse().unwrap_or(1);
