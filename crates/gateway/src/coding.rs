@@ -79,6 +79,7 @@ fn read_limited(reader: impl Read, coding: &str, limit: usize) -> Result<Vec<u8>
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use std::io::Write;
 
