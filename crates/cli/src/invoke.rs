@@ -30,7 +30,7 @@ use marked_yaml::Node;
 use serde_json::json;
 
 use crate::client::Admin;
-use crate::serve::{stop_on_signal, stopped};
+use crate::serve::stopped;
 use crate::EXIT_BAD_INPUT;
 
 #[derive(Subcommand)]
@@ -215,7 +215,16 @@ async fn run_debug(dir: &Path, sample: bool, listen: Option<SocketAddr>) -> anyh
         Err(e) => return bad(format!("the plugin did not install:\n{e}")),
     };
     let id = installed.id.clone();
-    let (stop, signal) = stop_on_signal();
+    // Ctrl-C, SIGTERM, or the debug instance removed (`invoke clear`).
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let stop_tx = Arc::new(stop_tx);
+    let signal = {
+        let stop_tx = stop_tx.clone();
+        tokio::spawn(async move {
+            crate::serve::shutdown_signal().await;
+            let _ = stop_tx.send(true);
+        })
+    };
     let admin_stop = stopped(stop.clone());
     // The next port when it is free, else any: `invoke clear` finds it in invoke.json.
     let admin_url = match interpose_admin::serve(manager.clone(), admin_addr, None, admin_stop).await {
@@ -241,14 +250,26 @@ async fn run_debug(dir: &Path, sample: bool, listen: Option<SocketAddr>) -> anyh
     std::fs::write(state_file(dir), state.to_string())?;
     println!("{}", banner(&installed, listen, &system, &local.team, &gw));
 
-    let watcher = tokio::spawn(watch(manager.clone(), dir.to_path_buf(), id.clone(), installed.hooks.clone(), files));
+    let watcher = tokio::spawn(watch(
+        manager.clone(),
+        dir.to_path_buf(),
+        id.clone(),
+        installed.hooks.clone(),
+        files,
+        stop_tx.clone(),
+    ));
     let logs = tokio::spawn(stream_logs(manager.clone(), id.clone()));
     serve(gw, listener, stopped(stop)).await;
     signal.abort();
     watcher.abort();
     logs.abort();
+    let removed = manager.get(&id).await.is_err();
     manager.shutdown().await;
-    println!("stopped; the debug instance {id} stays installed (`interpose invoke clear` removes it)");
+    if removed {
+        println!("stopped: the debug instance {id} was removed");
+    } else {
+        println!("stopped; the debug instance {id} stays installed (`interpose invoke clear` removes it)");
+    }
     drop(sample_system);
     Ok(ExitCode::SUCCESS)
 }
@@ -314,9 +335,23 @@ fn banner(info: &InstanceInfo, listen: SocketAddr, system: &str, team: &str, gw:
     s
 }
 
-async fn watch(manager: Arc<Manager>, dir: PathBuf, id: String, mut hooks: Vec<String>, mut last: Fingerprint) {
+/// Reload the debug instance when the project's files change; end the
+/// session when the instance is gone (`invoke clear` through the admin API).
+async fn watch(
+    manager: Arc<Manager>,
+    dir: PathBuf,
+    id: String,
+    mut hooks: Vec<String>,
+    mut last: Fingerprint,
+    stop: Arc<tokio::sync::watch::Sender<bool>>,
+) {
     loop {
         tokio::time::sleep(Duration::from_millis(250)).await;
+        if manager.get(&id).await.is_err() {
+            println!("the debug instance {id} was removed; stopping");
+            let _ = stop.send(true);
+            return;
+        }
         if !changed(&dir, &mut last).await {
             continue;
         }

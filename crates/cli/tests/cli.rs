@@ -337,11 +337,19 @@ async fn new_check_invoke_run_and_a_live_manifest_edit() {
         "{stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(
-        send_json("POST", &format!("{base}/team/T1/tasks"), &json!({"summary": ""}), &[]).await.status,
-        200,
-        "the hook is gone"
-    );
+    // The session ends with its debug instance.
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "invoke run kept running:\n{}", output.lock().unwrap());
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}");
+    std::thread::sleep(Duration::from_millis(200)); // the reader thread's last lines
+    let all = output.lock().unwrap().clone();
+    assert!(all.contains("was removed; stopping") && all.contains("stopped: the debug instance"), "{all}");
 }
 
 #[test]
