@@ -162,16 +162,16 @@ impl Instance {
     pub(crate) fn push_log(&self, level: LogLevel, message: String, request_id: Option<String>) {
         match level {
             LogLevel::Debug => {
-                tracing::debug!(plugin = %self.name, instance = %self.id, request_id = request_id.as_deref().unwrap_or(""), "{message}")
+                tracing::debug!(plugin = %self.name, instance = %self.id, request_id = request_id.as_deref(), "{message}")
             }
             LogLevel::Info => {
-                tracing::info!(plugin = %self.name, instance = %self.id, request_id = request_id.as_deref().unwrap_or(""), "{message}")
+                tracing::info!(plugin = %self.name, instance = %self.id, request_id = request_id.as_deref(), "{message}")
             }
             LogLevel::Warn => {
-                tracing::warn!(plugin = %self.name, instance = %self.id, request_id = request_id.as_deref().unwrap_or(""), "{message}")
+                tracing::warn!(plugin = %self.name, instance = %self.id, request_id = request_id.as_deref(), "{message}")
             }
             LogLevel::Error => {
-                tracing::error!(plugin = %self.name, instance = %self.id, request_id = request_id.as_deref().unwrap_or(""), "{message}")
+                tracing::error!(plugin = %self.name, instance = %self.id, request_id = request_id.as_deref(), "{message}")
             }
         }
         self.record_log(level, message, request_id);
