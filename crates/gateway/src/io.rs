@@ -121,6 +121,9 @@ async fn send(
     let mut r = Request::builder().method(method).uri(&url);
     for (k, v) in req.headers.iter().chain(extra.iter()) {
         let name = HeaderName::from_bytes(k.as_bytes()).map_err(|_| bad(format!("invalid header name {k:?}")))?;
+        if gateway_frames(&name) {
+            continue;
+        }
         let value = HeaderValue::from_str(v).map_err(|_| bad(format!("invalid value for header {k:?}")))?;
         r = r.header(name, value);
     }
@@ -163,6 +166,26 @@ async fn send(
         .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
         .collect();
     Ok(FetchResponse { status: parts.status.as_u16(), headers, body })
+}
+
+/// Headers a plugin may pass along (`headers: request.headers`, say) but
+/// that describe another message's framing or connection: the gateway frames
+/// the call itself, as a browser's fetch does (they are its forbidden
+/// request headers). A client's `Content-Length: 7` in front of a longer
+/// body would otherwise cut it short.
+fn gateway_frames(name: &HeaderName) -> bool {
+    use http::header;
+    matches!(
+        *name,
+        header::CONTENT_LENGTH
+            | header::TRANSFER_ENCODING
+            | header::CONNECTION
+            | header::TE
+            | header::TRAILER
+            | header::UPGRADE
+            | header::EXPECT
+    ) || name.as_str() == "keep-alive"
+        || name.as_str() == "proxy-connection"
 }
 
 /// Read a whole body of at most `limit` bytes. (Written out rather than

@@ -611,6 +611,43 @@ async fn hooks_see_compressed_bodies_decoded() {
     gw.stop().await;
 }
 
+/// A plugin that passes the client's headers along with another body: the
+/// gateway frames the call itself (the client's Content-Length would cut
+/// the body short); the rest of the headers go as given.
+#[tokio::test]
+async fn system_calls_frame_their_own_body() {
+    let up = Upstream::start().await;
+    let p = org_plugin(
+        "forwarder",
+        "  - {type: replace, methods: [POST], url: /forward, function: f}\n",
+        "import { OPFetch } from '@ones-op/fetch'\n\
+         export async function f(r) {\n\
+           const out = await OPFetch({ method: 'POST', path: '/echo', headers: r.headers, body: { longer: 'than the client body', orig: r.body } })\n\
+           return { body: { status: out.statusCode } }\n\
+         }\n",
+    );
+    let gw = start(&up, &[decl(p.path(), &[], Some("f1"))], "").await;
+    let got = interpose_test_util::send(
+        http::Request::post(gw.url("/project/api/project/forward"))
+            .header("content-type", "application/json")
+            .header("ones-user-id", "U1")
+            .header("expect", "100-continue")
+            .header("connection", "keep-alive")
+            .body(interpose_test_util::body(r#"{"a":1}"#))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(got.json(), json!({"status": 200}), "{}", got.text());
+    let seen = up.last();
+    assert_eq!(seen.uri, "/project/api/project/echo");
+    let sent: serde_json::Value = serde_json::from_slice(&seen.body).unwrap();
+    assert_eq!(sent, json!({"longer": "than the client body", "orig": {"a": 1}}));
+    assert_eq!(seen.headers["content-length"].to_str().unwrap(), seen.body.len().to_string());
+    assert_eq!(seen.headers["ones-user-id"], "U1");
+    assert!(seen.headers.get("expect").is_none());
+    gw.stop().await;
+}
+
 #[tokio::test]
 async fn files_stay_inside_the_instance_workspace() {
     let up = Upstream::start().await;
