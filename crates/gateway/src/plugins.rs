@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use interpose_config::Config;
-use interpose_js::{Instance as JsInstance, InstanceLimits, PluginCode};
+use interpose_js::{ExportProblem, Instance as JsInstance, InstanceLimits, PluginCode};
 use interpose_manifest::{Manifest, PluginLevel};
 use interpose_routing::{Conflict, HookInput, Instance, RouteTable};
 
@@ -106,12 +106,25 @@ impl LoadedPlugin {
             Duration::from_millis(config.limits.hook_timeout_ms.max(1000)),
         ) {
             Ok(missing) => {
-                for f in missing {
+                for (f, problem) in missing {
+                    let entry = &code.entry;
+                    let why = match problem {
+                        ExportProblem::Missing => format!("{f}() is not exported by {entry}"),
+                        ExportProblem::NotAFunction(t) => {
+                            let what = match t.as_str() {
+                                "null" => t.clone(),
+                                "object" | "undefined" => format!("an {t}"),
+                                _ => format!("a {t}"),
+                            };
+                            format!("{f} is exported by {entry} as {what}, not a function")
+                        }
+                        ExportProblem::OnlyInDefault => format!(
+                            "{f}() is not exported by name from {entry}, only through its default export; \
+                             hooks call named exports: `export async function {f}(request)`"
+                        ),
+                    };
                     for api in manifest.apis.iter().filter(|a| a.function == f) {
-                        problems.push(format!(
-                            "{}: apis[{}].function: {f}() is not exported by {}",
-                            api.location, api.index, code.entry
-                        ));
+                        problems.push(format!("{}: apis[{}].function: {why}", api.location, api.index));
                     }
                 }
             }

@@ -38,5 +38,5 @@ pub use ops::{FetchDone, FetchError, FetchRequest, FetchResponse, FetchTarget, H
 pub use pool::{HostOptions, JsHost};
 pub use project::{CodeError, PluginCode};
 pub use request::{Body, HookRequest, PostHook};
-pub use runtime::{check_exports, LocalRuntime};
+pub use runtime::{check_exports, ExportProblem, LocalRuntime};
 pub use wakes::{flush_here, WakeBatch};

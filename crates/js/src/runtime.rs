@@ -144,14 +144,25 @@ impl PluginRuntime {
         })
     }
 
-    /// Names the entry module exports as functions.
-    pub(crate) fn exported_functions(&self) -> Vec<String> {
+    /// What is wrong with each of `functions` as an export of the entry
+    /// module; the ones exported as functions are left out.
+    pub(crate) fn export_problems(&self, functions: &[&str]) -> Vec<(String, ExportProblem)> {
         self.context.with(|ctx| {
-            let Ok(ns) = self.namespace.clone().restore(&ctx) else { return Vec::new() };
-            ns.keys::<String>()
-                .filter_map(Result::ok)
-                .filter(|k| ns.get::<_, Value>(k.as_str()).map(|v| v.is_function()).unwrap_or(false))
-                .collect()
+            let Ok(ns) = self.namespace.clone().restore(&ctx) else {
+                return functions.iter().map(|f| (f.to_string(), ExportProblem::Missing)).collect();
+            };
+            let default: Option<Value> = ns.get("default").ok().filter(|v: &Value| !v.is_undefined());
+            let mut out = Vec::new();
+            for f in functions {
+                let problem = match ns.get::<_, Value>(*f) {
+                    Ok(v) if v.is_function() => continue,
+                    Ok(v) if !v.is_undefined() => ExportProblem::NotAFunction(type_name(&v)),
+                    _ if default.as_ref().is_some_and(|d| is_in_default(d, f)) => ExportProblem::OnlyInDefault,
+                    _ => ExportProblem::Missing,
+                };
+                out.push((f.to_string(), problem));
+            }
+            out
         })
     }
 
@@ -373,12 +384,53 @@ pub(crate) fn locate(instance: &Instance, stack: &str) -> Option<String> {
     None
 }
 
-/// Load `instance` on this thread and list which of `functions` it does not
-/// export (the install-time check).
-pub fn check_exports(instance: Arc<Instance>, functions: &[&str], timeout: Duration) -> Result<Vec<String>, HookError> {
+/// Why a function a manifest names cannot be called.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExportProblem {
+    /// The entry module has no export of that name.
+    Missing,
+    /// It exports the name, as something else (its `typeof`, or `null`).
+    NotAFunction(String),
+    /// Only through the default export (`export default function f`, or
+    /// `export default { f }`); hooks call named exports, as on ONES.
+    OnlyInDefault,
+}
+
+/// JavaScript's `typeof`, with `null` said as such.
+fn type_name(v: &Value) -> String {
+    use rquickjs::Type;
+    match v.type_of() {
+        Type::Null => "null",
+        Type::Bool => "boolean",
+        Type::Int | Type::Float => "number",
+        Type::String => "string",
+        Type::Symbol => "symbol",
+        Type::BigInt => "bigint",
+        Type::Undefined | Type::Uninitialized => "undefined",
+        _ => "object",
+    }
+    .to_string()
+}
+
+/// The default export is the function `name`, or an object holding it.
+fn is_in_default(default: &Value, name: &str) -> bool {
+    if let Some(f) = default.as_function() {
+        if f.get::<_, String>("name").is_ok_and(|n| n == name) {
+            return true;
+        }
+    }
+    default.as_object().is_some_and(|o| o.get::<_, Value>(name).is_ok_and(|v| v.is_function()))
+}
+
+/// Load `instance` on this thread and say which of `functions` it does not
+/// export as functions, and why (the install-time check).
+pub fn check_exports(
+    instance: Arc<Instance>,
+    functions: &[&str],
+    timeout: Duration,
+) -> Result<Vec<(String, ExportProblem)>, HookError> {
     let rt = PluginRuntime::new(instance, Instant::now() + timeout, None)?;
-    let exported = rt.exported_functions();
-    Ok(functions.iter().filter(|f| !exported.iter().any(|e| e == *f)).map(|f| f.to_string()).collect())
+    Ok(rt.export_problems(functions))
 }
 
 impl Drop for PluginRuntime {

@@ -248,13 +248,31 @@ async fn dist_wins_over_src_and_exports_are_listed() {
         ("backend/src/index.ts", "export function fromSrc() {}\n"),
         (
             "backend/dist/index.js",
-            "export function fromDist() { return { body: 'dist' } }\nexport const notAFunction = 1\n",
+            "export function fromDist() { return { body: 'dist' } }\nexport const notAFunction = 1\n\
+             export const nothing = null\nexport default { inDefault() {} }\n",
         ),
     ]);
     let inst = instance(&dir);
-    let missing = interpose_js::check_exports(inst, &["fromDist", "fromSrc", "notAFunction"], Duration::from_secs(1))
-        .expect("loads");
-    assert_eq!(missing, ["fromSrc", "notAFunction"]);
+    let missing = interpose_js::check_exports(
+        inst,
+        &["fromDist", "fromSrc", "notAFunction", "nothing", "inDefault"],
+        Duration::from_secs(1),
+    )
+    .expect("loads");
+    use interpose_js::ExportProblem::*;
+    assert_eq!(
+        missing,
+        [
+            ("fromSrc".to_string(), Missing),
+            ("notAFunction".to_string(), NotAFunction("number".into())),
+            ("nothing".to_string(), NotAFunction("null".into())),
+            ("inDefault".to_string(), OnlyInDefault),
+        ]
+    );
+    // `export default function f` is the same mistake.
+    let dir = project(&[("backend/src/index.js", "export default async function named() {}\n")]);
+    let missing = interpose_js::check_exports(instance(&dir), &["named"], Duration::from_secs(1)).expect("loads");
+    assert_eq!(missing, [("named".to_string(), OnlyInDefault)]);
 }
 
 #[tokio::test]
@@ -391,7 +409,7 @@ exports.fails = () => { throw new Error('failed here') };
     let inst = instance(&dir);
     let missing = interpose_js::check_exports(inst.clone(), &["check", "late", "helperName"], Duration::from_secs(1))
         .expect("loads");
-    assert_eq!(missing, ["helperName"]);
+    assert_eq!(missing, [("helperName".to_string(), interpose_js::ExportProblem::NotAFunction("string".into()))]);
     let h = host();
     let Ok(CallOutcome::Returned(Some(out))) = call(&h, &inst, "check", 1000).await else { panic!("check answers") };
     assert_eq!(
