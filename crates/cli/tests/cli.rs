@@ -187,6 +187,61 @@ async fn serve_runs_plugins_from_a_config_and_stops_on_sigterm() {
     assert!(log.contains("[Plugin] rejected archived user archived-9"), "{log}");
 }
 
+/// `log.access_log`: one JSON line per request on stdout, with the request
+/// id the upstream got (generated or the client's) and the hooks that ran.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_log_lines_name_the_request_id_and_the_hooks() {
+    let up = Upstream::start().await;
+    let (port, admin_port) = (free_port(), free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("interpose.toml");
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:{port}\"\nadmin_listen = \"127.0.0.1:{admin_port}\"\n[log]\naccess_log = true\n[storage]\nurl = \"sqlite::memory:\"\n[[upstreams]]\nscope = \"project\"\nmount = \"/project/api/project\"\nurl = \"{}/project/api/project\"\n[[plugins]]\npath = {:?}\n",
+        up.url(),
+        examples().join("block-archived-users").display().to_string(),
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let mut child = Running(
+        bin()
+            .args(["serve", "-c", cfg.to_str().unwrap()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_port(port);
+    let base = format!("http://127.0.0.1:{port}/project/api/project");
+    assert_eq!(get(&format!("{base}/other"), &[]).await.status, 200);
+    let generated = up.last().headers["x-request-id"].to_str().unwrap().to_string();
+    let got = get(&format!("{base}/users/me"), &[("Ones-User-Id", "archived-1"), ("X-Request-Id", "mine-7")]).await;
+    assert_eq!(got.status, 403);
+    let pid = child.0.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(child.0.wait().unwrap().success());
+    let lines: Vec<serde_json::Value> = BufReader::new(child.0.stdout.take().unwrap())
+        .lines()
+        .map_while(Result::ok)
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(&l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    let (plain, hooked) = (&lines[0], &lines[1]);
+    assert_eq!(
+        (plain["method"].as_str(), plain["uri"].as_str(), plain["status"].as_u64()),
+        (Some("GET"), Some("/project/api/project/other"), Some(200))
+    );
+    assert_eq!(plain["request_id"], generated.as_str(), "the id the upstream got");
+    assert_eq!(plain["hooks"], json!([]));
+    assert_eq!((hooked["status"].as_u64(), hooked["request_id"].as_str()), (Some(403), Some("mine-7")));
+    let hook = &hooked["hooks"][0];
+    assert_eq!(
+        (hook["plugin"].as_str(), hook["type"].as_str(), hook["function"].as_str()),
+        (Some("block-archived-users"), Some("intercept"), Some("jackFunc"))
+    );
+    assert!(hook["us"].as_u64().unwrap() > 0 && hooked["us"].as_u64().unwrap() >= hook["us"].as_u64().unwrap());
+    assert!(plain["time_ms"].as_u64().unwrap() > 1_700_000_000_000 && plain["client"] == "127.0.0.1");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_starts_and_answers_the_curl_lines_it_prints() {
     let port = free_port();

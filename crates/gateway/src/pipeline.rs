@@ -146,7 +146,17 @@ where
         .and_then(|id| snapshot.routes.lookup_addition(id, &upstream.scope, method, &segs).map(|m| (Some(id), m)));
     let matched = addition.or_else(|| snapshot.routes.lookup(&upstream.scope, method, &segs).map(|m| (None, m)));
     let Some((addition_of, matched)) = matched.filter(|(_, m)| !m.plan().is_empty()) else {
-        let (parts, body) = req.into_parts();
+        let (mut parts, body) = req.into_parts();
+        if gw.config.log.access_log {
+            // The access log names the id the upstream gets (forward would make one).
+            let id = request_id(&parts);
+            if !parts.headers.contains_key("x-request-id") {
+                if let Ok(v) = HeaderValue::from_str(&id) {
+                    parts.headers.insert(HeaderName::from_static("x-request-id"), v);
+                }
+            }
+            tally.request_id = Some(id);
+        }
         let body = body.map_err(Into::into).boxed_unsync();
         return forward(gw, parts, upstream, rest, client, body, tally.scope.as_deref()).await;
     };
