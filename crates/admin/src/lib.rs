@@ -437,3 +437,39 @@ async fn replay_event(State(app): State<App>, Path(id): Path<i64>) -> Response {
         Err(e) => control_error(ControlError::Store(e)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// Every route the router serves (read from this file's source) is in
+    /// `/openapi.json` with its methods, so the document cannot fall behind.
+    #[test]
+    fn the_openapi_document_lists_every_route() {
+        let doc: serde_json::Value = serde_json::from_str(super::OPENAPI).expect("openapi.json is JSON");
+        let source = include_str!("lib.rs");
+        let start = source.find("let api = Router::new()").expect("the api router");
+        let api_end = source[start..].find(".layer(").expect("its layers") + start;
+        let mut seen = 0;
+        for (at, line) in source.match_indices(".route(\"") {
+            let rest = &source[at + line.len()..];
+            let path = &rest[..rest.find('"').expect("closing quote")];
+            if path == "/" || path.starts_with("/ui/") {
+                continue; // the UI's static files
+            }
+            let full = if (start..api_end).contains(&at) { format!("/api{path}") } else { path.to_string() };
+            let entry = &doc["paths"][&full];
+            assert!(entry.is_object(), "{full} is served but not in openapi.json");
+            let line_end = rest.find('\n').unwrap_or(rest.len());
+            for method in ["get", "post", "put", "delete"] {
+                if rest[..line_end].contains(&format!("{method}(")) {
+                    assert!(
+                        entry[method].is_object(),
+                        "{} {full} is served but not in openapi.json",
+                        method.to_uppercase()
+                    );
+                }
+            }
+            seen += 1;
+        }
+        assert!(seen >= 17, "found {seen} routes: is the scan still reading the router?");
+    }
+}
