@@ -153,7 +153,7 @@ async fn send(
         Ok(std::borrow::Cow::Owned(decoded)) => {
             headers.remove(http::header::CONTENT_ENCODING);
             headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(decoded.len()));
-            decoded.to_vec()
+            Vec::from(decoded)
         }
         Err(e @ crate::coding::DecodeError::TooLarge { .. }) => {
             return Err(FetchError { errcode: "NetworkError".into(), reason: format!("the response: {e}") })

@@ -149,13 +149,7 @@ where
         let (mut parts, body) = req.into_parts();
         if gw.config.log.access_log {
             // The access log names the id the upstream gets (forward would make one).
-            let id = request_id(&parts);
-            if !parts.headers.contains_key("x-request-id") {
-                if let Ok(v) = HeaderValue::from_str(&id) {
-                    parts.headers.insert(HeaderName::from_static("x-request-id"), v);
-                }
-            }
-            tally.request_id = Some(id);
+            tally.request_id = Some(stamp_request_id(&mut parts));
         }
         let body = body.map_err(Into::into).boxed_unsync();
         return forward(gw, parts, upstream, rest, client, body, tally.scope.as_deref()).await;
@@ -203,12 +197,7 @@ where
         }
     };
     let query_pairs = query_pairs(query);
-    let request_id = request_id(&parts);
-    if !parts.headers.contains_key("x-request-id") {
-        if let Ok(v) = HeaderValue::from_str(&request_id) {
-            parts.headers.insert(HeaderName::from_static("x-request-id"), v);
-        }
-    }
+    let request_id = stamp_request_id(&mut parts);
     tracing::Span::current().record("request_id", request_id.as_str());
     tally.request_id = Some(request_id.clone());
     let base = HookRequest {
@@ -612,6 +601,18 @@ fn request_id(parts: &Parts) -> String {
         .filter(|v| !v.is_empty() && v.len() <= 128)
         .map(str::to_string)
         .unwrap_or_else(new_request_id)
+}
+
+/// The request id, set on the request when it came without one: the
+/// upstream, the hooks and the logs all get the same.
+fn stamp_request_id(parts: &mut Parts) -> String {
+    let id = request_id(parts);
+    if !parts.headers.contains_key("x-request-id") {
+        if let Ok(v) = HeaderValue::from_str(&id) {
+            parts.headers.insert(HeaderName::from_static("x-request-id"), v);
+        }
+    }
+    id
 }
 
 /// A unique id without a system call per request: a random per-process
