@@ -358,11 +358,11 @@ impl Outgoing {
                 match v {
                     serde_json::Value::Array(items) => {
                         for i in items {
-                            ser.append_pair(k, &scalar(i)?);
+                            ser.append_pair(k, &scalar(i, &|| format!("query parameter {k:?}"))?);
                         }
                     }
                     other => {
-                        ser.append_pair(k, &scalar(other)?);
+                        ser.append_pair(k, &scalar(other, &|| format!("query parameter {k:?}"))?);
                     }
                 }
             }
@@ -524,8 +524,10 @@ fn header_map(v: &serde_json::Value) -> Result<http::HeaderMap, String> {
     for (k, v) in map {
         let name = HeaderName::from_bytes(k.as_bytes()).map_err(|_| format!("invalid header name {k:?}"))?;
         let values: Vec<String> = match v {
-            serde_json::Value::Array(items) => items.iter().map(scalar).collect::<Result<_, _>>()?,
-            other => vec![scalar(other)?],
+            serde_json::Value::Array(items) => {
+                items.iter().map(|i| scalar(i, &|| format!("header {k:?}"))).collect::<Result<_, _>>()?
+            }
+            other => vec![scalar(other, &|| format!("header {k:?}"))?],
         };
         for value in values {
             let hv = HeaderValue::from_str(&value).map_err(|_| format!("invalid value for header {k:?}"))?;
@@ -535,12 +537,13 @@ fn header_map(v: &serde_json::Value) -> Result<http::HeaderMap, String> {
     Ok(headers)
 }
 
-fn scalar(v: &serde_json::Value) -> Result<String, String> {
+/// One header or query value; `what` names it for the error.
+fn scalar(v: &serde_json::Value, what: &dyn Fn() -> String) -> Result<String, String> {
     match v {
         serde_json::Value::String(s) => Ok(s.clone()),
         serde_json::Value::Number(n) => Ok(n.to_string()),
         serde_json::Value::Bool(b) => Ok(b.to_string()),
-        other => Err(format!("header values must be strings, got {other}")),
+        other => Err(format!("{} must be a string, number or boolean (or an array of them), got {other}", what())),
     }
 }
 

@@ -69,14 +69,20 @@ async fn prefix_rewrites_what_the_upstream_gets() {
     let up = Upstream::start().await;
     let p = org_plugin(
         "pre",
-        "  - {type: prefix, methods: [POST], url: /things, function: rewrite}\n  - {type: prefix, methods: [POST], url: /same, function: same}\n",
+        "  - {type: prefix, methods: [POST], url: /things, function: rewrite}\n  - {type: prefix, methods: [POST], url: /same, function: same}\n  - {type: prefix, methods: [GET], url: /bad, function: bad}\n",
         "export function rewrite(r) {\n\
            return { headers: { ...r.headers, 'x-added': 'yes', 'x-drop': undefined }, query: { ...r.query, page: '2', tag: ['a', 'b'] },\n\
                     body: { ...r.body, name: r.body.name + '-plugin', extra: 'é' } }\n\
          }\n\
-         export function same() {}\n",
+         export function same() {}\n\
+         export function bad() { return { query: { page: null } } }\n",
     );
     let gw = start(&up, &[decl(p.path(), &[], None)], "").await;
+    // A value that cannot go in a query string is named as a query parameter.
+    let got = interpose_test_util::get(&gw.url("/project/api/project/bad"), &[]).await;
+    assert_eq!(got.status, 500);
+    let reason = got.json()["reason"].as_str().unwrap().to_string();
+    assert!(reason.contains(r#"query parameter "page" must be a string, number or boolean"#), "{reason}");
     let got = send_json(
         "POST",
         &gw.url("/project/api/project/things?page=1&keep=k"),
