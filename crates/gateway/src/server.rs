@@ -107,12 +107,7 @@ async fn flushing<F: Future>(fut: F) -> F::Output {
 /// thread that runs the runtime).
 pub fn serving_runtime() -> std::io::Result<(tokio::runtime::Runtime, interpose_js::WakeBatch)> {
     let batch = interpose_js::WakeBatch::new();
-    let (park, unpark) = (batch.clone(), batch.clone());
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .on_thread_park(move || park.parking())
-        .on_thread_unpark(move || unpark.unparked())
-        .build()?;
+    let rt = batch.attach(tokio::runtime::Builder::new_current_thread().enable_all()).build()?;
     Ok((rt, batch))
 }
 

@@ -40,7 +40,7 @@ impl Inner {
     }
 
     /// From a worker: queue the wake-up; wake the thread now if it parked.
-    /// Against [`WakeBatch::parking`] (flag, then the list) this side goes
+    /// Against the park hook of [`WakeBatch::attach`] (flag, then the list) this side goes
     /// list, then flag, so one of the two always sees the other's write.
     fn defer(&self, waker: Waker) {
         {
@@ -59,8 +59,7 @@ thread_local! {
 }
 
 /// The batch of one serving thread: [`WakeBatch::install`] it on the thread
-/// and call [`WakeBatch::parking`] / [`WakeBatch::unparked`] from its
-/// runtime's `on_thread_park` / `on_thread_unpark`.
+/// and [`WakeBatch::attach`] it to the thread's runtime.
 #[derive(Clone, Default)]
 pub struct WakeBatch(Arc<Inner>);
 
@@ -74,15 +73,17 @@ impl WakeBatch {
         HERE.with(|h| *h.borrow_mut() = Some(self.0.clone()));
     }
 
-    /// The thread is about to park: take what is pending (the tasks woken
-    /// run before it parks).
-    pub fn parking(&self) {
-        self.0.parked.store(true, Ordering::SeqCst);
-        self.0.flush();
-    }
-
-    pub fn unparked(&self) {
-        self.0.parked.store(false, Ordering::SeqCst);
+    /// Have the runtime `builder` makes tell the batch when its thread
+    /// parks (the pending wake-ups are taken first, and later ones wake the
+    /// thread at once) and when it wakes.
+    pub fn attach<'b>(&self, builder: &'b mut tokio::runtime::Builder) -> &'b mut tokio::runtime::Builder {
+        let (park, unpark) = (self.0.clone(), self.0.clone());
+        builder
+            .on_thread_park(move || {
+                park.parked.store(true, Ordering::SeqCst);
+                park.flush();
+            })
+            .on_thread_unpark(move || unpark.parked.store(false, Ordering::SeqCst))
     }
 }
 
@@ -142,14 +143,8 @@ mod tests {
     use std::time::Duration;
 
     fn serving_runtime(batch: &WakeBatch) -> tokio::runtime::Runtime {
-        let (park, unpark) = (batch.clone(), batch.clone());
         batch.install();
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .on_thread_park(move || park.parking())
-            .on_thread_unpark(move || unpark.unparked())
-            .build()
-            .expect("runtime")
+        batch.attach(tokio::runtime::Builder::new_current_thread().enable_all()).build().expect("runtime")
     }
 
     #[test]
