@@ -141,7 +141,7 @@ where
     let snapshot = gw.snapshot();
     let method = req.method().as_str();
     // Addition routes exist only for callers that name the instance.
-    let plugin_id = req.headers().get("ones-plugin-id").and_then(|v| v.to_str().ok());
+    let plugin_id = req.headers().get(&ONES_PLUGIN_ID).and_then(|v| v.to_str().ok());
     let addition = plugin_id
         .and_then(|id| snapshot.routes.lookup_addition(id, &upstream.scope, method, &segs).map(|m| (Some(id), m)));
     let matched = addition.or_else(|| snapshot.routes.lookup(&upstream.scope, method, &segs).map(|m| (None, m)));
@@ -567,10 +567,10 @@ async fn forward(
     proxy::strip_hop_by_hop(&mut parts.headers);
     proxy::add_forwarded(&mut parts.headers, client.ip());
     // The upstream and the hooks share one request id.
-    if !parts.headers.contains_key("x-request-id") {
-        if let Ok(v) = HeaderValue::from_str(&new_request_id()) {
-            parts.headers.insert(HeaderName::from_static("x-request-id"), v);
-        }
+    if !parts.headers.contains_key(&X_REQUEST_ID) {
+        parts
+            .headers
+            .insert(X_REQUEST_ID, HeaderValue::from_maybe_shared(Bytes::from(new_request_id())).expect("hex digits"));
     }
     let mut req = Request::new(body);
     *req.method_mut() = parts.method;
@@ -595,11 +595,14 @@ async fn forward(
     out
 }
 
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const ONES_PLUGIN_ID: HeaderName = HeaderName::from_static("ones-plugin-id");
+
 /// The request id: the client's `X-Request-Id` when it is sane, else a new one.
 fn request_id(parts: &Parts) -> String {
     parts
         .headers
-        .get("x-request-id")
+        .get(&X_REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty() && v.len() <= 128)
         .map(str::to_string)
@@ -610,9 +613,9 @@ fn request_id(parts: &Parts) -> String {
 /// upstream, the hooks and the logs all get the same.
 fn stamp_request_id(parts: &mut Parts) -> String {
     let id = request_id(parts);
-    if !parts.headers.contains_key("x-request-id") {
+    if !parts.headers.contains_key(&X_REQUEST_ID) {
         if let Ok(v) = HeaderValue::from_str(&id) {
-            parts.headers.insert(HeaderName::from_static("x-request-id"), v);
+            parts.headers.insert(X_REQUEST_ID, v);
         }
     }
     id
@@ -623,17 +626,23 @@ fn stamp_request_id(parts: &mut Parts) -> String {
 fn new_request_id() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::OnceLock;
-    static PREFIX: OnceLock<u64> = OnceLock::new();
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let prefix = *PREFIX.get_or_init(|| uuid::Uuid::new_v4().as_u64_pair().0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut out = [0u8; 32];
-    for (i, b) in out.iter_mut().enumerate() {
-        let word = if i < 16 { prefix } else { n };
-        *b = HEX[((word >> (60 - 4 * (i % 16))) & 0xf) as usize];
+    fn hex(word: u64, out: &mut [u8]) {
+        for (i, b) in out.iter_mut().enumerate() {
+            *b = HEX[((word >> (60 - 4 * i)) & 0xf) as usize];
+        }
     }
-    String::from_utf8_lossy(&out).into_owned()
+    static PREFIX: OnceLock<[u8; 16]> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let prefix = PREFIX.get_or_init(|| {
+        let mut p = [0u8; 16];
+        hex(uuid::Uuid::new_v4().as_u64_pair().0, &mut p);
+        p
+    });
+    let mut out = vec![0u8; 32];
+    out[..16].copy_from_slice(prefix);
+    hex(COUNTER.fetch_add(1, Ordering::Relaxed), &mut out[16..]);
+    String::from_utf8(out).expect("hex digits are ASCII")
 }
 
 /// Refuse message framing that two HTTP parsers could read differently
@@ -698,7 +707,8 @@ fn split_path(path: &str) -> Result<Vec<Cow<'_, str>>, GatewayError> {
         w[0] == b'%' && w[1] == b'2' && w[2].eq_ignore_ascii_case(&b'f')
             || w[0] == b'%' && w[1] == b'5' && w[2].eq_ignore_ascii_case(&b'c')
     };
-    if path.contains('\\') || path.as_bytes().windows(3).any(encoded_slash) {
+    let encoded = path.contains('%');
+    if path.contains('\\') || encoded && path.as_bytes().windows(3).any(encoded_slash) {
         return Err(bad("encoded slashes and backslashes are refused"));
     }
     let trimmed = path.strip_prefix('/').unwrap_or(path);
@@ -706,7 +716,7 @@ fn split_path(path: &str) -> Result<Vec<Cow<'_, str>>, GatewayError> {
     if trimmed.is_empty() {
         return Ok(Vec::new());
     }
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(8);
     for raw in trimmed.split('/') {
         // RFC 3986 path parameters (`tasks;v=1`, `..;`): servlet containers
         // drop them before routing, so matching does too.
@@ -714,9 +724,13 @@ fn split_path(path: &str) -> Result<Vec<Cow<'_, str>>, GatewayError> {
         if raw.is_empty() {
             return Err(bad("empty path segment (//, or one that is only ;parameters)"));
         }
-        let decoded = percent_encoding::percent_decode_str(raw)
-            .decode_utf8()
-            .map_err(|_| bad("percent-encoding does not decode to UTF-8"))?;
+        let decoded = if encoded && raw.contains('%') {
+            percent_encoding::percent_decode_str(raw)
+                .decode_utf8()
+                .map_err(|_| bad("percent-encoding does not decode to UTF-8"))?
+        } else {
+            Cow::Borrowed(raw)
+        };
         if decoded == "." || decoded == ".." {
             return Err(bad("dot segments are refused"));
         }

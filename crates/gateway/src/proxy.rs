@@ -3,7 +3,6 @@
 //! upstream sent it. Bodies stream unless a hook needed them buffered.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::future::Future;
 use std::net::IpAddr;
 use std::pin::Pin;
@@ -44,11 +43,19 @@ const BUSY_LIMIT: Duration = Duration::from_secs(1);
 /// Longest pause before retrying a refused connect (5, 10, 20 ms: three retries).
 const CONNECT_RETRY_PAUSE_MAX: Duration = Duration::from_millis(20);
 
-/// Idle connections by upstream, each with the time it went idle.
-type Idle = HashMap<Authority, Vec<(SendRequest<Body>, Instant)>>;
+/// Idle connections by upstream, each with the time it went idle. A list
+/// searched in order rather than a hash map: a gateway has a handful of
+/// upstreams, and `Authority` hashes byte by byte (case-insensitively), which
+/// cost more per request than the comparisons.
+type Idle = Vec<(Authority, Vec<(SendRequest<Body>, Instant)>)>;
 
 thread_local! {
-    static IDLE: RefCell<Idle> = RefCell::new(HashMap::new());
+    static IDLE: RefCell<Idle> = const { RefCell::new(Vec::new()) };
+}
+
+/// The idle list of `authority`, if it has one.
+fn idle_list<'a>(idle: &'a mut Idle, authority: &Authority) -> Option<&'a mut Vec<(SendRequest<Body>, Instant)>> {
+    idle.iter_mut().find(|(a, _)| a == authority).map(|(_, list)| list)
 }
 
 impl Client {
@@ -144,16 +151,17 @@ async fn checkout(authority: &Authority) -> Option<SendRequest<Body>> {
     let (mut sender, ready) = std::future::poll_fn(|cx| {
         Poll::Ready(IDLE.with(|idle| {
             let mut idle = idle.borrow_mut();
-            let list = idle.get_mut(authority)?;
+            let list = idle_list(&mut idle, authority)?;
             let mut pending = None;
             let mut i = list.len();
             while i > 0 {
                 i -= 1;
                 let (sender, since) = &mut list[i];
-                let fresh = since.elapsed() < IDLE_TIMEOUT;
+                let age = since.elapsed();
+                let fresh = age < IDLE_TIMEOUT;
                 match sender.poll_ready(cx) {
                     Poll::Ready(Ok(())) if fresh => return Some((list.remove(i).0, true)),
-                    Poll::Pending if fresh && since.elapsed() < BUSY_LIMIT => {
+                    Poll::Pending if fresh && age < BUSY_LIMIT => {
                         pending = pending.or(Some(i));
                     }
                     _ => {
@@ -181,7 +189,13 @@ fn checkin(authority: Authority, sender: SendRequest<Body>) {
     }
     IDLE.with(|idle| {
         let mut idle = idle.borrow_mut();
-        let list = idle.entry(authority).or_default();
+        let list = match idle.iter().position(|(a, _)| *a == authority) {
+            Some(i) => &mut idle[i].1,
+            None => {
+                idle.push((authority, Vec::new()));
+                &mut idle.last_mut().expect("just pushed").1
+            }
+        };
         if list.len() < MAX_IDLE {
             list.push((sender, Instant::now()));
         }
@@ -292,7 +306,8 @@ impl Drop for PooledBody {
 }
 
 /// Headers that belong to one connection, never forwarded (RFC 9110 §7.6.1).
-const HOP_BY_HOP: [HeaderName; 7] = [
+/// Connection first: [`strip_hop_by_hop`]'s fast path relies on it.
+static HOP_BY_HOP: [HeaderName; 7] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
@@ -303,16 +318,38 @@ const HOP_BY_HOP: [HeaderName; 7] = [
 ];
 
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    // Most messages carry none: one look at each name tells (cheaper than
-    // a lookup per hop-by-hop name).
-    let present: Vec<HeaderName> = headers.keys().filter(|k| HOP_BY_HOP.contains(k)).cloned().collect();
-    if present.is_empty() {
+    // Most messages carry none, or only `Connection: keep-alive`: one look
+    // at each name tells (cheaper than a lookup per hop-by-hop name), and
+    // nothing is allocated then.
+    let mut found = [false; HOP_BY_HOP.len()];
+    for k in headers.keys() {
+        if let Some(i) = HOP_BY_HOP.iter().position(|h| h == k) {
+            found[i] = true;
+        }
+    }
+    if !found.contains(&true) {
         return;
     }
-    // Headers named in `Connection` are hop-by-hop too.
-    let named: Vec<HeaderName> =
-        connection_tokens(headers).filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok()).collect();
-    for name in named.iter().chain(present.iter()) {
+    // The usual case: `Connection: keep-alive` (or `close`) alone.
+    if found[1..].iter().all(|f| !f)
+        && headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .all(|v| v.as_bytes().eq_ignore_ascii_case(b"keep-alive") || v.as_bytes().eq_ignore_ascii_case(b"close"))
+    {
+        headers.remove(header::CONNECTION);
+        return;
+    }
+    // Headers named in `Connection` are hop-by-hop too (`close` and the
+    // names above are no others).
+    let named: Vec<HeaderName> = connection_tokens(headers)
+        .filter(|t| !t.eq_ignore_ascii_case("close") && !HOP_BY_HOP.iter().any(|h| t.eq_ignore_ascii_case(h.as_str())))
+        .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
+        .collect();
+    for name in named.iter() {
+        headers.remove(name);
+    }
+    for (name, _) in HOP_BY_HOP.iter().zip(found).filter(|(_, f)| *f) {
         headers.remove(name);
     }
 }
@@ -324,19 +361,28 @@ fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
 
 /// Add the client's address to `X-Forwarded-For` and set `X-Forwarded-Proto`.
 pub fn add_forwarded(headers: &mut HeaderMap, client: IpAddr) {
-    let xff = HeaderName::from_static("x-forwarded-for");
-    let value = match headers.get(&xff).and_then(|v| v.to_str().ok()) {
-        Some(prev) => HeaderValue::from_str(&format!("{prev}, {client}")).ok(),
-        None => Some(client_value(client)),
-    };
-    if let Some(v) = value {
-        headers.insert(xff, v);
+    match headers.entry(X_FORWARDED_FOR) {
+        header::Entry::Occupied(mut e) => {
+            // Several fields are one list (RFC 9110 §5.3): keep them all, in order.
+            let mut list = String::new();
+            for prev in e.iter().filter_map(|v| v.to_str().ok()) {
+                list.push_str(prev);
+                list.push_str(", ");
+            }
+            list.push_str(&client.to_string());
+            if let Ok(v) = HeaderValue::from_str(&list) {
+                e.insert(v);
+            }
+        }
+        header::Entry::Vacant(e) => {
+            e.insert(client_value(client));
+        }
     }
-    let xfp = HeaderName::from_static("x-forwarded-proto");
-    if !headers.contains_key(&xfp) {
-        headers.insert(xfp, HeaderValue::from_static("http"));
-    }
+    headers.entry(X_FORWARDED_PROTO).or_insert_with(|| HeaderValue::from_static("http"));
 }
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
 /// `client` as a header value. Requests on a thread mostly come from the
 /// address of the one before (a load balancer, a front proxy): that value
@@ -469,4 +515,71 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         src = inner.source();
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(HeaderName::from_static(k), HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    fn names(h: &HeaderMap) -> Vec<&str> {
+        h.keys().map(HeaderName::as_str).collect()
+    }
+
+    #[test]
+    fn hop_by_hop_headers_are_removed_whatever_the_path() {
+        // Nothing to remove: untouched.
+        let mut h = map(&[("host", "a"), ("x-a", "1")]);
+        strip_hop_by_hop(&mut h);
+        assert_eq!(names(&h), ["host", "x-a"]);
+        // The usual response: Connection: keep-alive alone, any case.
+        for v in ["keep-alive", "Keep-Alive", "close"] {
+            let mut h = map(&[("content-type", "text/plain"), ("connection", v)]);
+            strip_hop_by_hop(&mut h);
+            assert_eq!(names(&h), ["content-type"], "Connection: {v}");
+        }
+        // Keep-Alive's own header goes too, and so do headers Connection names.
+        let mut h = map(&[
+            ("connection", "keep-alive, X-Secret"),
+            ("keep-alive", "timeout=5"),
+            ("x-secret", "s"),
+            ("te", "trailers"),
+            ("transfer-encoding", "chunked"),
+            ("upgrade", "h2c"),
+            ("proxy-connection", "keep-alive"),
+            ("trailer", "x"),
+            ("x-kept", "1"),
+        ]);
+        strip_hop_by_hop(&mut h);
+        assert_eq!(names(&h), ["x-kept"]);
+        // Two Connection headers, one naming another header.
+        let mut h = map(&[("connection", "keep-alive"), ("connection", "x-b"), ("x-b", "1"), ("x-c", "2")]);
+        strip_hop_by_hop(&mut h);
+        assert_eq!(names(&h), ["x-c"]);
+        // Hop-by-hop without Connection.
+        let mut h = map(&[("te", "trailers"), ("x-c", "2")]);
+        strip_hop_by_hop(&mut h);
+        assert_eq!(names(&h), ["x-c"]);
+    }
+
+    #[test]
+    fn forwarded_headers_extend_what_came_before() {
+        let ip: IpAddr = "10.0.0.7".parse().expect("ip");
+        let mut h = HeaderMap::new();
+        add_forwarded(&mut h, ip);
+        assert_eq!(h["x-forwarded-for"], "10.0.0.7");
+        assert_eq!(h["x-forwarded-proto"], "http");
+        let mut h =
+            map(&[("x-forwarded-for", "1.2.3.4"), ("x-forwarded-for", "5.6.7.8"), ("x-forwarded-proto", "https")]);
+        add_forwarded(&mut h, ip);
+        assert_eq!(h.get_all("x-forwarded-for").iter().collect::<Vec<_>>(), ["1.2.3.4, 5.6.7.8, 10.0.0.7"]);
+        assert_eq!(h["x-forwarded-proto"], "https", "a front proxy's scheme is kept");
+    }
 }

@@ -24,8 +24,10 @@ use crate::request::HookRequest;
 const MAKE_REQUEST: &str = r#"(() => {
   const handler = {
     get(t, k) {
-      if (typeof k !== 'string' || Object.prototype.hasOwnProperty.call(t, k)) return t[k];
-      return t[k.toLowerCase()];
+      // Header values are strings or arrays, never undefined: a miss is
+      // retried lower-cased (the names are stored so).
+      const v = t[k];
+      return v !== undefined || typeof k !== 'string' ? v : t[k.toLowerCase()];
     },
     has(t, k) { return typeof k === 'string' ? (k in t || k.toLowerCase() in t) : k in t; },
   };

@@ -55,6 +55,9 @@ export async function echo(request: PluginRequest): Promise<Out | any> {
       user: request.headers['Ones-User-Id'],
       lower: request.headers['ones-user-id'],
       missing: request.headers['X-None'] ?? null,
+      has: ['Ones-User-Id' in request.headers, 'ones-user-id' in request.headers, 'X-None' in request.headers],
+      keys: Object.keys({ ...request.headers }).includes('ones-user-id'),
+      text: String(request.headers),
       query: request.query, params: request.params, body: request.body,
       method: request.method, url: request.url, path: request.path,
       team: request.teamUUID, userUUID: request.userUUID, twice: double(request.body.n),
@@ -102,6 +105,9 @@ async fn typescript_plugin_sees_the_request_contract() {
     let b = &v["body"];
     assert_eq!((b["user"].as_str(), b["lower"].as_str()), (Some("U1"), Some("U1")));
     assert_eq!(b["missing"], serde_json::Value::Null);
+    assert_eq!(b["has"], json!([true, true, false]));
+    assert_eq!(b["keys"], json!(true), "spread copies the lower-case names");
+    assert_eq!(b["text"], json!("[object Object]"), "the headers object converts like any object");
     assert_eq!(b["query"], json!({"x": ["1", "2"], "y": "3"}));
     assert_eq!(b["params"], json!({"teamUUID": "T1"}));
     assert_eq!(b["body"], json!({"summary": "hi", "n": 3}));
