@@ -7,8 +7,9 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 shared="${SHARED:-$root/../shared/bench}"
-cargo build --release --bin interpose --manifest-path "$root/Cargo.toml"
-bin="$root/target/release/interpose"
+# The deployment build (Cargo.toml's `production` profile); BIN= to measure another.
+bin="${BIN:-$root/target/production/interpose}"
+[[ -n ${BIN:-} ]] || cargo build --profile production --bin interpose --manifest-path "$root/Cargo.toml"
 out="${OUT_DIR:-${TMPDIR:-/tmp}/interpose-peerbench}"
 cd "$shared"
 OUT_DIR="$out" \
