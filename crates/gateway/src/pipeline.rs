@@ -523,6 +523,9 @@ fn header_map(v: &serde_json::Value) -> Result<http::HeaderMap, String> {
     let mut headers = http::HeaderMap::new();
     for (k, v) in map {
         let name = HeaderName::from_bytes(k.as_bytes()).map_err(|_| format!("invalid header name {k:?}"))?;
+        // `{...request.headers, 'Ones-User-Id': 'admin'}`: a later key naming
+        // the same header (in another case) replaces it, as the plugin meant.
+        headers.remove(&name);
         let values: Vec<String> = match v {
             serde_json::Value::Array(items) => {
                 items.iter().map(|i| scalar(i, &|| format!("header {k:?}"))).collect::<Result<_, _>>()?

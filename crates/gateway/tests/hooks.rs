@@ -71,7 +71,9 @@ async fn prefix_rewrites_what_the_upstream_gets() {
         "pre",
         "  - {type: prefix, methods: [POST], url: /things, function: rewrite}\n  - {type: prefix, methods: [POST], url: /same, function: same}\n  - {type: prefix, methods: [GET], url: /bad, function: bad}\n",
         "export function rewrite(r) {\n\
-           return { headers: { ...r.headers, 'x-added': 'yes', 'x-drop': undefined }, query: { ...r.query, page: '2', tag: ['a', 'b'] },\n\
+           r.headers['X-Keep'] = 'k2';\n\
+           delete r.headers['X-Gone'];\n\
+           return { headers: { ...r.headers, 'x-added': 'yes', 'x-drop': undefined, 'Ones-User-Id': 'admin' }, query: { ...r.query, page: '2', tag: ['a', 'b'] },\n\
                     body: { ...r.body, name: r.body.name + '-plugin', extra: 'é' } }\n\
          }\n\
          export function same() {}\n\
@@ -87,14 +89,18 @@ async fn prefix_rewrites_what_the_upstream_gets() {
         "POST",
         &gw.url("/project/api/project/things?page=1&keep=k"),
         &json!({"name": "n"}),
-        &[("x-drop", "1"), ("x-keep", "k")],
+        &[("x-drop", "1"), ("x-keep", "k"), ("x-gone", "g"), ("ones-user-id", "U9")],
     )
     .await;
     assert_eq!(got.status, 200);
     let seen = up.last();
     assert_eq!(seen.uri, "/project/api/project/things?page=2&keep=k&tag=a&tag=b");
     assert_eq!(seen.headers["x-added"], "yes");
-    assert_eq!(seen.headers["x-keep"], "k");
+    // Set and deleted in any case, the request's own header is the one changed;
+    // a later key in another case replaces the header instead of adding to it.
+    assert_eq!(seen.headers.get_all("x-keep").iter().collect::<Vec<_>>(), ["k2"]);
+    assert!(seen.headers.get("x-gone").is_none());
+    assert_eq!(seen.headers.get_all("ones-user-id").iter().collect::<Vec<_>>(), ["admin"]);
     assert!(seen.headers.get("x-drop").is_none());
     let body = r#"{"name":"n-plugin","extra":"é"}"#;
     assert_eq!(std::str::from_utf8(&seen.body).unwrap(), body);
@@ -628,7 +634,7 @@ async fn system_calls_frame_their_own_body() {
         "  - {type: replace, methods: [POST], url: /forward, function: f}\n",
         "import { OPFetch } from '@ones-op/fetch'\n\
          export async function f(r) {\n\
-           const out = await OPFetch({ method: 'POST', path: '/echo', headers: r.headers, body: { longer: 'than the client body', orig: r.body } })\n\
+           const out = await OPFetch({ method: 'POST', path: '/echo', headers: { ...r.headers, 'X-Role': ['a', 'b'], 'x-role': 'c', 'Ones-User-Id': 'admin' }, body: { longer: 'than the client body', orig: r.body } })\n\
            return { body: { status: out.statusCode } }\n\
          }\n",
     );
@@ -649,7 +655,9 @@ async fn system_calls_frame_their_own_body() {
     let sent: serde_json::Value = serde_json::from_slice(&seen.body).unwrap();
     assert_eq!(sent, json!({"longer": "than the client body", "orig": {"a": 1}}));
     assert_eq!(seen.headers["content-length"].to_str().unwrap(), seen.body.len().to_string());
-    assert_eq!(seen.headers["ones-user-id"], "U1");
+    // A later key in another case replaces the header rather than adding a value.
+    assert_eq!(seen.headers.get_all("ones-user-id").iter().collect::<Vec<_>>(), ["admin"]);
+    assert_eq!(seen.headers.get_all("x-role").iter().collect::<Vec<_>>(), ["c"]);
     assert!(seen.headers.get("expect").is_none());
     gw.stop().await;
 }

@@ -210,6 +210,9 @@ fn parse_options(text: &str, scope: &crate::host::CallScope) -> Result<Parsed, S
     let mut headers = Vec::new();
     if let Some(h) = o.get("headers").and_then(|h| h.as_object()) {
         for (k, v) in h {
+            // `{...request.headers, 'Ones-User-Id': 'admin'}`: a later key
+            // naming the same header replaces it, as the plugin meant.
+            headers.retain(|(name, _): &(String, String)| !name.eq_ignore_ascii_case(k));
             match v {
                 serde_json::Value::Array(items) => {
                     for i in items {

@@ -30,6 +30,14 @@ const MAKE_REQUEST: &str = r#"(() => {
       return v !== undefined || typeof k !== 'string' ? v : t[k.toLowerCase()];
     },
     has(t, k) { return typeof k === 'string' ? (k in t || k.toLowerCase() in t) : k in t; },
+    // Names are stored lower-cased: `headers['Ones-User-Id'] = v` replaces
+    // the header the request came with, and delete removes it.
+    set(t, k, v) { t[typeof k === 'string' ? k.toLowerCase() : k] = v; return true; },
+    deleteProperty(t, k) {
+      delete t[k];
+      if (typeof k === 'string') delete t[k.toLowerCase()];
+      return true;
+    },
   };
   const wrap = (o) => new Proxy(o, handler);
   const make = (method, url, path, query, params, headers, body, teamUUID, userUUID) => {
