@@ -129,11 +129,26 @@ pub fn load_config(path: Option<&std::path::Path>) -> Result<interpose_config::C
 }
 
 /// Logs to stderr; `INTERPOSE_LOG` or `RUST_LOG` override the config's level.
+/// Colours only on a terminal (a log file or a container's log gets plain
+/// text) and never with `NO_COLOR` set.
 pub fn init_tracing(level: &str) {
-    let filter =
-        std::env::var("INTERPOSE_LOG").or_else(|_| std::env::var("RUST_LOG")).unwrap_or_else(|_| level.to_string());
-    let filter =
-        tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ =
-        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+    use std::io::IsTerminal;
+    let (source, wanted) = match std::env::var("INTERPOSE_LOG").map(|v| ("INTERPOSE_LOG", v)) {
+        Ok(v) => v,
+        Err(_) => std::env::var("RUST_LOG").map(|v| ("RUST_LOG", v)).unwrap_or(("log.level", level.to_string())),
+    };
+    let (filter, bad) = match tracing_subscriber::EnvFilter::try_new(&wanted) {
+        Ok(f) => (f, None),
+        Err(e) => (tracing_subscriber::EnvFilter::new("info"), Some(e)),
+    };
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(ansi)
+        .try_init();
+    if let Some(e) = bad {
+        tracing::warn!("{source}={wanted:?} is not a log filter ({e}); logging at info");
+    }
 }

@@ -185,6 +185,7 @@ async fn serve_runs_plugins_from_a_config_and_stops_on_sigterm() {
     });
     assert!(log.contains("installed block-archived-users 1.0.0 as instance 1d99926e organization"), "{log}");
     assert!(log.contains("[Plugin] rejected archived user archived-9"), "{log}");
+    assert!(!log.contains('\x1b'), "no colour codes in a log that is not a terminal: {log:?}");
 }
 
 /// `log.access_log`: one JSON line per request on stdout, with the request

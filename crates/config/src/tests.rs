@@ -56,6 +56,13 @@ fn bad_keys_and_values_are_named() {
     assert!(e.to_string().contains("limits.max_header_bytes: 100 is out of range 1024..=1048576"), "{e}");
     let e = load("[storage]\npoll_ms = 5\n", &[]).expect_err("range");
     assert!(e.to_string().contains("storage.poll_ms: 5 is out of range 100..=600000"), "{e}");
+    for bad in ["loud", "warning", "info,interpose=lots", "=debug", "info debug"] {
+        let e = load(&format!("[log]\nlevel = {bad:?}\n"), &[]).expect_err(bad);
+        assert!(e.to_string().contains(&format!("log.level: {bad:?} is not a log filter")), "{e}");
+    }
+    for good in ["warn", "INFO", "off", "warn,interpose=debug", "info,hyper=warn,"] {
+        assert_eq!(load(&format!("[log]\nlevel = {good:?}\n"), &[]).expect(good).log.level, good);
+    }
     let c = load("[storage]\nurl = \"postgres://u:p@db.internal/ip\"\n", &[]).expect("postgres");
     assert_eq!((c.storage.url.as_str(), c.storage.poll), ("postgres://u:p@db.internal/ip", Duration::from_secs(2)));
     let text = "[server]\nlisten = \"nowhere\"\nworkers = -1\n[storage]\nurl = \"mysql://x\"\n[[upstreams]]\nscope = \"project\"\nmount = \"api\"\nurl = \"https://x\"\n[[upstreams]]\nscope = \"project\"\nmount = \"/b\"\nurl = \"http://h:1\"\n[[upstreams]]\nscope = \"c\"\nmount = \"/c\"\nurl = \"http://h:99999\"\n[[upstreams]]\nscope = \"d\"\nmount = \"/d\"\nurl = \"http://h/a b\"\n";

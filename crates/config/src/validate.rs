@@ -101,7 +101,7 @@ pub(crate) fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, Vec<St
     }
 
     if tracing_level_invalid(&raw.log.level) {
-        p.push(format!("log.level: {:?} is not a log filter (e.g. info, debug, interpose=debug)", raw.log.level));
+        p.push(format!("log.level: {:?} is not a log filter: use a level (off, error, warn, info, debug, trace), optionally with target=level directives (warn,interpose=debug)", raw.log.level));
     }
 
     let mut plugins = Vec::new();
@@ -182,8 +182,19 @@ pub(crate) fn valid_id(s: &str) -> bool {
     !s.is_empty() && s.len() <= 128 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
+/// `log.level` is a level (`info`) or comma-separated `target=level`
+/// directives with an optional default level (`warn,interpose=debug`). A bare
+/// word that is no level (`loud`, `warning`) would be read as a target name
+/// and silence every log line, so it is refused.
 fn tracing_level_invalid(s: &str) -> bool {
-    s.trim().is_empty() || s.chars().any(|c| c.is_whitespace())
+    let is_level =
+        |l: &str| ["off", "error", "warn", "info", "debug", "trace"].iter().any(|k| l.eq_ignore_ascii_case(k));
+    s.trim().is_empty()
+        || s.chars().any(|c| c.is_whitespace())
+        || s.split(',').filter(|d| !d.is_empty()).any(|d| match d.rsplit_once('=') {
+            Some((target, level)) => target.is_empty() || !is_level(level),
+            None => !is_level(d),
+        })
 }
 
 /// `http://host:port/base` → (`host:port`, `/base`).
