@@ -67,6 +67,20 @@ pub fn router(manager: Arc<Manager>, token: Option<String>) -> Router {
         .route("/ui/app.js", get(|| async { ui_file("text/javascript; charset=utf-8", include_str!("ui/app.js")) }))
         .route("/ui/style.css", get(|| async { ui_file("text/css; charset=utf-8", include_str!("ui/style.css")) }))
         .nest("/api", api)
+        .fallback(|method: axum::http::Method, uri: axum::http::Uri| async move {
+            error(
+                StatusCode::NOT_FOUND,
+                "NotFound",
+                &format!("no admin route {method} {}; the routes are in /openapi.json", uri.path()),
+            )
+        })
+        .method_not_allowed_fallback(|method: axum::http::Method, uri: axum::http::Uri| async move {
+            error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "MethodNotAllowed",
+                &format!("{} does not take {method}; the routes are in /openapi.json", uri.path()),
+            )
+        })
         .with_state(app)
 }
 
@@ -427,7 +441,14 @@ async fn dead_events(State(app): State<App>) -> Response {
 }
 
 /// Put a dead event back in the queue.
-async fn replay_event(State(app): State<App>, Path(id): Path<i64>) -> Response {
+async fn replay_event(State(app): State<App>, Path(id): Path<String>) -> Response {
+    let Ok(id) = id.parse::<i64>() else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            &format!("event id {id:?} is not a number (see GET /api/events/dead)"),
+        );
+    };
     let Some(store) = app.manager.gateway().posts.store() else {
         return error(StatusCode::NOT_FOUND, "NotFound", "durable delivery is not enabled");
     };

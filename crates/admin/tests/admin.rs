@@ -461,6 +461,15 @@ async fn durable_events_retry_dead_letter_and_replay_in_order() {
         assert_eq!(env.call("POST", &format!("/api/events/{id}/replay"), vec![]).await.status, 200);
     }
     assert_eq!(env.call("POST", "/api/events/999999/replay", vec![]).await.status, 404);
+    // Bad calls get the API's JSON errors, not the framework's plain text.
+    for (method, path, status, errcode) in [
+        ("POST", "/api/events/xyz/replay", 400, "BadRequest"),
+        ("GET", "/api/nothing", 404, "NotFound"),
+        ("DELETE", "/api/routes", 405, "MethodNotAllowed"),
+    ] {
+        let got = env.call(method, path, vec![]).await;
+        assert_eq!((got.status.as_u16(), got.json()["errcode"].as_str()), (status, Some(errcode)), "{method} {path}");
+    }
     let got = dir.path().join("ws/S1/got.txt");
     let t0 = std::time::Instant::now();
     while std::fs::read_to_string(&got).unwrap_or_default().lines().count() < 3 {
