@@ -152,7 +152,7 @@ async fn failures_are_contained_and_located() {
     let inst = instance(&dir);
     let h = host();
     let e = call(&h, &inst, "boom", 1000).await.expect_err("throws");
-    assert_eq!(e.to_string(), "threw TypeError: bad thing 1 at backend/src/index.ts:29 (boom)");
+    assert_eq!(e.to_string(), "threw TypeError: bad thing 1 at backend/src/index.ts:32 (boom)");
     let e = call(&h, &inst, "throwString", 1000).await.expect_err("throws");
     assert_eq!(e.to_string(), "threw a non-Error value: \"just a string\"");
     let e = call(&h, &inst, "cyclic", 1000).await.expect_err("cyclic");
@@ -177,7 +177,7 @@ async fn failures_are_contained_and_located() {
         .filter(|l| matches!(l.level, LogLevel::Error) && l.request_id.as_deref() == Some("req-1"))
         .map(|l| l.message)
         .collect();
-    assert_eq!(errors[0], "boom() threw TypeError: bad thing 1 at backend/src/index.ts:29 (boom)");
+    assert_eq!(errors[0], "boom() threw TypeError: bad thing 1 at backend/src/index.ts:32 (boom)");
     assert_eq!(errors[4], "spin() timed out after 100 ms");
     assert_eq!(errors[5], "grow() ran out of memory (limit 16 MB)");
     assert_eq!(errors.len(), 8, "{errors:?}");
