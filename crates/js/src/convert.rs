@@ -3,12 +3,22 @@
 //! go through `JSON.stringify` otherwise, so they always have its semantics
 //! (`toJSON`, dropped `undefined`, cycles refused).
 
+use rquickjs::atom::PredefinedAtom;
 use rquickjs::{Array, Ctx, Function, Object, Value};
 
 use crate::error::HookError;
 use crate::request::{Body, HookRequest};
 
 pub(crate) fn json_to_js<'js>(ctx: &Ctx<'js>, v: &serde_json::Value) -> rquickjs::Result<Value<'js>> {
+    json_to_js_kept(ctx, v, &mut None)
+}
+
+/// `json_to_js`, noting the objects' keys in `shapes` (see [`Shapes`]).
+fn json_to_js_kept<'js>(
+    ctx: &Ctx<'js>,
+    v: &serde_json::Value,
+    shapes: &mut Option<(&mut Shapes, &Function<'js>)>,
+) -> rquickjs::Result<Value<'js>> {
     use serde_json::Value as J;
     Ok(match v {
         J::Null => Value::new_null(ctx.clone()),
@@ -21,24 +31,32 @@ pub(crate) fn json_to_js<'js>(ctx: &Ctx<'js>, v: &serde_json::Value) -> rquickjs
         J::Array(items) => {
             let arr = Array::new(ctx.clone())?;
             for (i, item) in items.iter().enumerate() {
-                arr.set(i, json_to_js(ctx, item)?)?;
+                arr.set(i, json_to_js_kept(ctx, item, shapes)?)?;
             }
             arr.into_value()
         }
         J::Object(map) => {
+            if let Some((shapes, make)) = shapes {
+                shapes.note(ctx, make, map.keys().map(String::as_str));
+            }
             let obj = Object::new(ctx.clone())?;
             for (k, item) in map {
-                obj.set(k.as_str(), json_to_js(ctx, item)?)?;
+                obj.set(k.as_str(), json_to_js_kept(ctx, item, shapes)?)?;
             }
             obj.into_value()
         }
     })
 }
 
-fn body_to_js<'js>(ctx: &Ctx<'js>, body: &Body, make: &Function<'js>) -> rquickjs::Result<Value<'js>> {
+fn body_to_js<'js>(
+    ctx: &Ctx<'js>,
+    body: &Body,
+    make: &Function<'js>,
+    shapes: &mut Shapes,
+) -> rquickjs::Result<Value<'js>> {
     match body {
         Body::Empty => Ok(Value::new_undefined(ctx.clone())),
-        Body::Json(v) => json_to_js(ctx, v),
+        Body::Json(v) => json_to_js_kept(ctx, v, &mut Some((shapes, make))),
         Body::Text(s) => Ok(rquickjs::String::from_str(ctx.clone(), s)?.into_value()),
         Body::Bytes(b) => {
             let buffer = rquickjs::ArrayBuffer::new_copy(ctx.clone(), b)?;
@@ -48,7 +66,13 @@ fn body_to_js<'js>(ctx: &Ctx<'js>, body: &Body, make: &Function<'js>) -> rquickj
     }
 }
 
-fn pairs_object<'js>(ctx: &Ctx<'js>, pairs: &[(String, String)]) -> rquickjs::Result<Object<'js>> {
+fn pairs_object<'js>(
+    ctx: &Ctx<'js>,
+    pairs: &[(String, String)],
+    make: &Function<'js>,
+    shapes: &mut Shapes,
+) -> rquickjs::Result<Object<'js>> {
+    shapes.note(ctx, make, pairs.iter().map(|(k, _)| k.as_str()));
     let obj = Object::new(ctx.clone())?;
     for (k, v) in pairs {
         obj.set(k.as_str(), v.as_str())?;
@@ -57,11 +81,18 @@ fn pairs_object<'js>(ctx: &Ctx<'js>, pairs: &[(String, String)]) -> rquickjs::Re
 }
 
 /// Query pairs: one value → string, a repeated key → array of strings.
-fn query_object<'js>(ctx: &Ctx<'js>, pairs: &[(String, String)]) -> rquickjs::Result<Object<'js>> {
+fn query_object<'js>(
+    ctx: &Ctx<'js>,
+    pairs: &[(String, String)],
+    make: &Function<'js>,
+    shapes: &mut Shapes,
+) -> rquickjs::Result<Object<'js>> {
+    let first = |i: usize, k: &String| !pairs[..i].iter().any(|(pk, _)| pk == k);
+    let keys = pairs.iter().enumerate().filter(|(i, (k, _))| first(*i, k)).map(|(_, (k, _))| k.as_str());
+    shapes.note(ctx, make, keys.collect::<Vec<_>>().into_iter());
     let obj = Object::new(ctx.clone())?;
     for (i, (k, v)) in pairs.iter().enumerate() {
-        let earlier = pairs[..i].iter().any(|(pk, _)| pk == k);
-        if earlier {
+        if !first(i, k) {
             continue;
         }
         let all: Vec<&str> = pairs[i..].iter().filter(|(pk, _)| pk == k).map(|(_, pv)| pv.as_str()).collect();
@@ -79,6 +110,7 @@ pub(crate) fn request_object<'js>(
     ctx: &Ctx<'js>,
     req: &HookRequest,
     make: &Function<'js>,
+    shapes: &mut Shapes,
 ) -> rquickjs::Result<Object<'js>> {
     let opt = |s: &Option<String>| -> rquickjs::Result<Value<'js>> {
         match s {
@@ -90,25 +122,26 @@ pub(crate) fn request_object<'js>(
     args.push_arg(req.method.as_str())?;
     args.push_arg(req.url.as_str())?;
     args.push_arg(req.path.as_str())?;
-    args.push_arg(query_object(ctx, &req.query)?)?;
-    args.push_arg(pairs_object(ctx, &req.params)?)?;
-    args.push_arg(pairs_object(ctx, &req.headers)?)?;
-    args.push_arg(body_to_js(ctx, &req.body, make)?)?;
+    args.push_arg(query_object(ctx, &req.query, make, shapes)?)?;
+    args.push_arg(pairs_object(ctx, &req.params, make, shapes)?)?;
+    args.push_arg(pairs_object(ctx, &req.headers, make, shapes)?)?;
+    args.push_arg(body_to_js(ctx, &req.body, make, shapes)?)?;
     args.push_arg(opt(&req.team_uuid)?)?;
     args.push_arg(opt(&req.user_uuid)?)?;
     let obj: Object = args.apply(make)?;
     if let Some(post) = &req.post {
         let wrap: Function = make.get("wrap")?;
-        let headers =
-            |pairs: &[(String, String)]| -> rquickjs::Result<Value<'js>> { wrap.call((pairs_object(ctx, pairs)?,)) };
+        let mut headers = |pairs: &[(String, String)]| -> rquickjs::Result<Value<'js>> {
+            wrap.call((pairs_object(ctx, pairs, make, shapes)?,))
+        };
         obj.set("reqHeaders", headers(&post.req_headers)?)?;
-        obj.set("reqBody", body_to_js(ctx, &post.req_body, make)?)?;
         obj.set("respHeaders", headers(&post.resp_headers)?)?;
-        obj.set("respBody", body_to_js(ctx, &post.resp_body, make)?)?;
+        obj.set("reqBody", body_to_js(ctx, &post.req_body, make, shapes)?)?;
+        obj.set("respBody", body_to_js(ctx, &post.resp_body, make, shapes)?)?;
         obj.set("statusCode", post.status)?;
     }
     for (k, v) in &req.extra {
-        obj.set(k.as_str(), json_to_js(ctx, v)?)?;
+        obj.set(k.as_str(), json_to_js_kept(ctx, v, &mut Some((&mut *shapes, make)))?)?;
     }
     Ok(obj)
 }
@@ -124,13 +157,14 @@ pub(crate) fn hook_result_to_json<'js>(
     ctx: &Ctx<'js>,
     make: &Function<'js>,
     v: Value<'js>,
+    shapes: &mut Shapes,
 ) -> Result<Option<serde_json::Value>, HookError> {
+    let mut plain = Plain { object_proto: None, shapes: Some((shapes, make)) };
     let bytes_body = v.as_object().is_some_and(|o| {
-        o.get::<_, Value>("body")
-            .is_ok_and(|b| b.as_object().is_some_and(|b| b.is_typed_array::<u8>() || b.is_array_buffer()))
+        o.get::<_, Value>("body").is_ok_and(|b| b.as_object().is_some_and(|b| plain.is_bytes(ctx, b)))
     });
     if !bytes_body {
-        return result_to_json(ctx, v);
+        return plain.read(ctx, v);
     }
     let split: Function = make.get("splitBytes").map_err(|e| HookError::BadResult(e.to_string()))?;
     let bad = |e: rquickjs::Error| HookError::BadResult(format!("bytes body: {e}"));
@@ -152,30 +186,53 @@ pub(crate) fn hook_result_to_json<'js>(
 /// instances, proxies, functions, BigInt, cycles or deep nesting, a getter
 /// that throws) goes through `JSON.stringify`, so the result is the same.
 pub(crate) fn result_to_json<'js>(ctx: &Ctx<'js>, v: Value<'js>) -> Result<Option<serde_json::Value>, HookError> {
-    if v.is_undefined() || v.is_null() {
-        return Ok(None);
-    }
-    let mut plain = Plain { object_proto: None };
-    match plain.walk(ctx, &v, 0) {
-        Some(out) => Ok(out),
-        None => {
-            // A getter may have thrown on the way: JSON.stringify meets it again.
-            let _ = ctx.catch();
-            stringified(ctx, v)
-        }
-    }
+    Plain { object_proto: None, shapes: None }.read(ctx, v)
 }
 
 /// Nesting beyond this is left to `JSON.stringify` (which also finds cycles).
 const MAX_PLAIN_DEPTH: u32 = 64;
 
-struct Plain<'js> {
+struct Plain<'js, 's> {
     /// The realm's own `Object.prototype` (whatever the plugin did to the
     /// global `Object`), looked up at the first object.
     object_proto: Option<Value<'js>>,
+    /// Where the keys of the objects read are noted (see [`Shapes`]).
+    shapes: Option<(&'s mut Shapes, &'s Function<'js>)>,
 }
 
-impl<'js> Plain<'js> {
+impl<'js> Plain<'js, '_> {
+    fn read(&mut self, ctx: &Ctx<'js>, v: Value<'js>) -> Result<Option<serde_json::Value>, HookError> {
+        if v.is_undefined() || v.is_null() {
+            return Ok(None);
+        }
+        match self.walk(ctx, &v, 0) {
+            Some(out) => Ok(out),
+            None => {
+                // A getter may have thrown on the way: JSON.stringify meets it again.
+                let _ = ctx.catch();
+                stringified(ctx, v)
+            }
+        }
+    }
+
+    /// A `Uint8Array` (which includes `Buffer`) or an `ArrayBuffer`. Asking
+    /// QuickJS whether an object is an `ArrayBuffer` throws a `TypeError`
+    /// (with its backtrace) when it is not, so ordinary objects and arrays
+    /// are not asked.
+    fn is_bytes(&mut self, ctx: &Ctx<'js>, b: &Object<'js>) -> bool {
+        if b.is_typed_array::<u8>() {
+            return true;
+        }
+        if b.is_array() || self.is_plain(ctx, b) != Some(false) {
+            return false;
+        }
+        let yes = b.is_array_buffer();
+        if !yes {
+            let _ = ctx.catch();
+        }
+        yes
+    }
+
     /// `Some(Some(json))`, `Some(None)` for what JSON omits (`undefined`,
     /// symbols), `None` when `JSON.stringify` must decide.
     fn walk(&mut self, ctx: &Ctx<'js>, v: &Value<'js>, depth: u32) -> Option<Option<serde_json::Value>> {
@@ -190,7 +247,7 @@ impl<'js> Plain<'js> {
             Type::String => J::String(v.as_string()?.to_string().ok()?),
             Type::Array if depth < MAX_PLAIN_DEPTH => {
                 let arr = v.as_array()?;
-                if arr.contains_key("toJSON").ok()? {
+                if arr.contains_key(PredefinedAtom::ToJSON).ok()? {
                     return None;
                 }
                 let mut items = Vec::with_capacity(arr.len());
@@ -202,16 +259,19 @@ impl<'js> Plain<'js> {
             }
             Type::Object if depth < MAX_PLAIN_DEPTH => {
                 let obj = v.as_object()?;
-                if !self.is_plain(ctx, obj)? || obj.contains_key("toJSON").ok()? {
+                if !self.is_plain(ctx, obj)? || obj.contains_key(PredefinedAtom::ToJSON).ok()? {
                     return None;
                 }
-                let mut map = serde_json::Map::new();
-                for key in obj.keys::<String>() {
-                    let key = key.ok()?;
-                    let item: Value = obj.get(key.as_str()).ok()?;
+                let props = obj.props::<String, Value>();
+                let mut map = serde_json::Map::with_capacity(props.len());
+                for prop in props {
+                    let (key, item) = prop.ok()?;
                     if let Some(item) = self.walk(ctx, &item, depth + 1)? {
                         map.insert(key, item);
                     }
+                }
+                if let Some((shapes, make)) = &mut self.shapes {
+                    shapes.note(ctx, make, map.keys().map(String::as_str));
                 }
                 J::Object(map)
             }
@@ -223,9 +283,58 @@ impl<'js> Plain<'js> {
     fn is_plain(&mut self, ctx: &Ctx<'js>, obj: &Object<'js>) -> Option<bool> {
         let Some(proto) = obj.get_prototype() else { return Some(true) };
         if self.object_proto.is_none() {
-            self.object_proto = Some(Object::new(ctx.clone()).ok()?.get_prototype()?.into_value());
+            // `make` holds it when there is one (taken before the plugin's code ran).
+            let from_make = self.shapes.as_ref().and_then(|(_, make)| make.get::<_, Value>("objectProto").ok());
+            self.object_proto = match from_make {
+                Some(p) => Some(p),
+                None => Some(Object::new(ctx.clone()).ok()?.get_prototype()?.into_value()),
+            };
         }
         Some(self.object_proto.as_ref() == Some(proto.as_value()))
+    }
+}
+
+/// QuickJS gives an object its hidden class ("shape") one property at a
+/// time, and finds a shape in its cache only while some live object has
+/// it. So an object made afresh on every call — the headers, a JSON body,
+/// the literal a hook returns — rebuilt its whole chain of shapes on every
+/// call, about 500 instructions per property: a third of a small hook's
+/// cost. `Shapes` notes the key sequences of the objects a runtime builds
+/// and reads and, the first time it sees one, keeps one object alive per
+/// prefix of it (`make.keep`), so the next object built with those keys in
+/// that order finds each shape cached. Bounded per runtime by `MAX_KEPT`
+/// objects (about 100 bytes each); past it, nothing more is kept.
+#[derive(Default)]
+pub(crate) struct Shapes {
+    known: Vec<Box<[Box<str>]>>,
+    kept: usize,
+}
+
+const MAX_KEPT: usize = 1024;
+
+impl Shapes {
+    fn note<'a, 'js>(
+        &mut self,
+        ctx: &Ctx<'js>,
+        make: &Function<'js>,
+        keys: impl ExactSizeIterator<Item = &'a str> + Clone,
+    ) {
+        let n = keys.len();
+        if n == 0 || self.kept + n > MAX_KEPT {
+            return;
+        }
+        if self.known.iter().any(|k| k.len() == n && k.iter().map(|s| &**s).eq(keys.clone())) {
+            return;
+        }
+        let keys: Vec<&str> = keys.collect();
+        let kept = make.get::<_, Function>("keep").and_then(|keep| keep.call::<_, ()>((keys.clone(),)));
+        if kept.is_err() {
+            // Out of memory, most likely: the call goes on without.
+            let _ = ctx.catch();
+            return;
+        }
+        self.kept += n;
+        self.known.push(keys.into_iter().map(Box::from).collect());
     }
 }
 
@@ -266,7 +375,7 @@ fn stringified<'js>(ctx: &Ctx<'js>, v: Value<'js>) -> Result<Option<serde_json::
 mod tests {
     use rquickjs::{Context, Runtime, Value};
 
-    use super::{result_to_json, stringified};
+    use super::{result_to_json, stringified, Shapes, MAX_KEPT};
 
     /// Reading a result directly gives what a JSON.stringify round trip gives.
     #[test]
@@ -305,6 +414,31 @@ mod tests {
                 let text = stringified(&ctx, v).unwrap_err().to_string();
                 assert_eq!(direct, text, "{src}");
             }
+        });
+    }
+
+    /// A key sequence is kept once, and never more than `MAX_KEPT` objects.
+    #[test]
+    fn shapes_are_kept_once_per_key_sequence_and_bounded() {
+        let rt = Runtime::new().unwrap();
+        let ctx = Context::full(&rt).unwrap();
+        ctx.with(|ctx| {
+            let make: rquickjs::Function = ctx.eval(crate::runtime::MAKE_REQUEST).unwrap();
+            let mut shapes = Shapes::default();
+            shapes.note(&ctx, &make, ["a", "b", "c"].into_iter());
+            shapes.note(&ctx, &make, ["a", "b", "c"].into_iter());
+            shapes.note(&ctx, &make, ["a", "b"].into_iter());
+            shapes.note(&ctx, &make, [].into_iter());
+            assert_eq!((shapes.known.len(), shapes.kept), (2, 5));
+            for i in 0..2000 {
+                let keys = [format!("k{i}"), "x".to_string(), "y".to_string()];
+                shapes.note(&ctx, &make, keys.iter().map(String::as_str));
+            }
+            assert!(shapes.kept <= MAX_KEPT && shapes.kept > MAX_KEPT - 3, "{}", shapes.kept);
+            // An object read or built with noted keys is what it was.
+            let v: Value = ctx.eval("({a: 1, b: [2], c: {a: 3, b: 4, c: 5}})").unwrap();
+            let json = super::Plain { object_proto: None, shapes: Some((&mut shapes, &make)) }.read(&ctx, v).unwrap();
+            assert_eq!(json, Some(serde_json::json!({"a": 1, "b": [2], "c": {"a": 3, "b": 4, "c": 5}})));
         });
     }
 }

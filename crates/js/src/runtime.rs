@@ -10,7 +10,7 @@ use rquickjs::module::Evaluated;
 use rquickjs::promise::PromiseState;
 use rquickjs::{Context, Ctx, Function, Module, Object, Persistent, Runtime, Value};
 
-use crate::convert::{hook_result_to_json, request_object};
+use crate::convert::{hook_result_to_json, request_object, Shapes};
 use crate::error::{CallOutcome, HookError, PluginErrorData};
 use crate::host::{with_scope, CallScope, Instance};
 use crate::loader::PluginLoader;
@@ -21,7 +21,7 @@ use crate::request::HookRequest;
 /// Builds the request object in JS: the object literal gets one cached shape
 /// and no property name is looked up from Rust. Headers are looked up
 /// case-insensitively through a Proxy (`make.wrap` for the post-hook ones).
-const MAKE_REQUEST: &str = r#"(() => {
+pub(crate) const MAKE_REQUEST: &str = r#"(() => {
   const handler = {
     get(t, k) {
       // Header values are strings or arrays, never undefined: a miss is
@@ -47,6 +47,21 @@ const MAKE_REQUEST: &str = r#"(() => {
     return r;
   };
   make.wrap = wrap;
+  make.objectProto = Object.prototype;
+  // One live object per prefix of `keys`, each property defined as an
+  // assignment or a literal would (see `Shapes` in convert.rs).
+  const kept = [];
+  const define = Object.defineProperty;
+  const slot = { value: 0, writable: true, enumerable: true, configurable: true };
+  make.keep = (keys) => {
+    for (let i = 1; i <= keys.length; i++) {
+      const o = {};
+      for (let j = 0; j < i; j++) define(o, keys[j], slot);
+      kept[kept.length] = o;
+    }
+  };
+  make.keep(['method', 'url', 'path', 'query', 'params', 'headers', 'body', 'teamUUID', 'userUUID']);
+  make.keep(['method', 'url', 'path', 'query', 'params', 'headers', 'body', 'userUUID']);
   // A body that is not UTF-8, as Node would hold it.
   make.bytes = (ab) => (typeof Buffer === 'function' ? new Buffer(ab) : new Uint8Array(ab));
   // A result with a bytes body (Uint8Array, Buffer, ArrayBuffer): the rest
@@ -77,6 +92,7 @@ pub(crate) struct PluginRuntime {
     functions: HashMap<String, Persistent<Function<'static>>>,
     namespace: Persistent<Object<'static>>,
     make_request: Persistent<Function<'static>>,
+    shapes: Shapes,
     context: Context,
     runtime: Runtime,
     deadline: Arc<AtomicU64>,
@@ -117,6 +133,8 @@ impl PluginRuntime {
                     Ok(module)
                 };
                 eval_module(crate::loader::GLOBALS, crate::loader::GLOBALS_SOURCE.into())?;
+                // Before the plugin's code runs, which may replace the globals it uses.
+                let make: Function = ctx.eval(MAKE_REQUEST).map_err(load)?;
                 let code = &instance.code;
                 let source = code.module(&code.entry).map(|m| m.code.clone()).unwrap_or_default();
                 let ns = eval_module(&code.entry, source.into())?.namespace().map_err(load)?;
@@ -129,7 +147,6 @@ impl PluginRuntime {
                 } else {
                     ns
                 };
-                let make: Function = ctx.eval(MAKE_REQUEST).map_err(load)?;
                 Ok((Persistent::save(&ctx, ns), Persistent::save(&ctx, make)))
             })
         });
@@ -147,6 +164,7 @@ impl PluginRuntime {
             functions: HashMap::new(),
             namespace,
             make_request,
+            shapes: Shapes::default(),
             context,
             runtime,
             deadline: dl,
@@ -184,8 +202,8 @@ impl PluginRuntime {
         deadline: Instant,
         io: Option<Arc<dyn HostIo>>,
     ) -> Result<CallOutcome, HookError> {
-        self.invoke(function, request.request_id.clone(), deadline, io, |ctx, make| {
-            Ok(vec![request_object(ctx, request, make)?.into_value()])
+        self.invoke(function, request.request_id.clone(), deadline, io, |ctx, make, shapes| {
+            Ok(vec![request_object(ctx, request, make, shapes)?.into_value()])
         })
     }
 
@@ -197,7 +215,7 @@ impl PluginRuntime {
         deadline: Instant,
         io: Option<Arc<dyn HostIo>>,
     ) -> Result<CallOutcome, HookError> {
-        self.invoke(function, None, deadline, io, |ctx, _| {
+        self.invoke(function, None, deadline, io, |ctx, _, _| {
             args.iter().map(|a| crate::convert::json_to_js(ctx, a)).collect()
         })
     }
@@ -208,7 +226,7 @@ impl PluginRuntime {
         request_id: Option<String>,
         deadline: Instant,
         io: Option<Arc<dyn HostIo>>,
-        build: impl for<'js> FnOnce(&Ctx<'js>, &Function<'js>) -> rquickjs::Result<Vec<Value<'js>>>,
+        build: impl for<'js> FnOnce(&Ctx<'js>, &Function<'js>, &mut Shapes) -> rquickjs::Result<Vec<Value<'js>>>,
     ) -> Result<CallOutcome, HookError> {
         let Some(instance) = self.instance.upgrade() else {
             return Err(HookError::Unavailable("the plugin instance is gone (uninstalled or upgraded)".into()));
@@ -218,6 +236,7 @@ impl PluginRuntime {
         let functions = &mut self.functions;
         let namespace = &self.namespace;
         let make = &self.make_request;
+        let shapes = &mut self.shapes;
         let instance = &instance;
         let out = with_scope(scope, || {
             self.context.with(|ctx| {
@@ -235,7 +254,8 @@ impl PluginRuntime {
                     }
                 };
                 let make = make.clone().restore(&ctx).map_err(|e| HookError::Load(e.to_string()))?;
-                let values = build(&ctx, &make).map_err(|e| as_load_error(failure(&ctx, instance, e, deadline)))?;
+                let values =
+                    build(&ctx, &make, shapes).map_err(|e| as_load_error(failure(&ctx, instance, e, deadline)))?;
                 let mut args = rquickjs::function::Args::new(ctx.clone(), values.len());
                 for v in values {
                     args.push_arg(v).map_err(|e| HookError::Load(e.to_string()))?;
@@ -245,7 +265,7 @@ impl PluginRuntime {
                     .and_then(|v| settle(&ctx, v, deadline))
                     .map_err(|e| failure(&ctx, instance, e, deadline));
                 match result {
-                    Ok(v) => hook_result_to_json(&ctx, &make, v).map(CallOutcome::Returned),
+                    Ok(v) => hook_result_to_json(&ctx, &make, v, shapes).map(CallOutcome::Returned),
                     Err(Failure::Rejected(p)) => Ok(CallOutcome::Rejected(p)),
                     Err(Failure::Error(e)) => Err(e),
                 }
