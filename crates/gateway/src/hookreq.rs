@@ -10,15 +10,16 @@ use crate::error::GatewayError;
 /// Header pairs with lower-case names; repeated headers joined with ", ".
 pub(crate) fn header_pairs(headers: &HeaderMap) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = Vec::with_capacity(headers.keys_len());
-    for name in headers.keys() {
-        let mut value = String::new();
-        for (i, v) in headers.get_all(name).iter().enumerate() {
-            if i > 0 {
+    // A name's values come one after another, the first with its name.
+    for (name, v) in headers.iter() {
+        let v = String::from_utf8_lossy(v.as_bytes());
+        match out.last_mut() {
+            Some((last, value)) if last == name.as_str() => {
                 value.push_str(", ");
+                value.push_str(&v);
             }
-            value.push_str(&String::from_utf8_lossy(v.as_bytes()));
+            _ => out.push((name.as_str().to_string(), v.into_owned())),
         }
-        out.push((name.as_str().to_string(), value));
     }
     out
 }
@@ -78,7 +79,8 @@ pub(crate) fn body_bytes(body: &serde_json::Value) -> (Bytes, Option<&'static st
             let bytes = base64::engine::general_purpose::STANDARD.decode(encoded).unwrap_or_default();
             (Bytes::from(bytes), Some("application/octet-stream"))
         }
-        other => (Bytes::from(other.to_string()), Some("application/json")),
+        // `to_vec` writes straight into the buffer (`to_string` goes through `fmt`).
+        other => (Bytes::from(serde_json::to_vec(other).unwrap_or_default()), Some("application/json")),
     }
 }
 
@@ -105,4 +107,25 @@ pub(crate) fn view_body(headers: &HeaderMap, bytes: &Bytes, limit: usize) -> Bod
         Ok(text) => Body::Text(text.to_string()),
         Err(_) => Body::Bytes(bytes.to_vec()),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use http::{HeaderMap, HeaderValue};
+
+    use super::header_pairs;
+
+    #[test]
+    fn repeated_headers_are_joined_in_order_under_their_first_place() {
+        let mut h = HeaderMap::new();
+        for (k, v) in [("accept", "a/b"), ("x-tag", "1"), ("Accept", "c/d"), ("x-bin", "caf\u{e9}"), ("x-tag", "2")] {
+            h.append(http::HeaderName::from_bytes(k.as_bytes()).expect("name"), HeaderValue::from_str(v).expect("v"));
+        }
+        h.append("x-raw", HeaderValue::from_bytes(b"\xff").expect("bytes"));
+        assert_eq!(
+            header_pairs(&h),
+            [("accept", "a/b, c/d"), ("x-tag", "1, 2"), ("x-bin", "caf\u{e9}"), ("x-raw", "\u{fffd}")]
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+        );
+    }
 }

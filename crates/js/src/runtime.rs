@@ -22,20 +22,31 @@ use crate::request::HookRequest;
 /// and no property name is looked up from Rust. Headers are looked up
 /// case-insensitively through a Proxy (`make.wrap` for the post-hook ones).
 pub(crate) const MAKE_REQUEST: &str = r#"(() => {
+  // Names looked up, lower-cased (toLowerCase makes a new string each
+  // time); at most 512 of them.
+  const lower = Object.create(null);
+  let lowered = 0;
+  const low = (k) => {
+    const l = k.toLowerCase();
+    if (lowered < 512) { lower[k] = l; lowered++; }
+    return l;
+  };
   const handler = {
     get(t, k) {
       // Header values are strings or arrays, never undefined: a miss is
       // retried lower-cased (the names are stored so).
       const v = t[k];
-      return v !== undefined || typeof k !== 'string' ? v : t[k.toLowerCase()];
+      if (v !== undefined || typeof k !== 'string') return v;
+      const l = lower[k] ?? low(k);
+      return l === k ? undefined : t[l];
     },
-    has(t, k) { return typeof k === 'string' ? (k in t || k.toLowerCase() in t) : k in t; },
+    has(t, k) { return typeof k === 'string' ? (k in t || (lower[k] ?? low(k)) in t) : k in t; },
     // Names are stored lower-cased: `headers['Ones-User-Id'] = v` replaces
     // the header the request came with, and delete removes it.
-    set(t, k, v) { t[typeof k === 'string' ? k.toLowerCase() : k] = v; return true; },
+    set(t, k, v) { t[typeof k === 'string' ? (lower[k] ?? low(k)) : k] = v; return true; },
     deleteProperty(t, k) {
       delete t[k];
-      if (typeof k === 'string') delete t[k.toLowerCase()];
+      if (typeof k === 'string') delete t[lower[k] ?? low(k)];
       return true;
     },
   };
