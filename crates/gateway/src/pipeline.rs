@@ -23,6 +23,7 @@ use http::request::Parts;
 use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use interpose_config::Upstream;
+use interpose_js::values::scalar;
 use interpose_js::{CallOutcome, HookError, HookRequest, PluginErrorData};
 use interpose_manifest::OnError;
 use interpose_routing::{Hook, Matched, Plan};
@@ -519,35 +520,13 @@ pub(crate) fn plugin_response(v: &serde_json::Value, default_status: u16) -> Res
 /// A plugin's `headers` object (values: strings, numbers, booleans or
 /// arrays of them) as a header map.
 fn header_map(v: &serde_json::Value) -> Result<http::HeaderMap, String> {
-    let map = v.as_object().ok_or("headers must be an object")?;
     let mut headers = http::HeaderMap::new();
-    for (k, v) in map {
+    for (k, v) in interpose_js::values::header_pairs(v)? {
         let name = HeaderName::from_bytes(k.as_bytes()).map_err(|_| format!("invalid header name {k:?}"))?;
-        // `{...request.headers, 'Ones-User-Id': 'admin'}`: a later key naming
-        // the same header (in another case) replaces it, as the plugin meant.
-        headers.remove(&name);
-        let values: Vec<String> = match v {
-            serde_json::Value::Array(items) => {
-                items.iter().map(|i| scalar(i, &|| format!("header {k:?}"))).collect::<Result<_, _>>()?
-            }
-            other => vec![scalar(other, &|| format!("header {k:?}"))?],
-        };
-        for value in values {
-            let hv = HeaderValue::from_str(&value).map_err(|_| format!("invalid value for header {k:?}"))?;
-            headers.append(name.clone(), hv);
-        }
+        let value = HeaderValue::from_str(&v).map_err(|_| format!("invalid value for header {k:?}"))?;
+        headers.append(name, value);
     }
     Ok(headers)
-}
-
-/// One header or query value; `what` names it for the error.
-fn scalar(v: &serde_json::Value, what: &dyn Fn() -> String) -> Result<String, String> {
-    match v {
-        serde_json::Value::String(s) => Ok(s.clone()),
-        serde_json::Value::Number(n) => Ok(n.to_string()),
-        serde_json::Value::Bool(b) => Ok(b.to_string()),
-        other => Err(format!("{} must be a string, number or boolean (or an array of them), got {other}", what())),
-    }
 }
 
 /// Forward to the upstream; `rest` is the path and query under the mount.

@@ -28,6 +28,7 @@ pub mod project;
 mod request;
 mod runtime;
 pub mod transpile;
+pub mod values;
 mod wakes;
 
 pub use convert::BINARY_BODY_KEY;

@@ -207,22 +207,10 @@ struct Parsed {
 fn parse_options(text: &str, scope: &crate::host::CallScope) -> Result<Parsed, String> {
     let o: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("bad fetch options: {e}"))?;
     let method = o.get("method").and_then(|m| m.as_str()).unwrap_or("GET").to_ascii_uppercase();
-    let mut headers = Vec::new();
-    if let Some(h) = o.get("headers").and_then(|h| h.as_object()) {
-        for (k, v) in h {
-            // `{...request.headers, 'Ones-User-Id': 'admin'}`: a later key
-            // naming the same header replaces it, as the plugin meant.
-            headers.retain(|(name, _): &(String, String)| !name.eq_ignore_ascii_case(k));
-            match v {
-                serde_json::Value::Array(items) => {
-                    for i in items {
-                        headers.push((k.clone(), scalar(i)?));
-                    }
-                }
-                other => headers.push((k.clone(), scalar(other)?)),
-            }
-        }
-    }
+    let mut headers = match o.get("headers") {
+        None | Some(serde_json::Value::Null) => Vec::new(),
+        Some(h) => crate::values::header_pairs(h)?,
+    };
     let body = match o.get("body") {
         _ if o.get("bodyBase64").is_some() => {
             use base64::Engine as _;
@@ -235,7 +223,7 @@ fn parse_options(text: &str, scope: &crate::host::CallScope) -> Result<Parsed, S
             if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-type")) {
                 headers.push(("content-type".into(), "application/json".into()));
             }
-            Some(other.to_string().into_bytes())
+            Some(serde_json::to_vec(other).unwrap_or_default())
         }
     };
     let target = match o.get("url").and_then(|u| u.as_str()) {
@@ -258,15 +246,6 @@ fn parse_options(text: &str, scope: &crate::host::CallScope) -> Result<Parsed, S
         request: FetchRequest { target, method, headers, body, timeout, instance: scope.instance.id.clone() },
         raw: o.get("raw").and_then(|r| r.as_bool()).unwrap_or(false),
     })
-}
-
-fn scalar(v: &serde_json::Value) -> Result<String, String> {
-    match v {
-        serde_json::Value::String(s) => Ok(s.clone()),
-        serde_json::Value::Number(n) => Ok(n.to_string()),
-        serde_json::Value::Bool(b) => Ok(b.to_string()),
-        other => Err(format!("header values must be strings or arrays of strings, got {other}")),
-    }
 }
 
 fn response_json(r: FetchResponse, raw: bool) -> serde_json::Value {
