@@ -131,14 +131,20 @@ pub(crate) fn request_object<'js>(
     let obj: Object = args.apply(make)?;
     if let Some(post) = &req.post {
         let wrap: Function = make.get("wrap")?;
-        let mut headers = |pairs: &[(String, String)]| -> rquickjs::Result<Value<'js>> {
-            wrap.call((pairs_object(ctx, pairs, make, shapes)?,))
-        };
-        obj.set("reqHeaders", headers(&post.req_headers)?)?;
-        obj.set("respHeaders", headers(&post.resp_headers)?)?;
+        let req_headers = pairs_object(ctx, &post.req_headers, make, shapes)?;
+        obj.set("reqHeaders", wrap.call::<_, Value>((req_headers,))?)?;
         obj.set("reqBody", body_to_js(ctx, &post.req_body, make, shapes)?)?;
+        let resp_headers = pairs_object(ctx, &post.resp_headers, make, shapes)?;
+        obj.set("respHeaders", wrap.call::<_, Value>((resp_headers,))?)?;
         obj.set("respBody", body_to_js(ctx, &post.resp_body, make, shapes)?)?;
         obj.set("statusCode", post.status)?;
+        // The keys the object has now, in order: `make`'s, then these.
+        let made = ["method", "url", "path", "query", "params", "headers", "body"].into_iter();
+        let team = req.team_uuid.as_ref().map(|_| "teamUUID");
+        let user = req.user_uuid.as_ref().map(|_| "userUUID");
+        let post_keys = ["reqHeaders", "reqBody", "respHeaders", "respBody", "statusCode"];
+        let keys: Vec<&str> = made.chain(team).chain(user).chain(post_keys).collect();
+        shapes.note(ctx, make, keys.into_iter());
     }
     for (k, v) in &req.extra {
         obj.set(k.as_str(), json_to_js_kept(ctx, v, &mut Some((&mut *shapes, make)))?)?;
@@ -302,15 +308,18 @@ impl<'js> Plain<'js, '_> {
 /// cost. `Shapes` notes the key sequences of the objects a runtime builds
 /// and reads and, the first time it sees one, keeps one object alive per
 /// prefix of it (`make.keep`), so the next object built with those keys in
-/// that order finds each shape cached. Bounded per runtime by `MAX_KEPT`
-/// objects (about 100 bytes each); past it, nothing more is kept.
+/// that order finds each shape cached. Only sequences of at most
+/// `MAX_KEYS` keys are kept (a longer object is data, a map by id, say:
+/// its prefixes would cost memory quadratic in its length), and at most
+/// `MAX_KEPT` objects per runtime; past that, nothing more is kept.
 #[derive(Default)]
 pub(crate) struct Shapes {
     known: Vec<Box<[Box<str>]>>,
     kept: usize,
 }
 
-const MAX_KEPT: usize = 1024;
+const MAX_KEPT: usize = 256;
+const MAX_KEYS: usize = 32;
 
 impl Shapes {
     fn note<'a, 'js>(
@@ -320,7 +329,7 @@ impl Shapes {
         keys: impl ExactSizeIterator<Item = &'a str> + Clone,
     ) {
         let n = keys.len();
-        if n == 0 || self.kept + n > MAX_KEPT {
+        if n == 0 || n > MAX_KEYS || self.kept + n > MAX_KEPT {
             return;
         }
         if self.known.iter().any(|k| k.len() == n && k.iter().map(|s| &**s).eq(keys.clone())) {
@@ -375,7 +384,7 @@ fn stringified<'js>(ctx: &Ctx<'js>, v: Value<'js>) -> Result<Option<serde_json::
 mod tests {
     use rquickjs::{Context, Runtime, Value};
 
-    use super::{result_to_json, stringified, Shapes, MAX_KEPT};
+    use super::{result_to_json, stringified, Shapes, MAX_KEPT, MAX_KEYS};
 
     /// Reading a result directly gives what a JSON.stringify round trip gives.
     #[test]
@@ -430,6 +439,9 @@ mod tests {
             shapes.note(&ctx, &make, ["a", "b"].into_iter());
             shapes.note(&ctx, &make, [].into_iter());
             assert_eq!((shapes.known.len(), shapes.kept), (2, 5));
+            let long: Vec<String> = (0..=MAX_KEYS).map(|i| format!("k{i}")).collect();
+            shapes.note(&ctx, &make, long.iter().map(String::as_str));
+            assert_eq!((shapes.known.len(), shapes.kept), (2, 5), "a long object is data: not kept");
             for i in 0..2000 {
                 let keys = [format!("k{i}"), "x".to_string(), "y".to_string()];
                 shapes.note(&ctx, &make, keys.iter().map(String::as_str));
