@@ -210,7 +210,7 @@ where
         headers: header_pairs(&parts.headers),
         body: request_body(&parts.headers, &bytes, limit)?,
         team_uuid: matched.interface.team(&matched.values).map(str::to_string),
-        user_uuid: parts.headers.get("ones-user-id").and_then(|v| v.to_str().ok()).map(str::to_string),
+        user_uuid: parts.headers.get(ONES_USER_ID).and_then(|v| v.to_str().ok()).map(str::to_string),
         post: None,
         request_id: Some(request_id.clone()),
         extra: Vec::new(),
@@ -579,6 +579,7 @@ async fn forward(
 
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 const ONES_PLUGIN_ID: HeaderName = HeaderName::from_static("ones-plugin-id");
+const ONES_USER_ID: HeaderName = HeaderName::from_static("ones-user-id");
 
 /// The request id: the client's `X-Request-Id` when it is sane, else a new one.
 fn request_id(parts: &Parts) -> String {
