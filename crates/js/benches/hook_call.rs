@@ -8,41 +8,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::{request, PLUGIN};
 use criterion::{criterion_group, criterion_main, Criterion};
-use interpose_js::{Body, HookRequest, HostOptions, Instance, InstanceLimits, JsHost, LocalRuntime, PluginCode};
+use interpose_js::{HostOptions, Instance, InstanceLimits, JsHost, LocalRuntime, PluginCode};
+
+mod common;
 
 // The allocator the `interpose` binary uses.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-const PLUGIN: &str = r#"
-export async function preIntercept(request) {
-  if (request.headers['x-block'] === '1') {
-    return { statusCode: 403, body: { type: 'error', reason: 'blocked by plugin', statusCode: 403 } };
-  }
-  return undefined;
-}
-"#;
-
-fn request(block: bool) -> HookRequest {
-    let mut headers = vec![
-        ("host".to_string(), "127.0.0.1:18089".to_string()),
-        ("user-agent".to_string(), "wrk".to_string()),
-        ("accept".to_string(), "*/*".to_string()),
-    ];
-    if block {
-        headers.push(("x-block".into(), "1".into()));
-    }
-    HookRequest {
-        method: "GET".into(),
-        url: "/users/me".into(),
-        path: "/users/me".into(),
-        headers,
-        body: Body::Empty,
-        request_id: Some("bench".into()),
-        ..Default::default()
-    }
-}
 
 fn bench(c: &mut Criterion) {
     let code = Arc::new(PluginCode::from_source("backend/src/index.js", PLUGIN).unwrap());

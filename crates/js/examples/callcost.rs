@@ -16,43 +16,21 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use interpose_js::{Body, HookRequest, Instance, InstanceLimits, LocalRuntime, PluginCode};
+use interpose_js::{Instance, InstanceLimits, LocalRuntime, PluginCode};
+
+#[path = "../benches/common/mod.rs"]
+mod common;
+use common::{request, PLUGIN};
 
 // The allocator the `interpose` binary uses.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// The benchmark plugin of ../shared/bench.
-const PLUGIN: &str = r#"
-export async function preIntercept(request) {
-  if (request.headers['x-block'] === '1') {
-    return { statusCode: 403, body: { type: 'error', reason: 'blocked by plugin', statusCode: 403 } };
-  }
-  return undefined;
-}
-"#;
-
 fn main() {
     let mut args = std::env::args().skip(1);
     let n: usize = args.next().and_then(|n| n.parse().ok()).expect("usage: callcost N [allow|block]");
     let block = args.next().as_deref() == Some("block");
-    let mut headers = vec![
-        ("host".to_string(), "127.0.0.1:18089".to_string()),
-        ("user-agent".to_string(), "wrk".to_string()),
-        ("accept".to_string(), "*/*".to_string()),
-    ];
-    if block {
-        headers.push(("x-block".into(), "1".into()));
-    }
-    let request = HookRequest {
-        method: "GET".into(),
-        url: "/users/me".into(),
-        path: "/users/me".into(),
-        headers,
-        body: Body::Empty,
-        request_id: Some("bench".into()),
-        ..Default::default()
-    };
+    let request = request(block);
     let code = Arc::new(PluginCode::from_source("backend/src/index.js", PLUGIN).unwrap());
     let instance = Instance::new("bench0001", "bench-block", code, InstanceLimits::default(), None);
     let mut local = LocalRuntime::new(instance, Duration::from_secs(1), None).unwrap();
