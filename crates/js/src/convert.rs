@@ -87,19 +87,21 @@ fn query_object<'js>(
     make: &Function<'js>,
     shapes: &mut Shapes,
 ) -> rquickjs::Result<Object<'js>> {
-    let first = |i: usize, k: &String| !pairs[..i].iter().any(|(pk, _)| pk == k);
-    let keys = pairs.iter().enumerate().filter(|(i, (k, _))| first(*i, k)).map(|(_, (k, _))| k.as_str());
-    shapes.note(ctx, make, keys.collect::<Vec<_>>().into_iter());
-    let obj = Object::new(ctx.clone())?;
-    for (i, (k, v)) in pairs.iter().enumerate() {
-        if !first(i, k) {
-            continue;
+    // The keys in the order they first appear.
+    let mut keys: Vec<&str> = Vec::new();
+    for (k, _) in pairs {
+        if !keys.contains(&k.as_str()) {
+            keys.push(k);
         }
-        let all: Vec<&str> = pairs[i..].iter().filter(|(pk, _)| pk == k).map(|(_, pv)| pv.as_str()).collect();
-        if all.len() == 1 {
-            obj.set(k.as_str(), v.as_str())?;
+    }
+    shapes.note(ctx, make, keys.iter().copied());
+    let obj = Object::new(ctx.clone())?;
+    for k in keys {
+        let all: Vec<&str> = pairs.iter().filter(|(pk, _)| pk == k).map(|(_, pv)| pv.as_str()).collect();
+        if let [one] = all[..] {
+            obj.set(k, one)?;
         } else {
-            obj.set(k.as_str(), all)?;
+            obj.set(k, all)?;
         }
     }
     Ok(obj)
