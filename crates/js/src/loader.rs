@@ -144,6 +144,13 @@ impl Loader for PluginLoader {
     }
 }
 
+/// What built-in module `name` exports, in source order (`default` last);
+/// `None` for any other module.
+pub(crate) fn builtin_exports(name: &str) -> Option<Vec<String>> {
+    let (_, source) = BUILTINS.iter().find(|(n, _)| *n == name)?;
+    Some(crate::transpile::export_names(source))
+}
+
 /// Names of the built-in modules (for `check` output and docs).
 pub fn builtin_names() -> impl Iterator<Item = &'static str> {
     BUILTINS.iter().map(|(n, _)| *n)

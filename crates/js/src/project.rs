@@ -200,9 +200,47 @@ impl PluginCode {
         }
     }
 
+    /// For an engine error about linking an import — a name a module does
+    /// not export, a module that does not resolve — where the import is:
+    /// ` (imported at file:line:column)`, with what a built-in module does
+    /// export.
+    pub(crate) fn import_place(&self, message: &str) -> Option<String> {
+        if let Some((name, module)) = quoted_pair(message, "Could not find export '", "' in module '") {
+            let target = |file: &str, from: &str| match from.starts_with("./") || from.starts_with("../") {
+                true => self.resolve(file, from),
+                false => Some(from.to_string()),
+            };
+            let mut files: Vec<&String> = self.modules.keys().collect();
+            // The entry first, then by name: the same answer every time.
+            files.sort_by_key(|f| (**f != self.entry, *f));
+            let (file, import) = files.into_iter().find_map(|file| {
+                let imports = &self.modules[file].imports;
+                let found = imports
+                    .iter()
+                    .find(|i| i.name.as_deref() == Some(name) && target(file, &i.from).as_deref() == Some(module));
+                found.map(|i| (file, i))
+            })?;
+            let exports = crate::loader::builtin_exports(module)
+                .map(|names| format!("; {module} exports {}", names.join(", ")))
+                .unwrap_or_default();
+            return Some(format!(" (imported at {file}:{}:{}{exports})", import.line, import.column));
+        }
+        let (spec, base) = quoted_pair(message, "Error resolving module '", "' from '")?;
+        let import = self.modules.get(base)?.imports.iter().find(|i| i.from == spec)?;
+        Some(format!(" (imported at {base}:{}:{})", import.line, import.column))
+    }
+
     pub fn module_names(&self) -> impl Iterator<Item = &str> {
         self.modules.keys().map(String::as_str)
     }
+}
+
+/// In `…{open}A{middle}B'…`, A and B.
+fn quoted_pair<'m>(message: &'m str, open: &str, middle: &str) -> Option<(&'m str, &'m str)> {
+    let rest = &message[message.find(open)? + open.len()..];
+    let (a, rest) = rest.split_once(middle)?;
+    let (b, _) = rest.split_once('\'')?;
+    Some((a, b))
 }
 
 /// A `.json` file as a module: its value is the default export (`import
@@ -225,7 +263,7 @@ fn json_module(name: &str, text: &str) -> Transpiled {
             )
         }
     };
-    Transpiled { code, line_map: Vec::new(), commonjs: None }
+    Transpiled { code, line_map: Vec::new(), commonjs: None, imports: Vec::new() }
 }
 
 /// `s` as a JS string literal.

@@ -137,7 +137,13 @@ impl PluginRuntime {
                 let _clear = ClearOps;
                 // Declare, evaluate and settle a module; any failure is a load error.
                 let eval_module = |name: &str, source: Vec<u8>| -> Result<Module<'_, Evaluated>, HookError> {
-                    let fail = |e| as_load_error(failure(&ctx, &instance, e, deadline));
+                    let fail = |e| match as_load_error(failure(&ctx, &instance, e, deadline)) {
+                        HookError::Load(m) => {
+                            let place = instance.code.import_place(&m).unwrap_or_default();
+                            HookError::Load(format!("{m}{place}"))
+                        }
+                        other => other,
+                    };
                     let (module, promise) =
                         Module::declare(ctx.clone(), name, source).and_then(|m| m.eval()).map_err(fail)?;
                     settle(&ctx, promise.into_value(), deadline).map_err(fail)?;

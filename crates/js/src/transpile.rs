@@ -20,6 +20,21 @@ pub struct Transpiled {
     /// `exports` or `module`): the string literals it passes to `require`,
     /// in order. [`crate::project`] wraps such a file into a module.
     pub commonjs: Option<Vec<String>>,
+    /// Its static imports and re-exports, where they are in the source:
+    /// what a failure to link them is reported at.
+    pub imports: Vec<Import>,
+}
+
+/// One static import (or re-export) of a module.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Import {
+    /// The specifier as written: `./util`, `@ones-op/fetch`.
+    pub from: String,
+    /// The name taken from it (`default` for a default import); `None` for
+    /// a namespace, `export *` or bare import.
+    pub name: Option<String>,
+    pub line: usize,
+    pub column: usize,
 }
 
 /// A syntax or type-stripping error at a place in the source.
@@ -173,8 +188,10 @@ pub fn transpile_with(path: &Path, source: &str, tsconfig: TsConfig) -> Result<T
             // as a function body, where those names are fine.
             early_errors(source, &parsed.program)?;
         }
-        return Ok(Transpiled { code: source.to_string(), line_map: Vec::new(), commonjs });
+        let imports = imports(source, &parsed.module_record);
+        return Ok(Transpiled { code: source.to_string(), line_map: Vec::new(), commonjs, imports });
     }
+    let imports = imports(source, &parsed.module_record);
     let mut program = parsed.program;
     if !tsconfig.experimental_decorators {
         if let Some(at) = first_decorator(&program) {
@@ -230,7 +247,65 @@ pub fn transpile_with(path: &Path, source: &str, tsconfig: TsConfig) -> Result<T
             }
         }
     }
-    Ok(Transpiled { code: out.code, line_map, commonjs: None })
+    Ok(Transpiled { code: out.code, line_map, commonjs: None, imports })
+}
+
+/// The names an ES module exports, in source order, `default` last
+/// (`export *` adds none here).
+pub(crate) fn export_names(source: &str) -> Vec<String> {
+    use oxc::syntax::module_record::ExportExportName;
+    let allocator = Allocator::default();
+    let parsed = Parser::new(&allocator, source, SourceType::mjs()).parse();
+    let record = &parsed.module_record;
+    let mut entries: Vec<_> = record.local_export_entries.iter().chain(&record.indirect_export_entries).collect();
+    entries.sort_by_key(|e| e.span.start);
+    let mut names: Vec<String> = entries
+        .iter()
+        .filter_map(|e| match &e.export_name {
+            ExportExportName::Name(n) => Some(n.name.to_string()),
+            _ => None,
+        })
+        .collect();
+    if entries.iter().any(|e| e.export_name.is_default()) {
+        names.push("default".into());
+    }
+    names
+}
+
+/// The static imports of a parsed module (types excepted: they are
+/// stripped), in source order.
+fn imports(source: &str, record: &oxc::syntax::module_record::ModuleRecord) -> Vec<Import> {
+    use oxc::syntax::module_record::{ExportImportName, ImportImportName};
+    let at = |from: &str, name: Option<&str>, offset: u32| {
+        let p = position(source, offset as usize, String::new());
+        (offset, Import { from: from.to_string(), name: name.map(str::to_string), line: p.line, column: p.column })
+    };
+    let mut found: Vec<(u32, Import)> = Vec::new();
+    for e in record.import_entries.iter().filter(|e| !e.is_type) {
+        let from = e.module_request.name.as_str();
+        found.push(match &e.import_name {
+            ImportImportName::Name(n) => at(from, Some(n.name.as_str()), n.span.start),
+            ImportImportName::Default(span) => at(from, Some("default"), span.start),
+            ImportImportName::NamespaceObject => at(from, None, e.module_request.span.start),
+        });
+    }
+    for e in record.indirect_export_entries.iter().chain(&record.star_export_entries) {
+        let Some(m) = &e.module_request else { continue };
+        found.push(match &e.import_name {
+            ExportImportName::Name(n) => at(m.name.as_str(), Some(n.name.as_str()), n.span.start),
+            _ => at(m.name.as_str(), None, m.span.start),
+        });
+    }
+    // Bare imports (`import './setup'`) have no entries.
+    for (from, requests) in &record.requested_modules {
+        for r in requests.iter().filter(|r| !r.is_type) {
+            if !found.iter().any(|(_, i)| i.from == from.as_str()) {
+                found.push(at(from.as_str(), None, r.span.start));
+            }
+        }
+    }
+    found.sort_by_key(|(offset, _)| *offset);
+    found.into_iter().map(|(_, i)| i).collect()
 }
 
 /// If `program` uses CommonJS (`require`, `exports`, `module`), the string
@@ -323,6 +398,28 @@ fn position(source: &str, offset: usize, message: String) -> SyntaxError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn records_imports_where_they_are() {
+        let src = "import type { T } from './types';\nimport d, { a, b as c } from './m';\nimport * as ns from '@ones-op/fetch';\n\
+                   import './side';\nexport { x } from './re';\nexport * from './all';\nconst k: T = a;\n";
+        let t = transpile(Path::new("index.ts"), src).expect("ok");
+        let seen: Vec<(&str, Option<&str>, usize, usize)> =
+            t.imports.iter().map(|i| (i.from.as_str(), i.name.as_deref(), i.line, i.column)).collect();
+        assert_eq!(
+            seen,
+            [
+                ("./m", Some("default"), 2, 8),
+                ("./m", Some("a"), 2, 13),
+                ("./m", Some("b"), 2, 16),
+                ("@ones-op/fetch", None, 3, 21),
+                ("./side", None, 4, 8),
+                ("./re", Some("x"), 5, 10),
+                ("./all", None, 6, 15),
+            ]
+        );
+        assert_eq!(export_names("export const a = 1;\nexport default 2;\nexport { a as b };\n"), ["a", "b", "default"]);
+    }
 
     #[test]
     fn strips_types_and_maps_lines() {

@@ -282,6 +282,43 @@ async fn dist_wins_over_src_and_exports_are_listed() {
 }
 
 #[tokio::test]
+async fn a_failed_import_is_reported_where_it_is() {
+    let load_error = |files: &[(&str, &str)]| {
+        let dir = project(files);
+        match interpose_js::check_exports(instance(&dir), &["f"], Duration::from_secs(1)) {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("loaded: {files:?}"),
+        }
+    };
+    // A name a built-in does not export: where, and what it does export.
+    let e = load_error(&[(
+        "backend/src/index.ts",
+        "import { Logger } from '@ones-op/node-logger';\nimport { writeFile } from '@ones-op/node-file';\n\
+         export async function f() { await writeFile('a', 'b'); }\n",
+    )]);
+    assert!(e.contains("Could not find export 'writeFile' in module '@ones-op/node-file'"), "{e}");
+    assert!(
+        e.contains("(imported at backend/src/index.ts:2:10; @ones-op/node-file exports FileError, createFile,"),
+        "{e}"
+    );
+    // Through a re-export in another of the plugin's files.
+    let e = load_error(&[
+        ("backend/src/index.ts", "import { a } from './lib';\nexport function f() { return a; }\n"),
+        ("backend/src/lib.ts", "export const a = 1;\n\nexport { missing } from './deep.js';\n"),
+        ("backend/src/deep.ts", "export const there = 1;\n"),
+    ]);
+    assert!(
+        e.ends_with(
+            "Could not find export 'missing' in module 'backend/src/deep.ts' (imported at backend/src/lib.ts:3:10)"
+        ),
+        "{e}"
+    );
+    // A module that does not resolve.
+    let e = load_error(&[("backend/src/index.js", "\nimport './setup.js';\nexport function f() {}\n")]);
+    assert!(e.ends_with("no such file in the plugin's backend (imported at backend/src/index.js:2:8)"), "{e}");
+}
+
+#[tokio::test]
 async fn runtimes_go_with_their_instance() {
     // An upgrade or uninstall drops the instance; every worker's runtime for
     // it must go too (it used to be kept forever: memory grew per upgrade).
