@@ -107,6 +107,18 @@ fn query_object<'js>(
     Ok(obj)
 }
 
+/// The keys of the request object `make` (runtime.rs) builds, in its
+/// order; `teamUUID` and `userUUID` are there only when known.
+const REQUEST_KEYS: [&str; 9] = ["method", "url", "path", "query", "params", "headers", "body", "teamUUID", "userUUID"];
+
+fn request_keys(team: bool, user: bool) -> impl Iterator<Item = &'static str> + Clone {
+    REQUEST_KEYS.into_iter().filter(move |k| match *k {
+        "teamUUID" => team,
+        "userUUID" => user,
+        _ => true,
+    })
+}
+
 /// Build the JS `PluginRequest`; `wrap_headers` makes header lookups case-insensitive.
 pub(crate) fn request_object<'js>(
     ctx: &Ctx<'js>,
@@ -141,11 +153,9 @@ pub(crate) fn request_object<'js>(
         obj.set("respBody", body_to_js(ctx, &post.resp_body, make, shapes)?)?;
         obj.set("statusCode", post.status)?;
         // The keys the object has now, in order: `make`'s, then these.
-        let made = ["method", "url", "path", "query", "params", "headers", "body"].into_iter();
-        let team = req.team_uuid.as_ref().map(|_| "teamUUID");
-        let user = req.user_uuid.as_ref().map(|_| "userUUID");
-        let post_keys = ["reqHeaders", "reqBody", "respHeaders", "respBody", "statusCode"];
-        let keys: Vec<&str> = made.chain(team).chain(user).chain(post_keys).collect();
+        let keys: Vec<&str> = request_keys(req.team_uuid.is_some(), req.user_uuid.is_some())
+            .chain(["reqHeaders", "reqBody", "respHeaders", "respBody", "statusCode"])
+            .collect();
         shapes.note(ctx, make, keys.into_iter());
     }
     for (k, v) in &req.extra {
@@ -324,6 +334,15 @@ const MAX_KEPT: usize = 256;
 const MAX_KEYS: usize = 32;
 
 impl Shapes {
+    /// The request objects' shapes: with both optional keys, and with the
+    /// user's only (a request on an org-level route).
+    pub(crate) fn note_requests<'js>(&mut self, ctx: &Ctx<'js>, make: &Function<'js>) {
+        for team in [true, false] {
+            let keys: Vec<&str> = request_keys(team, true).collect();
+            self.note(ctx, make, keys.into_iter());
+        }
+    }
+
     fn note<'a, 'js>(
         &mut self,
         ctx: &Ctx<'js>,
@@ -453,6 +472,26 @@ mod tests {
             let v: Value = ctx.eval("({a: 1, b: [2], c: {a: 3, b: 4, c: 5}})").unwrap();
             let json = super::Plain { object_proto: None, shapes: Some((&mut shapes, &make)) }.read(&ctx, v).unwrap();
             assert_eq!(json, Some(serde_json::json!({"a": 1, "b": [2], "c": {"a": 3, "b": 4, "c": 5}})));
+        });
+    }
+
+    /// The request shapes kept are those `make` builds.
+    #[test]
+    fn request_keys_are_makes() {
+        let rt = Runtime::new().unwrap();
+        let ctx = Context::full(&rt).unwrap();
+        ctx.with(|ctx| {
+            let make: rquickjs::Function = ctx.eval(crate::runtime::MAKE_REQUEST).unwrap();
+            ctx.globals().set("make", make).unwrap();
+            for (team, user) in [(true, true), (false, true), (true, false), (false, false)] {
+                let src = format!(
+                    "Object.keys(make('GET', '/', '/', {{}}, {{}}, {{}}, undefined, {}, {}))",
+                    if team { "'T1'" } else { "undefined" },
+                    if user { "'U1'" } else { "undefined" },
+                );
+                let keys: Vec<String> = ctx.eval(src).unwrap();
+                assert_eq!(keys, super::request_keys(team, user).collect::<Vec<_>>());
+            }
         });
     }
 }

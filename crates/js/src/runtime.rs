@@ -51,6 +51,7 @@ pub(crate) const MAKE_REQUEST: &str = r#"(() => {
     },
   };
   const wrap = (o) => new Proxy(o, handler);
+  // Its keys, in this order, are `REQUEST_KEYS` (convert.rs).
   const make = (method, url, path, query, params, headers, body, teamUUID, userUUID) => {
     const r = { method, url, path, query, params, headers: wrap(headers), body };
     if (teamUUID !== undefined) r.teamUUID = teamUUID;
@@ -71,8 +72,6 @@ pub(crate) const MAKE_REQUEST: &str = r#"(() => {
       kept[kept.length] = o;
     }
   };
-  make.keep(['method', 'url', 'path', 'query', 'params', 'headers', 'body', 'teamUUID', 'userUUID']);
-  make.keep(['method', 'url', 'path', 'query', 'params', 'headers', 'body', 'userUUID']);
   // A body that is not UTF-8, as Node would hold it.
   make.bytes = (ab) => (typeof Buffer === 'function' ? new Buffer(ab) : new Uint8Array(ab));
   // A result with a bytes body (Uint8Array, Buffer, ArrayBuffer): the rest
@@ -132,6 +131,7 @@ impl PluginRuntime {
         runtime.set_loader(resolver, loader);
         let context = Context::full(&runtime).map_err(load)?;
         let scope = CallScope { instance: instance.clone(), request_id: None, io, deadline };
+        let mut shapes = Shapes::default();
         let made = with_scope(scope, || {
             context.with(|ctx| -> Result<_, HookError> {
                 let _clear = ClearOps;
@@ -152,6 +152,7 @@ impl PluginRuntime {
                 eval_module(crate::loader::GLOBALS, crate::loader::GLOBALS_SOURCE.into())?;
                 // Before the plugin's code runs, which may replace the globals it uses.
                 let make: Function = ctx.eval(MAKE_REQUEST).map_err(load)?;
+                shapes.note_requests(&ctx, &make);
                 let code = &instance.code;
                 let source = code.module(&code.entry).map(|m| m.code.clone()).unwrap_or_default();
                 let ns = eval_module(&code.entry, source.into())?.namespace().map_err(load)?;
@@ -181,7 +182,7 @@ impl PluginRuntime {
             functions: HashMap::new(),
             namespace,
             make_request,
-            shapes: Shapes::default(),
+            shapes,
             context,
             runtime,
             deadline: dl,
