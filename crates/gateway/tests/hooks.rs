@@ -600,11 +600,19 @@ async fn hooks_see_compressed_bodies_decoded() {
     );
     assert!(seen.headers.get("content-encoding").is_none());
     assert_eq!(seen.headers["content-length"].to_str().unwrap(), seen.body.len().to_string());
+    // zstd too (what browsers send), and codings one after another.
+    let zstd = |data: &[u8]| ruzstd::encoding::compress_to_vec(data, ruzstd::encoding::CompressionLevel::Fastest);
+    let got = send("POST", "zstd", zstd(br#"{"title":"bad"}"#)).await;
+    assert_eq!((got.status.as_u16(), got.json()), (422, json!({"title": "bad"})));
+    let got = send("POST", "gzip, zstd", zstd(&gzip(br#"{"title":"bad"}"#))).await;
+    assert_eq!((got.status.as_u16(), got.json()), (422, json!({"title": "bad"})));
     // What the hooks cannot read is refused, naming why; the upstream is not called.
     let before = up.count();
-    let got = send("POST", "zstd", b"(zstd)".to_vec()).await;
+    let got = send("POST", "compress", b"(lzw)".to_vec()).await;
     assert_eq!((got.status.as_u16(), got.json()["errcode"].as_str()), (415, Some("UnsupportedMediaType")));
-    assert!(got.json()["reason"].as_str().unwrap().contains("\"zstd\" is not supported"), "{}", got.text());
+    assert!(got.json()["reason"].as_str().unwrap().contains("\"compress\" is not supported"), "{}", got.text());
+    let got = send("POST", "zstd", b"not zstd".to_vec()).await;
+    assert_eq!((got.status.as_u16(), got.json()["errcode"].as_str()), (400, Some("BadRequest")));
     let got = send("POST", "gzip", b"not gzip".to_vec()).await;
     assert_eq!((got.status.as_u16(), got.json()["errcode"].as_str()), (400, Some("BadRequest")));
     let got = send("POST", "gzip", gzip(&[b' '; 1 << 20])).await;
