@@ -299,7 +299,9 @@ fn routes_prints_the_effective_table_offline() {
     assert!(stdout.contains("GET /users/me  [scope project, organization]\n    intercept jackFunc() of block-archived-users [instance org1, priority 0]"), "{stdout}");
     let out = run(&["routes", "-c", cfg.to_str().unwrap(), "--json"]);
     let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(rows.as_array().unwrap().len(), 3);
+    // The GET interface's hooks apply to HEAD too, listed as such.
+    assert!(stdout.contains("HEAD /users/me  [scope project, organization]\n    intercept jackFunc()"), "{stdout}");
+    assert_eq!(rows.as_array().unwrap().len(), 4);
 
     // A conflict is refused offline too, naming both plugins.
     let p = tempfile::tempdir().unwrap();

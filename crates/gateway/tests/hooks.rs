@@ -35,6 +35,37 @@ async fn replace_answers_without_the_upstream() {
     gw.stop().await;
 }
 
+/// A hook on GET runs for HEAD too: an intercept is not walked past, a
+/// replace answers with its headers and no body.
+#[tokio::test]
+async fn head_requests_meet_the_hooks_of_get() {
+    let up = Upstream::start().await;
+    let p = org_plugin(
+        "heads",
+        "  - {type: intercept, methods: [GET], url: /users/me, function: guard}\n  - {type: replace, methods: [GET], url: /text, function: text}\n",
+        "export function guard(r) { if (!r.headers['ones-user-id']) return { statusCode: 401, body: { seen: r.method } } }\n\
+         export function text(r) { return { headers: { 'X-Method': r.method }, body: 'made' } }\n",
+    );
+    let gw = start(&up, &[decl(p.path(), &[], None)], "").await;
+    let head = |path: &str, user: Option<&str>| {
+        let mut req = http::Request::head(gw.url(path));
+        if let Some(u) = user {
+            req = req.header("ones-user-id", u);
+        }
+        interpose_test_util::send(req.body(interpose_test_util::body(Vec::new())).unwrap())
+    };
+    let got = head("/project/api/project/users/me", None).await;
+    assert_eq!((got.status.as_u16(), got.body.len()), (401, 0));
+    assert_eq!(up.count(), 0, "the rule holds for HEAD");
+    let got = head("/project/api/project/users/me", Some("U1")).await;
+    assert_eq!(got.status, 200);
+    assert_eq!(up.last().method, "HEAD");
+    let got = head("/project/api/project/text", None).await;
+    assert_eq!((got.status.as_u16(), got.headers["x-method"].to_str().unwrap()), (200, "HEAD"));
+    assert_eq!((got.headers["content-length"].to_str().unwrap(), got.body.len()), ("4", 0));
+    gw.stop().await;
+}
+
 #[tokio::test]
 async fn replace_calling_its_own_api_does_not_loop_and_prefix_runs_first() {
     let up = Upstream::start().await;

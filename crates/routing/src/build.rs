@@ -42,16 +42,16 @@ impl<H> RouteTable<H> {
             table.additions.insert(id, sub);
         }
         // The same pair shows up in every team's context; report it once.
+        // A clash on GET is one on HEAD too (see `methods`): the GET one says it.
+        let key = |c: &Conflict, method: &str| {
+            let (first, second) = (c.first.0.id.clone(), c.second.0.id.clone());
+            (first, second, method.to_string(), c.scope.clone(), c.pattern.clone(), c.rule.to_string())
+        };
+        let on_get: BTreeSet<_> = conflicts.iter().filter(|c| c.method == "GET").map(|c| key(c, "HEAD")).collect();
         let mut seen = BTreeSet::new();
         conflicts.retain(|c| {
-            seen.insert((
-                c.first.0.id.clone(),
-                c.second.0.id.clone(),
-                c.method.clone(),
-                c.scope.clone(),
-                c.pattern.clone(),
-                c.rule.to_string(),
-            ))
+            let k = key(c, &c.method);
+            !(c.method == "HEAD" && on_get.contains(&k)) && seen.insert(k)
         });
         if conflicts.is_empty() {
             Ok(table)
@@ -61,27 +61,37 @@ impl<H> RouteTable<H> {
     }
 }
 
+/// The methods a hook applies to, each with whether it is only implied:
+/// those its manifest lists, and HEAD with GET unless it lists HEAD too.
+/// HEAD is GET without the content (RFC 9110 §9.3.2), and upstreams answer
+/// it as a GET, so a house rule on a GET is not walked past with a HEAD
+/// (nginx's `limit_except GET` covers HEAD the same way).
+fn methods(listed: &[String]) -> impl Iterator<Item = (&str, bool)> {
+    let head = listed.iter().any(|m| m == "GET") && !listed.iter().any(|m| m == "HEAD");
+    listed.iter().map(|m| (m.as_str(), false)).chain(head.then_some(("HEAD", true)))
+}
+
 fn build_interfaces<H: Clone>(inputs: Vec<HookInput<H>>, conflicts: &mut Vec<Conflict>) -> RouteTable<H> {
     let mut tries: HashMap<(String, String), Trie> = HashMap::new();
     let mut pending: Vec<Pending<H>> = Vec::new();
     let mut hook_count = 0;
     for input in inputs {
         let hook = Arc::new(Hook { instance: input.instance, api: input.api, payload: input.payload });
-        for method in &hook.api.methods {
-            let key = (hook.api.scope.clone(), method.clone());
+        for (method, implied) in methods(&hook.api.methods) {
+            let key = (hook.api.scope.clone(), method.to_string());
             let trie = tries.entry(key).or_insert_with(Trie::new);
             let idx = trie.insert(hook.api.url.segments(), pending.len());
             if idx == pending.len() {
                 pending.push(Pending {
                     scope: hook.api.scope.clone(),
-                    method: method.clone(),
+                    method: method.to_string(),
                     pattern: hook.api.url.as_str().to_string(),
                     segments: hook.api.url.segments().to_vec(),
                     hooks: Vec::new(),
                 });
             }
             pending[idx].hooks.push(hook.clone());
-            hook_count += 1;
+            hook_count += usize::from(!implied);
         }
     }
 

@@ -195,6 +195,33 @@ fn conflict_rules() {
 }
 
 #[test]
+fn head_goes_where_get_goes() {
+    let inputs = plugin(
+        "a",
+        PluginLevel::Organization,
+        None,
+        1,
+        &["intercept GET /users/me f", "replace POST /users/me g", "subscribe GET,HEAD /tasks h"],
+    );
+    let t = RouteTable::build(inputs).expect("ok");
+    assert_eq!(ran(&t, "HEAD", "/users/me", &[]), ["intercept:a.f"]);
+    assert_eq!(ran(&t, "HEAD", "/tasks", &[]), ["subscribe:a.h"]);
+    assert_eq!(t.hook_count(), 4, "an implied HEAD is not another hook");
+    // A clash on GET is reported once, not again for HEAD ...
+    let msg = conflict(
+        plugin("a", PluginLevel::Organization, None, 1, &["intercept GET /users/me f"]),
+        plugin("b", PluginLevel::Organization, None, 2, &["replace GET /users/me g"]),
+    );
+    assert!(msg.starts_with("conflict on GET /users/me"), "{msg}");
+    // ... and one only on HEAD is refused like any other.
+    let msg = conflict(
+        plugin("a", PluginLevel::Organization, None, 1, &["intercept GET /users/me f"]),
+        plugin("b", PluginLevel::Organization, None, 2, &["replace HEAD /users/me g"]),
+    );
+    assert!(msg.starts_with("conflict on HEAD /users/me") && msg.contains("intercept and replace"), "{msg}");
+}
+
+#[test]
 fn additions_are_per_instance() {
     let inputs = plugin("a", PluginLevel::Organization, None, 1, &["addition GET /hello f"]);
     let t = RouteTable::build(inputs).expect("ok");
