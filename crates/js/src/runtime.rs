@@ -16,6 +16,7 @@ use crate::host::{with_scope, CallScope, Instance};
 use crate::loader::PluginLoader;
 use crate::ops::HostIo;
 use crate::request::HookRequest;
+use crate::transpile::SYNC_TWIN;
 
 /// Makes header lookups case-insensitive without copying the headers.
 /// Builds the request object in JS: the object literal gets one cached shape
@@ -267,6 +268,10 @@ impl PluginRuntime {
                         let Some(f) = v.into_function() else {
                             return Err(HookError::NotExported(function.to_string()));
                         };
+                        // An async function that never awaits is called as its
+                        // synchronous twin (transpile.rs `sync_twins`).
+                        let twin = ns.get::<_, Value>(format!("{function}{SYNC_TWIN}")).ok();
+                        let f = twin.and_then(Value::into_function).unwrap_or(f);
                         functions.insert(function.to_string(), Persistent::save(&ctx, f.clone()));
                         f
                     }
@@ -327,7 +332,20 @@ fn as_load_error(f: Failure) -> HookError {
 
 /// Wait for a promise (or take a plain value), running queued jobs.
 fn settle<'js>(ctx: &Ctx<'js>, v: Value<'js>, deadline: Instant) -> rquickjs::Result<Value<'js>> {
-    let Some(promise) = v.as_promise().cloned() else { return Ok(v) };
+    let promise = match v.as_promise() {
+        Some(p) => p.clone(),
+        None => {
+            // A thenable is waited for, as `await` (and an async function's
+            // `return`) would; a `then` getter that throws fails the call.
+            let Some(obj) = v.as_object() else { return Ok(v) };
+            if !obj.get::<_, Value>("then")?.is_function() {
+                return Ok(v);
+            }
+            let (promise, resolve, _) = ctx.promise()?;
+            resolve.call::<_, ()>((v,))?;
+            promise
+        }
+    };
     loop {
         match promise.state() {
             PromiseState::Resolved => {
@@ -427,6 +445,7 @@ pub(crate) fn locate(instance: &Instance, stack: &str) -> Option<String> {
             continue;
         }
         let line = instance.code.source_line(file, line);
+        let func = func.strip_suffix(SYNC_TWIN).unwrap_or(func);
         return Some(if func.is_empty() { format!("{file}:{line}") } else { format!("{file}:{line} ({func})") });
     }
     None

@@ -178,6 +178,106 @@ pub fn transpile_with(path: &Path, source: &str, tsconfig: TsConfig) -> Result<T
     if !parsed.diagnostics.is_empty() {
         return Err(parsed.diagnostics.iter().map(|e| located(source, e)).collect());
     }
+    if let Some(edited) = parsed.module_record.has_module_syntax.then(|| sync_twins(source, &parsed.program)).flatten()
+    {
+        // The same lines with the twins in; what is wrong with it is wrong
+        // with the source (the edits are only names and an appended tail).
+        return transpile_edited(path, &edited, is_ts, tsconfig);
+    }
+    transpile_edited(path, source, is_ts, tsconfig)
+}
+
+/// Suffix of the name of the synchronous twin of an `async` function that
+/// never awaits (see [`sync_twins`]); the host calls a hook's twin when
+/// there is one.
+pub const SYNC_TWIN: &str = "__interpose_sync";
+
+/// An `async function` with no `await` of its own runs to its end when it
+/// is called, so calling its body as a plain function and taking what it
+/// returns (or throws) as the promise would have settled gives the same
+/// result, without QuickJS's async machinery (a promise, its resolving
+/// functions, a suspended frame: ~5k instructions a call, a fifth of a
+/// small hook's cost). Each such top-level function becomes `function
+/// NAME__interpose_sync` where it stands — its lines unchanged, so errors
+/// point at the source — and `async function NAME(...args)` calling it is
+/// appended, exported if the original was: the plugin's own code sees the
+/// same async function under the same name. The twins are exported for the
+/// host. `None` when there is no such function.
+fn sync_twins(source: &str, program: &oxc::ast::ast::Program<'_>) -> Option<String> {
+    use oxc::ast::ast::{ArrowFunctionExpression, AwaitExpression, Declaration, ForOfStatement, Function, Statement};
+    use oxc::ast_visit::{walk, Visit};
+    use oxc::syntax::scope::ScopeFlags;
+    /// Finds an `await` of the function itself (not of nested functions).
+    #[derive(Default)]
+    struct Awaits(bool);
+    impl<'a> Visit<'a> for Awaits {
+        fn visit_await_expression(&mut self, _: &AwaitExpression<'a>) {
+            self.0 = true;
+        }
+        fn visit_for_of_statement(&mut self, it: &ForOfStatement<'a>) {
+            self.0 |= it.r#await;
+            walk::walk_for_of_statement(self, it);
+        }
+        fn visit_function(&mut self, _: &Function<'a>, _: ScopeFlags) {}
+        fn visit_arrow_function_expression(&mut self, _: &ArrowFunctionExpression<'a>) {}
+    }
+    let mut edits: Vec<(usize, usize, String, bool)> = Vec::new();
+    for statement in &program.body {
+        let (start, f, exported) = match statement {
+            Statement::FunctionDeclaration(f) => (f.span.start, &**f, false),
+            Statement::ExportDeclaration(e) => match &e.declaration {
+                Declaration::FunctionDeclaration(f) => (e.span.start, &**f, true),
+                _ => continue,
+            },
+            _ => continue,
+        };
+        let (Some(id), Some(body)) = (&f.id, &f.body) else { continue };
+        if !f.r#async || f.generator {
+            continue;
+        }
+        let mut awaits = Awaits::default();
+        awaits.visit_function_body(body);
+        if awaits.0 {
+            continue;
+        }
+        edits.push((start as usize, id.span.end as usize, id.name.to_string(), exported));
+    }
+    if edits.is_empty() {
+        return None;
+    }
+    let mut out = String::with_capacity(source.len() + 200 * edits.len());
+    let mut tail = String::new();
+    let mut at = 0;
+    for (start, end, name, exported) in edits {
+        out.push_str(&source[at..start]);
+        // `export async function\n  name` keeps its line breaks.
+        let breaks = source[start..end].matches('\n').count();
+        out.push_str(&format!("function {name}{SYNC_TWIN}{}", "\n".repeat(breaks)));
+        at = end;
+        let export = if exported { "export " } else { "" };
+        tail.push_str(&format!(
+            "\n{export}async function {name}(...args) {{ return {name}{SYNC_TWIN}.apply(this, args); }}\n\
+             export {{ {name}{SYNC_TWIN} }};"
+        ));
+    }
+    out.push_str(&source[at..]);
+    out.push_str(&tail);
+    out.push('\n');
+    Some(out)
+}
+
+fn transpile_edited(
+    path: &Path,
+    source: &str,
+    is_ts: bool,
+    tsconfig: TsConfig,
+) -> Result<Transpiled, Vec<SyntaxError>> {
+    let source_type = if is_ts { SourceType::ts() } else { SourceType::mjs() };
+    let allocator = Allocator::default();
+    let parsed = Parser::new(&allocator, source, source_type).parse();
+    if !parsed.diagnostics.is_empty() {
+        return Err(parsed.diagnostics.iter().map(|e| located(source, e)).collect());
+    }
     if !is_ts {
         // `.mjs` is an ES module by name, as in Node.
         let may_be_commonjs = !parsed.module_record.has_module_syntax && path.extension().is_none_or(|e| e != "mjs");
@@ -422,11 +522,41 @@ mod tests {
     }
 
     #[test]
+    fn async_functions_that_never_await_get_a_synchronous_twin() {
+        let src = "export async function plain(r) { return { a: r }; }\n\
+                   export async function waits(r) { return await r; }\n\
+                   export async function loops(r) { for await (const x of r) {} }\n\
+                   export async function nested(r) { const g = async () => await r; return g; }\n\
+                   async function local(r) { return 1; }\n\
+                   export async function\n  split(r) {\n  throw new Error('line 8');\n}\n\
+                   export function notAsync() {}\nexport async function* gen() {}\n";
+        let code = transpile(Path::new("index.js"), src).expect("ok").code;
+        for twin in ["plain", "nested", "local", "split"] {
+            assert!(code.contains(&format!("function {twin}{SYNC_TWIN}")), "{twin}: {code}");
+            assert!(code.contains(&format!("export {{ {twin}{SYNC_TWIN} }};")), "{twin}: {code}");
+        }
+        for kept in ["waits", "loops", "notAsync", "gen"] {
+            assert!(!code.contains(&format!("{kept}{SYNC_TWIN}")), "{kept}: {code}");
+        }
+        assert!(
+            code.contains("\nexport async function plain(...args) { return plain__interpose_sync.apply(this, args); }")
+        );
+        assert!(code.contains("\nasync function local(...args)"), "not exported, as the original: {code}");
+        // Lines stay where they were (the throw is on line 8).
+        assert_eq!(code.lines().nth(7), Some("  throw new Error('line 8');"), "{code}");
+        // A script (CommonJS) is left alone: an `export` would make it a module.
+        let cjs = "async function f() { return 1 }\nmodule.exports = { f }\n";
+        assert_eq!(transpile(Path::new("a.js"), cjs).expect("ok").code, cjs);
+    }
+
+    #[test]
     fn strips_types_and_maps_lines() {
         let src = "import type { X } from './x';\ninterface A { a: number }\n\nexport async function f(r: A): Promise<number> {\n  const n: number = r.a as number;\n  return n satisfies number;\n}\nenum E { A = 1 }\nexport const e = E.A;\n";
         let t = transpile(Path::new("index.ts"), src).expect("ok");
         assert!(!t.code.contains("interface") && !t.code.contains(": number"), "{}", t.code);
-        assert!(t.code.contains("export async function f(r)"), "{}", t.code);
+        // `f` never awaits: it runs as its synchronous twin (see `sync_twins`).
+        assert!(t.code.contains("function f__interpose_sync(r)"), "{}", t.code);
+        assert!(t.code.contains("export async function f(...args)"), "{}", t.code);
         let gen_line = t.code.lines().position(|l| l.contains("const n")).expect("line");
         assert_eq!(t.line_map[gen_line], 5, "{:?}\n{}", t.line_map, t.code);
     }

@@ -281,6 +281,44 @@ async fn dist_wins_over_src_and_exports_are_listed() {
     assert_eq!(missing, [("named".to_string(), OnlyInDefault)]);
 }
 
+/// An async hook that never awaits runs as its synchronous twin; nothing a
+/// plugin or its caller can see differs from the async function.
+#[tokio::test]
+async fn async_hooks_that_never_await_behave_as_async() {
+    let dir = project(&[(
+        "backend/src/index.ts",
+        "export async function plain(r: any) { return { body: { m: r.method, isAsync: plain.constructor.name } } }\n\
+         export async function boom(r: any) {\n  const x = 1\n  throw new TypeError('bad ' + x)\n}\n\
+         export async function rejects() { return Promise.reject(new RangeError('later')) }\n\
+         export async function thenable() { return { then(ok: any) { ok({ statusCode: 418 }) } } }\n\
+         export async function fails() { throw new PluginError('warning', 'No', 'not allowed', 403) }\n\
+         export async function viaOwn(r: any) { const p = boom(r); return { body: { promise: p instanceof Promise, caught: await p.catch((e: any) => e.message) } } }\n\
+         export function syncThenable() { return { then(ok: any) { ok({ body: 'adopted' }) } } }\n\
+         import { PluginError } from '@ones-op/node-error'\n",
+    )]);
+    let inst = instance(&dir);
+    let h = host();
+    let body = |out: Result<CallOutcome, HookError>| match out {
+        Ok(CallOutcome::Returned(Some(v))) => v,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(body(call(&h, &inst, "plain", 1000).await), json!({"body": {"m": "POST", "isAsync": "AsyncFunction"}}));
+    // A throw is placed at its line, under the function's own name.
+    let e = call(&h, &inst, "boom", 1000).await.expect_err("throws");
+    assert_eq!(e.to_string(), "threw TypeError: bad 1 at backend/src/index.ts:4 (boom)");
+    let e = call(&h, &inst, "rejects", 1000).await.expect_err("rejects");
+    assert!(e.to_string().starts_with("threw RangeError: later"), "{e}");
+    // What it returns is settled as `await` would: a thenable is adopted.
+    assert_eq!(body(call(&h, &inst, "thenable", 1000).await), json!({"statusCode": 418}));
+    assert_eq!(body(call(&h, &inst, "syncThenable", 1000).await), json!({"body": "adopted"}));
+    match call(&h, &inst, "fails", 1000).await {
+        Ok(CallOutcome::Rejected(p)) => assert_eq!((p.errcode.as_str(), p.status), ("No", 403)),
+        other => panic!("{other:?}"),
+    }
+    // The plugin's own code calling the hook still gets a promise that rejects.
+    assert_eq!(body(call(&h, &inst, "viaOwn", 1000).await), json!({"body": {"promise": true, "caught": "bad 1"}}));
+}
+
 #[tokio::test]
 async fn a_failed_import_is_reported_where_it_is() {
     let load_error = |files: &[(&str, &str)]| {
