@@ -5,7 +5,7 @@ use std::path::Path;
 
 use oxc::allocator::Allocator;
 use oxc::codegen::{Codegen, CodegenOptions};
-use oxc::parser::Parser;
+use oxc::parser::{Parser, ParserReturn};
 use oxc::semantic::SemanticBuilder;
 use oxc::span::SourceType;
 use oxc::transformer::{TransformOptions, Transformer};
@@ -172,19 +172,26 @@ fn imports_redeclared(source: &str, program: &oxc::ast::ast::Program) -> Result<
 /// [`transpile`] under a project's [`TsConfig`].
 pub fn transpile_with(path: &Path, source: &str, tsconfig: TsConfig) -> Result<Transpiled, Vec<SyntaxError>> {
     let is_ts = matches!(path.extension().and_then(|e| e.to_str()), Some("ts" | "mts" | "cts"));
-    let source_type = if is_ts { SourceType::ts() } else { SourceType::mjs() };
     let allocator = Allocator::default();
-    let parsed = Parser::new(&allocator, source, source_type).parse();
-    if !parsed.diagnostics.is_empty() {
-        return Err(parsed.diagnostics.iter().map(|e| located(source, e)).collect());
-    }
+    let parsed = parse(&allocator, source, is_ts)?;
     if let Some(edited) = parsed.module_record.has_module_syntax.then(|| sync_twins(source, &parsed.program)).flatten()
     {
         // The same lines with the twins in; what is wrong with it is wrong
         // with the source (the edits are only names and an appended tail).
-        return transpile_edited(path, &edited, is_ts, tsconfig);
+        let allocator = Allocator::default();
+        let parsed = parse(&allocator, &edited, is_ts)?;
+        return transpile_parsed(path, &edited, parsed, &allocator, is_ts, tsconfig);
     }
-    transpile_edited(path, source, is_ts, tsconfig)
+    transpile_parsed(path, source, parsed, &allocator, is_ts, tsconfig)
+}
+
+fn parse<'a>(allocator: &'a Allocator, source: &'a str, is_ts: bool) -> Result<ParserReturn<'a>, Vec<SyntaxError>> {
+    let source_type = if is_ts { SourceType::ts() } else { SourceType::mjs() };
+    let parsed = Parser::new(allocator, source, source_type).parse();
+    if !parsed.diagnostics.is_empty() {
+        return Err(parsed.diagnostics.iter().map(|e| located(source, e)).collect());
+    }
+    Ok(parsed)
 }
 
 /// Suffix of the name of the synchronous twin of an `async` function that
@@ -266,18 +273,14 @@ fn sync_twins(source: &str, program: &oxc::ast::ast::Program<'_>) -> Option<Stri
     Some(out)
 }
 
-fn transpile_edited(
+fn transpile_parsed<'a>(
     path: &Path,
-    source: &str,
+    source: &'a str,
+    parsed: ParserReturn<'a>,
+    allocator: &'a Allocator,
     is_ts: bool,
     tsconfig: TsConfig,
 ) -> Result<Transpiled, Vec<SyntaxError>> {
-    let source_type = if is_ts { SourceType::ts() } else { SourceType::mjs() };
-    let allocator = Allocator::default();
-    let parsed = Parser::new(&allocator, source, source_type).parse();
-    if !parsed.diagnostics.is_empty() {
-        return Err(parsed.diagnostics.iter().map(|e| located(source, e)).collect());
-    }
     if !is_ts {
         // `.mjs` is an ES module by name, as in Node.
         let may_be_commonjs = !parsed.module_record.has_module_syntax && path.extension().is_none_or(|e| e != "mjs");
@@ -319,7 +322,7 @@ fn transpile_edited(
     options.decorator.legacy = tsconfig.experimental_decorators;
     options.decorator.emit_decorator_metadata = tsconfig.emit_decorator_metadata;
     options.helper_loader.module_name = crate::loader::HELPERS_PREFIX.into();
-    let ret = Transformer::new(&allocator, path, &options).build_with_scoping(scoping, &mut program);
+    let ret = Transformer::new(allocator, path, &options).build_with_scoping(scoping, &mut program);
     if !ret.diagnostics.is_empty() {
         return Err(ret.diagnostics.iter().map(|e| located(source, e)).collect());
     }
