@@ -268,10 +268,10 @@ impl PluginRuntime {
                         let Some(f) = v.into_function() else {
                             return Err(HookError::NotExported(function.to_string()));
                         };
-                        // An async function that never awaits is called as its
-                        // synchronous twin (transpile.rs `sync_twins`).
-                        let twin = ns.get::<_, Value>(format!("{function}{SYNC_TWIN}")).ok();
-                        let f = twin.and_then(Value::into_function).unwrap_or(f);
+                        // An async function that never awaits is called as the
+                        // synchronous twin it carries (transpile.rs `sync_twins`).
+                        let twin = f.get::<_, Value>(SYNC_TWIN).ok().and_then(Value::into_function);
+                        let f = twin.unwrap_or(f);
                         functions.insert(function.to_string(), Persistent::save(&ctx, f.clone()));
                         f
                     }

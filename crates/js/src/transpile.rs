@@ -228,18 +228,24 @@ fn sync_twins(source: &str, program: &oxc::ast::ast::Program<'_>) -> Option<Stri
         fn visit_function(&mut self, _: &Function<'a>, _: ScopeFlags) {}
         fn visit_arrow_function_expression(&mut self, _: &ArrowFunctionExpression<'a>) {}
     }
+    let functions = program.body.iter().filter_map(|statement| match statement {
+        Statement::FunctionDeclaration(f) => Some((f.span.start, &**f, false)),
+        Statement::ExportDeclaration(e) => match &e.declaration {
+            Declaration::FunctionDeclaration(f) => Some((e.span.start, &**f, true)),
+            _ => None,
+        },
+        _ => None,
+    });
+    // TypeScript overloads (declarations without a body) stay with their function.
+    let overloaded: Vec<&str> = functions
+        .clone()
+        .filter(|(_, f, _)| f.body.is_none())
+        .filter_map(|(_, f, _)| f.id.as_ref().map(|id| id.name.as_str()))
+        .collect();
     let mut edits: Vec<(usize, usize, String, bool)> = Vec::new();
-    for statement in &program.body {
-        let (start, f, exported) = match statement {
-            Statement::FunctionDeclaration(f) => (f.span.start, &**f, false),
-            Statement::ExportDeclaration(e) => match &e.declaration {
-                Declaration::FunctionDeclaration(f) => (e.span.start, &**f, true),
-                _ => continue,
-            },
-            _ => continue,
-        };
+    for (start, f, exported) in functions {
         let (Some(id), Some(body)) = (&f.id, &f.body) else { continue };
-        if !f.r#async || f.generator {
+        if !f.r#async || f.generator || overloaded.contains(&id.name.as_str()) {
             continue;
         }
         let mut awaits = Awaits::default();
@@ -252,20 +258,31 @@ fn sync_twins(source: &str, program: &oxc::ast::ast::Program<'_>) -> Option<Stri
     if edits.is_empty() {
         return None;
     }
-    let mut out = String::with_capacity(source.len() + 200 * edits.len());
+    // Each async function carries its twin, set before any of the module's
+    // own code runs (function declarations are hoisted): the host takes the
+    // twin from the function it is about to call, so a name exported for
+    // something else, or rebound, never reaches the wrong twin. It goes on
+    // the first line (after a `#!` line), so no line moves.
+    let mut carry = String::new();
     let mut tail = String::new();
-    let mut at = 0;
-    for (start, end, name, exported) in edits {
-        out.push_str(&source[at..start]);
-        // `export async function\n  name` keeps its line breaks.
-        let breaks = source[start..end].matches('\n').count();
-        out.push_str(&format!("function {name}{SYNC_TWIN}{}", "\n".repeat(breaks)));
-        at = end;
-        let export = if exported { "export " } else { "" };
+    for (_, _, name, exported) in &edits {
+        carry.push_str(&format!("{name}.{SYNC_TWIN} = {name}{SYNC_TWIN}; "));
+        let export = if *exported { "export " } else { "" };
         tail.push_str(&format!(
-            "\n{export}async function {name}(...args) {{ return {name}{SYNC_TWIN}.apply(this, args); }}\n\
-             export {{ {name}{SYNC_TWIN} }};"
+            "\n{export}async function {name}(...args) {{ return {name}{SYNC_TWIN}.apply(this, args); }}"
         ));
+    }
+    let first = if source.starts_with("#!") { source.find('\n').map_or(source.len(), |n| n + 1) } else { 0 };
+    let mut out = String::with_capacity(source.len() + carry.len() + tail.len() + 64);
+    out.push_str(&source[..first]);
+    out.push_str(&carry);
+    let mut at = first;
+    for (start, end, name, _) in &edits {
+        out.push_str(&source[at..*start]);
+        // `export async function\n  name` keeps its line breaks.
+        let breaks = source[*start..*end].matches('\n').count();
+        out.push_str(&format!("function {name}{SYNC_TWIN}{}", "\n".repeat(breaks)));
+        at = *end;
     }
     out.push_str(&source[at..]);
     out.push_str(&tail);
@@ -536,7 +553,7 @@ mod tests {
         let code = transpile(Path::new("index.js"), src).expect("ok").code;
         for twin in ["plain", "nested", "local", "split"] {
             assert!(code.contains(&format!("function {twin}{SYNC_TWIN}")), "{twin}: {code}");
-            assert!(code.contains(&format!("export {{ {twin}{SYNC_TWIN} }};")), "{twin}: {code}");
+            assert!(code.contains(&format!("{twin}.{SYNC_TWIN} = {twin}{SYNC_TWIN}; ")), "{twin}: {code}");
         }
         for kept in ["waits", "loops", "notAsync", "gen"] {
             assert!(!code.contains(&format!("{kept}{SYNC_TWIN}")), "{kept}: {code}");
@@ -547,6 +564,14 @@ mod tests {
         assert!(code.contains("\nasync function local(...args)"), "not exported, as the original: {code}");
         // Lines stay where they were (the throw is on line 8).
         assert_eq!(code.lines().nth(7), Some("  throw new Error('line 8');"), "{code}");
+        // A `#!` line stays first; TypeScript overloads keep their function.
+        let code =
+            transpile(Path::new("index.js"), "#!/usr/bin/env node\nexport async function f() {}\n").expect("ok").code;
+        assert!(code
+            .starts_with("#!/usr/bin/env node\nf.__interpose_sync = f__interpose_sync; function f__interpose_sync()"));
+        let ts = "export async function o(a: string): Promise<1>;\nexport async function o(a: any) { return 1 }\n";
+        let code = transpile(Path::new("index.ts"), ts).expect("ok").code;
+        assert!(!code.contains(SYNC_TWIN), "{code}");
         // A script (CommonJS) is left alone: an `export` would make it a module.
         let cjs = "async function f() { return 1 }\nmodule.exports = { f }\n";
         assert_eq!(transpile(Path::new("a.js"), cjs).expect("ok").code, cjs);

@@ -294,6 +294,9 @@ async fn async_hooks_that_never_await_behave_as_async() {
          export async function fails() { throw new PluginError('warning', 'No', 'not allowed', 403) }\n\
          export async function viaOwn(r: any) { const p = boom(r); return { body: { promise: p instanceof Promise, caught: await p.catch((e: any) => e.message) } } }\n\
          export function syncThenable() { return { then(ok: any) { ok({ body: 'adopted' }) } } }\n\
+         async function named() { return { body: 'the local one' } }\n\
+         async function real() { return { body: 'the exported one' } }\n\
+         export { real as named }\n\
          import { PluginError } from '@ones-op/node-error'\n",
     )]);
     let inst = instance(&dir);
@@ -315,6 +318,8 @@ async fn async_hooks_that_never_await_behave_as_async() {
         Ok(CallOutcome::Rejected(p)) => assert_eq!((p.errcode.as_str(), p.status), ("No", 403)),
         other => panic!("{other:?}"),
     }
+    // The twin is the called function's own, whatever the names.
+    assert_eq!(body(call(&h, &inst, "named", 1000).await), json!({"body": "the exported one"}));
     // The plugin's own code calling the hook still gets a promise that rejects.
     assert_eq!(body(call(&h, &inst, "viaOwn", 1000).await), json!({"body": {"promise": true, "caught": "bad 1"}}));
 }
