@@ -174,15 +174,18 @@ pub fn transpile_with(path: &Path, source: &str, tsconfig: TsConfig) -> Result<T
     let is_ts = matches!(path.extension().and_then(|e| e.to_str()), Some("ts" | "mts" | "cts"));
     let allocator = Allocator::default();
     let parsed = parse(&allocator, source, is_ts)?;
+    // Where the imports are in the source as written (the edits below move
+    // columns on the first line).
+    let imports = imports(source, &parsed.module_record);
     if let Some(edited) = parsed.module_record.has_module_syntax.then(|| sync_twins(source, &parsed.program)).flatten()
     {
         // The same lines with the twins in; what is wrong with it is wrong
         // with the source (the edits are only names and an appended tail).
         let allocator = Allocator::default();
         let parsed = parse(&allocator, &edited, is_ts)?;
-        return transpile_parsed(path, &edited, parsed, &allocator, is_ts, tsconfig);
+        return transpile_parsed(path, &edited, parsed, &allocator, imports, is_ts, tsconfig);
     }
-    transpile_parsed(path, source, parsed, &allocator, is_ts, tsconfig)
+    transpile_parsed(path, source, parsed, &allocator, imports, is_ts, tsconfig)
 }
 
 fn parse<'a>(allocator: &'a Allocator, source: &'a str, is_ts: bool) -> Result<ParserReturn<'a>, Vec<SyntaxError>> {
@@ -295,6 +298,7 @@ fn transpile_parsed<'a>(
     source: &'a str,
     parsed: ParserReturn<'a>,
     allocator: &'a Allocator,
+    imports: Vec<Import>,
     is_ts: bool,
     tsconfig: TsConfig,
 ) -> Result<Transpiled, Vec<SyntaxError>> {
@@ -308,10 +312,8 @@ fn transpile_parsed<'a>(
             // as a function body, where those names are fine.
             early_errors(source, &parsed.program)?;
         }
-        let imports = imports(source, &parsed.module_record);
         return Ok(Transpiled { code: source.to_string(), line_map: Vec::new(), commonjs, imports });
     }
-    let imports = imports(source, &parsed.module_record);
     let mut program = parsed.program;
     if !tsconfig.experimental_decorators {
         if let Some(at) = first_decorator(&program) {

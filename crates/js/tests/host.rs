@@ -344,6 +344,13 @@ async fn a_failed_import_is_reported_where_it_is() {
         e.contains("(imported at backend/src/index.ts:2:10; @ones-op/node-file exports FileError, createFile,"),
         "{e}"
     );
+    // The column as written, also on a first line the host adds to (an
+    // async function that never awaits: see `sync_twins`).
+    let e = load_error(&[(
+        "backend/src/index.js",
+        "import { writeFile } from '@ones-op/node-file';\nexport async function f() { return writeFile }\n",
+    )]);
+    assert!(e.contains("(imported at backend/src/index.js:1:10;"), "{e}");
     // Through a re-export in another of the plugin's files.
     let e = load_error(&[
         ("backend/src/index.ts", "import { a } from './lib';\nexport function f() { return a; }\n"),
