@@ -447,13 +447,20 @@ mod tests {
         });
     }
 
-    /// A key sequence is kept once, and never more than `MAX_KEPT` objects.
-    #[test]
-    fn shapes_are_kept_once_per_key_sequence_and_bounded() {
+    /// `f` with a context and its `make` (runtime.rs `MAKE_REQUEST`).
+    fn with_make(f: impl for<'js> FnOnce(rquickjs::Ctx<'js>, rquickjs::Function<'js>)) {
         let rt = Runtime::new().unwrap();
         let ctx = Context::full(&rt).unwrap();
         ctx.with(|ctx| {
             let make: rquickjs::Function = ctx.eval(crate::runtime::MAKE_REQUEST).unwrap();
+            f(ctx, make);
+        });
+    }
+
+    /// A key sequence is kept once, and never more than `MAX_KEPT` objects.
+    #[test]
+    fn shapes_are_kept_once_per_key_sequence_and_bounded() {
+        with_make(|ctx, make| {
             let mut shapes = Shapes::default();
             shapes.note(&ctx, &make, ["a", "b", "c"].into_iter());
             shapes.note(&ctx, &make, ["a", "b", "c"].into_iter());
@@ -478,10 +485,7 @@ mod tests {
     /// The request shapes kept are those `make` builds.
     #[test]
     fn request_keys_are_makes() {
-        let rt = Runtime::new().unwrap();
-        let ctx = Context::full(&rt).unwrap();
-        ctx.with(|ctx| {
-            let make: rquickjs::Function = ctx.eval(crate::runtime::MAKE_REQUEST).unwrap();
+        with_make(|ctx, make| {
             ctx.globals().set("make", make).unwrap();
             for (team, user) in [(true, true), (false, true), (true, false), (false, false)] {
                 let src = format!(
