@@ -82,11 +82,7 @@ fn zstd(mut input: &[u8], limit: usize) -> Result<Vec<u8>, DecodeError> {
     decoder.set_max_window_size(ZSTD_MAX_WINDOW);
     while !input.is_empty() {
         match ruzstd::decoding::StreamingDecoder::new_with_decoder(&mut input, &mut decoder) {
-            Ok(frame) => {
-                let room = limit - out.len();
-                let decoded = read_limited(frame, "zstd", room)?;
-                out.extend_from_slice(&decoded);
-            }
+            Ok(frame) => read_limited_into(frame, "zstd", limit, &mut out)?,
             Err(FrameDecoderError::ReadFrameHeaderError(ReadFrameHeaderError::SkipFrame { length, .. })) => {
                 input = input.get(length as usize..).ok_or_else(|| corrupt("a skippable frame is cut short".into()))?;
             }
@@ -98,14 +94,21 @@ fn zstd(mut input: &[u8], limit: usize) -> Result<Vec<u8>, DecodeError> {
 
 fn read_limited(reader: impl Read, coding: &str, limit: usize) -> Result<Vec<u8>, DecodeError> {
     let mut buf = Vec::new();
+    read_limited_into(reader, coding, limit, &mut buf)?;
+    Ok(buf)
+}
+
+/// Append what `reader` gives to `buf`, which may hold at most `limit` bytes in all.
+fn read_limited_into(reader: impl Read, coding: &str, limit: usize, buf: &mut Vec<u8>) -> Result<(), DecodeError> {
+    let room = limit.saturating_sub(buf.len());
     reader
-        .take(limit as u64 + 1)
-        .read_to_end(&mut buf)
+        .take(room as u64 + 1)
+        .read_to_end(buf)
         .map_err(|e| DecodeError::Corrupt { coding: coding.to_string(), cause: e.to_string() })?;
     if buf.len() > limit {
         return Err(DecodeError::TooLarge { coding: coding.to_string(), limit });
     }
-    Ok(buf)
+    Ok(())
 }
 
 #[cfg(test)]
