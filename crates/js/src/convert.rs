@@ -111,7 +111,7 @@ fn query_object<'js>(
 /// order; `teamUUID` and `userUUID` are there only when known.
 const REQUEST_KEYS: [&str; 9] = ["method", "url", "path", "query", "params", "headers", "body", "teamUUID", "userUUID"];
 
-fn request_keys(team: bool, user: bool) -> impl Iterator<Item = &'static str> + Clone {
+fn request_keys(team: bool, user: bool) -> impl Iterator<Item = &'static str> {
     REQUEST_KEYS.into_iter().filter(move |k| match *k {
         "teamUUID" => team,
         "userUUID" => user,

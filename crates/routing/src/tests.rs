@@ -126,6 +126,11 @@ fn query_variants_first_declared_wins() {
     assert!(ran(&t, "GET", "/users/me", &[("k2", "other")]).is_empty());
 }
 
+/// An organization-level plugin with one api.
+fn org(name: &str, seq: u64, api: &str) -> Vec<HookInput<String>> {
+    plugin(name, PluginLevel::Organization, None, seq, &[api])
+}
+
 fn conflict(a: Vec<HookInput<String>>, b: Vec<HookInput<String>>) -> String {
     let err = RouteTable::build(a.into_iter().chain(b).collect()).expect_err("conflict");
     assert_eq!(err.len(), 1, "{err:?}");
@@ -134,9 +139,6 @@ fn conflict(a: Vec<HookInput<String>>, b: Vec<HookInput<String>>) -> String {
 
 #[test]
 fn conflict_rules() {
-    fn org(name: &str, seq: u64, api: &str) -> Vec<HookInput<String>> {
-        plugin(name, PluginLevel::Organization, None, seq, &[api])
-    }
     let msg = conflict(org("a", 1, "intercept GET /users/me f"), org("b", 2, "replace GET /users/me g"));
     assert_eq!(msg, "conflict on GET /users/me (scope project, organization): plugin a (app_id a, instance a) intercept hook f() (apis[0]) and plugin b (app_id b, instance b) replace hook g() (apis[0]): intercept and replace cannot be used on the same interface in the same level context");
     let msg = conflict(org("a", 1, "subscribe GET /users/me f"), org("b", 2, "replace GET /users/me g"));
@@ -196,28 +198,16 @@ fn conflict_rules() {
 
 #[test]
 fn head_goes_where_get_goes() {
-    let inputs = plugin(
-        "a",
-        PluginLevel::Organization,
-        None,
-        1,
-        &["intercept GET /users/me f", "replace POST /users/me g", "subscribe GET,HEAD /tasks h"],
-    );
-    let t = RouteTable::build(inputs).expect("ok");
+    let apis = ["intercept GET /users/me f", "replace POST /users/me g", "subscribe GET,HEAD /tasks h"];
+    let t = RouteTable::build(plugin("a", PluginLevel::Organization, None, 1, &apis)).expect("ok");
     assert_eq!(ran(&t, "HEAD", "/users/me", &[]), ["intercept:a.f"]);
     assert_eq!(ran(&t, "HEAD", "/tasks", &[]), ["subscribe:a.h"]);
     assert_eq!(t.hook_count(), 4, "an implied HEAD is not another hook");
     // A clash on GET is reported once, not again for HEAD ...
-    let msg = conflict(
-        plugin("a", PluginLevel::Organization, None, 1, &["intercept GET /users/me f"]),
-        plugin("b", PluginLevel::Organization, None, 2, &["replace GET /users/me g"]),
-    );
+    let msg = conflict(org("a", 1, "intercept GET /users/me f"), org("b", 2, "replace GET /users/me g"));
     assert!(msg.starts_with("conflict on GET /users/me"), "{msg}");
     // ... and one only on HEAD is refused like any other.
-    let msg = conflict(
-        plugin("a", PluginLevel::Organization, None, 1, &["intercept GET /users/me f"]),
-        plugin("b", PluginLevel::Organization, None, 2, &["replace HEAD /users/me g"]),
-    );
+    let msg = conflict(org("a", 1, "intercept GET /users/me f"), org("b", 2, "replace HEAD /users/me g"));
     assert!(msg.starts_with("conflict on HEAD /users/me") && msg.contains("intercept and replace"), "{msg}");
 }
 
