@@ -159,6 +159,7 @@ fn control_error(e: ControlError) -> Response {
         ControlError::Conflict(_) => "Conflict",
         ControlError::Lifecycle { .. } => "LifecycleFailed",
         ControlError::Declarative(_) => "Declarative",
+        ControlError::AlreadyInstalled { .. } => "AlreadyInstalled",
         ControlError::Store(interpose_registry::StoreError::Stale { .. }) => "RegistryChanged",
         ControlError::Store(interpose_registry::StoreError::Unreachable) => "StoreUnreachable",
         ControlError::Store(_) | ControlError::Internal(_) => "InternalError",
@@ -166,6 +167,7 @@ fn control_error(e: ControlError) -> Response {
     let mut body = json!({"type": "error", "reason": e.to_string(), "errcode": errcode, "statusCode": status.as_u16()});
     match &e {
         ControlError::BadPlugin(problems) => body["problems"] = json!(problems),
+        ControlError::AlreadyInstalled { id, .. } => body["instance"] = json!(id),
         ControlError::Conflict(cs) => {
             body["conflicts"] = json!(cs
                 .iter()

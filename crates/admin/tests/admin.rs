@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use http::Request;
 use interpose_config::Config;
-use interpose_control::{archive, Manager};
+use interpose_control::{archive, ControlError, Manager};
 use interpose_gateway::{Gateway, Listening};
 use interpose_registry::Store;
 use interpose_test_util::{body, get, send, Got, Upstream};
@@ -29,6 +29,20 @@ impl Env {
     }
 
     async fn start_with(up: &Upstream, dir: &Path, token: Option<&str>, extra: &str) -> Env {
+        let manager = Env::manager(up, dir, extra).await.unwrap();
+        let data =
+            Listening::start(manager.gateway().clone(), "127.0.0.1:0".parse::<SocketAddr>().unwrap()).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let admin = format!("http://{}", listener.local_addr().unwrap());
+        let app = interpose_admin::router(manager.clone(), token.map(str::to_string));
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        Env { admin, data, manager, server }
+    }
+
+    /// The control plane on the registry in `dir`, `extra` added to the config.
+    async fn manager(up: &Upstream, dir: &Path, extra: &str) -> Result<Arc<Manager>, ControlError> {
         let text = format!(
             "[server]\nworkers = 2\n[storage]\nurl = \"sqlite://{}/reg.db\"\nworkspaces = \"ws\"\nplugins = \"plugins\"\n{extra}\n\
              [[upstreams]]\nscope = \"project\"\nmount = \"/project/api/project\"\nurl = \"{}/project/api/project\"\n",
@@ -37,16 +51,7 @@ impl Env {
         );
         let config = Config::from_str_with_env(&text, "t.toml", dir, Vec::new()).unwrap();
         let store = Store::open(&config.storage.url).await.unwrap();
-        let gw = Gateway::new(config).unwrap();
-        let manager = Manager::start(gw.clone(), store).await.unwrap();
-        let data = Listening::start(gw, "127.0.0.1:0".parse::<SocketAddr>().unwrap()).await.unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let admin = format!("http://{}", listener.local_addr().unwrap());
-        let app = interpose_admin::router(manager.clone(), token.map(str::to_string));
-        let server = tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
-        });
-        Env { admin, data, manager, server }
+        Manager::start(Gateway::new(config).unwrap(), store).await
     }
 
     fn url(&self, path: &str) -> String {
@@ -241,6 +246,17 @@ async fn a_restart_brings_back_exactly_the_enabled_set() {
     assert_eq!(get(&env.url("/project/api/project/team/T2/x"), &[]).await.status, 200);
     assert_eq!(life(dir.path(), "A1").last().map(String::as_str), Some("Start"), "Start() runs again after a restart");
     env.stop().await;
+
+    // The config file declaring what the registry runs at the same place.
+    let a = project("1.0.0", "");
+    let twice = format!("[[plugins]]\npath = \"{}\"\nteams = [\"T1\"]\ninstance = \"C1\"\n", a.path().display());
+    let err = Env::manager(&up, dir.path(), &twice).await.err().expect("refused").to_string();
+    assert!(
+        err.contains("life (app_id life) is declared in the config file's [[plugins]] (instance C1) and installed through the admin API at the same place (instance A1, team T1)"),
+        "{err}"
+    );
+    let elsewhere = twice.replace("T1", "T3");
+    Env::manager(&up, dir.path(), &elsewhere).await.expect("another team is another place");
 }
 
 #[tokio::test]
@@ -269,6 +285,20 @@ async fn conflicts_bad_uploads_and_wrong_placements_are_refused() {
         1,
         "nothing was added"
     );
+
+    // A plugin is installed once per place: again for T1 is refused before
+    // any of its code runs; for another team it is a new instance.
+    let got = env.call("POST", "/api/instances?team=T1&id=A2", pack(a.path())).await;
+    assert_eq!(got.status, 409, "{}", got.text());
+    let b = got.json();
+    assert_eq!((b["errcode"].as_str(), b["instance"].as_str()), (Some("AlreadyInstalled"), Some("A1")));
+    assert_eq!(
+        b["reason"],
+        "life (app_id life) is already installed for team T1 as instance A1: upgrade that instance (`interpose plugin upgrade A1 DIR`) or uninstall it first"
+    );
+    assert!(life(dir.path(), "A2").is_empty(), "Install() did not run");
+    assert_eq!(env.call("GET", "/api/instances", vec![]).await.json().as_array().unwrap().len(), 1);
+    assert_eq!(env.call("POST", "/api/instances?team=T2&id=A2", pack(a.path())).await.status, 201);
 
     // Path traversal inside the upload.
     let mut raw = Vec::new();

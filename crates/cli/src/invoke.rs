@@ -284,17 +284,36 @@ async fn install_or_reload(
     config: BTreeMap<String, String>,
 ) -> Result<InstanceInfo, ControlError> {
     let archive = archive::pack(dir).map_err(|e| ControlError::BadRequest(e.to_string()))?;
-    if let Some(id) = previous {
-        if manager.get(id).await.is_ok() {
-            let upgraded = manager.upgrade(id, &archive).await?;
-            if config.is_empty() {
-                return Ok(upgraded);
+    let here = |i: &InstanceInfo| match &placement {
+        Placement::Organization => i.team.is_none(),
+        Placement::Team(t) => i.team.as_ref() == Some(t),
+    };
+    let previous = match previous {
+        Some(id) => manager.get(id).await.ok(),
+        None => None,
+    };
+    let id = match previous {
+        Some(i) if here(&i) => i.id,
+        _ => {
+            if let Some(i) = previous {
+                // config/local.yaml names another team now: the debug
+                // instance moves there.
+                manager.uninstall(&i.id).await?;
             }
-            return manager.set_config(id, config).await;
+            let how = Install { placement, enable: true, id: None, debug: true, config: config.clone() };
+            match manager.install(&archive, how).await {
+                // This project's debug instance from an earlier run whose
+                // state file is gone: it is taken up again, with this code.
+                Err(ControlError::AlreadyInstalled { id, .. }) if manager.get(&id).await.is_ok_and(|i| i.debug) => id,
+                other => return other,
+            }
         }
+    };
+    let upgraded = manager.upgrade(&id, &archive).await?;
+    if config.is_empty() {
+        return Ok(upgraded);
     }
-    let how = Install { placement, enable: true, id: None, debug: true, config };
-    manager.install(&archive, how).await
+    manager.set_config(&id, config).await
 }
 
 fn banner(info: &InstanceInfo, listen: SocketAddr, system: &str, team: &str, gw: &Gateway) -> String {
@@ -462,4 +481,52 @@ fn done(dir: &Path, id: &str, step_name: Option<&str>, ran: Option<String>) -> E
         },
     }
     ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// The debug instance follows `team:` in config/local.yaml, and one left
+    /// by a run whose state file is gone is taken up again rather than a
+    /// second instance installed beside it (which the gateway refuses).
+    #[tokio::test]
+    async fn the_debug_instance_is_one_and_follows_the_team() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = "[storage]\nurl = \"sqlite::memory:\"\nworkspaces = \"ws\"\nplugins = \"plugins\"\n";
+        let config = Config::from_str_with_env(text, "t.toml", dir.path(), Vec::new()).unwrap();
+        let store = Store::open(&config.storage.url).await.unwrap();
+        let manager = Manager::start(Gateway::new(config).unwrap(), store).await.unwrap();
+        let p = interpose_test_util::project(&[
+            ("config/plugin.yaml", "service: {app_id: dbg, version: 1.0.0, name: dbg, scope: 1}\napis:\n  - {type: intercept, methods: [GET], url: '/team/:teamUUID/x', function: f}\n"),
+            ("backend/src/index.js", "export function f() {}\n"),
+        ]);
+        let team = |t: &str| Placement::Team(t.to_string());
+        let reload = |previous: Option<String>, t: &str| {
+            let manager = manager.clone();
+            let (dir, placement) = (p.path().to_path_buf(), team(t));
+            async move { install_or_reload(&manager, &dir, previous.as_deref(), placement, BTreeMap::new()).await }
+        };
+        let first = reload(None, "T1").await.unwrap();
+        assert_eq!(reload(Some(first.id.clone()), "T1").await.unwrap().id, first.id);
+        // invoke.json lost: the same instance again.
+        assert_eq!(reload(None, "T1").await.unwrap().id, first.id);
+        // Another team: the instance moves there.
+        let moved = reload(Some(first.id.clone()), "T2").await.unwrap();
+        assert_ne!(moved.id, first.id);
+        let placed: Vec<_> = manager.list().await.into_iter().map(|i| (i.team, i.debug)).collect();
+        assert_eq!(placed, [(Some("T2".to_string()), true)]);
+        // An instance the operator installed is not taken over.
+        let how = Install {
+            placement: team("T3"),
+            enable: true,
+            id: Some("op1".into()),
+            debug: false,
+            config: BTreeMap::new(),
+        };
+        manager.install(&archive::pack(p.path()).unwrap(), how).await.unwrap();
+        let err = reload(None, "T3").await.unwrap_err();
+        assert!(matches!(&err, ControlError::AlreadyInstalled { id, .. } if id == "op1"), "{err}");
+    }
 }

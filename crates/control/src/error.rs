@@ -17,6 +17,9 @@ pub enum ControlError {
     /// Enabling needs a value for these `required` config items.
     #[error("{plugin} requires a value for config {} before it is enabled: {how}", keys.iter().map(|k| format!("{k:?}")).collect::<Vec<_>>().join(", "))]
     MissingConfig { plugin: String, keys: Vec<String>, how: String },
+    /// A plugin is installed once per place (the organization, or a team).
+    #[error("{name} (app_id {app_id}) is already installed {place} as instance {id}: upgrade that instance (`interpose plugin upgrade {id} DIR`) or uninstall it first")]
+    AlreadyInstalled { name: String, app_id: String, place: String, id: String },
     #[error("instance {0} comes from the gateway config file ([[plugins]]); change interpose.toml instead")]
     Declarative(String),
     #[error("{0}")]
@@ -32,7 +35,7 @@ impl ControlError {
             ControlError::NotFound(_) => 404,
             ControlError::BadRequest(_) | ControlError::MissingConfig { .. } => 400,
             ControlError::BadPlugin(_) | ControlError::Lifecycle { .. } => 422,
-            ControlError::Conflict(_) | ControlError::Declarative(_) => 409,
+            ControlError::Conflict(_) | ControlError::Declarative(_) | ControlError::AlreadyInstalled { .. } => 409,
             // Another node changed the registry first: the caller may retry.
             ControlError::Store(interpose_registry::StoreError::Stale { .. }) => 409,
             ControlError::Store(interpose_registry::StoreError::Unreachable) => 503,

@@ -117,6 +117,24 @@ impl Manager {
             };
             entries.push(registry_entry(registry_instance(&gw, plugin, &row), &row));
         }
+        // A `[[plugins]]` entry added for what the registry already runs there
+        // (the admin API refuses a second install at one place).
+        for e in entries.iter().filter(|e| !e.declarative) {
+            let m = &e.inst.meta;
+            if let Some(d) =
+                entries.iter().find(|d| d.declarative && d.inst.meta.app_id == m.app_id && d.inst.meta.team == m.team)
+            {
+                return Err(ControlError::BadRequest(format!(
+                    "{} (app_id {}) is declared in the config file's [[plugins]] (instance {}) and installed through the admin API at the same place (instance {}, {}): a plugin is installed once per team or organization; remove the [[plugins]] entry, or start without it and uninstall instance {}",
+                    m.name,
+                    m.app_id,
+                    d.inst.meta.id,
+                    m.id,
+                    match &m.team { Some(t) => format!("team {t}"), None => "the organization".into() },
+                    m.id
+                )));
+            }
+        }
         let snapshot = prepare(&gw, &entries, None)?;
         gw.swap(snapshot);
         let version = Arc::new(AtomicI64::new(version));
@@ -189,6 +207,11 @@ impl Manager {
             if !valid_id(t) {
                 return Err(ControlError::BadRequest(format!("{t:?} is not a team UUID")));
             }
+        }
+        if let Some(e) =
+            entries.iter().find(|e| e.inst.meta.app_id == plugin.manifest.service.app_id && e.inst.meta.team == team)
+        {
+            return Err(already_installed(e));
         }
         let id = match id {
             Some(id) if !valid_id(&id) => {
@@ -528,6 +551,20 @@ pub(crate) fn prepare_replacing(
 ) -> Result<Snapshot, ControlError> {
     let all = entries.iter().enumerate().map(|(j, e)| if j == i { with } else { e });
     gw.prepare(enabled(all)).map_err(ControlError::Conflict)
+}
+
+/// The error for installing again what `e` already runs at its place.
+pub(crate) fn already_installed(e: &Entry) -> ControlError {
+    let meta = &e.inst.meta;
+    ControlError::AlreadyInstalled {
+        name: meta.name.clone(),
+        app_id: meta.app_id.clone(),
+        place: match &meta.team {
+            Some(t) => format!("for team {t}"),
+            None => "for the organization".into(),
+        },
+        id: meta.id.clone(),
+    }
 }
 
 fn new_id(entries: &[Entry]) -> String {

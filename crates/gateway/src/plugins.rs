@@ -225,6 +225,8 @@ pub fn build_routes(
 /// a new one). Every problem of every entry is reported.
 pub fn declared_instances(config: &Config) -> Result<Vec<InstalledInstance>, Vec<String>> {
     let mut out: Vec<InstalledInstance> = Vec::new();
+    // The `[[plugins]]` entry each of `out` comes from.
+    let mut from: Vec<usize> = Vec::new();
     let mut problems = Vec::new();
     for decl in &config.plugins {
         let key = format!("plugins[{}]", decl.index);
@@ -238,10 +240,23 @@ pub fn declared_instances(config: &Config) -> Result<Vec<InstalledInstance>, Vec
         match declared(config, decl, plugin, out.len() as u64, &[]) {
             Ok(instances) => {
                 for inst in instances {
-                    if out.iter().any(|i| i.meta.id == inst.meta.id) {
-                        problems.push(format!("{key}.instance: instance {:?} is used twice", inst.meta.id));
+                    let m = &inst.meta;
+                    if out.iter().any(|i| i.meta.id == m.id) {
+                        problems.push(format!("{key}.instance: instance {:?} is used twice", m.id));
+                    } else if let Some(n) = out.iter().position(|i| i.meta.app_id == m.app_id && i.meta.team == m.team)
+                    {
+                        // A plugin is installed once per place.
+                        let place = match &m.team {
+                            Some(t) => format!("for team {t}"),
+                            None => "for the organization".into(),
+                        };
+                        problems.push(format!(
+                            "{key}: {} (app_id {}) is already declared {place} by plugins[{}]; a plugin is installed once per team or organization",
+                            m.name, m.app_id, from[n]
+                        ));
                     } else {
                         out.push(inst);
+                        from.push(decl.index);
                     }
                 }
             }

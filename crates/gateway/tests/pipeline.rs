@@ -436,3 +436,36 @@ async fn bad_plugins_keep_the_gateway_from_starting() {
     assert!(err.contains("no upstream serves scope \"crm\""), "{err}");
     assert!(err.contains("is a team-level plugin (service.scope 1); list the teams"), "{err}");
 }
+
+/// A plugin is installed once per team or organization: the config file
+/// cannot declare it twice at one place (its intercepts would run twice).
+#[tokio::test]
+async fn a_plugin_declared_twice_at_one_place_is_refused() {
+    let up = Upstream::start().await;
+    let team = plugin(
+        "service: {app_id: tw, version: 1.0.0, name: twice, scope: 1}\napis:\n  - {type: intercept, methods: [GET], url: '/team/:teamUUID/x', function: f}\n",
+        "export function f() {}\n",
+    );
+    let org = org_plugin(
+        "orgtwice",
+        "  - {type: intercept, methods: [GET], url: /users/me, function: f}\n",
+        "export function f() {}\n",
+    );
+    let start = |decls: String| {
+        let text = format!("[[upstreams]]\nscope = \"project\"\nmount = \"/p\"\nurl = \"{}\"\n{decls}", up.url());
+        let config = Config::from_str_with_env(&text, "t.toml", Path::new("/"), Vec::new()).unwrap();
+        Gateway::new(config).map(|_| ()).map_err(|e| e.to_string())
+    };
+    let err = start(format!("{}{}", decl(&team, &["T1"]), decl(&team, &["T2", "T1"]))).expect_err("refused");
+    assert!(
+        err.contains("plugins[1]: twice (app_id tw) is already declared for team T1 by plugins[0]; a plugin is installed once per team or organization"),
+        "{err}"
+    );
+    let err = start(format!("{}{}", decl(&org, &[]), decl(&org, &[]))).expect_err("refused");
+    assert!(
+        err.contains("plugins[1]: orgtwice (app_id orgtwice) is already declared for the organization by plugins[0]"),
+        "{err}"
+    );
+    // Other teams are other places.
+    start(format!("{}{}", decl(&team, &["T1"]), decl(&team, &["T2"]))).expect("starts");
+}
