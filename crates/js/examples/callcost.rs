@@ -10,7 +10,8 @@
 //! ```
 //!
 //! (the difference of the two totals / 2000 is the cost of one call; `allow`
-//! instead of `block` for a request the plugin lets through).
+//! instead of `block` for a request the plugin lets through). With
+//! `CALLCOST_PLUGIN=file.js` it runs that file's `preIntercept` instead.
 #![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
@@ -31,7 +32,8 @@ fn main() {
     let n: usize = args.next().and_then(|n| n.parse().ok()).expect("usage: callcost N [allow|block]");
     let block = args.next().as_deref() == Some("block");
     let request = request(block);
-    let code = Arc::new(PluginCode::from_source("backend/src/index.js", PLUGIN).unwrap());
+    let source = std::env::var("CALLCOST_PLUGIN").map(|f| std::fs::read_to_string(f).unwrap());
+    let code = Arc::new(PluginCode::from_source("backend/src/index.js", source.as_deref().unwrap_or(PLUGIN)).unwrap());
     let instance = Instance::new("bench0001", "bench-block", code, InstanceLimits::default(), None);
     let mut local = LocalRuntime::new(instance, Duration::from_secs(1), None).unwrap();
     for _ in 0..n {

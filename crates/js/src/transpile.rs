@@ -211,10 +211,17 @@ pub const SYNC_TWIN: &str = "__interpose_sync";
 /// NAME__interpose_sync` where it stands — its lines unchanged, so errors
 /// point at the source — and `async function NAME(...args)` calling it is
 /// appended, exported if the original was: the plugin's own code sees the
-/// same async function under the same name. The twins are exported for the
-/// host. `None` when there is no such function.
+/// same async function under the same name. A top-level `const NAME =
+/// async (…) => …` (or `= async function …`) that never awaits becomes
+/// `const NAME = __interpose_twin((…) => …, "NAME")` in place: the helper
+/// returns an async function named NAME, of the same length, calling the
+/// now synchronous function, and carrying it as its twin. `None` when there
+/// is no such function.
 fn sync_twins(source: &str, program: &oxc::ast::ast::Program<'_>) -> Option<String> {
-    use oxc::ast::ast::{ArrowFunctionExpression, AwaitExpression, Declaration, ForOfStatement, Function, Statement};
+    use oxc::ast::ast::{
+        ArrowFunctionBody, ArrowFunctionExpression, AwaitExpression, BindingPattern, Declaration, Expression,
+        ForOfStatement, Function, FunctionBody, Statement, VariableDeclaration,
+    };
     use oxc::ast_visit::{walk, Visit};
     use oxc::syntax::scope::ScopeFlags;
     /// Finds an `await` of the function itself (not of nested functions).
@@ -231,6 +238,16 @@ fn sync_twins(source: &str, program: &oxc::ast::ast::Program<'_>) -> Option<Stri
         fn visit_function(&mut self, _: &Function<'a>, _: ScopeFlags) {}
         fn visit_arrow_function_expression(&mut self, _: &ArrowFunctionExpression<'a>) {}
     }
+    let never_awaits = |body: &FunctionBody<'_>| {
+        let mut awaits = Awaits::default();
+        awaits.visit_function_body(body);
+        !awaits.0
+    };
+    let arrow_never_awaits = |body: &ArrowFunctionBody<'_>| {
+        let mut awaits = Awaits::default();
+        awaits.visit_arrow_function_body(body);
+        !awaits.0
+    };
     let functions = program.body.iter().filter_map(|statement| match statement {
         Statement::FunctionDeclaration(f) => Some((f.span.start, &**f, false)),
         Statement::ExportDeclaration(e) => match &e.declaration {
@@ -245,46 +262,82 @@ fn sync_twins(source: &str, program: &oxc::ast::ast::Program<'_>) -> Option<Stri
         .filter(|(_, f, _)| f.body.is_none())
         .filter_map(|(_, f, _)| f.id.as_ref().map(|id| id.name.as_str()))
         .collect();
-    let mut edits: Vec<(usize, usize, String, bool)> = Vec::new();
-    for (start, f, exported) in functions {
-        let (Some(id), Some(body)) = (&f.id, &f.body) else { continue };
-        if !f.r#async || f.generator || overloaded.contains(&id.name.as_str()) {
-            continue;
-        }
-        let mut awaits = Awaits::default();
-        awaits.visit_function_body(body);
-        if awaits.0 {
-            continue;
-        }
-        edits.push((start as usize, id.span.end as usize, id.name.to_string(), exported));
-    }
-    if edits.is_empty() {
-        return None;
-    }
-    // Each async function carries its twin, set before any of the module's
-    // own code runs (function declarations are hoisted): the host takes the
-    // twin from the function it is about to call, so a name exported for
-    // something else, or rebound, never reaches the wrong twin. It goes on
-    // the first line (after a `#!` line), so no line moves.
+    // (start, end, replacement), in source order; and the appended async functions.
+    let mut edits: Vec<(usize, usize, String)> = Vec::new();
     let mut carry = String::new();
     let mut tail = String::new();
-    for (_, _, name, exported) in &edits {
+    for (start, f, exported) in functions {
+        let (Some(id), Some(body)) = (&f.id, &f.body) else { continue };
+        if !f.r#async || f.generator || overloaded.contains(&id.name.as_str()) || !never_awaits(body) {
+            continue;
+        }
+        let (start, end, name) = (start as usize, id.span.end as usize, id.name.as_str());
+        // `export async function\n  name` keeps its line breaks.
+        let breaks = source[start..end].matches('\n').count();
+        edits.push((start, end, format!("function {name}{SYNC_TWIN}{}", "\n".repeat(breaks))));
+        // Each async function carries its twin, set before any of the
+        // module's own code runs (function declarations are hoisted): the
+        // host takes the twin from the function it is about to call, so a
+        // name exported for something else, or rebound, never reaches the
+        // wrong twin. It goes on the first line (after a `#!` line), so no
+        // line moves.
         carry.push_str(&format!("{name}.{SYNC_TWIN} = {name}{SYNC_TWIN}; "));
-        let export = if *exported { "export " } else { "" };
+        let export = if exported { "export " } else { "" };
         tail.push_str(&format!(
             "\n{export}async function {name}(...args) {{ return {name}{SYNC_TWIN}.apply(this, args); }}"
         ));
     }
+    let declarations = program.body.iter().filter_map(|statement| match statement {
+        Statement::VariableDeclaration(d) => Some(&**d),
+        Statement::ExportDeclaration(e) => match &e.declaration {
+            Declaration::VariableDeclaration(d) => Some(&**d),
+            _ => None,
+        },
+        _ => None,
+    });
+    let mut helper = false;
+    for declarator in declarations.flat_map(|d: &VariableDeclaration<'_>| d.declarations.iter()) {
+        let BindingPattern::BindingIdentifier(id) = &declarator.id else { continue };
+        // A named function expression keeps its own name.
+        let (span, twin, name) = match &declarator.init {
+            Some(Expression::ArrowFunctionExpression(a)) => {
+                (a.span, a.r#async && arrow_never_awaits(&a.body), id.name.as_str())
+            }
+            Some(Expression::FunctionExpression(f)) => (
+                f.span,
+                f.r#async && !f.generator && f.body.as_ref().is_some_and(|b| never_awaits(b)),
+                f.id.as_ref().map_or(id.name.as_str(), |own| own.name.as_str()),
+            ),
+            _ => continue,
+        };
+        let (start, end) = (span.start as usize, span.end as usize);
+        if !twin || !source[start..].starts_with("async") {
+            continue;
+        }
+        edits.push((start, start + "async".len(), "__interpose_twin(".into()));
+        edits.push((end, end, format!(", {name:?})")));
+        helper = true;
+    }
+    if edits.is_empty() {
+        return None;
+    }
+    if helper {
+        // Module-scoped and hoisted: every initializer may use it.
+        carry.push_str(&format!(
+            "function __interpose_twin(f, name) {{ const a = {{ async [name](...args) {{ return f.apply(this, args); }} }}[name]; \
+             Object.defineProperty(a, 'length', {{ value: f.length }}); \
+             Object.defineProperty(f, 'name', {{ value: name }}); a.{SYNC_TWIN} = f; return a; }} "
+        ));
+    }
+    edits.sort_by_key(|e| (e.0, e.1));
     let first = if source.starts_with("#!") { source.find('\n').map_or(source.len(), |n| n + 1) } else { 0 };
     let mut out = String::with_capacity(source.len() + carry.len() + tail.len() + 64);
     out.push_str(&source[..first]);
     out.push_str(&carry);
     let mut at = first;
-    for (start, end, name, _) in &edits {
+    for (start, end, text) in &edits {
         out.push_str(&source[at..*start]);
-        // `export async function\n  name` keeps its line breaks.
-        let breaks = source[*start..*end].matches('\n').count();
-        out.push_str(&format!("function {name}{SYNC_TWIN}{}", "\n".repeat(breaks)));
+        out.push_str(text);
         at = *end;
     }
     out.push_str(&source[at..]);
@@ -577,6 +630,35 @@ mod tests {
         // A script (CommonJS) is left alone: an `export` would make it a module.
         let cjs = "async function f() { return 1 }\nmodule.exports = { f }\n";
         assert_eq!(transpile(Path::new("a.js"), cjs).expect("ok").code, cjs);
+    }
+
+    #[test]
+    fn async_arrows_that_never_await_get_a_synchronous_twin() {
+        let src = "export const a = async (r) => ({ r });\n\
+                   export const b = async function (r) {\n  return r;\n};\n\
+                   const c = async r => r, d = async () => await 1;\n\
+                   export const e = async () => { const g = async () => await 1; return g; };\n\
+                   export const f = (async () => 1);\nexport const { h } = { h: async () => 1 };\n\
+                   export const i = async function* () {};\nlet j = async () => { for await (const x of []) {} };\n";
+        let code = transpile(Path::new("index.js"), src).expect("ok").code;
+        let lines: Vec<&str> = code.lines().collect();
+        assert!(lines[0].starts_with("function __interpose_twin(f, name) {"), "{code}");
+        assert!(lines[0].ends_with("export const a = __interpose_twin( (r) => ({ r }), \"a\");"), "{code}");
+        assert_eq!(lines[1], "export const b = __interpose_twin( function (r) {");
+        assert_eq!(lines[3], "}, \"b\");", "lines stay where they were");
+        assert_eq!(lines[4], "const c = __interpose_twin( r => r, \"c\"), d = async () => await 1;");
+        assert!(lines[5].starts_with("export const e = __interpose_twin( () => {"), "{code}");
+        for kept in ["export const f = (async () => 1);", "export const { h } = { h: async () => 1 };"] {
+            assert!(lines.contains(&kept), "{kept}: {code}");
+        }
+        assert!(lines.contains(&"export const i = async function* () {};"), "{code}");
+        assert!(lines[9].starts_with("let j = async ()"), "{code}");
+        let code = transpile(Path::new("index.js"), "export const k = async function own() {};\n").expect("ok").code;
+        assert!(code.contains("export const k = __interpose_twin( function own() {}, \"own\");"), "{code}");
+        // TypeScript: annotations stay where they are, and are stripped.
+        let ts = "export const k: (r: any) => Promise<void> = async <T,>(r: T): Promise<void> => {}\n";
+        let code = transpile(Path::new("index.ts"), ts).expect("ok").code;
+        assert!(code.contains("export const k = __interpose_twin((r) => {}, \"k\");"), "{code}");
     }
 
     #[test]

@@ -324,6 +324,41 @@ async fn async_hooks_that_never_await_behave_as_async() {
     assert_eq!(body(call(&h, &inst, "viaOwn", 1000).await), json!({"body": {"promise": true, "caught": "bad 1"}}));
 }
 
+/// The same for `const f = async (…) => …` and `= async function …`.
+#[tokio::test]
+async fn async_arrow_hooks_that_never_await_behave_as_async() {
+    let dir = project(&[(
+        "backend/src/index.ts",
+        "import { PluginError } from '@ones-op/node-error'\n\
+         export const plain = async (r: any): Promise<any> => ({ body: { m: r.method, kind: plain.constructor.name, name: plain.name, length: plain.length } })\n\
+         export const boom = async (r: any) => {\n  const x = 1\n  throw new TypeError('bad ' + x)\n}\n\
+         export const fails = async function () { throw new PluginError('warning', 'No', 'not allowed', 403) }\n\
+         export const self = async function (this: any) { return { body: { thisIs: typeof this } } }\n\
+         const table = { boom }\n\
+         export const viaOwn = async (r: any) => { const p = table.boom(r); return { body: { promise: p instanceof Promise, caught: await p.catch((e: any) => e.message) } } }\n\
+         export const waits = async (r: any) => await r.method\n",
+    )]);
+    let inst = instance(&dir);
+    let h = host();
+    let body = |out: Result<CallOutcome, HookError>| match out {
+        Ok(CallOutcome::Returned(Some(v))) => v,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        body(call(&h, &inst, "plain", 1000).await),
+        json!({"body": {"m": "POST", "kind": "AsyncFunction", "name": "plain", "length": 1}})
+    );
+    let e = call(&h, &inst, "boom", 1000).await.expect_err("throws");
+    assert_eq!(e.to_string(), "threw TypeError: bad 1 at backend/src/index.ts:5 (boom)");
+    match call(&h, &inst, "fails", 1000).await {
+        Ok(CallOutcome::Rejected(p)) => assert_eq!((p.errcode.as_str(), p.status), ("No", 403)),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(body(call(&h, &inst, "self", 1000).await), json!({"body": {"thisIs": "undefined"}}));
+    assert_eq!(body(call(&h, &inst, "viaOwn", 1000).await), json!({"body": {"promise": true, "caught": "bad 1"}}));
+    assert_eq!(body(call(&h, &inst, "waits", 1000).await), json!("POST"));
+}
+
 #[tokio::test]
 async fn a_failed_import_is_reported_where_it_is() {
     let load_error = |files: &[(&str, &str)]| {
