@@ -18,7 +18,7 @@ pub enum ControlError {
     #[error("{plugin} requires a value for config {} before it is enabled: {how}", keys.iter().map(|k| format!("{k:?}")).collect::<Vec<_>>().join(", "))]
     MissingConfig { plugin: String, keys: Vec<String>, how: String },
     /// A plugin is installed once per place (the organization, or a team).
-    #[error("{name} (app_id {app_id}) is already installed {place} as instance {id}: upgrade that instance (`interpose plugin upgrade {id} DIR`) or uninstall it first")]
+    #[error("{name} (app_id {app_id}) is already installed for {place} as instance {id}: upgrade that instance (`interpose plugin upgrade {id} DIR`) or uninstall it first")]
     AlreadyInstalled { name: String, app_id: String, place: String, id: String },
     #[error("instance {0} comes from the gateway config file ([[plugins]]); change interpose.toml instead")]
     Declarative(String),

@@ -121,16 +121,14 @@ impl Manager {
         // (the admin API refuses a second install at one place).
         for e in entries.iter().filter(|e| !e.declarative) {
             let m = &e.inst.meta;
-            if let Some(d) =
-                entries.iter().find(|d| d.declarative && d.inst.meta.app_id == m.app_id && d.inst.meta.team == m.team)
-            {
+            if let Some(d) = entries.iter().find(|d| d.declarative && d.inst.meta.same_place(m)) {
                 return Err(ControlError::BadRequest(format!(
                     "{} (app_id {}) is declared in the config file's [[plugins]] (instance {}) and installed through the admin API at the same place (instance {}, {}): a plugin is installed once per team or organization; remove the [[plugins]] entry, or start without it and uninstall instance {}",
                     m.name,
                     m.app_id,
                     d.inst.meta.id,
                     m.id,
-                    match &m.team { Some(t) => format!("team {t}"), None => "the organization".into() },
+                    m.place(),
                     m.id
                 )));
             }
@@ -559,10 +557,7 @@ pub(crate) fn already_installed(e: &Entry) -> ControlError {
     ControlError::AlreadyInstalled {
         name: meta.name.clone(),
         app_id: meta.app_id.clone(),
-        place: match &meta.team {
-            Some(t) => format!("for team {t}"),
-            None => "for the organization".into(),
-        },
+        place: meta.place(),
         id: meta.id.clone(),
     }
 }

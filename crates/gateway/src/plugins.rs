@@ -243,16 +243,13 @@ pub fn declared_instances(config: &Config) -> Result<Vec<InstalledInstance>, Vec
                     let m = &inst.meta;
                     if out.iter().any(|i| i.meta.id == m.id) {
                         problems.push(format!("{key}.instance: instance {:?} is used twice", m.id));
-                    } else if let Some(n) = out.iter().position(|i| i.meta.app_id == m.app_id && i.meta.team == m.team)
-                    {
-                        // A plugin is installed once per place.
-                        let place = match &m.team {
-                            Some(t) => format!("for team {t}"),
-                            None => "for the organization".into(),
-                        };
+                    } else if let Some(n) = out.iter().position(|i| i.meta.same_place(m)) {
                         problems.push(format!(
-                            "{key}: {} (app_id {}) is already declared {place} by plugins[{}]; a plugin is installed once per team or organization",
-                            m.name, m.app_id, from[n]
+                            "{key}: {} (app_id {}) is already declared for {} by plugins[{}]; a plugin is installed once per team or organization",
+                            m.name,
+                            m.app_id,
+                            m.place(),
+                            from[n]
                         ));
                     } else {
                         out.push(inst);

@@ -22,6 +22,21 @@ pub struct Instance {
     pub seq: u64,
 }
 
+impl Instance {
+    /// Where it is installed: "team T1", or "the organization".
+    pub fn place(&self) -> String {
+        match &self.team {
+            Some(t) => format!("team {t}"),
+            None => "the organization".into(),
+        }
+    }
+
+    /// The same plugin at the same place (a plugin is installed once per place).
+    pub fn same_place(&self, other: &Instance) -> bool {
+        self.app_id == other.app_id && self.team == other.team
+    }
+}
+
 /// One hook handed to [`RouteTable::build`]: an `apis[]` entry of an enabled
 /// instance plus whatever the caller needs to run it (`payload`).
 #[derive(Debug, Clone)]
