@@ -61,6 +61,7 @@ pub enum InvokeCmd {
 }
 
 /// `config/local.yaml`.
+#[derive(Clone, PartialEq)]
 struct Local {
     system: Option<String>,
     listen: Option<SocketAddr>,
@@ -153,6 +154,7 @@ async fn run_debug(dir: &Path, sample: bool, listen: Option<SocketAddr>) -> anyh
         eprintln!("error: {msg}");
         Ok(ExitCode::from(EXIT_BAD_INPUT))
     };
+    let local_stamp = stamp(&dir.join(LOCAL_YAML));
     let local = match read_local(dir) {
         Ok(l) => l,
         Err(e) => return bad(e),
@@ -255,7 +257,7 @@ async fn run_debug(dir: &Path, sample: bool, listen: Option<SocketAddr>) -> anyh
         dir.to_path_buf(),
         id.clone(),
         installed.hooks.clone(),
-        files,
+        (files, local_stamp, Local { system: if sample { None } else { local.system.clone() }, ..local }),
         stop_tx.clone(),
     ));
     let logs = tokio::spawn(stream_logs(manager.clone(), id.clone()));
@@ -318,7 +320,7 @@ async fn install_or_reload(
 
 fn banner(info: &InstanceInfo, listen: SocketAddr, system: &str, team: &str, gw: &Gateway) -> String {
     let mut s = format!(
-        "interpose invoke run: {} {} ({} plugin)\n  debug instance  {}\n  gateway         http://{listen}\n  standard system {system}\n  workspace       {}\n\nCall it (Ctrl-C stops; edits to config/plugin.yaml and backend/ reload within a second):\n",
+        "interpose invoke run: {} {} ({} plugin)\n  debug instance  {}\n  gateway         http://{listen}\n  standard system {system}\n  workspace       {}\n\nCall it (Ctrl-C stops; edits to config/plugin.yaml, backend/ and the config values in config/local.yaml apply within a second):\n",
         info.name,
         info.version,
         info.level,
@@ -361,7 +363,7 @@ async fn watch(
     dir: PathBuf,
     id: String,
     mut hooks: Vec<String>,
-    mut last: Fingerprint,
+    (mut last, mut local_stamp, mut local): (Fingerprint, Stamp, Local),
     stop: Arc<tokio::sync::watch::Sender<bool>>,
 ) {
     loop {
@@ -370,6 +372,12 @@ async fn watch(
             println!("the debug instance {id} was removed; stopping");
             let _ = stop.send(true);
             return;
+        }
+        if stamp(&dir.join(LOCAL_YAML)) != local_stamp {
+            // Let an editor finish writing.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            local_stamp = stamp(&dir.join(LOCAL_YAML));
+            local_changed(&manager, &dir, &id, &mut local).await;
         }
         if !changed(&dir, &mut last).await {
             continue;
@@ -401,6 +409,68 @@ async fn watch(
             Err(e) => println!("reload failed; still serving the last good version:\n{e}"),
         }
     }
+}
+
+const LOCAL_YAML: &str = "config/local.yaml";
+
+/// A file's size and modification time (`None`: no such file).
+type Stamp = Option<(u64, Option<std::time::SystemTime>)>;
+
+fn stamp(file: &Path) -> Stamp {
+    std::fs::metadata(file).ok().map(|m| (m.len(), m.modified().ok()))
+}
+
+/// config/local.yaml changed under a running session: its `config:` values
+/// apply at once; `system`, `listen` and `team` are read at start, and the
+/// session says so rather than going on as if they had been taken.
+async fn local_changed(manager: &Manager, dir: &Path, id: &str, local: &mut Local) {
+    let next = match read_local(dir) {
+        Ok(next) => next,
+        Err(e) => return println!("{e}; nothing changed"),
+    };
+    let system = if local.system.is_none() { None } else { next.system.clone() };
+    let next = Local { system, ..next };
+    if next == *local {
+        return;
+    }
+    let set: BTreeMap<String, String> = next
+        .config
+        .iter()
+        .filter(|(k, v)| local.config.get(*k) != Some(*v))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    if !set.is_empty() {
+        match manager.set_config(id, set.clone()).await {
+            Ok(_) => {
+                let keys: Vec<&str> = set.keys().map(String::as_str).collect();
+                println!("config/local.yaml: config values set: {}", keys.join(", "));
+            }
+            Err(e) => return println!("config/local.yaml: config values not set: {e}"),
+        }
+    }
+    let removed: Vec<&str> =
+        local.config.keys().filter(|k| !next.config.contains_key(*k)).map(String::as_str).collect();
+    if !removed.is_empty() {
+        println!(
+            "config/local.yaml: {} no longer listed; the debug instance keeps the value it has (`interpose invoke clear` starts afresh)",
+            removed.join(", ")
+        );
+    }
+    let restart: Vec<&str> = [
+        ("system", local.system != next.system),
+        ("listen", local.listen != next.listen),
+        ("team", local.team != next.team),
+    ]
+    .into_iter()
+    .filter_map(|(k, differs)| differs.then_some(k))
+    .collect();
+    if !restart.is_empty() {
+        println!(
+            "config/local.yaml: {} changed; restart `interpose invoke run` to use it (config values apply at once)",
+            restart.join(", ")
+        );
+    }
+    *local = next;
 }
 
 async fn stream_logs(manager: Arc<Manager>, id: String) {
@@ -487,6 +557,44 @@ fn done(dir: &Path, id: &str, step_name: Option<&str>, ran: Option<String>) -> E
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    /// Values under `config:` in config/local.yaml reach a running session's
+    /// debug instance when the file changes; a bad file changes nothing.
+    #[tokio::test]
+    async fn config_values_from_local_yaml_apply_while_running() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = "[storage]\nurl = \"sqlite::memory:\"\nworkspaces = \"ws\"\nplugins = \"plugins\"\n";
+        let config = Config::from_str_with_env(text, "t.toml", dir.path(), Vec::new()).unwrap();
+        let store = Store::open(&config.storage.url).await.unwrap();
+        let manager = Manager::start(Gateway::new(config).unwrap(), store).await.unwrap();
+        let p = interpose_test_util::project(&[
+            ("config/plugin.yaml", "service:\n  app_id: cfg\n  version: 1.0.0\n  name: cfg\n  scope: 1\n  config:\n    - {key: deny, type: Input}\n    - {key: token, type: Password}\napis:\n  - {type: intercept, methods: [GET], url: '/team/:teamUUID/x', function: f}\n"),
+            ("backend/src/index.js", "export function f() {}\n"),
+            ("config/local.yaml", "system: http://127.0.0.1:9\nteam: T1\nconfig:\n  deny: U1\n"),
+        ]);
+        let mut local = read_local(p.path()).unwrap();
+        let id = install_or_reload(&manager, p.path(), None, Placement::Team("T1".into()), local.config.clone())
+            .await
+            .unwrap()
+            .id;
+        let values = |m: &Arc<Manager>| {
+            let (m, id) = (m.clone(), id.clone());
+            async move { m.get(&id).await.unwrap().config }
+        };
+        assert_eq!(values(&manager).await.get("deny").map(String::as_str), Some("U1"));
+        let write = |text: &str| std::fs::write(p.path().join(LOCAL_YAML), text).unwrap();
+        write("system: http://127.0.0.1:9\nteam: T2\nconfig:\n  deny: U2\n  token: t\n");
+        local_changed(&manager, p.path(), &id, &mut local).await;
+        let now = values(&manager).await;
+        assert_eq!((now["deny"].as_str(), now.contains_key("token")), ("U2", true), "{now:?}");
+        assert_eq!(local.team, "T2", "noted (and said to need a restart)");
+        // Not YAML, or a key the plugin does not declare: nothing changes.
+        write("config: [");
+        local_changed(&manager, p.path(), &id, &mut local).await;
+        write("system: http://127.0.0.1:9\nteam: T2\nconfig:\n  deny: U3\n  nope: 1\n");
+        local_changed(&manager, p.path(), &id, &mut local).await;
+        assert_eq!(values(&manager).await["deny"], "U2");
+    }
 
     /// The debug instance follows `team:` in config/local.yaml, and one left
     /// by a run whose state file is gone is taken up again rather than a
