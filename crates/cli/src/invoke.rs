@@ -61,7 +61,7 @@ pub enum InvokeCmd {
 }
 
 /// `config/local.yaml`.
-#[derive(Clone, PartialEq)]
+#[derive(PartialEq)]
 struct Local {
     system: Option<String>,
     listen: Option<SocketAddr>,
@@ -71,7 +71,7 @@ struct Local {
 }
 
 fn read_local(dir: &Path) -> Result<Local, String> {
-    let file = dir.join("config/local.yaml");
+    let file = dir.join(LOCAL_YAML);
     let mut local = Local { system: None, listen: None, team: "T1".into(), config: BTreeMap::new() };
     let Ok(text) = std::fs::read_to_string(&file) else { return Ok(local) };
     let node = marked_yaml::parse_yaml(0, &text).map_err(|e| format!("{}: {e}", file.display()))?;
