@@ -558,15 +558,20 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
+    /// A control plane on an in-memory registry, its files in `dir`.
+    async fn manager(dir: &Path) -> Arc<Manager> {
+        let text = "[storage]\nurl = \"sqlite::memory:\"\nworkspaces = \"ws\"\nplugins = \"plugins\"\n";
+        let config = Config::from_str_with_env(text, "t.toml", dir, Vec::new()).unwrap();
+        let store = Store::open(&config.storage.url).await.unwrap();
+        Manager::start(Gateway::new(config).unwrap(), store).await.unwrap()
+    }
+
     /// Values under `config:` in config/local.yaml reach a running session's
     /// debug instance when the file changes; a bad file changes nothing.
     #[tokio::test]
     async fn config_values_from_local_yaml_apply_while_running() {
         let dir = tempfile::tempdir().unwrap();
-        let text = "[storage]\nurl = \"sqlite::memory:\"\nworkspaces = \"ws\"\nplugins = \"plugins\"\n";
-        let config = Config::from_str_with_env(text, "t.toml", dir.path(), Vec::new()).unwrap();
-        let store = Store::open(&config.storage.url).await.unwrap();
-        let manager = Manager::start(Gateway::new(config).unwrap(), store).await.unwrap();
+        let manager = manager(dir.path()).await;
         let p = interpose_test_util::project(&[
             ("config/plugin.yaml", "service:\n  app_id: cfg\n  version: 1.0.0\n  name: cfg\n  scope: 1\n  config:\n    - {key: deny, type: Input}\n    - {key: token, type: Password}\napis:\n  - {type: intercept, methods: [GET], url: '/team/:teamUUID/x', function: f}\n"),
             ("backend/src/index.js", "export function f() {}\n"),
@@ -577,15 +582,12 @@ mod tests {
             .await
             .unwrap()
             .id;
-        let values = |m: &Arc<Manager>| {
-            let (m, id) = (m.clone(), id.clone());
-            async move { m.get(&id).await.unwrap().config }
-        };
-        assert_eq!(values(&manager).await.get("deny").map(String::as_str), Some("U1"));
+        let values = || async { manager.get(&id).await.unwrap().config };
+        assert_eq!(values().await.get("deny").map(String::as_str), Some("U1"));
         let write = |text: &str| std::fs::write(p.path().join(LOCAL_YAML), text).unwrap();
         write("system: http://127.0.0.1:9\nteam: T2\nconfig:\n  deny: U2\n  token: t\n");
         local_changed(&manager, p.path(), &id, &mut local).await;
-        let now = values(&manager).await;
+        let now = values().await;
         assert_eq!((now["deny"].as_str(), now.contains_key("token")), ("U2", true), "{now:?}");
         assert_eq!(local.team, "T2", "noted (and said to need a restart)");
         // Not YAML, or a key the plugin does not declare: nothing changes.
@@ -593,7 +595,7 @@ mod tests {
         local_changed(&manager, p.path(), &id, &mut local).await;
         write("system: http://127.0.0.1:9\nteam: T2\nconfig:\n  deny: U3\n  nope: 1\n");
         local_changed(&manager, p.path(), &id, &mut local).await;
-        assert_eq!(values(&manager).await["deny"], "U2");
+        assert_eq!(values().await["deny"], "U2");
     }
 
     /// The debug instance follows `team:` in config/local.yaml, and one left
@@ -602,10 +604,7 @@ mod tests {
     #[tokio::test]
     async fn the_debug_instance_is_one_and_follows_the_team() {
         let dir = tempfile::tempdir().unwrap();
-        let text = "[storage]\nurl = \"sqlite::memory:\"\nworkspaces = \"ws\"\nplugins = \"plugins\"\n";
-        let config = Config::from_str_with_env(text, "t.toml", dir.path(), Vec::new()).unwrap();
-        let store = Store::open(&config.storage.url).await.unwrap();
-        let manager = Manager::start(Gateway::new(config).unwrap(), store).await.unwrap();
+        let manager = manager(dir.path()).await;
         let p = interpose_test_util::project(&[
             ("config/plugin.yaml", "service: {app_id: dbg, version: 1.0.0, name: dbg, scope: 1}\napis:\n  - {type: intercept, methods: [GET], url: '/team/:teamUUID/x', function: f}\n"),
             ("backend/src/index.js", "export function f() {}\n"),
