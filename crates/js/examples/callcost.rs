@@ -11,7 +11,8 @@
 //!
 //! (the difference of the two totals / 2000 is the cost of one call; `allow`
 //! instead of `block` for a request the plugin lets through). With
-//! `CALLCOST_PLUGIN=file.js` it runs that file's `preIntercept` instead.
+//! `CALLCOST_PLUGIN=file.js` it runs that file's `preIntercept` instead;
+//! `CALLCOST_HEADERS=N` adds N headers to the request.
 #![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
@@ -31,12 +32,18 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let n: usize = args.next().and_then(|n| n.parse().ok()).expect("usage: callcost N [allow|block]");
     let block = args.next().as_deref() == Some("block");
-    let request = request(block);
+    let mut request = request(block);
+    // CALLCOST_HEADERS=N: N more headers, as a browser sends (cookies, accept-*, …).
+    let extra: usize = std::env::var("CALLCOST_HEADERS").ok().and_then(|n| n.parse().ok()).unwrap_or(0);
+    for i in 0..extra {
+        request.headers.push((format!("x-extra-{i}"), format!("value number {i} of a browser-like header")));
+    }
+    let request = Arc::new(request);
     let source = std::env::var("CALLCOST_PLUGIN").map(|f| std::fs::read_to_string(f).unwrap());
     let code = Arc::new(PluginCode::from_source("backend/src/index.js", source.as_deref().unwrap_or(PLUGIN)).unwrap());
     let instance = Instance::new("bench0001", "bench-block", code, InstanceLimits::default(), None);
     let mut local = LocalRuntime::new(instance, Duration::from_secs(1), None).unwrap();
     for _ in 0..n {
-        local.call("preIntercept", &request, Duration::from_secs(1)).unwrap();
+        local.call_shared("preIntercept", &request, Duration::from_secs(1)).unwrap();
     }
 }

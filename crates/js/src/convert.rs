@@ -3,11 +3,87 @@
 //! go through `JSON.stringify` otherwise, so they always have its semantics
 //! (`toJSON`, dropped `undefined`, cycles refused).
 
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+
 use rquickjs::atom::PredefinedAtom;
+use rquickjs::function::Opt;
 use rquickjs::{Array, Ctx, Function, Object, Value};
 
 use crate::error::HookError;
 use crate::request::{Body, HookRequest};
+
+/// Which of a request's header lists a headers object stands for.
+#[derive(Clone, Copy)]
+enum HeaderList {
+    /// `headers`.
+    Request,
+    /// `reqHeaders`: what the upstream was sent (suffix, subscribe).
+    Sent,
+    /// `respHeaders`: what the client received (suffix, subscribe).
+    Received,
+}
+
+fn header_list(request: &HookRequest, list: HeaderList) -> &[(String, String)] {
+    let post = request.post.as_deref();
+    match list {
+        HeaderList::Request => &request.headers,
+        HeaderList::Sent => post.map_or(&[], |p| &p.req_headers),
+        HeaderList::Received => post.map_or(&[], |p| &p.resp_headers),
+    }
+}
+
+/// Up to this many headers are copied into a plain object; beyond it a
+/// request's headers are looked up where they are (see [`headers`]).
+const COPIED_HEADERS: usize = 4;
+
+/// A headers object's target, wrapped in the case-insensitive Proxy by
+/// `make` (`MAKE_REQUEST` in runtime.rs). Copying a header into a JS
+/// object costs ~1,100 instructions, whether the hook looks at it or not:
+/// 11k for the ten or so a browser sends. So past [`COPIED_HEADERS`] the
+/// target starts with only a function, `source`: a hook that reads a
+/// header or two — the usual case — gets each through `source(name)` (any
+/// case; `undefined` when there is none), and only one that enumerates,
+/// changes or tests for headers has them all copied onto the target
+/// (`source(target, make)`), after which it is an ordinary object.
+/// Creating and calling `source` costs about what copying four or five
+/// headers does, hence the threshold.
+fn headers<'js>(
+    ctx: &Ctx<'js>,
+    request: &Arc<HookRequest>,
+    list: HeaderList,
+    make: &Function<'js>,
+    shapes: &Rc<RefCell<Shapes>>,
+) -> rquickjs::Result<Value<'js>> {
+    let pairs = header_list(request, list);
+    if pairs.len() <= COPIED_HEADERS {
+        return Ok(pairs_object(ctx, pairs, make, &mut shapes.borrow_mut())?.into_value());
+    }
+    let request = request.clone();
+    let shapes = shapes.clone();
+    let source = move |ctx: Ctx<'js>, key: Value<'js>, make: Opt<Function<'js>>| -> rquickjs::Result<Value<'js>> {
+        let pairs = header_list(&request, list);
+        if let (Some(target), Some(make)) = (key.as_object(), make.0) {
+            // Busy only while a result is read, which the Proxy's traps can run in.
+            if let Ok(mut shapes) = shapes.try_borrow_mut() {
+                shapes.note(&ctx, &make, pairs.iter().map(|(k, _)| k.as_str()));
+            }
+            for (k, v) in pairs {
+                target.set(k.as_str(), v.as_str())?;
+            }
+            return Ok(Value::new_undefined(ctx));
+        }
+        let Some(key) = key.as_string() else { return Ok(Value::new_undefined(ctx)) };
+        let key = key.clone().to_cstring()?;
+        let found = pairs.iter().find(|(name, _)| name.eq_ignore_ascii_case(key.as_str()));
+        match found {
+            Some((_, value)) => Ok(rquickjs::String::from_str(ctx, value)?.into_value()),
+            None => Ok(Value::new_undefined(ctx)),
+        }
+    };
+    Ok(Function::new(ctx.clone(), source)?.into_value())
+}
 
 pub(crate) fn json_to_js<'js>(ctx: &Ctx<'js>, v: &serde_json::Value) -> rquickjs::Result<Value<'js>> {
     json_to_js_kept(ctx, v, &mut None)
@@ -119,12 +195,13 @@ fn request_keys(team: bool, user: bool) -> impl Iterator<Item = &'static str> {
     })
 }
 
-/// Build the JS `PluginRequest`; `wrap_headers` makes header lookups case-insensitive.
+/// Build the JS `PluginRequest`; `make` wraps its headers in the Proxy
+/// that makes lookups case-insensitive.
 pub(crate) fn request_object<'js>(
     ctx: &Ctx<'js>,
-    req: &HookRequest,
+    req: &Arc<HookRequest>,
     make: &Function<'js>,
-    shapes: &mut Shapes,
+    shared: &Rc<RefCell<Shapes>>,
 ) -> rquickjs::Result<Object<'js>> {
     let opt = |s: &Option<String>| -> rquickjs::Result<Value<'js>> {
         match s {
@@ -132,34 +209,39 @@ pub(crate) fn request_object<'js>(
             None => Ok(Value::new_undefined(ctx.clone())),
         }
     };
+    let headers = |list| headers(ctx, req, list, make, shared);
+    let shapes = || shared.borrow_mut();
     let mut args = rquickjs::function::Args::new(ctx.clone(), 9);
     args.push_arg(req.method.as_str())?;
     args.push_arg(req.url.as_str())?;
     args.push_arg(req.path.as_str())?;
-    args.push_arg(query_object(ctx, &req.query, make, shapes)?)?;
-    args.push_arg(pairs_object(ctx, &req.params, make, shapes)?)?;
-    args.push_arg(pairs_object(ctx, &req.headers, make, shapes)?)?;
-    args.push_arg(body_to_js(ctx, &req.body, make, shapes)?)?;
+    args.push_arg(query_object(ctx, &req.query, make, &mut shapes())?)?;
+    args.push_arg(pairs_object(ctx, &req.params, make, &mut shapes())?)?;
+    let headers_arg = headers(HeaderList::Request)?;
+    let sourced = headers_arg.is_function();
+    args.push_arg(headers_arg)?;
+    args.push_arg(body_to_js(ctx, &req.body, make, &mut shapes())?)?;
     args.push_arg(opt(&req.team_uuid)?)?;
     args.push_arg(opt(&req.user_uuid)?)?;
-    let obj: Object = args.apply(make)?;
+    let obj: Object = if sourced { args.apply(&make.get::<_, Function>("sourced")?)? } else { args.apply(make)? };
     if let Some(post) = &req.post {
-        let wrap: Function = make.get("wrap")?;
-        let req_headers = pairs_object(ctx, &post.req_headers, make, shapes)?;
-        obj.set("reqHeaders", wrap.call::<_, Value>((req_headers,))?)?;
-        obj.set("reqBody", body_to_js(ctx, &post.req_body, make, shapes)?)?;
-        let resp_headers = pairs_object(ctx, &post.resp_headers, make, shapes)?;
-        obj.set("respHeaders", wrap.call::<_, Value>((resp_headers,))?)?;
-        obj.set("respBody", body_to_js(ctx, &post.resp_body, make, shapes)?)?;
+        let wrap = |headers: Value<'js>| -> rquickjs::Result<Value<'js>> {
+            let wrap: Function = make.get(if headers.is_function() { "wrapSource" } else { "wrap" })?;
+            wrap.call((headers,))
+        };
+        obj.set("reqHeaders", wrap(headers(HeaderList::Sent)?)?)?;
+        obj.set("reqBody", body_to_js(ctx, &post.req_body, make, &mut shapes())?)?;
+        obj.set("respHeaders", wrap(headers(HeaderList::Received)?)?)?;
+        obj.set("respBody", body_to_js(ctx, &post.resp_body, make, &mut shapes())?)?;
         obj.set("statusCode", post.status)?;
         // The keys the object has now, in order: `make`'s, then these.
         let keys: Vec<&str> = request_keys(req.team_uuid.is_some(), req.user_uuid.is_some())
             .chain(["reqHeaders", "reqBody", "respHeaders", "respBody", "statusCode"])
             .collect();
-        shapes.note(ctx, make, keys.into_iter());
+        shapes().note(ctx, make, keys.into_iter());
     }
     for (k, v) in &req.extra {
-        obj.set(k.as_str(), json_to_js_kept(ctx, v, &mut Some((&mut *shapes, make)))?)?;
+        obj.set(k.as_str(), json_to_js_kept(ctx, v, &mut Some((&mut *shapes(), make)))?)?;
     }
     Ok(obj)
 }

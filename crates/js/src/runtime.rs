@@ -1,7 +1,9 @@
 //! One QuickJS runtime + context running one instance's code on one thread,
 //! and the call itself: request in, outcome out, within a deadline.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
@@ -51,7 +53,36 @@ pub(crate) const MAKE_REQUEST: &str = r#"(() => {
       return true;
     },
   };
+  // Many headers start as their source only (convert.rs `headers`), which
+  // gives a header in any case until anything but a lookup has it copy
+  // them all onto the target, and is removed.
+  const SOURCE = Symbol('source');
+  // Taken before the plugin's code runs, which may replace them.
+  const { ownKeys, getOwnPropertyDescriptor: ownProperty, defineProperty, preventExtensions } = Reflect;
+  const fill = (t) => {
+    const source = t[SOURCE];
+    if (source !== undefined) { source(t, make); delete t[SOURCE]; }
+  };
+  const sourced = {
+    get(t, k) {
+      const source = t[SOURCE];
+      if (source !== undefined) {
+        const h = source(k);
+        if (h !== undefined) return h;
+      }
+      return handler.get(t, k);
+    },
+    has(t, k) { fill(t); return handler.has(t, k); },
+    set(t, k, v) { fill(t); return handler.set(t, k, v); },
+    deleteProperty(t, k) { fill(t); return handler.deleteProperty(t, k); },
+    ownKeys(t) { fill(t); return ownKeys(t); },
+    getOwnPropertyDescriptor(t, k) { fill(t); return ownProperty(t, k); },
+    defineProperty(t, k, d) { fill(t); return defineProperty(t, k, d); },
+    preventExtensions(t) { fill(t); return preventExtensions(t); },
+  };
+  // `o`: the headers, or their source.
   const wrap = (o) => new Proxy(o, handler);
+  const wrapSource = (source) => new Proxy({ [SOURCE]: source }, sourced);
   // Its keys, in this order, are `REQUEST_KEYS` (convert.rs).
   const make = (method, url, path, query, params, headers, body, teamUUID, userUUID) => {
     const r = { method, url, path, query, params, headers: wrap(headers), body };
@@ -59,7 +90,15 @@ pub(crate) const MAKE_REQUEST: &str = r#"(() => {
     if (userUUID !== undefined) r.userUUID = userUUID;
     return r;
   };
+  // `make` for headers given as their source.
+  make.sourced = (method, url, path, query, params, source, body, teamUUID, userUUID) => {
+    const r = { method, url, path, query, params, headers: wrapSource(source), body };
+    if (teamUUID !== undefined) r.teamUUID = teamUUID;
+    if (userUUID !== undefined) r.userUUID = userUUID;
+    return r;
+  };
   make.wrap = wrap;
+  make.wrapSource = wrapSource;
   make.objectProto = Object.prototype;
   // One live object per prefix of `keys`, each property defined as an
   // assignment or a literal would (see `Shapes` in convert.rs).
@@ -103,7 +142,8 @@ pub(crate) struct PluginRuntime {
     functions: HashMap<String, Persistent<Function<'static>>>,
     namespace: Persistent<Object<'static>>,
     make_request: Persistent<Function<'static>>,
-    shapes: Shapes,
+    /// Shared with the headers' sources (convert.rs `headers`).
+    shapes: Rc<RefCell<Shapes>>,
     context: Context,
     runtime: Runtime,
     deadline: Arc<AtomicU64>,
@@ -132,7 +172,7 @@ impl PluginRuntime {
         runtime.set_loader(resolver, loader);
         let context = Context::full(&runtime).map_err(load)?;
         let scope = CallScope { instance: instance.clone(), request_id: None, io, deadline };
-        let mut shapes = Shapes::default();
+        let shapes = Rc::new(RefCell::new(Shapes::default()));
         let made = with_scope(scope, || {
             context.with(|ctx| -> Result<_, HookError> {
                 let _clear = ClearOps;
@@ -153,7 +193,7 @@ impl PluginRuntime {
                 eval_module(crate::loader::GLOBALS, crate::loader::GLOBALS_SOURCE.into())?;
                 // Before the plugin's code runs, which may replace the globals it uses.
                 let make: Function = ctx.eval(MAKE_REQUEST).map_err(load)?;
-                shapes.note_requests(&ctx, &make);
+                shapes.borrow_mut().note_requests(&ctx, &make);
                 let code = &instance.code;
                 let source = code.module(&code.entry).map(|m| m.code.clone()).unwrap_or_default();
                 let ns = eval_module(&code.entry, source.into())?.namespace().map_err(load)?;
@@ -217,7 +257,7 @@ impl PluginRuntime {
     pub(crate) fn call(
         &mut self,
         function: &str,
-        request: &HookRequest,
+        request: &Arc<HookRequest>,
         deadline: Instant,
         io: Option<Arc<dyn HostIo>>,
     ) -> Result<CallOutcome, HookError> {
@@ -245,7 +285,7 @@ impl PluginRuntime {
         request_id: Option<String>,
         deadline: Instant,
         io: Option<Arc<dyn HostIo>>,
-        build: impl for<'js> FnOnce(&Ctx<'js>, &Function<'js>, &mut Shapes) -> rquickjs::Result<Vec<Value<'js>>>,
+        build: impl for<'js> FnOnce(&Ctx<'js>, &Function<'js>, &Rc<RefCell<Shapes>>) -> rquickjs::Result<Vec<Value<'js>>>,
     ) -> Result<CallOutcome, HookError> {
         let Some(instance) = self.instance.upgrade() else {
             return Err(HookError::Unavailable("the plugin instance is gone (uninstalled or upgraded)".into()));
@@ -255,7 +295,7 @@ impl PluginRuntime {
         let functions = &mut self.functions;
         let namespace = &self.namespace;
         let make = &self.make_request;
-        let shapes = &mut self.shapes;
+        let shapes = &self.shapes;
         let instance = &instance;
         let out = with_scope(scope, || {
             self.context.with(|ctx| {
@@ -288,7 +328,7 @@ impl PluginRuntime {
                     .and_then(|v| settle(&ctx, v, deadline))
                     .map_err(|e| failure(&ctx, instance, e, deadline));
                 match result {
-                    Ok(v) => hook_result_to_json(&ctx, &make, v, shapes).map(CallOutcome::Returned),
+                    Ok(v) => hook_result_to_json(&ctx, &make, v, &mut shapes.borrow_mut()).map(CallOutcome::Returned),
                     Err(Failure::Rejected(p)) => Ok(CallOutcome::Rejected(p)),
                     Err(Failure::Error(e)) => Err(e),
                 }
@@ -532,6 +572,16 @@ impl LocalRuntime {
 
     /// Call `function(request)` within `timeout`.
     pub fn call(&mut self, function: &str, request: &HookRequest, timeout: Duration) -> Result<CallOutcome, HookError> {
+        self.call_shared(function, &Arc::new(request.clone()), timeout)
+    }
+
+    /// [`LocalRuntime::call`] with a request the caller shares (as the pool does).
+    pub fn call_shared(
+        &mut self,
+        function: &str,
+        request: &Arc<HookRequest>,
+        timeout: Duration,
+    ) -> Result<CallOutcome, HookError> {
         let ms = timeout.as_millis() as u64;
         self.runtime.call(function, request, Instant::now() + timeout, self.io.clone()).map_err(|e| match e {
             HookError::Timeout(_) => HookError::Timeout(ms),

@@ -961,3 +961,108 @@ async fn detached_calls_leave_workers_for_waited_ones() {
     // One at a time: four of 100 ms, not two rounds of two.
     assert!(t0.elapsed() >= Duration::from_millis(390), "{:?}", t0.elapsed());
 }
+
+const HEADERS: &str = r#"
+const ok = (body) => ({ body })
+export function probe(request) {
+  const h = request.headers
+  const forIn = []
+  for (const k in h) forIn.push(k)
+  return ok({
+    get: [h['Ones-User-Id'], h['ones-user-id'], h['X-Missing'] ?? null, h['X-EXTRA-7'] ?? null],
+    inherited: [typeof h.hasOwnProperty, h.hasOwnProperty('content-type'), String(h)],
+    has: ['Ones-User-Id' in h, 'x-missing' in h],
+    keys: Object.keys(h),
+    json: JSON.parse(JSON.stringify(h)),
+    spread: { ...h },
+    forIn,
+    desc: Object.getOwnPropertyDescriptor(h, 'ones-user-id'),
+    symbols: Object.getOwnPropertySymbols(h).length,
+  })
+}
+export function mutate(request) {
+  const h = request.headers
+  h['X-New'] = 'n'
+  delete h['Content-Type']
+  h['ones-user-id'] = 'U2'
+  return ok({ keys: Object.keys(h), user: h['Ones-User-Id'], type: h['content-type'] ?? null, added: h['x-new'] })
+}
+export function freeze(request) {
+  Object.freeze(request.headers)
+  return ok({ frozen: Object.isFrozen(request.headers), n: Object.keys(request.headers).length, user: request.headers['Ones-User-Id'] })
+}
+export function define(request) {
+  Object.defineProperty(request.headers, 'x-def', { value: 'd', enumerable: true, configurable: true, writable: true })
+  return ok({ last: Object.keys(request.headers).pop(), d: request.headers['X-Def'] })
+}
+export function returned(request) { return { statusCode: 200, headers: request.headers } }
+export function keep(request) { globalThis.kept = request.headers; globalThis.sent = request.reqHeaders }
+export function readKept() {
+  return ok({ user: globalThis.kept['Ones-User-Id'], n: Object.keys(globalThis.kept).length, sent: globalThis.sent?.['X-Extra-1'] ?? null })
+}
+export function post(request) {
+  return ok({ sent: request.reqHeaders['X-Extra-3'] ?? null, got: request.respHeaders['Content-Type'], keys: Object.keys(request.respHeaders) })
+}
+"#;
+
+/// A request's headers object behaves the same whether its headers were
+/// copied in (a few) or are looked up where they are until needed (many):
+/// lookups in any case, inherited methods, `in`, enumeration, JSON, spread,
+/// changes, freezing, defining, being returned, outliving the call, and the
+/// headers of suffix/subscribe calls.
+#[test]
+fn headers_behave_the_same_however_many_there_are() {
+    use interpose_js::{LocalRuntime, PostHook};
+    let dir = project(&[("backend/src/index.js", HEADERS)]);
+    for extra in [0usize, 12] {
+        let mut headers =
+            vec![("ones-user-id".to_string(), "U1".to_string()), ("content-type".into(), "application/json".into())];
+        headers.extend((0..extra).map(|i| (format!("x-extra-{i}"), format!("v{i}"))));
+        let names: Vec<String> = headers.iter().map(|(k, _)| k.clone()).collect();
+        let all: serde_json::Map<String, serde_json::Value> =
+            headers.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+        let post =
+            PostHook { req_headers: headers.clone(), resp_headers: headers.clone(), status: 200, ..Default::default() };
+        let req = HookRequest { headers, post: Some(Arc::new(post)), ..(*request()).clone() };
+        let mut rt = LocalRuntime::new(instance(&dir), Duration::from_secs(1), None).expect("loads");
+        let mut body = |f: &str| match rt.call(f, &req, Duration::from_secs(1)).expect(f) {
+            CallOutcome::Returned(Some(v)) => v["body"].clone(),
+            other => panic!("{f}: {other:?}"),
+        };
+        let case = format!("{extra} extra headers");
+        let p = body("probe");
+        let x7 = if extra > 7 { json!("v7") } else { json!(null) };
+        assert_eq!(p["get"], json!(["U1", "U1", null, x7]), "{case}");
+        assert_eq!(p["inherited"], json!(["function", true, "[object Object]"]), "{case}");
+        assert_eq!(p["has"], json!([true, false]), "{case}");
+        assert_eq!(p["keys"], json!(names), "{case}");
+        assert_eq!((&p["json"], &p["spread"]), (&json!(all), &json!(all)), "{case}");
+        assert_eq!(p["forIn"], json!(names), "{case}");
+        assert_eq!(
+            p["desc"],
+            json!({"value": "U1", "writable": true, "enumerable": true, "configurable": true}),
+            "{case}"
+        );
+        assert_eq!(p["symbols"], json!(0), "{case}: nothing of the host shows");
+        let m = body("mutate");
+        let mut keys: Vec<String> = names.iter().filter(|k| *k != "content-type").cloned().collect();
+        keys.push("x-new".into());
+        assert_eq!(m, json!({"keys": keys, "user": "U2", "type": null, "added": "n"}), "{case}");
+        assert_eq!(body("freeze"), json!({"frozen": true, "n": names.len(), "user": "U1"}), "{case}");
+        assert_eq!(body("define"), json!({"last": "x-def", "d": "d"}), "{case}");
+        let returned = match rt.call("returned", &req, Duration::from_secs(1)).expect("returned") {
+            CallOutcome::Returned(Some(v)) => v["headers"].clone(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(returned, json!(all), "{case}: a returned headers object reads as its headers");
+        rt.call("keep", &req, Duration::from_secs(1)).expect("keep");
+        let sent = if extra > 1 { json!("v1") } else { json!(null) };
+        let mut body = |f: &str| match rt.call(f, &req, Duration::from_secs(1)).expect(f) {
+            CallOutcome::Returned(Some(v)) => v["body"].clone(),
+            other => panic!("{f}: {other:?}"),
+        };
+        assert_eq!(body("readKept"), json!({"user": "U1", "n": names.len(), "sent": sent}), "{case}: after the call");
+        let x3 = if extra > 3 { json!("v3") } else { json!(null) };
+        assert_eq!(body("post"), json!({"sent": x3, "got": "application/json", "keys": names}), "{case}");
+    }
+}
