@@ -6,6 +6,7 @@
 #   bash bench/peers.sh              # once: installs the peers, writes their configs
 #   bash bench/instructions.sh       # ~5 min; needs valgrind (apt-get install valgrind)
 #   N=5000 BIN=target/release/interpose bash bench/instructions.sh
+#   BROWSER=1 bash bench/instructions.sh   # requests with a browser's 13 headers
 #
 # Each gateway runs under `valgrind --tool=callgrind` (nginx with
 # `master_process off`, so its one process is the worker); 300 requests
@@ -30,13 +31,30 @@ trap cleanup EXIT
 
 # The client: N requests over 4 keep-alive connections, bounded by the count.
 cat > "$work/load.py" <<'PY'
-import sys, http.client, threading
+import os, sys, http.client, threading
 port, n, header = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 k, v = header.split(':', 1)
+headers = {k: v.strip()}
+if os.environ.get('BROWSER') == '1':
+    # What the ONES web front end's requests carry besides Host (12 more).
+    headers.update({
+        'User-Agent': 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36',
+        'Accept': 'application/json, text/plain, */*',
+        'Accept-Language': 'en-US,en;q=0.9,zh-CN;q=0.8',
+        'Referer': 'https://ones.example.com/project/',
+        'Origin': 'https://ones.example.com',
+        'Cookie': 'language=en; timezone=Asia%2FShanghai; ones-lt=eyJhbGciOiJIUzI1NiJ9.e30.abc',
+        'Ones-User-Id': 'U1abcdef',
+        'Ones-Auth-Token': 'tok-0123456789abcdef0123456789abcdef',
+        'Sec-Fetch-Dest': 'empty',
+        'Sec-Fetch-Mode': 'cors',
+        'Sec-Fetch-Site': 'same-origin',
+        'Cache-Control': 'no-cache',
+    })
 def run(m):
     c = http.client.HTTPConnection('127.0.0.1', port, timeout=30)
     for _ in range(m):
-        c.request('GET', '/project/api/project/users/me', headers={k: v.strip()})
+        c.request('GET', '/project/api/project/users/me', headers=headers)
         c.getresponse().read()
 ts = [threading.Thread(target=run, args=(n // 4,)) for _ in range(4)]
 [t.start() for t in ts]; [t.join() for t in ts]
@@ -74,7 +92,7 @@ count() {
   rm -f "$cg"*
 }
 
-echo "instructions per request (callgrind, N=$n):"
+echo "instructions per request (callgrind, N=$n${BROWSER:+, browser-like headers}):"
 ngx=(nginx -p "$work/ng/" -e "$work/ng/logs/err.log" -c "$work/ng.conf")
 count "A   nginx proxy_pass" 18281 "X-None: 1" "${ngx[@]}"
 count "B2  nginx+njs, allowed" 18285 "X-None: 1" "${ngx[@]}"
