@@ -217,21 +217,16 @@ pub(crate) fn request_object<'js>(
     args.push_arg(req.path.as_str())?;
     args.push_arg(query_object(ctx, &req.query, make, &mut shapes())?)?;
     args.push_arg(pairs_object(ctx, &req.params, make, &mut shapes())?)?;
-    let headers_arg = headers(HeaderList::Request)?;
-    let sourced = headers_arg.is_function();
-    args.push_arg(headers_arg)?;
+    args.push_arg(headers(HeaderList::Request)?)?;
     args.push_arg(body_to_js(ctx, &req.body, make, &mut shapes())?)?;
     args.push_arg(opt(&req.team_uuid)?)?;
     args.push_arg(opt(&req.user_uuid)?)?;
-    let obj: Object = if sourced { args.apply(&make.get::<_, Function>("sourced")?)? } else { args.apply(make)? };
+    let obj: Object = args.apply(make)?;
     if let Some(post) = &req.post {
-        let wrap = |headers: Value<'js>| -> rquickjs::Result<Value<'js>> {
-            let wrap: Function = make.get(if headers.is_function() { "wrapSource" } else { "wrap" })?;
-            wrap.call((headers,))
-        };
-        obj.set("reqHeaders", wrap(headers(HeaderList::Sent)?)?)?;
+        let wrap: Function = make.get("wrap")?;
+        obj.set("reqHeaders", wrap.call::<_, Value>((headers(HeaderList::Sent)?,))?)?;
         obj.set("reqBody", body_to_js(ctx, &post.req_body, make, &mut shapes())?)?;
-        obj.set("respHeaders", wrap(headers(HeaderList::Received)?)?)?;
+        obj.set("respHeaders", wrap.call::<_, Value>((headers(HeaderList::Received)?,))?)?;
         obj.set("respBody", body_to_js(ctx, &post.resp_body, make, &mut shapes())?)?;
         obj.set("statusCode", post.status)?;
         // The keys the object has now, in order: `make`'s, then these.

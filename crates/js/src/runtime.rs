@@ -81,8 +81,7 @@ pub(crate) const MAKE_REQUEST: &str = r#"(() => {
     preventExtensions(t) { fill(t); return preventExtensions(t); },
   };
   // `o`: the headers, or their source.
-  const wrap = (o) => new Proxy(o, handler);
-  const wrapSource = (source) => new Proxy({ [SOURCE]: source }, sourced);
+  const wrap = (o) => (typeof o === 'function' ? new Proxy({ [SOURCE]: o }, sourced) : new Proxy(o, handler));
   // Its keys, in this order, are `REQUEST_KEYS` (convert.rs).
   const make = (method, url, path, query, params, headers, body, teamUUID, userUUID) => {
     const r = { method, url, path, query, params, headers: wrap(headers), body };
@@ -90,15 +89,7 @@ pub(crate) const MAKE_REQUEST: &str = r#"(() => {
     if (userUUID !== undefined) r.userUUID = userUUID;
     return r;
   };
-  // `make` for headers given as their source.
-  make.sourced = (method, url, path, query, params, source, body, teamUUID, userUUID) => {
-    const r = { method, url, path, query, params, headers: wrapSource(source), body };
-    if (teamUUID !== undefined) r.teamUUID = teamUUID;
-    if (userUUID !== undefined) r.userUUID = userUUID;
-    return r;
-  };
   make.wrap = wrap;
-  make.wrapSource = wrapSource;
   make.objectProto = Object.prototype;
   // One live object per prefix of `keys`, each property defined as an
   // assignment or a literal would (see `Shapes` in convert.rs).
