@@ -22,18 +22,19 @@ fn bench(c: &mut Criterion) {
     let code = Arc::new(PluginCode::from_source("backend/src/index.js", PLUGIN).unwrap());
     let instance = Instance::new("bench0001", "bench-block", code, InstanceLimits::default(), None);
     let mut local = LocalRuntime::new(instance.clone(), Duration::from_secs(1), None).unwrap();
-    let allowed = Arc::new(request(false));
-    let blocked = Arc::new(request(true));
+    let allowed = request(false);
+    let blocked = request(true);
     let mut g = c.benchmark_group("hook_call");
     g.bench_function("direct/allowed", |b| {
-        b.iter(|| local.call_shared("preIntercept", &allowed, Duration::from_secs(1)).unwrap())
+        b.iter(|| local.call("preIntercept", &allowed, Duration::from_secs(1)).unwrap())
     });
     g.bench_function("direct/blocked", |b| {
-        b.iter(|| local.call_shared("preIntercept", &blocked, Duration::from_secs(1)).unwrap())
+        b.iter(|| local.call("preIntercept", &blocked, Duration::from_secs(1)).unwrap())
     });
 
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let host = JsHost::new(HostOptions::new(1), None);
+    let allowed = Arc::new(allowed);
     g.bench_function("pool/allowed", |b| {
         b.iter(|| rt.block_on(host.call(&instance, "preIntercept", allowed.clone(), Duration::from_secs(1))).unwrap())
     });

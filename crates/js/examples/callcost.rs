@@ -38,12 +38,11 @@ fn main() {
     for i in 0..extra {
         request.headers.push((format!("x-extra-{i}"), format!("value number {i} of a browser-like header")));
     }
-    let request = Arc::new(request);
     let source = std::env::var("CALLCOST_PLUGIN").map(|f| std::fs::read_to_string(f).unwrap());
     let code = Arc::new(PluginCode::from_source("backend/src/index.js", source.as_deref().unwrap_or(PLUGIN)).unwrap());
     let instance = Instance::new("bench0001", "bench-block", code, InstanceLimits::default(), None);
     let mut local = LocalRuntime::new(instance, Duration::from_secs(1), None).unwrap();
     for _ in 0..n {
-        local.call_shared("preIntercept", &request, Duration::from_secs(1)).unwrap();
+        local.call("preIntercept", &request, Duration::from_secs(1)).unwrap();
     }
 }

@@ -5,7 +5,6 @@
 
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::sync::Arc;
 
 use rquickjs::atom::PredefinedAtom;
 use rquickjs::function::Opt;
@@ -34,6 +33,36 @@ fn header_list(request: &HookRequest, list: HeaderList) -> &[(String, String)] {
     }
 }
 
+/// Header pairs in one string: each name then its value, `ends` marking
+/// where each ends.
+struct PackedHeaders {
+    text: String,
+    ends: Vec<(usize, usize)>,
+}
+
+impl PackedHeaders {
+    fn new(pairs: &[(String, String)]) -> PackedHeaders {
+        let mut text = String::with_capacity(pairs.iter().map(|(k, v)| k.len() + v.len()).sum());
+        let mut ends = Vec::with_capacity(pairs.len());
+        for (k, v) in pairs {
+            text.push_str(k);
+            let name_end = text.len();
+            text.push_str(v);
+            ends.push((name_end, text.len()));
+        }
+        PackedHeaders { text, ends }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        let mut start = 0;
+        self.ends.iter().map(move |&(name_end, end)| {
+            let pair = (&self.text[start..name_end], &self.text[name_end..end]);
+            start = end;
+            pair
+        })
+    }
+}
+
 /// Up to this many headers are copied into a plain object; beyond it a
 /// request's headers are looked up where they are (see [`headers`]).
 const COPIED_HEADERS: usize = 4;
@@ -48,10 +77,12 @@ const COPIED_HEADERS: usize = 4;
 /// changes or tests for headers has them all copied onto the target
 /// (`source(target, make)`), after which it is an ordinary object.
 /// Creating and calling `source` costs about what copying four or five
-/// headers does, hence the threshold.
+/// headers does, hence the threshold. A headers object kept past its call
+/// keeps the source's copy of the headers outside the JS heap's count (at
+/// most `limits.max_header_bytes` each; the JS objects around it count).
 fn headers<'js>(
     ctx: &Ctx<'js>,
-    request: &Arc<HookRequest>,
+    request: &HookRequest,
     list: HeaderList,
     make: &Function<'js>,
     shapes: &Rc<RefCell<Shapes>>,
@@ -60,23 +91,26 @@ fn headers<'js>(
     if pairs.len() <= COPIED_HEADERS {
         return Ok(pairs_object(ctx, pairs, make, &mut shapes.borrow_mut())?.into_value());
     }
-    let request = request.clone();
+    // The source keeps its own packed copy of the headers (one allocation,
+    // not one per header), not the request: a headers object a plugin keeps
+    // past its call must not keep the request's body alive with it.
+    let packed = PackedHeaders::new(pairs);
     let shapes = shapes.clone();
     let source = move |ctx: Ctx<'js>, key: Value<'js>, make: Opt<Function<'js>>| -> rquickjs::Result<Value<'js>> {
-        let pairs = header_list(&request, list);
         if let (Some(target), Some(make)) = (key.as_object(), make.0) {
             // Busy only while a result is read, which the Proxy's traps can run in.
             if let Ok(mut shapes) = shapes.try_borrow_mut() {
-                shapes.note(&ctx, &make, pairs.iter().map(|(k, _)| k.as_str()));
+                let keys: Vec<&str> = packed.iter().map(|(k, _)| k).collect();
+                shapes.note(&ctx, &make, keys.into_iter());
             }
-            for (k, v) in pairs {
-                target.set(k.as_str(), v.as_str())?;
+            for (k, v) in packed.iter() {
+                target.set(k, v)?;
             }
             return Ok(Value::new_undefined(ctx));
         }
         let Some(key) = key.as_string() else { return Ok(Value::new_undefined(ctx)) };
         let key = key.clone().to_cstring()?;
-        let found = pairs.iter().find(|(name, _)| name.eq_ignore_ascii_case(key.as_str()));
+        let found = packed.iter().find(|(name, _)| name.eq_ignore_ascii_case(key.as_str()));
         match found {
             Some((_, value)) => Ok(rquickjs::String::from_str(ctx, value)?.into_value()),
             None => Ok(Value::new_undefined(ctx)),
@@ -199,7 +233,7 @@ fn request_keys(team: bool, user: bool) -> impl Iterator<Item = &'static str> {
 /// that makes lookups case-insensitive.
 pub(crate) fn request_object<'js>(
     ctx: &Ctx<'js>,
-    req: &Arc<HookRequest>,
+    req: &HookRequest,
     make: &Function<'js>,
     shared: &Rc<RefCell<Shapes>>,
 ) -> rquickjs::Result<Object<'js>> {

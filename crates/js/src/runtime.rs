@@ -248,7 +248,7 @@ impl PluginRuntime {
     pub(crate) fn call(
         &mut self,
         function: &str,
-        request: &Arc<HookRequest>,
+        request: &HookRequest,
         deadline: Instant,
         io: Option<Arc<dyn HostIo>>,
     ) -> Result<CallOutcome, HookError> {
@@ -563,16 +563,6 @@ impl LocalRuntime {
 
     /// Call `function(request)` within `timeout`.
     pub fn call(&mut self, function: &str, request: &HookRequest, timeout: Duration) -> Result<CallOutcome, HookError> {
-        self.call_shared(function, &Arc::new(request.clone()), timeout)
-    }
-
-    /// [`LocalRuntime::call`] with a request the caller shares (as the pool does).
-    pub fn call_shared(
-        &mut self,
-        function: &str,
-        request: &Arc<HookRequest>,
-        timeout: Duration,
-    ) -> Result<CallOutcome, HookError> {
         let ms = timeout.as_millis() as u64;
         self.runtime.call(function, request, Instant::now() + timeout, self.io.clone()).map_err(|e| match e {
             HookError::Timeout(_) => HookError::Timeout(ms),
