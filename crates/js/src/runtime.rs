@@ -54,8 +54,8 @@ pub(crate) const MAKE_REQUEST: &str = r#"(() => {
     },
   };
   // Many headers start as their source only (convert.rs `headers`), which
-  // gives a header in any case until anything but a lookup has it copy
-  // them all onto the target, and is removed.
+  // gives a header in any case until anything but a lookup or `in` has it
+  // copy them all onto the target, and is removed.
   const SOURCE = Symbol('source');
   // Taken before the plugin's code runs, which may replace them.
   const { ownKeys, getOwnPropertyDescriptor: ownProperty, defineProperty, preventExtensions } = Reflect;
@@ -72,7 +72,13 @@ pub(crate) const MAKE_REQUEST: &str = r#"(() => {
       }
       return handler.get(t, k);
     },
-    has(t, k) { fill(t); return handler.has(t, k); },
+    has(t, k) {
+      // Before the copy the target's own keys are only SOURCE: the rest is inherited.
+      const source = t[SOURCE];
+      if (source !== undefined && typeof k === 'string') return source(k) !== undefined || k in t;
+      fill(t);
+      return handler.has(t, k);
+    },
     set(t, k, v) { fill(t); return handler.set(t, k, v); },
     deleteProperty(t, k) { fill(t); return handler.deleteProperty(t, k); },
     ownKeys(t) { fill(t); return ownKeys(t); },
