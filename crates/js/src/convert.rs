@@ -13,26 +13,6 @@ use rquickjs::{Array, Ctx, Function, Object, Value};
 use crate::error::HookError;
 use crate::request::{Body, HookRequest};
 
-/// Which of a request's header lists a headers object stands for.
-#[derive(Clone, Copy)]
-enum HeaderList {
-    /// `headers`.
-    Request,
-    /// `reqHeaders`: what the upstream was sent (suffix, subscribe).
-    Sent,
-    /// `respHeaders`: what the client received (suffix, subscribe).
-    Received,
-}
-
-fn header_list(request: &HookRequest, list: HeaderList) -> &[(String, String)] {
-    let post = request.post.as_deref();
-    match list {
-        HeaderList::Request => &request.headers,
-        HeaderList::Sent => post.map_or(&[], |p| &p.req_headers),
-        HeaderList::Received => post.map_or(&[], |p| &p.resp_headers),
-    }
-}
-
 /// Header pairs in one string: each name then its value, `ends` marking
 /// where each ends.
 struct PackedHeaders {
@@ -53,7 +33,7 @@ impl PackedHeaders {
         PackedHeaders { text, ends }
     }
 
-    fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+    fn iter(&self) -> impl ExactSizeIterator<Item = (&str, &str)> + Clone {
         let mut start = 0;
         self.ends.iter().map(move |&(name_end, end)| {
             let pair = (&self.text[start..name_end], &self.text[name_end..end]);
@@ -73,21 +53,20 @@ const COPIED_HEADERS: usize = 4;
 /// 11k for the ten or so a browser sends. So past [`COPIED_HEADERS`] the
 /// target starts with only a function, `source`: a hook that reads a
 /// header or two — the usual case — gets each through `source(name)` (any
-/// case; `undefined` when there is none), and only one that enumerates,
-/// changes or tests for headers has them all copied onto the target
-/// (`source(target, make)`), after which it is an ordinary object.
+/// case; `undefined` when there is none; `in` asks it too), and only one
+/// that enumerates, serialises or changes the headers has them all copied
+/// onto the target (`source(target, make)`), after which it is an
+/// ordinary object.
 /// Creating and calling `source` costs about what copying four or five
 /// headers does, hence the threshold. A headers object kept past its call
 /// keeps the source's copy of the headers outside the JS heap's count (at
 /// most `limits.max_header_bytes` each; the JS objects around it count).
 fn headers<'js>(
     ctx: &Ctx<'js>,
-    request: &HookRequest,
-    list: HeaderList,
+    pairs: &[(String, String)],
     make: &Function<'js>,
     shapes: &Rc<RefCell<Shapes>>,
 ) -> rquickjs::Result<Value<'js>> {
-    let pairs = header_list(request, list);
     if pairs.len() <= COPIED_HEADERS {
         return Ok(pairs_object(ctx, pairs, make, &mut shapes.borrow_mut())?.into_value());
     }
@@ -100,8 +79,7 @@ fn headers<'js>(
         if let (Some(target), Some(make)) = (key.as_object(), make.0) {
             // Busy only while a result is read, which the Proxy's traps can run in.
             if let Ok(mut shapes) = shapes.try_borrow_mut() {
-                let keys: Vec<&str> = packed.iter().map(|(k, _)| k).collect();
-                shapes.note(&ctx, &make, keys.into_iter());
+                shapes.note(&ctx, &make, packed.iter().map(|(k, _)| k));
             }
             for (k, v) in packed.iter() {
                 target.set(k, v)?;
@@ -243,7 +221,7 @@ pub(crate) fn request_object<'js>(
             None => Ok(Value::new_undefined(ctx.clone())),
         }
     };
-    let headers = |list| headers(ctx, req, list, make, shared);
+    let headers = |pairs| headers(ctx, pairs, make, shared);
     let shapes = || shared.borrow_mut();
     let mut args = rquickjs::function::Args::new(ctx.clone(), 9);
     args.push_arg(req.method.as_str())?;
@@ -251,16 +229,16 @@ pub(crate) fn request_object<'js>(
     args.push_arg(req.path.as_str())?;
     args.push_arg(query_object(ctx, &req.query, make, &mut shapes())?)?;
     args.push_arg(pairs_object(ctx, &req.params, make, &mut shapes())?)?;
-    args.push_arg(headers(HeaderList::Request)?)?;
+    args.push_arg(headers(&req.headers)?)?;
     args.push_arg(body_to_js(ctx, &req.body, make, &mut shapes())?)?;
     args.push_arg(opt(&req.team_uuid)?)?;
     args.push_arg(opt(&req.user_uuid)?)?;
     let obj: Object = args.apply(make)?;
     if let Some(post) = &req.post {
         let wrap: Function = make.get("wrap")?;
-        obj.set("reqHeaders", wrap.call::<_, Value>((headers(HeaderList::Sent)?,))?)?;
+        obj.set("reqHeaders", wrap.call::<_, Value>((headers(&post.req_headers)?,))?)?;
         obj.set("reqBody", body_to_js(ctx, &post.req_body, make, &mut shapes())?)?;
-        obj.set("respHeaders", wrap.call::<_, Value>((headers(HeaderList::Received)?,))?)?;
+        obj.set("respHeaders", wrap.call::<_, Value>((headers(&post.resp_headers)?,))?)?;
         obj.set("respBody", body_to_js(ctx, &post.resp_body, make, &mut shapes())?)?;
         obj.set("statusCode", post.status)?;
         // The keys the object has now, in order: `make`'s, then these.
