@@ -4,14 +4,16 @@ use std::borrow::Cow;
 
 use bytes::Bytes;
 use http::HeaderMap;
-use interpose_js::Body;
+use interpose_js::{Body, Headers};
 
 use crate::coding;
 use crate::error::GatewayError;
 
-/// Header pairs with lower-case names; repeated headers joined with ", ".
-pub(crate) fn header_pairs(headers: &HeaderMap) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = Vec::with_capacity(headers.keys_len());
+/// Headers as hooks see them: lower-case names, repeated headers joined
+/// with ", " under their first place.
+pub(crate) fn header_pairs(headers: &HeaderMap) -> Headers {
+    let bytes = headers.iter().map(|(k, v)| k.as_str().len() + v.len()).sum();
+    let mut out = Headers::builder(headers.keys_len(), bytes);
     // A name's values come one after another, the first with its name.
     for (name, v) in headers.iter() {
         // `to_str` (visible ASCII, a plain loop) is most values and several
@@ -20,15 +22,13 @@ pub(crate) fn header_pairs(headers: &HeaderMap) -> Vec<(String, String)> {
             Ok(ascii) => Cow::Borrowed(ascii),
             Err(_) => String::from_utf8_lossy(v.as_bytes()),
         };
-        match out.last_mut() {
-            Some((last, value)) if last == name.as_str() => {
-                value.push_str(", ");
-                value.push_str(&v);
-            }
-            _ => out.push((name.as_str().to_string(), v.into_owned())),
+        if out.last_name() == Some(name.as_str()) {
+            out.join(&v);
+        } else {
+            out.push(name.as_str(), &v);
         }
     }
-    out
+    out.build()
 }
 
 pub(crate) fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
@@ -130,9 +130,8 @@ mod tests {
         }
         h.append("x-raw", HeaderValue::from_bytes(b"\xff").expect("bytes"));
         assert_eq!(
-            header_pairs(&h),
+            header_pairs(&h).iter().collect::<Vec<_>>(),
             [("accept", "a/b, c/d"), ("x-tag", "1, 2"), ("x-bin", "caf\u{e9}"), ("x-raw", "\u{fffd}")]
-                .map(|(k, v)| (k.to_string(), v.to_string()))
         );
     }
 }

@@ -288,7 +288,7 @@ where
         .chain(plan.subscribes.iter())
         .filter_map(|g| g.select(&requests.base.query).cloned())
         .collect();
-    let req_headers = if post_hooks.is_empty() { Vec::new() } else { header_pairs(&outgoing.headers) };
+    let req_headers = if post_hooks.is_empty() { Default::default() } else { header_pairs(&outgoing.headers) };
     let req_body = if post_hooks.is_empty() {
         interpose_js::Body::Empty
     } else {

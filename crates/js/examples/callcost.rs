@@ -35,9 +35,8 @@ fn main() {
     let mut request = request(block);
     // CALLCOST_HEADERS=N: N more headers, as a browser sends (cookies, accept-*, …).
     let extra: usize = std::env::var("CALLCOST_HEADERS").ok().and_then(|n| n.parse().ok()).unwrap_or(0);
-    for i in 0..extra {
-        request.headers.push((format!("x-extra-{i}"), format!("value number {i} of a browser-like header")));
-    }
+    let more = (0..extra).map(|i| (format!("x-extra-{i}"), format!("value number {i} of a browser-like header")));
+    request.headers = request.headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).chain(more).collect();
     let source = std::env::var("CALLCOST_PLUGIN").map(|f| std::fs::read_to_string(f).unwrap());
     let code = Arc::new(PluginCode::from_source("backend/src/index.js", source.as_deref().unwrap_or(PLUGIN)).unwrap());
     let instance = Instance::new("bench0001", "bench-block", code, InstanceLimits::default(), None);

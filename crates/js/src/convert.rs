@@ -11,37 +11,7 @@ use rquickjs::function::Opt;
 use rquickjs::{Array, Ctx, Function, Object, Value};
 
 use crate::error::HookError;
-use crate::request::{Body, HookRequest};
-
-/// Header pairs in one string: each name then its value, `ends` marking
-/// where each ends.
-struct PackedHeaders {
-    text: String,
-    ends: Vec<(usize, usize)>,
-}
-
-impl PackedHeaders {
-    fn new(pairs: &[(String, String)]) -> PackedHeaders {
-        let mut text = String::with_capacity(pairs.iter().map(|(k, v)| k.len() + v.len()).sum());
-        let mut ends = Vec::with_capacity(pairs.len());
-        for (k, v) in pairs {
-            text.push_str(k);
-            let name_end = text.len();
-            text.push_str(v);
-            ends.push((name_end, text.len()));
-        }
-        PackedHeaders { text, ends }
-    }
-
-    fn iter(&self) -> impl ExactSizeIterator<Item = (&str, &str)> + Clone {
-        let mut start = 0;
-        self.ends.iter().map(move |&(name_end, end)| {
-            let pair = (&self.text[start..name_end], &self.text[name_end..end]);
-            start = end;
-            pair
-        })
-    }
-}
+use crate::request::{Body, Headers, HookRequest};
 
 /// Up to this many headers are copied into a plain object; beyond it a
 /// request's headers are looked up where they are (see [`headers`]).
@@ -59,21 +29,19 @@ const COPIED_HEADERS: usize = 4;
 /// ordinary object.
 /// Creating and calling `source` costs about what copying four or five
 /// headers does, hence the threshold. A headers object kept past its call
-/// keeps the source's copy of the headers outside the JS heap's count (at
-/// most `limits.max_header_bytes` each; the JS objects around it count).
+/// keeps the request's [`Headers`] (shared, not copied) outside the JS
+/// heap's count — at most `limits.max_header_bytes`; the JS objects around
+/// it count — and only them: not the request and its body.
 fn headers<'js>(
     ctx: &Ctx<'js>,
-    pairs: &[(String, String)],
+    headers: &Headers,
     make: &Function<'js>,
     shapes: &Rc<RefCell<Shapes>>,
 ) -> rquickjs::Result<Value<'js>> {
-    if pairs.len() <= COPIED_HEADERS {
-        return Ok(pairs_object(ctx, pairs, make, &mut shapes.borrow_mut())?.into_value());
+    if headers.len() <= COPIED_HEADERS {
+        return Ok(pairs_object(ctx, headers.iter(), make, &mut shapes.borrow_mut())?.into_value());
     }
-    // The source keeps its own packed copy of the headers (one allocation,
-    // not one per header), not the request: a headers object a plugin keeps
-    // past its call must not keep the request's body alive with it.
-    let packed = PackedHeaders::new(pairs);
+    let packed = headers.clone();
     let shapes = shapes.clone();
     let source = move |ctx: Ctx<'js>, key: Value<'js>, make: Opt<Function<'js>>| -> rquickjs::Result<Value<'js>> {
         if let (Some(target), Some(make)) = (key.as_object(), make.0) {
@@ -154,16 +122,16 @@ fn body_to_js<'js>(
     }
 }
 
-fn pairs_object<'js>(
+fn pairs_object<'js, 'a>(
     ctx: &Ctx<'js>,
-    pairs: &[(String, String)],
+    pairs: impl ExactSizeIterator<Item = (&'a str, &'a str)> + Clone,
     make: &Function<'js>,
     shapes: &mut Shapes,
 ) -> rquickjs::Result<Object<'js>> {
-    shapes.note(ctx, make, pairs.iter().map(|(k, _)| k.as_str()));
+    shapes.note(ctx, make, pairs.clone().map(|(k, _)| k));
     let obj = Object::new(ctx.clone())?;
     for (k, v) in pairs {
-        obj.set(k.as_str(), v.as_str())?;
+        obj.set(k, v)?;
     }
     Ok(obj)
 }
@@ -228,7 +196,8 @@ pub(crate) fn request_object<'js>(
     args.push_arg(req.url.as_str())?;
     args.push_arg(req.path.as_str())?;
     args.push_arg(query_object(ctx, &req.query, make, &mut shapes())?)?;
-    args.push_arg(pairs_object(ctx, &req.params, make, &mut shapes())?)?;
+    let params = req.params.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+    args.push_arg(pairs_object(ctx, params, make, &mut shapes())?)?;
     args.push_arg(headers(&req.headers)?)?;
     args.push_arg(body_to_js(ctx, &req.body, make, &mut shapes())?)?;
     args.push_arg(opt(&req.team_uuid)?)?;

@@ -38,6 +38,6 @@ pub use loader::builtin_names;
 pub use ops::{FetchDone, FetchError, FetchRequest, FetchResponse, FetchTarget, HostIo};
 pub use pool::{HostOptions, JsHost};
 pub use project::{CodeError, PluginCode};
-pub use request::{Body, HookRequest, PostHook};
+pub use request::{Body, Headers, HeadersBuilder, HookRequest, PostHook};
 pub use runtime::{check_exports, ExportProblem, LocalRuntime};
 pub use wakes::{flush_here, WakeBatch};

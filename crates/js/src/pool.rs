@@ -22,7 +22,6 @@
 //! worker from the others.
 
 use std::collections::hash_map::Entry;
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::thread;
@@ -30,6 +29,11 @@ use std::time::{Duration, Instant};
 
 use std::collections::VecDeque;
 use std::sync::Condvar;
+
+// Keys are the gateway's own (instance keys, worker ids, export names):
+// a fast hash, nothing a client can pick to collide (SipHash was ~1k
+// instructions a call).
+use rustc_hash::FxHashMap as HashMap;
 use tokio::sync::oneshot;
 
 use crate::error::{CallOutcome, HookError};
@@ -523,7 +527,7 @@ impl JsHost {
             options,
             stopping: AtomicBool::new(false),
             stuck_total: AtomicU64::new(0),
-            strikes: Mutex::new(HashMap::new()),
+            strikes: Mutex::new(HashMap::default()),
             quarantined: AtomicBool::new(false),
             runtimes: Arc::new(AtomicUsize::new(0)),
             io_waiting: AtomicUsize::new(0),
@@ -776,7 +780,7 @@ fn worker(
     POOL.with(|p| *p.borrow_mut() = shared.clone());
     // Set when this worker already took itself out of `live`.
     let mut counted_out = false;
-    let mut runtimes: HashMap<u64, Slot> = HashMap::new();
+    let mut runtimes: HashMap<u64, Slot> = HashMap::default();
     let mut since_sweep = 0u32;
     let idle = shared.upgrade().map_or(Duration::MAX, |s| s.options.runtime_idle);
     loop {

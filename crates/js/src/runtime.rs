@@ -2,11 +2,15 @@
 //! and the call itself: request in, outcome out, within a deadline.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
+
+// Keys are the gateway's own (instance keys, worker ids, export names):
+// a fast hash, nothing a client can pick to collide (SipHash was ~1k
+// instructions a call).
+use rustc_hash::FxHashMap as HashMap;
 
 use rquickjs::module::Evaluated;
 use rquickjs::promise::PromiseState;
@@ -217,7 +221,7 @@ impl PluginRuntime {
         };
         dl.store(u64::MAX, Ordering::Relaxed);
         Ok(PluginRuntime {
-            functions: HashMap::new(),
+            functions: HashMap::default(),
             namespace,
             make_request,
             shapes,

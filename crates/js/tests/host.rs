@@ -30,7 +30,7 @@ fn request() -> Arc<HookRequest> {
         path: "/team/T1/tasks".into(),
         query: vec![("x".into(), "1".into()), ("x".into(), "2".into()), ("y".into(), "3".into())],
         params: vec![("teamUUID".into(), "T1".into())],
-        headers: vec![("ones-user-id".into(), "U1".into()), ("content-type".into(), "application/json".into())],
+        headers: [("ones-user-id", "U1"), ("content-type", "application/json")].into_iter().collect(),
         body: Body::Json(json!({"summary": "hi", "n": 3})),
         team_uuid: Some("T1".into()),
         user_uuid: Some("U1".into()),
@@ -1021,6 +1021,7 @@ fn headers_behave_the_same_however_many_there_are() {
         let names: Vec<String> = headers.iter().map(|(k, _)| k.clone()).collect();
         let all: serde_json::Map<String, serde_json::Value> =
             headers.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+        let headers: interpose_js::Headers = headers.into_iter().collect();
         let post =
             PostHook { req_headers: headers.clone(), resp_headers: headers.clone(), status: 200, ..Default::default() };
         let req = HookRequest { headers, post: Some(Arc::new(post)), ..(*request()).clone() };

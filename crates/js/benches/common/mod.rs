@@ -27,7 +27,7 @@ pub fn request(block: bool) -> HookRequest {
         method: "GET".into(),
         url: "/users/me".into(),
         path: "/users/me".into(),
-        headers,
+        headers: headers.into_iter().collect(),
         body: Body::Empty,
         request_id: Some("bench".into()),
         ..Default::default()
