@@ -394,7 +394,7 @@ async fn watch(
                 let added: Vec<&String> = info.hooks.iter().filter(|h| !hooks.contains(h)).collect();
                 let removed: Vec<&String> = hooks.iter().filter(|h| !info.hooks.contains(h)).collect();
                 if added.is_empty() && removed.is_empty() {
-                    println!("reloaded {} {}: code changed", info.name, info.version);
+                    println!("reloaded {} {} (its hooks unchanged)", info.name, info.version);
                 } else {
                     println!("reloaded {} {}:", info.name, info.version);
                     for h in added {
