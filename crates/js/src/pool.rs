@@ -31,9 +31,8 @@ use std::collections::VecDeque;
 use std::sync::Condvar;
 
 // Keys are the gateway's own (instance keys, worker ids, export names):
-// a fast hash, nothing a client can pick to collide (SipHash was ~1k
-// instructions a call).
-use rustc_hash::FxHashMap as HashMap;
+// a fast seeded hash (SipHash was ~1k instructions a call).
+use foldhash::HashMap;
 use tokio::sync::oneshot;
 
 use crate::error::{CallOutcome, HookError};

@@ -8,9 +8,8 @@ use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 // Keys are the gateway's own (instance keys, worker ids, export names):
-// a fast hash, nothing a client can pick to collide (SipHash was ~1k
-// instructions a call).
-use rustc_hash::FxHashMap as HashMap;
+// a fast seeded hash (SipHash was ~1k instructions a call).
+use foldhash::HashMap;
 
 use rquickjs::module::Evaluated;
 use rquickjs::promise::PromiseState;
