@@ -29,13 +29,18 @@ use crate::transpile::SYNC_TWIN;
 /// case-insensitively through a Proxy (`make.wrap` for the post-hook ones).
 pub(crate) const MAKE_REQUEST: &str = r#"(() => {
   // Names looked up, lower-cased (toLowerCase makes a new string each
-  // time); at most 512 of them.
+  // time), null for those already in lower case (a miss then ends at
+  // once); at most 512 of them.
   const lower = Object.create(null);
   let lowered = 0;
   const low = (k) => {
     const l = k.toLowerCase();
-    if (lowered < 512) { lower[k] = l; lowered++; }
+    if (lowered < 512) { lower[k] = l === k ? null : l; lowered++; }
     return l;
+  };
+  const lc = (k) => {
+    const l = lower[k];
+    return l === null ? k : (l ?? low(k));
   };
   const handler = {
     get(t, k) {
@@ -43,16 +48,17 @@ pub(crate) const MAKE_REQUEST: &str = r#"(() => {
       // retried lower-cased (the names are stored so).
       const v = t[k];
       if (v !== undefined || typeof k !== 'string') return v;
-      const l = lower[k] ?? low(k);
-      return l === k ? undefined : t[l];
+      const l = lower[k];
+      if (l === null) return undefined;
+      return t[l ?? low(k)];
     },
-    has(t, k) { return typeof k === 'string' ? (k in t || (lower[k] ?? low(k)) in t) : k in t; },
+    has(t, k) { return typeof k === 'string' ? (k in t || lc(k) in t) : k in t; },
     // Names are stored lower-cased: `headers['Ones-User-Id'] = v` replaces
     // the header the request came with, and delete removes it.
-    set(t, k, v) { t[typeof k === 'string' ? (lower[k] ?? low(k)) : k] = v; return true; },
+    set(t, k, v) { t[typeof k === 'string' ? lc(k) : k] = v; return true; },
     deleteProperty(t, k) {
       delete t[k];
-      if (typeof k === 'string') delete t[lower[k] ?? low(k)];
+      if (typeof k === 'string') delete t[lc(k)];
       return true;
     },
   };

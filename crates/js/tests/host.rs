@@ -982,10 +982,16 @@ export function probe(request) {
 }
 export function mutate(request) {
   const h = request.headers
+  // Misses first (in lower case and not), then the same names set, tested and deleted in other cases.
+  const before = [h['x-new'] ?? null, h['X-Tmp'] ?? null, 'X-NEW' in h]
   h['X-New'] = 'n'
+  h['x-tmp'] = 't'
+  const between = ['X-NEW' in h, h['X-TMP'], h['x-tmp']]
+  delete h['X-TMP']
   delete h['Content-Type']
   h['ones-user-id'] = 'U2'
-  return ok({ keys: Object.keys(h), user: h['Ones-User-Id'], type: h['content-type'] ?? null, added: h['x-new'] })
+  return ok({ keys: Object.keys(h), user: h['Ones-User-Id'], type: h['content-type'] ?? null, added: h['x-new'],
+    before, between, gone: ['x-tmp' in h, h['X-Tmp'] ?? null] })
 }
 export function freeze(request) {
   Object.freeze(request.headers)
@@ -1048,7 +1054,12 @@ fn headers_behave_the_same_however_many_there_are() {
         let m = body("mutate");
         let mut keys: Vec<String> = names.iter().filter(|k| *k != "content-type").cloned().collect();
         keys.push("x-new".into());
-        assert_eq!(m, json!({"keys": keys, "user": "U2", "type": null, "added": "n"}), "{case}");
+        assert_eq!(
+            m,
+            json!({"keys": keys, "user": "U2", "type": null, "added": "n",
+                "before": [null, null, false], "between": [true, "t", "t"], "gone": [false, null]}),
+            "{case}"
+        );
         assert_eq!(body("freeze"), json!({"frozen": true, "n": names.len(), "user": "U1"}), "{case}");
         assert_eq!(body("define"), json!({"last": "x-def", "d": "d"}), "{case}");
         let returned = match rt.call("returned", &req, Duration::from_secs(1)).expect("returned") {
