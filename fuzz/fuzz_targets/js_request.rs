@@ -34,7 +34,7 @@ fuzz_target!(|data: &[u8]| {
         path: "/x".into(),
         query: vec![(get(1), get(2))],
         params: vec![("teamUUID".into(), get(2))],
-        headers: vec![("x-a".into(), get(0)), (get(1).to_lowercase(), get(2))],
+        headers: [("x-a".to_string(), get(0)), (get(1).to_lowercase(), get(2))].into_iter().collect(),
         body,
         ..Default::default()
     };
