@@ -200,7 +200,9 @@ where
     let query_pairs = query_pairs(query);
     let request_id = stamp_request_id(&mut parts);
     tracing::Span::current().record("request_id", request_id.as_str());
-    tally.request_id = Some(request_id.clone());
+    if gw.config.log.access_log {
+        tally.request_id = Some(request_id.clone());
+    }
     let base = HookRequest {
         method: parts.method.as_str().to_string(),
         url: rest.to_string(),
@@ -212,7 +214,7 @@ where
         team_uuid: matched.interface.team(&matched.values).map(str::to_string),
         user_uuid: parts.headers.get(ONES_USER_ID).and_then(|v| v.to_str().ok()).map(str::to_string),
         post: None,
-        request_id: Some(request_id.clone()),
+        request_id: Some(request_id),
         extra: Vec::new(),
     };
     let mut requests = RequestCache::new(base);
