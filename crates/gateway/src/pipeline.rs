@@ -240,11 +240,11 @@ where
         let req = requests.for_hook(hook, &matched.values);
         match call(gw, hook, req, tally).await {
             Ok(CallOutcome::Returned(Some(v))) => {
-                if let Some(resp) = rejection(hook, &v) {
+                if let Some(resp) = rejection(hook, &v, requests.base.request_id.as_deref()) {
                     return Ok(resp);
                 }
                 if let Err(e) = outgoing.apply(&v) {
-                    if let Flow::Respond(resp) = failed(hook, HookError::BadResult(e)) {
+                    if let Flow::Respond(resp) = unusable(hook, e, requests.base.request_id.as_deref()) {
                         return Ok(resp);
                     }
                 } else {
@@ -270,7 +270,7 @@ where
                 match plugin_response(&v.unwrap_or(serde_json::Value::Object(Default::default())), 200) {
                     Ok(resp) => answered = Some(resp),
                     Err(e) => {
-                        if let Flow::Respond(resp) = failed(hook, HookError::BadResult(e)) {
+                        if let Flow::Respond(resp) = unusable(hook, e, requests.base.request_id.as_deref()) {
                             return Ok(resp);
                         }
                     }
@@ -396,7 +396,7 @@ impl Outgoing {
 }
 
 /// A result with an error status is a rejection (intercept and prefix).
-fn rejection(hook: &Arc<Hook<HookTarget>>, v: &serde_json::Value) -> Option<Response<Body>> {
+fn rejection(hook: &Arc<Hook<HookTarget>>, v: &serde_json::Value, request_id: Option<&str>) -> Option<Response<Body>> {
     match v.get("statusCode").filter(|s| !s.is_null()) {
         None => None,
         Some(s) if s.as_u64().is_some_and(|n| (100..400).contains(&n)) => None,
@@ -405,7 +405,7 @@ fn rejection(hook: &Arc<Hook<HookTarget>>, v: &serde_json::Value) -> Option<Resp
                 hook.payload.stats.rejects.fetch_add(1, Ordering::Relaxed);
                 Some(resp)
             }
-            Err(e) => match failed(hook, HookError::BadResult(e)) {
+            Err(e) => match unusable(hook, e, request_id) {
                 Flow::Respond(resp) => Some(resp),
                 Flow::Continue => None,
             },
@@ -415,10 +415,11 @@ fn rejection(hook: &Arc<Hook<HookTarget>>, v: &serde_json::Value) -> Option<Resp
 
 /// Run one intercept hook: a rejection answers, anything else continues.
 async fn intercept(gw: &Gateway, hook: &Arc<Hook<HookTarget>>, req: Arc<HookRequest>, tally: &mut Tally) -> Flow {
+    let held = req.clone();
     match call(gw, hook, req, tally).await {
         // Only a response with an error status rejects; a malformed status
         // is the plugin's mistake, not permission to continue.
-        Ok(CallOutcome::Returned(Some(v))) => match rejection(hook, &v) {
+        Ok(CallOutcome::Returned(Some(v))) => match rejection(hook, &v, held.request_id.as_deref()) {
             Some(resp) => Flow::Respond(resp),
             None => Flow::Continue,
         },
@@ -480,6 +481,15 @@ fn failed(hook: &Hook<HookTarget>, error: HookError) -> Flow {
             Flow::Continue
         }
     }
+}
+
+/// A result the gateway cannot use is the hook's failure like one the JS
+/// host finds: counted, written to the plugin's log, then `on_error` decides.
+fn unusable(hook: &Hook<HookTarget>, reason: String, request_id: Option<&str>) -> Flow {
+    let error = HookError::BadResult(reason);
+    hook.payload.stats.failed(error.kind());
+    hook.payload.js.record_failure(&hook.api.function, &error, request_id.map(str::to_string));
+    failed(hook, error)
 }
 
 fn plugin_error(p: &PluginErrorData) -> Response<Body> {

@@ -188,6 +188,17 @@ async fn every_reject_form_and_failure() {
         assert!(reason.contains(needle), "{mode}: {reason}");
         assert_eq!(get(&u, &[("x-mode", "none")]).await.status, 200, "after {mode}");
     }
+    // Each failure is counted by kind and said in the plugin's own log —
+    // a result only the gateway finds unusable (`bad`) as well.
+    let metrics = gw.gw.metrics.render(&[]);
+    for (kind, n) in [("throw", 2), ("timeout", 1), ("memory", 1), ("other", 1)] {
+        let line = format!("function=\"byStatus\",type=\"intercept\",kind=\"{kind}\"}} {n}\n");
+        assert!(metrics.contains(&line), "{kind}: {metrics}");
+    }
+    let js = gw.gw.snapshot().instances[0].js.clone();
+    let logged: Vec<String> = js.logs_after(0).into_iter().map(|l| l.message).collect();
+    assert_eq!(logged.len(), 5, "{logged:?}");
+    assert!(logged[4].starts_with("byStatus() returned a value that cannot be used: statusCode"), "{logged:?}");
     gw.stop().await;
 }
 

@@ -177,6 +177,13 @@ impl Instance {
         self.record_log(level, message, request_id);
     }
 
+    /// Say in the instance's log why a call of `function` failed (the
+    /// gateway's own log does not repeat it: `interpose plugin logs` shows it
+    /// next to what the plugin's Logger wrote).
+    pub fn record_failure(&self, function: &str, error: &crate::HookError, request_id: Option<String>) {
+        self.record_log(LogLevel::Error, format!("{function}() {error}"), request_id);
+    }
+
     /// Add a line to the instance's log without writing it to the gateway's.
     pub(crate) fn record_log(&self, level: LogLevel, message: String, request_id: Option<String>) {
         let seq = self.log_seq.fetch_add(1, Ordering::Relaxed) + 1;

@@ -36,7 +36,7 @@ use foldhash::HashMap;
 use tokio::sync::oneshot;
 
 use crate::error::{CallOutcome, HookError};
-use crate::host::{Instance, LogLevel};
+use crate::host::Instance;
 use crate::ops::HostIo;
 use crate::request::HookRequest;
 use crate::runtime::{nanos, PluginRuntime};
@@ -658,7 +658,7 @@ impl JsHost {
         if let Some(e) = result.as_ref().err().filter(|e| !(probing && matches!(e, HookError::NotExported(_)))) {
             // The plugin's own log (`interpose plugin logs`) says why its
             // call failed, next to what its Logger wrote.
-            instance.record_log(LogLevel::Error, format!("{function}() {e}"), held.request_id.clone());
+            instance.record_failure(function, e, held.request_id.clone());
         }
         result
     }
