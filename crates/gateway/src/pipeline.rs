@@ -223,7 +223,7 @@ where
     for group in &plan.intercepts {
         let Some(hook) = group.select(&requests.base.query) else { continue };
         let req = requests.for_hook(hook, &matched.values);
-        if let Flow::Respond(resp) = intercept(gw, hook, req, tally).await {
+        if let Flow::Respond(resp) = intercept(gw, hook, req, requests.base.request_id.as_deref(), tally).await {
             return Ok(resp);
         }
     }
@@ -414,12 +414,17 @@ fn rejection(hook: &Arc<Hook<HookTarget>>, v: &serde_json::Value, request_id: Op
 }
 
 /// Run one intercept hook: a rejection answers, anything else continues.
-async fn intercept(gw: &Gateway, hook: &Arc<Hook<HookTarget>>, req: Arc<HookRequest>, tally: &mut Tally) -> Flow {
-    let held = req.clone();
+async fn intercept(
+    gw: &Gateway,
+    hook: &Arc<Hook<HookTarget>>,
+    req: Arc<HookRequest>,
+    request_id: Option<&str>,
+    tally: &mut Tally,
+) -> Flow {
     match call(gw, hook, req, tally).await {
         // Only a response with an error status rejects; a malformed status
         // is the plugin's mistake, not permission to continue.
-        Ok(CallOutcome::Returned(Some(v))) => match rejection(hook, &v, held.request_id.as_deref()) {
+        Ok(CallOutcome::Returned(Some(v))) => match rejection(hook, &v, request_id) {
             Some(resp) => Flow::Respond(resp),
             None => Flow::Continue,
         },
