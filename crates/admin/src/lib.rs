@@ -386,7 +386,17 @@ async fn metrics(State(app): State<App>) -> Response {
             ),
         ])
         .collect();
-    let mut text = gw.metrics.render(&extra);
+    let stored = match gw.posts.store() {
+        Some(store) => store
+            .pending_by_hook()
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(instance, function, kind, n)| ((instance, function, kind), n.max(0) as u64))
+            .collect(),
+        None => Default::default(),
+    };
+    let mut text = gw.metrics.render(&extra, &stored);
     text.push_str("# HELP interpose_js_heap_bytes JS heap of a plugin instance's runtime (sampled).\n# TYPE interpose_js_heap_bytes gauge\n");
     for i in &gw.snapshot().instances {
         text.push_str(&format!(

@@ -530,6 +530,41 @@ async fn durable_events_retry_dead_letter_and_replay_in_order() {
     env.stop().await;
 }
 
+/// Events a subscriber has not taken yet show as its queue depth, per hook.
+#[tokio::test]
+async fn stored_events_are_a_hooks_queue_depth() {
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    // The first attempt fails and the next is far off: the events stay pending.
+    let env = Env::start_with(&up, dir.path(), None, "[limits]\npost_retry_base_ms = 600000\n").await;
+    let sub = interpose_test_util::project(&[
+        ("config/plugin.yaml", "service: {app_id: sub, version: 1.0.0, name: sub, scope: 2}\napis:\n  - {type: subscribe, methods: [GET], url: /feed, function: f}\n"),
+        ("backend/src/index.js", "export function f() { throw new Error('not ready') }\n"),
+    ]);
+    assert_eq!(env.call("POST", "/api/instances?org=true&id=S1", pack(sub.path())).await.status, 201);
+    for n in 1..=3 {
+        assert_eq!(get(&env.url(&format!("/project/api/project/feed?n={n}")), &[]).await.status, 200);
+    }
+    let labels = "{plugin=\"sub\",instance=\"S1\",function=\"f\",type=\"subscribe\"}";
+    let t0 = std::time::Instant::now();
+    loop {
+        let text = env.call("GET", "/metrics", vec![]).await.text();
+        let failed =
+            text.contains(&format!("interpose_hook_failures_total{}", labels.replace('}', ",kind=\"throw\"} 1")));
+        if failed {
+            for line in
+                [format!("interpose_hook_queue_depth{labels} 3"), format!("interpose_hook_dropped_total{labels} 0")]
+            {
+                assert!(text.contains(&line), "missing {line:?} in\n{text}");
+            }
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "the first attempt did not fail:\n{text}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    env.stop().await;
+}
+
 /// Config values set through the admin API reach the running plugin at once
 /// and stay after a restart.
 #[tokio::test]

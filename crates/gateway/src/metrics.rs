@@ -77,6 +77,12 @@ pub struct HookStats {
     /// By kind: throw, timeout, memory, other.
     pub failures: [AtomicU64; 4],
     pub latency: Histogram,
+    /// Suffix/subscribe events for this hook waiting in the in-memory
+    /// queue (those waiting in the store are counted there).
+    pub queued: AtomicU64,
+    /// Suffix/subscribe events this hook never got: the queue or the store
+    /// writer was full, or the store failed.
+    pub dropped: AtomicU64,
 }
 
 impl HookStats {
@@ -197,6 +203,8 @@ impl Metrics {
             rejects: AtomicU64::new(0),
             failures: Default::default(),
             latency: Histogram::default(),
+            queued: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
         });
         hooks.insert(key, Arc::downgrade(&s));
         s
@@ -229,8 +237,10 @@ impl Metrics {
         RouteStatsIndex { main, additions }
     }
 
-    /// The Prometheus text exposition; `extra` adds gauges read elsewhere.
-    pub fn render(&self, extra: &[(&str, &str, f64)]) -> String {
+    /// The Prometheus text exposition; `extra` adds gauges read elsewhere;
+    /// `stored` is the events waiting in the store, by (instance, function,
+    /// type) of their hook.
+    pub fn render(&self, extra: &[(&str, &str, f64)], stored: &HashMap<(String, String, String), u64>) -> String {
         let mut out = String::new();
         out.push_str("# HELP interpose_requests_total Requests by scope, whether a hook applied, and status class.\n# TYPE interpose_requests_total counter\n");
         for (scope, s) in &self.scopes {
@@ -308,6 +318,18 @@ impl Metrics {
         out.push_str("# HELP interpose_hook_duration_seconds Hook call latency, queueing included.\n# TYPE interpose_hook_duration_seconds histogram\n");
         for h in &hooks {
             h.latency.render(&mut out, "interpose_hook_duration_seconds", &label(h));
+        }
+        let post: Vec<&Arc<HookStats>> =
+            hooks.iter().filter(|h| matches!(h.kind.as_str(), "suffix" | "subscribe")).collect();
+        out.push_str("# HELP interpose_hook_queue_depth Suffix/subscribe events waiting for this hook, in the queue or the store.\n# TYPE interpose_hook_queue_depth gauge\n");
+        for h in &post {
+            let key = (h.instance.clone(), h.function.clone(), h.kind.clone());
+            let depth = h.queued.load(Ordering::Relaxed) + stored.get(&key).copied().unwrap_or(0);
+            let _ = writeln!(out, "interpose_hook_queue_depth{{{}}} {depth}", label(h));
+        }
+        out.push_str("# HELP interpose_hook_dropped_total Suffix/subscribe events this hook never got: the queue or the store writer was full, or the store failed.\n# TYPE interpose_hook_dropped_total counter\n");
+        for h in &post {
+            let _ = writeln!(out, "interpose_hook_dropped_total{{{}}} {}", label(h), h.dropped.load(Ordering::Relaxed));
         }
         for (name, help, value) in extra {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");

@@ -55,7 +55,13 @@ where
     let access = gw.config.log.access_log.then(|| (req.method().clone(), req.uri().clone()));
     let mut tally = Tally::default();
     // One span per request (debug level: free unless asked for).
-    let span = tracing::debug_span!("request", method = %req.method(), path = %req.uri().path(), request_id = tracing::field::Empty);
+    let span = tracing::debug_span!(
+        "request",
+        method = %req.method(),
+        path = %req.uri().path(),
+        request_id = tracing::field::Empty,
+        route = tracing::field::Empty,
+    );
     let resp = match route(gw, req, client, &mut tally).instrument(span).await {
         Ok(resp) => resp,
         Err(e) => e.into_response(),
@@ -199,7 +205,9 @@ where
     };
     let query_pairs = query_pairs(query);
     let request_id = stamp_request_id(&mut parts);
-    tracing::Span::current().record("request_id", request_id.as_str());
+    let span = tracing::Span::current();
+    span.record("request_id", request_id.as_str());
+    span.record("route", matched.interface.pattern.as_str());
     if gw.config.log.access_log {
         tally.request_id = Some(request_id.clone());
     }
@@ -444,16 +452,8 @@ async fn call(
     let ms = hook.api.timeout_ms.unwrap_or(gw.config.limits.hook_timeout_ms);
     let stats = &hook.payload.stats;
     let t0 = Instant::now();
-    let span = tracing::debug_span!(
-        "hook",
-        plugin = %hook.instance.name,
-        instance = %hook.instance.id,
-        function = %hook.api.function,
-        kind = hook.api.kind.as_str(),
-        route = %hook.api.url,
-    );
-    let out = gw.host.call(&hook.payload.js, &hook.api.function, req, Duration::from_millis(ms)).instrument(span).await;
-    tracing::debug!(took_us = t0.elapsed().as_micros() as u64, outcome = outcome(&out), "hook ran");
+    let call = gw.host.call(&hook.payload.js, &hook.api.function, req, Duration::from_millis(ms));
+    let out = traced(hook_span(hook), t0, call).await;
     let took = t0.elapsed();
     stats.record(took, &out);
     if gw.config.log.access_log {
@@ -465,6 +465,37 @@ async fn call(
         ));
     }
     out
+}
+
+/// The span a hook call runs in (debug level, like the request's): its
+/// plugin, instance, function, type and route. A post hook runs after its
+/// request's span has closed, so it records the request id here.
+pub(crate) fn hook_span(hook: &Hook<HookTarget>) -> tracing::Span {
+    tracing::debug_span!(
+        "hook",
+        plugin = %hook.instance.name,
+        instance = %hook.instance.id,
+        function = %hook.api.function,
+        kind = hook.api.kind.as_str(),
+        route = %hook.api.url,
+        request_id = tracing::field::Empty,
+    )
+}
+
+/// Run a hook call (started at `t0`) inside `span`, ending with a debug
+/// event of its time and outcome, so the event carries the span's fields.
+pub(crate) async fn traced(
+    span: tracing::Span,
+    t0: Instant,
+    call: impl std::future::Future<Output = Result<CallOutcome, HookError>>,
+) -> Result<CallOutcome, HookError> {
+    async move {
+        let out = call.await;
+        tracing::debug!(took_us = t0.elapsed().as_micros() as u64, outcome = outcome(&out), "hook ran");
+        out
+    }
+    .instrument(span)
+    .await
 }
 
 fn outcome(r: &Result<CallOutcome, HookError>) -> &'static str {

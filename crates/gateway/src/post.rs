@@ -34,6 +34,7 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use crate::body::{Body, BoxError};
 use crate::metrics::HookStats;
+use crate::pipeline::{hook_span, traced};
 use crate::plugins::HookTarget;
 
 /// Finds a stored event's hook in the live route table: (instance, function,
@@ -66,9 +67,13 @@ pub struct PostQueue {
     durable: std::sync::OnceLock<Durable>,
 }
 
+/// One response's events for the store writer: the rows, the stats of
+/// their hooks (to count a drop), and the acknowledgement it waits for.
+type StoreWrite = (Vec<NewEvent>, Vec<Arc<HookStats>>, oneshot::Sender<()>);
+
 /// The store-backed path.
 struct Durable {
-    writer: mpsc::Sender<(Vec<NewEvent>, oneshot::Sender<()>)>,
+    writer: mpsc::Sender<StoreWrite>,
     store: Store,
     delivered: Arc<AtomicU64>,
     retried: Arc<AtomicU64>,
@@ -103,14 +108,23 @@ impl PostQueue {
                 depth.fetch_sub(1, Ordering::Relaxed);
                 for hook in event.hooks {
                     let Ok(permit) = slots.clone().acquire_owned().await else { return };
+                    hook.payload.stats.queued.fetch_sub(1, Ordering::Relaxed);
                     let host = host.clone();
                     let request = event.request.clone();
                     tokio::spawn(async move {
                         let ms = hook.api.timeout_ms.unwrap_or(default_timeout_ms);
                         let t0 = Instant::now();
-                        let r = host
-                            .call_detached(&hook.payload.js, &hook.api.function, request, Duration::from_millis(ms))
-                            .await;
+                        let span = hook_span(&hook);
+                        if let Some(id) = &request.request_id {
+                            span.record("request_id", id.as_str());
+                        }
+                        let call = host.call_detached(
+                            &hook.payload.js,
+                            &hook.api.function,
+                            request,
+                            Duration::from_millis(ms),
+                        );
+                        let r = traced(span, t0, call).await;
                         hook.payload.stats.record(t0.elapsed(), &r);
                         if let Err(e) = r {
                             tracing::warn!(
@@ -147,8 +161,12 @@ impl PostQueue {
                     payload: payload.clone(),
                 })
                 .collect();
+            let stats = event.hooks.iter().map(|h| h.payload.stats.clone()).collect();
             let (ack, acked) = oneshot::channel();
-            if d.writer.try_send((events, ack)).is_err() {
+            if d.writer.try_send((events, stats, ack)).is_err() {
+                for h in &event.hooks {
+                    h.payload.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                }
                 let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
                 tracing::warn!(dropped_total = n, "post-hook store writer is saturated: event dropped");
                 return None;
@@ -161,13 +179,22 @@ impl PostQueue {
 
     fn offer_in_memory(&self, event: PostEvent) {
         self.depth.fetch_add(1, Ordering::Relaxed);
+        for h in &event.hooks {
+            h.payload.stats.queued.fetch_add(1, Ordering::Relaxed);
+        }
         if let Err(e) = self.tx.try_send(event) {
             self.depth.fetch_sub(1, Ordering::Relaxed);
             let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
             let hooks: Vec<String> = match &e {
-                mpsc::error::TrySendError::Full(ev) | mpsc::error::TrySendError::Closed(ev) => {
-                    ev.hooks.iter().map(|h| format!("{}.{}()", h.instance.name, h.api.function)).collect()
-                }
+                mpsc::error::TrySendError::Full(ev) | mpsc::error::TrySendError::Closed(ev) => ev
+                    .hooks
+                    .iter()
+                    .map(|h| {
+                        h.payload.stats.queued.fetch_sub(1, Ordering::Relaxed);
+                        h.payload.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                        format!("{}.{}()", h.instance.name, h.api.function)
+                    })
+                    .collect(),
             };
             tracing::warn!(dropped_total = n, hooks = ?hooks, "post-hook queue full: event dropped");
         }
@@ -185,7 +212,7 @@ impl PostQueue {
         policy: RetryPolicy,
         applied: Arc<AtomicI64>,
     ) {
-        let (writer, mut rx) = mpsc::channel::<(Vec<NewEvent>, oneshot::Sender<()>)>(4096);
+        let (writer, mut rx) = mpsc::channel::<StoreWrite>(4096);
         let delivered = Arc::new(AtomicU64::new(0));
         let retried = Arc::new(AtomicU64::new(0));
         if self
@@ -207,7 +234,7 @@ impl PostQueue {
                         Err(_) => break,
                     }
                 }
-                let events: Vec<NewEvent> = batch.iter().flat_map(|(e, _)| e.iter().cloned()).collect();
+                let events: Vec<NewEvent> = batch.iter().flat_map(|(e, _, _)| e.iter().cloned()).collect();
                 // A store across the network may blip: try a few times before
                 // giving the events up, counted. The responses wait for this;
                 // an unreachable store fails an attempt within the pool's 5 s
@@ -223,13 +250,16 @@ impl PostQueue {
                             pause *= 4;
                         }
                         Err(e) => {
+                            for stats in batch.iter().flat_map(|(_, s, _)| s) {
+                                stats.dropped.fetch_add(1, Ordering::Relaxed);
+                            }
                             let n = wdropped.fetch_add(events.len() as u64, Ordering::Relaxed) + events.len() as u64;
                             tracing::error!(dropped_total = n, "cannot store {} post-hook event(s): {e}", events.len());
                             break;
                         }
                     }
                 }
-                for (_, ack) in batch {
+                for (_, _, ack) in batch {
                     let _ = ack.send(());
                 }
                 wnotify.notify_one();
@@ -377,7 +407,16 @@ impl Dispatch {
         };
         let timeout = Duration::from_millis(timeout_ms.max(1));
         let t0 = Instant::now();
-        let call = self.host.call_detached(&js, &row.function, Arc::new(request), timeout);
+        let span = tracing::debug_span!(
+            "hook",
+            plugin = %js.name,
+            instance = %row.instance,
+            function = %row.function,
+            kind = row.kind.as_str(),
+            event = row.id,
+            request_id = request.request_id.as_deref(),
+        );
+        let call = traced(span, t0, self.host.call_detached(&js, &row.function, Arc::new(request), timeout));
         tokio::pin!(call);
         // A call that outlasts half the claim's lease renews it, so no other node
         // sharing the store takes the event while this one still delivers it.

@@ -254,12 +254,12 @@ async fn slow_or_failing_subscribers_affect_nothing_else() {
     );
     // Subscribers count in the per-hook metrics like the hooks before the response.
     eventually("the thrower's failures are counted", || {
-        gw.gw.metrics.render(&[]).contains("type=\"subscribe\",kind=\"throw\"} 3")
+        gw.gw.metrics.render(&[], &Default::default()).contains("type=\"subscribe\",kind=\"throw\"} 3")
     })
     .await;
     // The third call wrote its file before it returned and was counted.
     eventually("the steady subscriber's calls are counted", || {
-        gw.gw.metrics.render(&[]).contains(
+        gw.gw.metrics.render(&[], &Default::default()).contains(
             "interpose_hook_calls_total{plugin=\"steady\",instance=\"steady1\",function=\"f\",type=\"subscribe\"} 3",
         )
     })
@@ -279,7 +279,30 @@ async fn a_full_post_queue_drops_and_counts() {
     for _ in 0..40 {
         assert_eq!(get(&gw.url("/project/api/project/users/me"), &[]).await.status, 200);
     }
-    assert!(gw.gw.posts.dropped() > 0, "nothing dropped");
+    let dropped = gw.gw.posts.dropped();
+    assert!(dropped > 0, "nothing dropped");
+    // The hook's own series say the same: each event had this one hook.
+    let labels = "plugin=\"slow\",instance=";
+    let metrics = gw.gw.metrics.render(&[], &Default::default());
+    let line = |name: &str| {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(&format!("{name}{{{labels}")))
+            .unwrap_or_else(|| panic!("no {name}"))
+            .to_string()
+    };
+    assert!(line("interpose_hook_dropped_total").ends_with(&format!(" {dropped}")), "{metrics}");
+    let depth: u64 = line("interpose_hook_queue_depth").rsplit(' ').next().unwrap().parse().unwrap();
+    assert!((1..=2).contains(&depth), "one event queued, one maybe waiting for a worker: {depth}");
+    // The queue drains.
+    eventually("the queue drains", || {
+        gw.gw
+            .metrics
+            .render(&[], &Default::default())
+            .lines()
+            .any(|l| l.starts_with(&format!("interpose_hook_queue_depth{{{labels}")) && l.ends_with(" 0"))
+    })
+    .await;
     gw.stop().await;
 }
 

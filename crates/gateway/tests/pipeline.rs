@@ -190,7 +190,7 @@ async fn every_reject_form_and_failure() {
     }
     // Each failure is counted by kind and said in the plugin's own log —
     // a result only the gateway finds unusable (`bad`) as well.
-    let metrics = gw.gw.metrics.render(&[]);
+    let metrics = gw.gw.metrics.render(&[], &Default::default());
     for (kind, n) in [("throw", 2), ("timeout", 1), ("memory", 1), ("other", 1)] {
         let line = format!("function=\"byStatus\",type=\"intercept\",kind=\"{kind}\"}} {n}\n");
         assert!(metrics.contains(&line), "{kind}: {metrics}");

@@ -159,6 +159,13 @@ impl Store {
         Ok(r == 1)
     }
 
+    /// Pending events by hook: (instance, function, kind, count).
+    pub async fn pending_by_hook(&self) -> Result<Vec<(String, String, String, i64)>, StoreError> {
+        let sql = "SELECT instance, function, kind, COUNT(*) FROM post_events WHERE state = 'pending'
+                   GROUP BY instance, function, kind";
+        Ok(on!(&self.events, |p| sqlx::query_as(sql).fetch_all(p).await?))
+    }
+
     /// (pending, dead) counts.
     pub async fn event_counts(&self) -> Result<(i64, i64), StoreError> {
         // CASE, not SUM(state = 'pending'): PostgreSQL does not sum booleans.
