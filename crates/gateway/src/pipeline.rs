@@ -484,18 +484,19 @@ pub(crate) fn hook_span(hook: &Hook<HookTarget>) -> tracing::Span {
 
 /// Run a hook call (started at `t0`) inside `span`, ending with a debug
 /// event of its time and outcome, so the event carries the span's fields.
-pub(crate) async fn traced(
+/// A plain function returning the instrumented future, so the call is not
+/// wrapped in one more future of its own.
+pub(crate) fn traced(
     span: tracing::Span,
     t0: Instant,
     call: impl std::future::Future<Output = Result<CallOutcome, HookError>>,
-) -> Result<CallOutcome, HookError> {
+) -> impl std::future::Future<Output = Result<CallOutcome, HookError>> {
     async move {
         let out = call.await;
         tracing::debug!(took_us = t0.elapsed().as_micros() as u64, outcome = outcome(&out), "hook ran");
         out
     }
     .instrument(span)
-    .await
 }
 
 fn outcome(r: &Result<CallOutcome, HookError>) -> &'static str {
