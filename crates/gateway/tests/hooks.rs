@@ -35,6 +35,34 @@ async fn replace_answers_without_the_upstream() {
     gw.stop().await;
 }
 
+/// The request id a hook sees is the one the upstream gets: the client's
+/// `X-Request-Id`, or one made for the request.
+#[tokio::test]
+async fn hooks_see_the_request_id_the_upstream_gets() {
+    let up = Upstream::start().await;
+    let p = org_plugin(
+        "ids",
+        "  - {type: prefix, methods: [GET], url: /users/me, function: tag}\n  - {type: replace, methods: [GET], url: /id, function: id}\n",
+        "export function tag(r) { return { headers: { ...r.headers, 'x-seen-id': r.headers['X-Request-Id'] } } }\n\
+         export function id(r) { return { body: { id: r.headers['x-request-id'] } } }\n",
+    );
+    let gw = start(&up, &[decl(p.path(), &[], None)], "").await;
+    let got = get(&gw.url("/project/api/project/id"), &[("X-Request-Id", "mine-9")]).await;
+    assert_eq!(got.json(), json!({"id": "mine-9"}));
+    for sent in [Some("mine-10"), None] {
+        let headers: Vec<(&str, &str)> = sent.map(|v| ("x-request-id", v)).into_iter().collect();
+        assert_eq!(get(&gw.url("/project/api/project/users/me"), &headers).await.status, 200);
+        let seen = up.last();
+        let upstream_id = seen.headers["x-request-id"].to_str().unwrap().to_string();
+        assert_eq!(seen.headers["x-seen-id"].to_str().unwrap(), upstream_id, "the hook saw the id the upstream got");
+        match sent {
+            Some(v) => assert_eq!(upstream_id, v),
+            None => assert_eq!(upstream_id.len(), 32, "a generated id: {upstream_id}"),
+        }
+    }
+    gw.stop().await;
+}
+
 /// A hook on GET runs for HEAD too: an intercept is not walked past, a
 /// replace answers with its headers and no body.
 #[tokio::test]
