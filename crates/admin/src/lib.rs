@@ -368,9 +368,19 @@ async fn metrics(State(app): State<App>) -> Response {
             gw.host.quarantined().len() as f64,
         ),
     ];
-    let (pending, dead) = match gw.posts.store() {
-        Some(store) => store.event_counts().await.unwrap_or((0, 0)),
-        None => (0, 0),
+    // The store's events: totals, and those pending by hook (its queue depth).
+    let ((pending, dead), stored) = match gw.posts.store() {
+        Some(store) => (
+            store.event_counts().await.unwrap_or((0, 0)),
+            store
+                .pending_by_hook()
+                .await
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(instance, function, kind, n)| ((instance, function, kind), n.max(0) as u64))
+                .collect(),
+        ),
+        None => Default::default(),
     };
     let (delivered, retried) = gw.posts.delivery_counts();
     let extra: Vec<(&str, &str, f64)> = extra
@@ -386,16 +396,6 @@ async fn metrics(State(app): State<App>) -> Response {
             ),
         ])
         .collect();
-    let stored = match gw.posts.store() {
-        Some(store) => store
-            .pending_by_hook()
-            .await
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(instance, function, kind, n)| ((instance, function, kind), n.max(0) as u64))
-            .collect(),
-        None => Default::default(),
-    };
     let mut text = gw.metrics.render(&extra, &stored);
     text.push_str("# HELP interpose_js_heap_bytes JS heap of a plugin instance's runtime (sampled).\n# TYPE interpose_js_heap_bytes gauge\n");
     for i in &gw.snapshot().instances {

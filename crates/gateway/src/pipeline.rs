@@ -453,7 +453,7 @@ async fn call(
     let stats = &hook.payload.stats;
     let t0 = Instant::now();
     let call = gw.host.call(&hook.payload.js, &hook.api.function, req, Duration::from_millis(ms));
-    let out = traced(hook_span(hook), t0, call).await;
+    let out = traced(hook_span(hook, None), t0, call).await;
     let took = t0.elapsed();
     stats.record(took, &out);
     if gw.config.log.access_log {
@@ -469,16 +469,38 @@ async fn call(
 
 /// The span a hook call runs in (debug level, like the request's): its
 /// plugin, instance, function, type and route. A post hook runs after its
-/// request's span has closed, so it records the request id here.
-pub(crate) fn hook_span(hook: &Hook<HookTarget>) -> tracing::Span {
+/// request's span has closed, so it passes the request id here.
+pub(crate) fn hook_span(hook: &Hook<HookTarget>, request_id: Option<&str>) -> tracing::Span {
+    span_of_hook(
+        &hook.instance.name,
+        &hook.instance.id,
+        &hook.api.function,
+        hook.api.kind.as_str(),
+        &hook.api.url,
+        request_id,
+    )
+}
+
+/// [`hook_span`] from the hook's parts, for a stored event's delivery,
+/// which finds them in the live plugins rather than the route table (it
+/// records the event's id in `event`).
+pub(crate) fn span_of_hook(
+    plugin: &str,
+    instance: &str,
+    function: &str,
+    kind: &str,
+    route: &dyn std::fmt::Display,
+    request_id: Option<&str>,
+) -> tracing::Span {
     tracing::debug_span!(
         "hook",
-        plugin = %hook.instance.name,
-        instance = %hook.instance.id,
-        function = %hook.api.function,
-        kind = hook.api.kind.as_str(),
-        route = %hook.api.url,
-        request_id = tracing::field::Empty,
+        plugin = %plugin,
+        instance = %instance,
+        function = %function,
+        kind,
+        route = %route,
+        request_id,
+        event = tracing::field::Empty,
     )
 }
 

@@ -34,17 +34,20 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use crate::body::{Body, BoxError};
 use crate::metrics::HookStats;
-use crate::pipeline::{hook_span, traced};
+use crate::pipeline::{hook_span, span_of_hook, traced};
 use crate::plugins::HookTarget;
 
 /// Finds a stored event's hook in the live route table: (instance, function,
-/// type) → the JS instance, the call's timeout and the hook's counters.
+/// type) → the JS instance, the call's timeout, its route and the hook's
+/// counters.
 pub type HookLookup = dyn Fn(&str, &str, &str) -> Option<LookedUp> + Send + Sync;
 
-/// An enabled hook a stored event is for: its instance, timeout and counters.
+/// An enabled hook a stored event is for: its instance, timeout, route
+/// (the pattern, for its span) and counters.
 pub struct LookedUp {
     pub js: Arc<interpose_js::Instance>,
     pub timeout_ms: u64,
+    pub route: interpose_manifest::UrlPattern,
     pub stats: Arc<HookStats>,
 }
 
@@ -114,10 +117,7 @@ impl PostQueue {
                     tokio::spawn(async move {
                         let ms = hook.api.timeout_ms.unwrap_or(default_timeout_ms);
                         let t0 = Instant::now();
-                        let span = hook_span(&hook);
-                        if let Some(id) = &request.request_id {
-                            span.record("request_id", id.as_str());
-                        }
+                        let span = hook_span(&hook, request.request_id.as_deref());
                         let call = host.call_detached(
                             &hook.payload.js,
                             &hook.api.function,
@@ -395,7 +395,8 @@ impl Dispatch {
         // Read before the lookup: the route table is swapped before the
         // version moves, so the table looked in is at least this version.
         let applied = self.applied.load(Ordering::Acquire);
-        let Some(LookedUp { js, timeout_ms, stats }) = (self.lookup)(&row.instance, &row.function, &row.kind) else {
+        let Some(LookedUp { js, timeout_ms, route, stats }) = (self.lookup)(&row.instance, &row.function, &row.kind)
+        else {
             return self.not_here(row, attempts, applied).await;
         };
         let request: HookRequest = match serde_json::from_str(&row.payload) {
@@ -407,15 +408,15 @@ impl Dispatch {
         };
         let timeout = Duration::from_millis(timeout_ms.max(1));
         let t0 = Instant::now();
-        let span = tracing::debug_span!(
-            "hook",
-            plugin = %js.name,
-            instance = %row.instance,
-            function = %row.function,
-            kind = row.kind.as_str(),
-            event = row.id,
-            request_id = request.request_id.as_deref(),
+        let span = span_of_hook(
+            &js.name,
+            &row.instance,
+            &row.function,
+            row.kind.as_str(),
+            &route,
+            request.request_id.as_deref(),
         );
+        span.record("event", row.id);
         let call = traced(span, t0, self.host.call_detached(&js, &row.function, Arc::new(request), timeout));
         tokio::pin!(call);
         // A call that outlasts half the claim's lease renews it, so no other node

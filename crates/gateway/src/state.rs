@@ -111,6 +111,7 @@ impl Gateway {
             Some(crate::post::LookedUp {
                 js: inst.js.clone(),
                 timeout_ms: api.timeout_ms.unwrap_or(gw.config.limits.hook_timeout_ms),
+                route: api.url.clone(),
                 stats: gw.metrics.hook(&inst.meta.name, instance, function, kind),
             })
         });

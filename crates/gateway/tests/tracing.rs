@@ -74,7 +74,13 @@ async fn hook_calls_are_logged_in_spans_naming_route_plugin_hook_and_request_id(
     // its own span carries the request id.
     eventually("the subscriber's line", || captured.line_with(&["function=seen", "hook ran"]).is_some()).await;
     let line = captured.line_with(&["function=seen", "hook ran"]).unwrap();
-    for part in ["hook{plugin=spans", "kind=\"subscribe\"", "request_id=\"trace-me-1\"", "outcome=\"returned\""] {
+    for part in [
+        "hook{plugin=spans",
+        "kind=\"subscribe\"",
+        "route=/users/me",
+        "request_id=\"trace-me-1\"",
+        "outcome=\"returned\"",
+    ] {
         assert!(line.contains(part), "{part:?} missing from {line:?}");
     }
     gw.stop().await;
