@@ -70,8 +70,11 @@ pub fn run(config: Option<&Path>) -> anyhow::Result<ExitCode> {
             n(gw.config.server.workers, "worker")
         );
         let workers = gw.config.server.workers;
-        let served = serve_threads(gw, listener, workers, stop).await;
+        let served = serve_threads(gw.clone(), listener, workers, stop).await;
         signal.abort();
+        if let Some(left) = gw.posts.drain(DRAIN_WITHIN).await {
+            say_pending(&left, &gw.config.storage.url);
+        }
         manager.shutdown().await;
         let _ = admin.await;
         match served {
@@ -82,6 +85,32 @@ pub fn run(config: Option<&Path>) -> anyhow::Result<ExitCode> {
             }
         }
     })
+}
+
+/// How long a stopping gateway lets post-hook deliveries already running
+/// finish; those still running are given back to the store's queue.
+const DRAIN_WITHIN: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The last word on the event queue at a clean stop.
+fn say_pending(left: &interpose_gateway::post::Drained, url: &str) {
+    let cut = match left.given_back {
+        0 => String::new(),
+        n => format!(" ({n} given back mid-delivery after {} s)", DRAIN_WITHIN.as_secs()),
+    };
+    match left.pending {
+        Some(0) => tracing::info!("stopped delivering post-hook events: none left pending{cut}"),
+        Some(n) if url.contains(":memory:") => {
+            tracing::warn!(
+                "stopped delivering post-hook events: {n} left pending{cut} are lost (storage.url {url} keeps nothing)"
+            )
+        }
+        Some(n) => tracing::info!(
+            "stopped delivering post-hook events: {n} left pending in the store{cut}, delivered after the restart"
+        ),
+        None => {
+            tracing::warn!("stopped delivering post-hook events{cut}; the store cannot say how many are left pending")
+        }
+    }
 }
 
 /// A flag set on Ctrl-C / SIGTERM (the task sets it; abort it when done).

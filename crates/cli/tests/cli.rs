@@ -624,3 +624,165 @@ async fn serve_reloads_a_declared_plugin_when_its_files_change() {
     interpose_test_util::write_files(&plugin, &[("config/plugin.yaml", &manifest("1.2.0", "/team/:teamUUID/other"))]);
     until("T1", 200).await;
 }
+
+/// `interpose serve -c cfg` with its log (stderr) collected as it comes.
+fn serve_logged(cfg: &Path) -> (Running, std::sync::Arc<std::sync::Mutex<String>>) {
+    let mut child = Running(bin().args(["serve", "-c", cfg.to_str().unwrap()]).stderr(Stdio::piped()).spawn().unwrap());
+    let stderr = child.0.stderr.take().unwrap();
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let mut l = sink.lock().unwrap();
+            l.push_str(&line);
+            l.push('\n');
+        }
+    });
+    (child, log)
+}
+
+/// The numbers a subscriber wrote (one per line), repeats of the one
+/// before it dropped (an event redelivered after a kill: at least once).
+fn delivered(file: &Path) -> Vec<u32> {
+    let mut seen: Vec<u32> =
+        std::fs::read_to_string(file).unwrap_or_default().lines().filter_map(|l| l.parse().ok()).collect();
+    seen.dedup();
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pending_events_survive_restarts_of_declared_and_installed_plugins() {
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    // A subscriber that takes `ms` per event and writes down which request it heard of.
+    let subscriber = |name: &str, scope: u8, version: &str, url: &str, ms: u32| {
+        interpose_test_util::write_files(&dir.path().join(name), &[
+            ("config/plugin.yaml", &format!("service: {{app_id: {name}, version: {version}, name: {name}, scope: {scope}}}\napis:\n  - {{type: subscribe, methods: [GET], url: '{url}', function: f, timeout_ms: 3000}}\n")),
+            ("backend/src/index.js", &format!("import {{ appendStrings }} from '@ones-op/node-file'\n\
+                const life = (what) => appendStrings('life.txt', what + '\\n')\n\
+                export const Install = () => life('Install'), Enable = () => life('Enable'), Start = () => life('Start'), Stop = () => life('Stop')\n\
+                export const Upgrade = (old) => life('Upgrade from ' + old.version)\n\
+                export async function f(r) {{\n  const t = Date.now(); while (Date.now() - t < {ms}) {{}}\n  await appendStrings('got.txt', r.query.n + '\\n')\n}}\n")),
+        ]);
+    };
+    subscriber("sub", 2, "1.0.0", "/feed", 150);
+    subscriber("tsub", 1, "1.0.0", "/team/:teamUUID/feed", 300);
+    subscriber("reg", 2, "1.0.0", "/reg", 150);
+    let (port, admin_port) = (free_port(), free_port());
+    let admin = format!("http://127.0.0.1:{admin_port}");
+    let cfg = dir.path().join("interpose.toml");
+    let write_config = |plugins: &str| {
+        std::fs::write(
+            &cfg,
+            format!(
+                "[server]\nlisten = \"127.0.0.1:{port}\"\nadmin_listen = \"127.0.0.1:{admin_port}\"\n[storage]\nurl = \"sqlite://{}/reg.db\"\n[[upstreams]]\nscope = \"project\"\nmount = \"/project/api/project\"\nurl = \"{}/project/api/project\"\n{plugins}",
+                dir.path().display(),
+                up.url()
+            ),
+        )
+        .unwrap();
+    };
+    let ids = || -> std::collections::BTreeMap<String, String> {
+        let out = bin().args(["plugin", "list", "--json", "--admin", &admin]).output().unwrap();
+        let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        list.as_array()
+            .unwrap()
+            .iter()
+            .map(|i| (i["app_id"].as_str().unwrap().into(), i["id"].as_str().unwrap().into()))
+            .collect()
+    };
+    let send = |path: &'static str, from: u32| async move {
+        for n in from..from + 10 {
+            let r = get(&format!("http://127.0.0.1:{port}/project/api/project{path}?n={n}"), &[]).await;
+            assert_eq!(r.status, 200);
+        }
+    };
+    let file = |id: &str, name: &str| dir.path().join("data/workspaces").join(id).join(name);
+
+    // First run: two declared plugins (no `instance`) and one installed
+    // through the admin API, each with a backlog when the gateway is killed.
+    write_config("[[plugins]]\npath = \"sub\"\n[[plugins]]\npath = \"tsub\"\nteams = [\"T1\"]\n");
+    let (mut first, _) = serve_logged(&cfg);
+    wait_for_port(port);
+    let out = bin()
+        .args(["plugin", "install", dir.path().join("reg").to_str().unwrap(), "--org", "--admin", &admin])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let before = ids();
+    tokio::join!(send("/feed", 1), send("/team/T1/feed", 1), send("/reg", 1));
+    first.0.kill().unwrap();
+    first.0.wait().unwrap();
+    for app in ["sub", "tsub", "reg"] {
+        let got = delivered(&file(&before[app], "got.txt"));
+        assert!(got.len() < 10, "{app}: the backlog was already delivered ({got:?}); the test proves nothing");
+    }
+
+    // Second run: the entries re-ordered, sub at a new version. Same ids,
+    // every event delivered, in order.
+    subscriber("sub", 2, "1.1.0", "/feed", 150);
+    write_config("[[plugins]]\npath = \"tsub\"\nteams = [\"T1\"]\n[[plugins]]\npath = \"sub\"\n");
+    let (mut second, log) = serve_logged(&cfg);
+    wait_for_port(port);
+    assert_eq!(ids(), before, "declared instances keep their ids");
+    let t0 = Instant::now();
+    for app in ["sub", "tsub", "reg"] {
+        let got = file(&before[app], "got.txt");
+        while delivered(&got) != (1..=10).collect::<Vec<_>>() {
+            assert!(t0.elapsed() < Duration::from_secs(30), "{app} after the restart: {:?}", delivered(&got));
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let life = |app: &str| std::fs::read_to_string(file(&before[app], "life.txt")).unwrap_or_default();
+    assert_eq!(
+        life("sub"),
+        "Install\nEnable\nStart\nUpgrade from 1.0.0\nStart\n",
+        "declared: installed once, then upgraded"
+    );
+    assert_eq!(life("tsub"), "Install\nEnable\nStart\nStart\n", "declared: installed once, started every run");
+    assert_eq!(life("reg"), "Install\nEnable\nStart\nStart\n");
+
+    // A clean stop with a backlog: what runs finishes, the rest stays
+    // pending, and the log says how much.
+    send("/team/T1/feed", 11).await;
+    let pid = second.0.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let t0 = Instant::now();
+    while second.0.try_wait().unwrap().is_none() {
+        assert!(t0.elapsed() < Duration::from_secs(20), "did not exit after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let text = log.lock().unwrap().clone();
+    let pending: i64 = text
+        .split("stopped delivering post-hook events: ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count of pending events in the log:\n{text}"));
+    assert!(pending > 0 && text.contains("left pending in the store"), "{text}");
+    assert!(life("tsub").ends_with("Start\nStop\n"), "{}", life("tsub"));
+
+    // Third run without tsub in the config: its pending events are dead
+    // letters that say why; nothing else is.
+    write_config("[[plugins]]\npath = \"sub\"\n");
+    let (_third, _) = serve_logged(&cfg);
+    wait_for_port(port);
+    let t0 = Instant::now();
+    let dead = loop {
+        let dead = get(&format!("{admin}/api/events/dead"), &[]).await.json();
+        if dead.as_array().unwrap().len() as i64 >= pending {
+            break dead;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "not dead-lettered: {dead}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let dead = dead.as_array().unwrap();
+    assert_eq!(dead.len() as i64, pending, "{dead:?}");
+    for e in dead {
+        assert_eq!(e["instance"], before["tsub"].as_str());
+        let why = e["last_error"].as_str().unwrap();
+        assert!(why.contains("is gone") && why.contains("removed from the config"), "{why}");
+    }
+    assert_eq!(delivered(&file(&before["tsub"], "got.txt")).len() as i64, 20 - pending);
+}

@@ -33,16 +33,27 @@ fn node(dir: &Path, store: &str, upstream: &str, poll_ms: u32) -> Node {
     node_with(dir, store, upstream, poll_ms, "")
 }
 
-/// [`node`] with more config appended (another `[[upstreams]]`, say).
+/// A node that neither listens to change announcements nor polls (10 min):
+/// what it knows of others' changes it learns when it makes one.
+fn deaf_node(dir: &Path, store: &str, upstream: &str) -> Node {
+    node_with(dir, store, upstream, 600_000, "[storage]\nlisten = false\n")
+}
+
+/// [`node`] with more config appended (another `[[upstreams]]`, say; a
+/// `[storage]` table there adds to the storage keys).
 fn node_with(dir: &Path, store: &str, upstream: &str, poll_ms: u32, extra: &str) -> Node {
     let (port, admin_port) = (free_port(), free_port());
     std::fs::create_dir_all(dir).unwrap();
     let cfg = dir.join("interpose.toml");
+    let (storage, extra) = match extra.strip_prefix("[storage]\n") {
+        Some(rest) => rest.split_once("\n[").map(|(s, e)| (s, format!("[{e}"))).unwrap_or((rest, String::new())),
+        None => ("", extra.to_string()),
+    };
     std::fs::write(
         &cfg,
         format!(
             "[server]\nlisten = \"127.0.0.1:{port}\"\nadmin_listen = \"127.0.0.1:{admin_port}\"\nworkers = 1\n\
-             [storage]\nurl = \"{store}\"\npoll_ms = {poll_ms}\n\
+             [storage]\nurl = \"{store}\"\npoll_ms = {poll_ms}\n{storage}\n\
              [[upstreams]]\nscope = \"project\"\nmount = \"/project/api/project\"\nurl = \"{upstream}/project/api/project\"\n{extra}"
         ),
     )
@@ -105,9 +116,7 @@ async fn nodes_sharing_a_postgres_store_follow_each_others_changes_and_split_the
     let dir = tempfile::tempdir().unwrap();
     let a = node(&dir.path().join("a"), &store, &up.url(), 200);
     let b = node(&dir.path().join("b"), &store, &up.url(), 200);
-    // Never polls (10 min): what it knows of others' changes it learns when
-    // it makes one.
-    let c = node(&dir.path().join("c"), &store, &up.url(), 600_000);
+    let c = deaf_node(&dir.path().join("c"), &store, &up.url());
 
     let guard = dir.path().join("guard");
     interpose_test_util::write_files(&guard, &[
@@ -256,8 +265,8 @@ async fn a_node_behind_the_store_leaves_events_of_instances_it_does_not_know_to_
     let up = Upstream::start().await;
     let dir = tempfile::tempdir().unwrap();
     let a = node(&dir.path().join("a"), &url, &up.url(), 200);
-    // Never polls (10 min): it learns of the subscriber only when it makes a change.
-    let c = node(&dir.path().join("c"), &url, &up.url(), 600_000);
+    // It learns of the subscriber only when it makes a change.
+    let c = deaf_node(&dir.path().join("c"), &url, &up.url());
     let sub = subscriber(dir.path());
     plugin_cmd(&a, &["install", sub.to_str().unwrap(), "--org", "--id", "s1"]);
     // The only node that runs it goes away; events for it are queued (as a
@@ -306,4 +315,164 @@ async fn a_node_behind_the_store_leaves_events_of_instances_it_does_not_know_to_
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(store.event_counts().await.unwrap(), (0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_reaches_the_other_nodes_as_it_commits_and_the_poll_covers_lost_announcements() {
+    let Some(store) = interpose_test_util::postgres::database().await else { return };
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    // b and c never poll (10 min): only the announcement can tell them.
+    let a = node(&dir.path().join("a"), &store, &up.url(), 600_000);
+    let b = node(&dir.path().join("b"), &store, &up.url(), 600_000);
+    let c = node(&dir.path().join("c"), &store, &up.url(), 600_000);
+    // d does not listen (as behind PgBouncer): it learns with its poll.
+    let d = node_with(&dir.path().join("d"), &store, &up.url(), 300, "[storage]\nlisten = false\n");
+    let guard = dir.path().join("guard");
+    interpose_test_util::write_files(&guard, &[
+        ("config/plugin.yaml", "service: {app_id: guard, version: 1.0.0, name: guard, scope: 2}\napis:\n  - {type: intercept, methods: [GET], url: /feed, function: f}\n"),
+        ("backend/src/index.js", "export function f() { return { statusCode: 403 } }\n"),
+    ]);
+    plugin_cmd(&a, &["install", guard.to_str().unwrap(), "--org", "--id", "g1"]);
+    for n in [&b, &c, &d] {
+        until_status(n, "/feed", 403).await;
+    }
+    plugin_cmd(&a, &["disable", "g1"]);
+    for n in [&b, &c, &d] {
+        until_status(n, "/feed", 200).await;
+    }
+    // The listening connections are cut: a change made before they are back
+    // is missed by the announcement. b and c catch up when they notice the
+    // cut (they cannot know what they missed); d is unaffected.
+    let cut = interpose_test_util::postgres::cut_listeners(&store).await;
+    assert_eq!(cut, 3, "a, b and c each had a listening connection to cut");
+    plugin_cmd(&a, &["enable", "g1"]);
+    for n in [&b, &c, &d] {
+        until_status(n, "/feed", 403).await;
+    }
+    // And they listen again: the next change arrives without a poll.
+    let t0 = Instant::now();
+    loop {
+        let listening = interpose_test_util::postgres::listeners(&store).await;
+        if listening == 3 {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "only {listening} nodes listen again");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    plugin_cmd(&a, &["disable", "g1"]);
+    for n in [&b, &c, &d] {
+        until_status(n, "/feed", 200).await;
+    }
+}
+
+/// Benchmark (BENCHMARKS.md "Cluster propagation"): 3 nodes on one store,
+/// 50 registry changes made through node a's admin API; for each, the time
+/// from a's answer until nodes b and c serve the new route table (their
+/// data plane answers as the change says). Prints p50, p99 and max.
+/// `LISTEN=false` measures the poll alone (`storage.poll_ms` 2000).
+///
+/// cargo test --release -p interpose-cli --test nodes -- --ignored --nocapture propagation
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: run by hand"]
+async fn propagation_latency() {
+    let Some(store) = interpose_test_util::postgres::database().await else { return };
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let storage = match std::env::var("LISTEN").as_deref() {
+        Ok("false") => "[storage]\nlisten = false\n",
+        _ => "",
+    };
+    let nodes: Vec<Node> =
+        ["a", "b", "c"].iter().map(|n| node_with(&dir.path().join(n), &store, &up.url(), 2000, storage)).collect();
+    let (a, others) = (&nodes[0], &nodes[1..]);
+    let guard = dir.path().join("guard");
+    let version = |v: usize| {
+        interpose_test_util::write_files(&guard, &[
+            ("config/plugin.yaml", &format!("service: {{app_id: guard, version: 1.0.{v}, name: guard, scope: 2, config: [{{key: k, type: Input, value: '0'}}]}}\napis:\n  - {{type: intercept, methods: [GET], url: /feed, function: f}}\n")),
+            ("backend/src/index.js", &format!("import {{ Plugin }} from '@ones-op/node-ability'\nexport async function f() {{\n  const k = (await Plugin.getPluginConfig()).find(i => i.key === 'k').value\n  return {{ statusCode: 403, body: 'v{v}:' + k }}\n}}\n")),
+        ]);
+        interpose_control::archive::pack(&guard).unwrap()
+    };
+    let admin = |method: &str, path: &str, body: Vec<u8>| {
+        let req = http::Request::builder()
+            .method(method)
+            .uri(format!("{}/api{path}", a.admin))
+            .body(interpose_test_util::body(body))
+            .unwrap();
+        let path = path.to_string();
+        async move {
+            let got = interpose_test_util::send(req).await;
+            assert!(got.status.is_success(), "{path}: {} {}", got.status, got.text());
+        }
+    };
+    // What the data plane answers once a change is live: (status, body).
+    let mut expect: (u16, String);
+    let (mut v, mut k) = (0usize, 0usize);
+    let mut samples: Vec<(String, Duration)> = Vec::new();
+    for i in 0..50 {
+        let kind = if i == 0 {
+            "install"
+        } else {
+            ["config", "disable", "enable", "upgrade", "uninstall", "install"][(i - 1) % 6]
+        };
+        match kind {
+            "install" => {
+                k = 0;
+                admin("POST", "/instances?org=true&id=g1", version(v)).await;
+            }
+            "config" => {
+                k = i;
+                admin("PUT", "/instances/g1/config", format!("{{\"k\": \"{k}\"}}").into_bytes()).await;
+            }
+            "disable" => admin("POST", "/instances/g1/disable", vec![]).await,
+            "enable" => admin("POST", "/instances/g1/enable", vec![]).await,
+            "upgrade" => {
+                v = i;
+                admin("POST", "/instances/g1/upgrade", version(v)).await;
+            }
+            _ => admin("DELETE", "/instances/g1", vec![]).await,
+        }
+        let t0 = Instant::now();
+        expect = match kind {
+            "disable" | "uninstall" => (200, String::new()),
+            _ => (403, format!("v{v}:{k}")),
+        };
+        let waits: Vec<_> = others
+            .iter()
+            .map(|n| {
+                let url = format!("http://127.0.0.1:{}/project/api/project/feed", n.port);
+                let expect = expect.clone();
+                tokio::spawn(async move {
+                    loop {
+                        let got = get(&url, &[]).await;
+                        if got.status.as_u16() == expect.0 && (expect.0 == 200 || got.text() == expect.1) {
+                            return t0.elapsed();
+                        }
+                        assert!(t0.elapsed() < Duration::from_secs(30), "change {i} ({kind}) never reached {url}");
+                        tokio::time::sleep(Duration::from_micros(500)).await;
+                    }
+                })
+            })
+            .collect();
+        for wait in waits {
+            samples.push((kind.to_string(), wait.await.unwrap()));
+        }
+    }
+    let mut all: Vec<Duration> = samples.iter().map(|s| s.1).collect();
+    all.sort();
+    let pct = |p: f64| all[((all.len() as f64 * p).ceil() as usize).saturating_sub(1).min(all.len() - 1)];
+    println!(
+        "propagation over {} samples (50 changes x 2 nodes, listen {}): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        all.len(),
+        storage.is_empty(),
+        pct(0.50).as_secs_f64() * 1e3,
+        pct(0.99).as_secs_f64() * 1e3,
+        all[all.len() - 1].as_secs_f64() * 1e3
+    );
+    for kind in ["install", "config", "disable", "enable", "upgrade", "uninstall"] {
+        let mut of: Vec<f64> = samples.iter().filter(|s| s.0 == kind).map(|s| s.1.as_secs_f64() * 1e3).collect();
+        of.sort_by(f64::total_cmp);
+        println!("  {kind:9} n={:2} median {:.1} ms, max {:.1} ms", of.len(), of[of.len() / 2], of[of.len() - 1]);
+    }
 }

@@ -12,6 +12,7 @@ const OVERRIDABLE: &[(&str, &str)] = &[
     ("storage", "workspaces"),
     ("storage", "plugins"),
     ("storage", "poll_ms"),
+    ("storage", "listen"),
     ("limits", "max_body_bytes"),
     ("limits", "hook_timeout_ms"),
     ("limits", "hook_memory_mb"),

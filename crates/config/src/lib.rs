@@ -53,6 +53,11 @@ pub struct Storage {
     /// How often the gateway reads the store's registry version to pick up
     /// changes made by other gateway nodes sharing it.
     pub poll: std::time::Duration,
+    /// PostgreSQL: also learn of other nodes' changes at once, from a
+    /// notification each change sends (`LISTEN`); the poll stays the
+    /// guarantee. Off behind a pooler that cannot `LISTEN` (PgBouncer in
+    /// transaction mode).
+    pub listen: bool,
 }
 
 /// One scope of the standard system: requests under `mount` go to `url`.

@@ -69,6 +69,7 @@ pub(crate) struct RawStorage {
     pub workspaces: String,
     pub plugins: String,
     pub poll_ms: i64,
+    pub listen: bool,
 }
 
 impl Default for RawStorage {
@@ -78,6 +79,7 @@ impl Default for RawStorage {
             workspaces: "data/workspaces".into(),
             plugins: "data/plugins".into(),
             poll_ms: 2_000,
+            listen: true,
         }
     }
 }

@@ -145,6 +145,7 @@ pub(crate) fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, Vec<St
             workspaces: base_dir.join(&raw.storage.workspaces),
             plugins: base_dir.join(&raw.storage.plugins),
             poll: std::time::Duration::from_millis(poll_ms),
+            listen: raw.storage.listen,
         },
         upstreams,
         limits,

@@ -8,6 +8,7 @@
 //! failed change leaves nothing behind, and no request sees half of one.
 
 pub mod archive;
+mod declared;
 mod error;
 pub mod lifecycle;
 mod manager;

@@ -133,14 +133,30 @@ impl Manager {
                 )));
             }
         }
+        if let Some((d, r)) = entries
+            .iter()
+            .filter(|e| e.declarative)
+            .find_map(|d| entries.iter().find(|r| !r.declarative && r.inst.meta.id == d.inst.meta.id).map(|r| (d, r)))
+        {
+            return Err(ControlError::BadRequest(format!(
+                "instance {} of the config file's [[plugins]] ({}) has the id of registry instance {} ({}): pin another `instance` for the [[plugins]] entry",
+                d.inst.meta.id, d.inst.meta.name, r.inst.meta.id, r.inst.meta.name
+            )));
+        }
         let snapshot = prepare(&gw, &entries, None)?;
+        // Declared instances new at their place, or at a new version, run
+        // Install and Enable, or Upgrade, before they serve.
+        for e in entries.iter().filter(|e| e.declarative) {
+            crate::declared::arrive(&gw, &store, &e.inst).await?;
+        }
         gw.swap(snapshot);
         let version = Arc::new(AtomicI64::new(version));
         gw.enable_durable_events(store.clone(), version.clone());
         let manager = Arc::new(Manager { gw, store, entries: Mutex::new(entries), version });
         crate::sync::poll(Arc::downgrade(&manager));
-        // Start() for what was enabled before the restart (a failure is logged, not fatal).
-        for e in manager.entries.lock().await.iter().filter(|e| !e.declarative && e.state == State::Enabled) {
+        crate::sync::listen(Arc::downgrade(&manager)).await;
+        // Start() for every enabled instance (a failure is logged, not fatal).
+        for e in manager.entries.lock().await.iter().filter(|e| e.state == State::Enabled) {
             if let Err(err) = lifecycle::run(&manager.gw, &e.inst, Step::Start).await {
                 tracing::error!(instance = %e.inst.meta.id, "{err}");
             }
@@ -148,9 +164,9 @@ impl Manager {
         Ok(manager)
     }
 
-    /// Stop() for every enabled registry instance (the gateway is going down).
+    /// Stop() for every enabled instance (the gateway is going down).
     pub async fn shutdown(&self) {
-        for e in self.entries.lock().await.iter().filter(|e| !e.declarative && e.state == State::Enabled) {
+        for e in self.entries.lock().await.iter().filter(|e| e.state == State::Enabled) {
             if let Err(err) = lifecycle::run(&self.gw, &e.inst, Step::Stop).await {
                 tracing::warn!(instance = %e.inst.meta.id, "{err}");
             }

@@ -1,15 +1,15 @@
 //! Keeping a running gateway in line with what changed elsewhere: other
-//! gateway nodes' changes to a shared store (polled every
-//! `storage.poll_ms`, and caught up with before every change made here),
-//! and the config file's `[[plugins]]` folders (`serve` reloads one when its
-//! files change).
+//! gateway nodes' changes to a shared store (heard of as they commit on
+//! PostgreSQL, polled every `storage.poll_ms` in case an announcement was
+//! lost, and caught up with before every change made here), and the config
+//! file's `[[plugins]]` folders (`serve` reloads one when its files change).
 
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 
 use interpose_gateway::{InstalledInstance, LoadedPlugin};
-use interpose_registry::{InstanceRow, State};
+use interpose_registry::{Heard, InstanceRow, State};
 
 use crate::lifecycle::{self, Step};
 use crate::manager::{
@@ -131,8 +131,8 @@ impl Manager {
     /// (`interpose serve` does when its files change): its instances keep
     /// their ids, teams, order and config values and pick up the new
     /// manifest and code. Validated like any change; on any problem nothing
-    /// changes and the error says what is wrong. Declared instances run no
-    /// lifecycle functions, here as at start.
+    /// changes and the error says what is wrong. An instance whose version
+    /// changed runs `Upgrade(oldPluginInfo)` of the new code first.
     pub async fn reload_declared(&self, dir: &Path) -> Result<Vec<InstanceInfo>, ControlError> {
         let mut entries = self.entries.lock().await;
         let config = &self.gw.config;
@@ -169,6 +169,9 @@ impl Manager {
         }
         next.sort_by_key(|e| (!e.declarative, e.inst.meta.seq));
         let snapshot = prepare(&self.gw, &next, None)?;
+        for e in next.iter().filter(|e| e.declarative && e.inst.plugin.dir == dir) {
+            crate::declared::arrive(&self.gw, &self.store, &e.inst).await?;
+        }
         self.gw.swap(snapshot);
         *entries = next;
         Ok(entries.iter().filter(|e| e.declarative && e.inst.plugin.dir == dir).map(info).collect())
@@ -197,6 +200,55 @@ pub(crate) fn poll(manager: Weak<Manager>) {
                     tracing::info!(registry_version = m.registry_version(), "in line with the store again");
                 }
                 Ok(_) => {}
+            }
+        }
+    });
+}
+
+/// Catch up as soon as another node announces a change (PostgreSQL with
+/// `storage.listen`). Announcements are a fast path only: one that is lost
+/// (the connection dropped, say) costs at most one poll interval, and a
+/// reconnect catches up at once in case it missed one.
+pub(crate) async fn listen(manager: Weak<Manager>) {
+    let Some(m) = manager.upgrade() else { return };
+    if !m.gw.config.storage.listen {
+        return;
+    }
+    let mut changes = match m.store.changes().await {
+        Ok(Some(c)) => c,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::warn!("cannot listen to registry changes ({e}); other nodes' changes arrive with the poll");
+            return;
+        }
+    };
+    drop(m);
+    tokio::spawn(async move {
+        let mut failing = false;
+        loop {
+            let heard = changes.next().await;
+            let Some(m) = manager.upgrade() else { return };
+            match heard {
+                Ok(Heard::Version(v)) if v <= m.registry_version() => continue,
+                Ok(heard) => {
+                    if heard == Heard::Reconnecting {
+                        tracing::info!("registry change announcements interrupted: catching up, then listening again");
+                    } else if std::mem::take(&mut failing) {
+                        tracing::info!("listening to registry changes again");
+                    }
+                    if let Err(e) = m.sync().await {
+                        // The poll says it too, and keeps trying.
+                        tracing::debug!("catching up on a registry change: {e}");
+                    }
+                }
+                Err(e) => {
+                    if !failing {
+                        tracing::warn!("lost the registry change announcements ({e}); the poll goes on, reconnecting");
+                        failing = true;
+                    }
+                    drop(m);
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                }
             }
         }
     });

@@ -222,7 +222,7 @@ pub fn build_routes(
 }
 
 /// The config file's `[[plugins]]` as instances (ids: the pinned one, else
-/// a new one). Every problem of every entry is reported.
+/// [`derived_id`]). Every problem of every entry is reported.
 pub fn declared_instances(config: &Config) -> Result<Vec<InstalledInstance>, Vec<String>> {
     let mut out: Vec<InstalledInstance> = Vec::new();
     // The `[[plugins]]` entry each of `out` comes from.
@@ -241,9 +241,7 @@ pub fn declared_instances(config: &Config) -> Result<Vec<InstalledInstance>, Vec
             Ok(instances) => {
                 for inst in instances {
                     let m = &inst.meta;
-                    if out.iter().any(|i| i.meta.id == m.id) {
-                        problems.push(format!("{key}.instance: instance {:?} is used twice", m.id));
-                    } else if let Some(n) = out.iter().position(|i| i.meta.same_place(m)) {
+                    if let Some(n) = out.iter().position(|i| i.meta.same_place(m)) {
                         problems.push(format!(
                             "{key}: {} (app_id {}) is already declared for {} by plugins[{}]; a plugin is installed once per team or organization",
                             m.name,
@@ -251,6 +249,8 @@ pub fn declared_instances(config: &Config) -> Result<Vec<InstalledInstance>, Vec
                             m.place(),
                             from[n]
                         ));
+                    } else if out.iter().any(|i| i.meta.id == m.id) {
+                        problems.push(format!("{key}.instance: instance {:?} is used twice", m.id));
                     } else {
                         out.push(inst);
                         from.push(decl.index);
@@ -325,7 +325,7 @@ pub fn declared(
         let (id, seq) = match keep.iter().find(|(t, _, _)| *t == team) {
             Some((_, id, seq)) => (id.clone(), *seq),
             None => (
-                decl.instance.clone().unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string()[..8].to_string()),
+                decl.instance.clone().unwrap_or_else(|| derived_id(&s.app_id, team.as_deref())),
                 seq_before + n as u64 + 1,
             ),
         };
@@ -334,6 +334,23 @@ pub fn declared(
         out.push(inst);
     }
     Ok(out)
+}
+
+/// The namespace of derived instance ids (a fixed UUID: changing it would
+/// move every declared instance to a new id).
+const DERIVED_ID_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6a0e_52c1_9d3b_4f7a_8e21_5c4d_a7b9_0f13);
+
+/// The id of a declared instance without a pinned `instance`: derived from
+/// what identifies it — the plugin's app_id and its place — so it is the
+/// same at every start, whatever else of the entry or the plugin changes,
+/// and stored events, config values and data stay attached to it.
+pub fn derived_id(app_id: &str, team: Option<&str>) -> String {
+    let place = match team {
+        Some(t) => format!("team:{t}"),
+        None => "organization".to_string(),
+    };
+    let name = format!("{app_id}\n{place}");
+    uuid::Uuid::new_v5(&DERIVED_ID_NAMESPACE, name.as_bytes()).simple().to_string()[..8].to_string()
 }
 
 /// A new instance's workspace starts as a copy of the project's `workspace/`

@@ -39,8 +39,17 @@ use crate::plugins::HookTarget;
 
 /// Finds a stored event's hook in the live route table: (instance, function,
 /// type) → the JS instance, the call's timeout, its route and the hook's
-/// counters.
-pub type HookLookup = dyn Fn(&str, &str, &str) -> Option<LookedUp> + Send + Sync;
+/// counters, or why there is none.
+pub type HookLookup = dyn Fn(&str, &str, &str) -> Result<LookedUp, Missing> + Send + Sync;
+
+/// Why this node's route table has no hook for a stored event.
+#[derive(Debug)]
+pub enum Missing {
+    /// This node does not run the instance (enabled).
+    Instance,
+    /// It runs the instance, whose code (at this version) has no such hook.
+    Hook { plugin: String, version: String },
+}
 
 /// An enabled hook a stored event is for: its instance, timeout, route
 /// (the pattern, for its span) and counters.
@@ -80,6 +89,24 @@ struct Durable {
     store: Store,
     delivered: Arc<AtomicU64>,
     retried: Arc<AtomicU64>,
+    /// Ids of the events being delivered now.
+    in_flight: Arc<Mutex<HashSet<i64>>>,
+    /// Set by [`PostQueue::drain`]: claim nothing more.
+    stopping: Arc<std::sync::atomic::AtomicBool>,
+    /// Set by the dispatcher once it claims no more.
+    stopped: Arc<std::sync::atomic::AtomicBool>,
+    /// Wakes the dispatcher (an event stored, a delivery done, a stop).
+    notify: Arc<tokio::sync::Notify>,
+}
+
+/// What [`PostQueue::drain`] left behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Drained {
+    /// Deliveries still running at the deadline, given back to the queue.
+    pub given_back: usize,
+    /// Events pending in the store (every instance, every node), delivered
+    /// after the restart; `None` when the store could not say.
+    pub pending: Option<i64>,
 }
 
 /// Retry policy of stored events.
@@ -215,14 +242,23 @@ impl PostQueue {
         let (writer, mut rx) = mpsc::channel::<StoreWrite>(4096);
         let delivered = Arc::new(AtomicU64::new(0));
         let retried = Arc::new(AtomicU64::new(0));
-        if self
-            .durable
-            .set(Durable { writer, store: store.clone(), delivered: delivered.clone(), retried: retried.clone() })
-            .is_err()
-        {
+        let in_flight: Arc<Mutex<HashSet<i64>>> = Arc::default();
+        let stopping = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let dispatcher_stopped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let notify = Arc::new(tokio::sync::Notify::new());
+        let durable = Durable {
+            writer,
+            store: store.clone(),
+            delivered: delivered.clone(),
+            retried: retried.clone(),
+            in_flight: in_flight.clone(),
+            stopping: stopping.clone(),
+            stopped: dispatcher_stopped.clone(),
+            notify: notify.clone(),
+        };
+        if self.durable.set(durable).is_err() {
             return;
         }
-        let notify = Arc::new(tokio::sync::Notify::new());
         // Writer: batches what arrives together into one transaction.
         let (wstore, wnotify, wdropped) = (store.clone(), notify.clone(), self.dropped.clone());
         tokio::spawn(async move {
@@ -269,18 +305,23 @@ impl PostQueue {
         // claimed only when a delivery slot is free (a claim holds the event
         // from other nodes sharing the store).
         let dispatch = Arc::new(Dispatch { store, host, lookup, policy, delivered, retried, applied });
+        let stopped = dispatcher_stopped;
         tokio::spawn(async move {
-            let in_flight: Arc<Mutex<HashSet<i64>>> = Arc::default();
             // Instances whose events this node gave back (it does not run
             // them): not claimed again for a while, or until its registry
             // version moves.
             let skipped: Arc<Mutex<Skipped>> = Arc::default();
-            loop {
+            while !stopping.load(Ordering::Acquire) {
                 let free = policy.in_flight.max(1).saturating_sub(lock(&in_flight).len());
                 let skip = lock(&skipped).current(dispatch.applied.load(Ordering::Acquire));
                 let claimed =
                     if free == 0 { Ok(Vec::new()) } else { dispatch.store.claim(now_ms(), free as i64, &skip).await };
                 match claimed {
+                    Ok(rows) if stopping.load(Ordering::Acquire) => {
+                        for row in rows {
+                            let _ = dispatch.store.release(row.id).await;
+                        }
+                    }
                     Ok(rows) => {
                         for row in rows {
                             if !lock(&in_flight).insert(row.id) {
@@ -304,7 +345,32 @@ impl PostQueue {
                     _ = tokio::time::sleep(Duration::from_millis(200)) => {}
                 }
             }
+            stopped.store(true, Ordering::Release);
         });
+    }
+
+    /// Stop delivering stored events (the gateway is going down): claim no
+    /// more, wait up to `within` for the deliveries running to end, and give
+    /// back those still running, so that whoever starts next — this gateway
+    /// after its restart, or another node — delivers them at once instead
+    /// of after their lease. `None` without a store.
+    pub async fn drain(&self, within: Duration) -> Option<Drained> {
+        let d = self.durable.get()?;
+        d.stopping.store(true, Ordering::Release);
+        d.notify.notify_one();
+        let deadline = Instant::now() + within;
+        let busy = || !d.stopped.load(Ordering::Acquire) || !lock(&d.in_flight).is_empty();
+        while busy() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let running: Vec<i64> = lock(&d.in_flight).iter().copied().collect();
+        for id in &running {
+            if let Err(e) = d.store.release(*id).await {
+                tracing::warn!(event = id, "cannot give back a post-hook event: {e}");
+            }
+        }
+        let pending = d.store.event_counts().await.ok().map(|(pending, _)| pending);
+        Some(Drained { given_back: running.len(), pending })
     }
 
     /// The store behind durable delivery, if any (admin API: backlog, dead letters).
@@ -395,9 +461,9 @@ impl Dispatch {
         // Read before the lookup: the route table is swapped before the
         // version moves, so the table looked in is at least this version.
         let applied = self.applied.load(Ordering::Acquire);
-        let Some(LookedUp { js, timeout_ms, route, stats }) = (self.lookup)(&row.instance, &row.function, &row.kind)
-        else {
-            return self.not_here(row, attempts, applied).await;
+        let LookedUp { js, timeout_ms, route, stats } = match (self.lookup)(&row.instance, &row.function, &row.kind) {
+            Ok(found) => found,
+            Err(missing) => return self.not_here(row, attempts, applied, missing).await,
         };
         let request: HookRequest = match serde_json::from_str(&row.payload) {
             Ok(r) => r,
@@ -466,40 +532,63 @@ impl Dispatch {
     }
 
     /// This node's route table has no enabled hook for the event. It goes
-    /// to the dead letters only when the store says no node should run it:
-    /// the node is at the store's registry version and the instance is
-    /// disabled there or lacks the hook (or, on SQLite, is not there at
-    /// all). A node behind the store (it has not polled yet, or cannot load
-    /// a change) and an instance the registry does not have (another node's
-    /// `[[plugins]]`) leave the event to other nodes.
-    async fn not_here(&self, row: &EventRow, attempts: i64, applied: i64) -> Delivery {
+    /// to the dead letters only when no node should ever deliver it: the
+    /// node is at the store's registry version and either runs the instance
+    /// without that hook (its code changed), or the instance is gone — in
+    /// neither this node's config nor the registry (on a shared store, after
+    /// [`ORPHAN_MS`] untaken: another node's `[[plugins]]` may run it). A node
+    /// behind the store, an instance the registry has disabled (its events
+    /// wait for it to be enabled again) or one that another node runs leave
+    /// the event pending, untouched.
+    async fn not_here(&self, row: &EventRow, attempts: i64, applied: i64, missing: Missing) -> Delivery {
         let store = &self.store;
-        let why = format!("instance {} has no enabled {} hook {}()", row.instance, row.kind, row.function);
+        let hook = format!("{} hook {}()", row.kind, row.function);
         let leave = |reason: String| async move {
-            tracing::debug!(event = row.id, "post-hook event left to other nodes: {reason}");
+            tracing::debug!(event = row.id, "post-hook event left pending: {reason}");
             if let Err(e) = store.release(row.id).await {
                 tracing::warn!(event = row.id, "cannot give back a post-hook event: {e}");
             }
             Delivery::LeftToOthers(applied)
         };
+        let bury = |why: String| async move {
+            tracing::warn!(event = row.id, "post-hook event dead-lettered: {why}");
+            let _ = store.bury(row.id, attempts, &why).await;
+            Delivery::Done
+        };
         match store.registry_version().await {
             Ok(v) if v != applied => {
-                return leave(format!("{why} on this node, at registry version {applied} of {v}")).await
+                return leave(format!("instance {} not run here at registry version {applied} of {v}", row.instance))
+                    .await
             }
             Ok(_) => {}
-            Err(e) => return leave(format!("{why} here, and the store cannot say: {e}")).await,
+            Err(e) => return leave(format!("the store cannot say whether instance {} runs: {e}", row.instance)).await,
         }
-        let orphan_age = now_ms() - row.created_at * 1000;
+        if let Missing::Hook { plugin, version } = missing {
+            return bury(format!("instance {} ({plugin} {version}) has no {hook} any more", row.instance)).await;
+        }
         match store.instance(&row.instance).await {
-            Ok(None) if store.is_shared() && orphan_age < ORPHAN_MS => {
-                leave(format!("{why} here and the registry does not have it (another node's [[plugins]]?)")).await
+            Ok(Some(r)) if r.state == interpose_registry::State::Disabled => {
+                leave(format!("instance {} is disabled; its events wait until it is enabled", row.instance)).await
             }
-            Ok(_) => {
-                tracing::warn!(event = row.id, "post-hook event dead-lettered: {why}");
-                let _ = store.bury(row.id, attempts, &why).await;
-                Delivery::Done
+            Ok(Some(_)) => leave(format!("instance {} is enabled but does not run here", row.instance)).await,
+            Ok(None) if store.is_shared() && now_ms() - row.created_at * 1000 < ORPHAN_MS => {
+                leave(format!("instance {} is not in the registry (another node's [[plugins]]?)", row.instance)).await
             }
-            Err(e) => leave(format!("{why} here, and the store cannot say: {e}")).await,
+            Ok(None) if store.is_shared() => {
+                bury(format!(
+                    "instance {} is gone: it is not in the registry and no gateway node sharing the store ran it for an hour (removed from the [[plugins]] of every config file?)",
+                    row.instance
+                ))
+                .await
+            }
+            Ok(None) => {
+                bury(format!(
+                    "instance {} is gone: neither the config file's [[plugins]] nor the registry has it (removed from the config, or uninstalled)",
+                    row.instance
+                ))
+                .await
+            }
+            Err(e) => leave(format!("the store cannot say whether instance {} runs: {e}", row.instance)).await,
         }
     }
 }

@@ -215,8 +215,10 @@ async fn suffix_and_subscribe_see_the_exchange_after_the_response() {
     .await;
     assert_eq!(got.json(), json!({"upstream": "ok", "path": "/project/api/project/team/T1/things"}));
     let seen_file = gw.dir.path().join("ws/sub1/seen.json");
-    eventually("the subscriber's file", || seen_file.exists()).await;
-    let seen: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&seen_file).unwrap()).unwrap();
+    // Whole, not just created: the file exists a moment before it is written.
+    let read = || serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(&seen_file).ok()?).ok();
+    eventually("the subscriber's file", || read().is_some()).await;
+    let seen = read().unwrap();
     assert_eq!(
         seen,
         json!({"method": "POST", "url": "/team/T1/things?x=1", "team": "T1", "status": 200, "reqHeader": "v", "reqBody": {"summary": "s"},

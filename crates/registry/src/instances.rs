@@ -44,8 +44,9 @@ impl Raw {
 }
 
 /// Inside a write transaction: move the registry version on from
-/// `expected`, or fail with [`StoreError::Stale`] (the caller's transaction
-/// then rolls back).
+/// `expected` (and announce the new one to the nodes listening, at commit),
+/// or fail with [`StoreError::Stale`] (the caller's transaction then rolls
+/// back).
 macro_rules! bump {
     ($tx:expr, $expected:expr) => {{
         let next: Option<i64> = sqlx::query_scalar(
@@ -55,7 +56,10 @@ macro_rules! bump {
         .fetch_optional(&mut *$tx)
         .await?;
         match next {
-            Some(v) => v,
+            Some(v) => {
+                crate::Announce::announce(&mut *$tx, v).await?;
+                v
+            }
             None => {
                 let found: i64 = sqlx::query_scalar("SELECT version FROM registry_version WHERE id = 1")
                     .fetch_one(&mut *$tx)

@@ -21,8 +21,12 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::Connection;
 
+mod changes;
+mod declared;
 mod events;
 mod instances;
+pub use changes::{Changes, Heard};
+pub use declared::{Arrival, DeclaredRow};
 pub use events::{EventRow, NewEvent, LEASE_MS};
 
 #[derive(Debug, thiserror::Error)]
@@ -148,6 +152,35 @@ impl BeginWrite for PgPool {
         let mut tx = self.begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock(7275110001)").execute(&mut *tx).await?;
         Ok(tx)
+    }
+}
+
+/// The PostgreSQL channel each registry change is announced on, with the
+/// new registry version as its payload.
+pub const CHANGES_CHANNEL: &str = "interpose_registry";
+
+/// Telling other nodes of a registry change, inside its write transaction.
+trait Announce {
+    async fn announce(&mut self, version: i64) -> Result<(), sqlx::Error>;
+}
+
+impl Announce for sqlx::SqliteConnection {
+    /// One SQLite file has one gateway: nobody to tell.
+    async fn announce(&mut self, _: i64) -> Result<(), sqlx::Error> {
+        Ok(())
+    }
+}
+
+impl Announce for PgConnection {
+    /// Delivered to listeners when the transaction commits, not before,
+    /// and not at all if it rolls back.
+    async fn announce(&mut self, version: i64) -> Result<(), sqlx::Error> {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(CHANGES_CHANNEL)
+            .bind(version.to_string())
+            .execute(&mut *self)
+            .await?;
+        Ok(())
     }
 }
 

@@ -141,3 +141,31 @@ fn start() -> Result<Server, String> {
     let log = std::fs::read_to_string(dir.join("log")).unwrap_or_default();
     Err(format!("postgres did not listen on port {port} within 30 s: {log}"))
 }
+
+/// Connections to the database at `url` that `LISTEN` to interpose's
+/// registry announcements (one per listening gateway node).
+pub async fn listeners(url: &str) -> i64 {
+    let pool = sqlx::PgPool::connect(url).await.unwrap_or_else(|e| panic!("test PostgreSQL: {e}"));
+    let n: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() AND query ILIKE 'LISTEN %interpose_registry%'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap_or_else(|e| panic!("test PostgreSQL: {e}"));
+    pool.close().await;
+    n
+}
+
+/// Terminate those connections (as a network cut would): announcements
+/// sent before a node listens again are lost to it. Returns how many.
+pub async fn cut_listeners(url: &str) -> usize {
+    let pool = sqlx::PgPool::connect(url).await.unwrap_or_else(|e| panic!("test PostgreSQL: {e}"));
+    let cut: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND query ILIKE 'LISTEN %interpose_registry%'",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap_or_else(|e| panic!("test PostgreSQL: {e}"));
+    pool.close().await;
+    cut.into_iter().filter(|ok| *ok).count()
+}
