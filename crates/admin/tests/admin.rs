@@ -668,3 +668,64 @@ async fn the_ui_is_served_and_every_call_it_makes_exists() {
     }
     env.stop().await;
 }
+
+#[tokio::test]
+async fn a_disabled_subscriber_keeps_its_events_and_a_removed_hook_dead_letters_them() {
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let env = Env::start(&up, dir.path(), None).await;
+    let sub = |version: &str, function: &str| {
+        interpose_test_util::project(&[
+            ("config/plugin.yaml", &format!("service: {{app_id: sub, version: {version}, name: sub, scope: 2}}\napis:\n  - {{type: subscribe, methods: [GET], url: /feed, function: {function}}}\n")),
+            ("backend/src/index.js", &format!("import {{ appendStrings }} from '@ones-op/node-file'\nexport async function {function}(r) {{\n  const t = Date.now(); while (Date.now() - t < 300) {{}}\n  await appendStrings('got.txt', r.query.n + '\\n')\n}}\n")),
+        ])
+    };
+    let v1 = sub("1.0.0", "f");
+    assert_eq!(env.call("POST", "/api/instances?org=true&id=S2", pack(v1.path())).await.status, 201);
+    let feed = |from: u32| {
+        let urls: Vec<String> = (from..from + 4).map(|n| env.url(&format!("/project/api/project/feed?n={n}"))).collect();
+        async move {
+            for url in urls {
+                assert_eq!(get(&url, &[]).await.status, 200);
+            }
+        }
+    };
+    let got = dir.path().join("ws/S2/got.txt");
+    let lines = || std::fs::read_to_string(&got).unwrap_or_default().lines().count();
+    let counts = || async { env.call("GET", "/api/events", vec![]).await.json() };
+    // Disabled with a backlog: the events wait, none is lost or dead.
+    feed(1).await;
+    assert_eq!(env.call("POST", "/api/instances/S2/disable", vec![]).await.status, 200);
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let held = counts().await;
+    assert_eq!(held["dead"], 0, "{held}");
+    assert!(held["pending"].as_i64().unwrap() >= 1 && lines() < 4, "{held}, {} delivered", lines());
+    // Enabled again: delivered, in order.
+    assert_eq!(env.call("POST", "/api/instances/S2/enable", vec![]).await.status, 200);
+    let t0 = std::time::Instant::now();
+    while lines() < 4 {
+        assert!(t0.elapsed() < Duration::from_secs(10), "held events not delivered after enable");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(std::fs::read_to_string(&got).unwrap(), "1\n2\n3\n4\n");
+    // Upgraded to code without that subscriber: what is left of the
+    // backlog can never be delivered, and the dead letters say why.
+    feed(5).await;
+    let v2 = sub("2.0.0", "g");
+    assert_eq!(env.call("POST", "/api/instances/S2/upgrade", pack(v2.path())).await.status, 200);
+    let t0 = std::time::Instant::now();
+    let dead = loop {
+        let c = counts().await;
+        if c["pending"] == 0 {
+            break env.call("GET", "/api/events/dead", vec![]).await.json();
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "{c}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let dead = dead.as_array().unwrap();
+    assert!(!dead.is_empty() && dead.len() + lines() == 8, "{dead:?}, {} delivered", lines());
+    for e in dead {
+        assert_eq!(e["last_error"], "instance S2 (sub 2.0.0) has no subscribe hook f() any more", "{e}");
+    }
+    env.stop().await;
+}
