@@ -683,7 +683,8 @@ async fn a_disabled_subscriber_keeps_its_events_and_a_removed_hook_dead_letters_
     let v1 = sub("1.0.0", "f");
     assert_eq!(env.call("POST", "/api/instances?org=true&id=S2", pack(v1.path())).await.status, 201);
     let feed = |from: u32| {
-        let urls: Vec<String> = (from..from + 4).map(|n| env.url(&format!("/project/api/project/feed?n={n}"))).collect();
+        let urls: Vec<String> =
+            (from..from + 4).map(|n| env.url(&format!("/project/api/project/feed?n={n}"))).collect();
         async move {
             for url in urls {
                 assert_eq!(get(&url, &[]).await.status, 200);
