@@ -12,32 +12,38 @@
 //!   [`HookRequest`] to a worker and answers by the deadline whatever the engine
 //!   is doing: a stuck worker is retired and replaced, never waited for.
 //!
-//! Built-in modules (`@ones-op/node-logger`, `node-error`, `node-types`,
-//! `fetch`, `node-fetch`, `node-file`) are JS sources in `builtins/` on top of
-//! a native `interpose:host` module that only they can import ([`loader`]);
-//! outbound calls go through the gateway's [`HostIo`].
+//! Read it bottom up; each layer imports only the ones before it:
+//!
+//! 1. [`code`]: a plugin's modules, transpiled; the names and sources of the
+//!    built-in modules.
+//! 2. [`model`]: plain data — the hook request, call outcomes and errors, an
+//!    instance and its log, the outbound I/O the gateway provides ([`HostIo`]).
+//! 3. `engine`: the current call of a thread, the event loop (promises the
+//!    host settles, timers), Rust ↔ JS values.
+//! 4. `sdk`: the `@ones-op/*` modules, one JS file each, on the native
+//!    `interpose:host` module whose operations are the Rust files beside
+//!    them. A new SDK module goes there.
+//! 5. `runtime`: one QuickJS runtime and context for an instance — module
+//!    loading, calling a function, settling its result by the deadline.
+//! 6. [`pool`]: the worker threads, their queue and the watchdog, behind
+//!    [`JsHost`], the API the gateway calls.
 
-mod convert;
-mod error;
-mod files;
-mod host;
-mod loader;
-mod ops;
+pub mod code;
+mod engine;
+pub mod model;
 pub mod pool;
-pub mod project;
-mod request;
 mod runtime;
-pub mod transpile;
-pub mod values;
-mod wakes;
+mod sdk;
 
-pub use convert::BINARY_BODY_KEY;
-pub use error::{CallOutcome, HookError, PluginErrorData};
-pub use host::{Instance, InstanceLimits, LogEntry, LogLevel};
-pub use loader::builtin_names;
-pub use ops::{FetchDone, FetchError, FetchRequest, FetchResponse, FetchTarget, HostIo};
+pub use code::builtins::builtin_names;
+pub use code::project::{self, CodeError, PluginCode};
+pub use code::transpile;
+pub use engine::convert::BINARY_BODY_KEY;
+pub use model::error::{CallOutcome, HookError, PluginErrorData};
+pub use model::instance::{Instance, InstanceLimits, LogEntry, LogLevel};
+pub use model::io::{FetchDone, FetchError, FetchRequest, FetchResponse, FetchTarget, HostIo};
+pub use model::request::{Body, Headers, HeadersBuilder, HookRequest, PostHook};
+pub use model::values;
+pub use pool::wakes::{flush_here, WakeBatch};
 pub use pool::{HostOptions, JsHost};
-pub use project::{CodeError, PluginCode};
-pub use request::{Body, Headers, HeadersBuilder, HookRequest, PostHook};
 pub use runtime::{check_exports, ExportProblem, LocalRuntime};
-pub use wakes::{flush_here, WakeBatch};

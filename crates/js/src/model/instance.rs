@@ -1,0 +1,191 @@
+//! One installed instance of a plugin as the JS host sees it: its code,
+//! limits, workspace, config values and log.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use crate::code::project::PluginCode;
+
+/// Entries kept per instance; older ones are dropped.
+const LOG_CAPACITY: usize = 1000;
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Limits applied to every runtime of an instance.
+#[derive(Debug, Clone, Copy)]
+pub struct InstanceLimits {
+    pub memory_mb: usize,
+    /// JS stack; overflow is a `RangeError` inside the call.
+    pub stack_kb: usize,
+}
+
+impl Default for InstanceLimits {
+    fn default() -> Self {
+        InstanceLimits { memory_mb: 32, stack_kb: 1024 }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+impl LogLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error => "error",
+        }
+    }
+}
+
+/// One line a plugin's `Logger` wrote.
+#[derive(Debug, Clone)]
+pub struct LogEntry {
+    /// Sequence number within the instance (for `logs -f`).
+    pub seq: u64,
+    pub time: SystemTime,
+    pub level: LogLevel,
+    pub message: String,
+    pub request_id: Option<String>,
+}
+
+/// One installed instance of a plugin, as the JS host sees it.
+#[derive(Debug)]
+pub struct Instance {
+    /// Process-unique key of this instance's runtimes (a reinstall gets a new one).
+    pub(crate) key: u64,
+    /// Instance UUID.
+    pub id: String,
+    /// Plugin name, for messages.
+    pub name: String,
+    pub code: Arc<PluginCode>,
+    pub limits: InstanceLimits,
+    /// The folder `@ones-op/node-file` is confined to (none: file calls fail).
+    pub workspace: Option<PathBuf>,
+    log: Mutex<VecDeque<LogEntry>>,
+    log_seq: AtomicU64,
+    /// JS heap of this instance's runtime, as last sampled by a worker.
+    heap_bytes: AtomicU64,
+    /// What `Plugin.getPluginConfig()` returns: the operator-set values.
+    config: Mutex<Arc<serde_json::Value>>,
+    /// Its calls' share of the JS workers (see [`crate::pool`]), made by
+    /// the first pool that runs it.
+    slots: std::sync::OnceLock<Arc<tokio::sync::Semaphore>>,
+}
+
+impl Instance {
+    pub fn new(
+        id: &str,
+        name: &str,
+        code: Arc<PluginCode>,
+        limits: InstanceLimits,
+        workspace: Option<PathBuf>,
+    ) -> Arc<Instance> {
+        Arc::new(Instance {
+            key: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            id: id.to_string(),
+            name: name.to_string(),
+            code,
+            limits,
+            workspace,
+            log: Mutex::new(VecDeque::new()),
+            log_seq: AtomicU64::new(0),
+            heap_bytes: AtomicU64::new(0),
+            config: Mutex::new(Arc::new(serde_json::Value::Array(Vec::new()))),
+            slots: std::sync::OnceLock::new(),
+        })
+    }
+
+    /// The permits for this instance's calls in flight (`n` of them, fixed
+    /// by the first caller: each instance belongs to one gateway).
+    pub(crate) fn pool_slots(&self, n: usize) -> Arc<tokio::sync::Semaphore> {
+        self.slots.get_or_init(|| Arc::new(tokio::sync::Semaphore::new(n))).clone()
+    }
+
+    /// Set what `Plugin.getPluginConfig()` (`@ones-op/node-ability`) returns;
+    /// calls from then on see it.
+    pub fn set_config(&self, config: serde_json::Value) {
+        *self.config.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(config);
+    }
+
+    pub(crate) fn config(&self) -> Arc<serde_json::Value> {
+        self.config.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Bytes of JS heap of one of this instance's runtimes, sampled at most every 250 ms while it is in use.
+    pub fn heap_bytes(&self) -> u64 {
+        self.heap_bytes.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn record_heap(&self, bytes: i64) {
+        self.heap_bytes.store(bytes.max(0) as u64, Ordering::Relaxed);
+    }
+
+    /// Carry another instance's log over (an upgrade replaces the instance;
+    /// its log, and the sequence numbers `logs -f` follows, continue).
+    pub fn adopt_log(&self, from: &Instance) {
+        let old: Vec<LogEntry> = from.log.lock().unwrap_or_else(|e| e.into_inner()).iter().cloned().collect();
+        let mut log = self.log.lock().unwrap_or_else(|e| e.into_inner());
+        let mine: Vec<LogEntry> = log.drain(..).collect();
+        let base = from.log_seq.load(Ordering::Relaxed);
+        log.extend(old);
+        for mut e in mine {
+            e.seq += base;
+            log.push_back(e);
+        }
+        while log.len() > LOG_CAPACITY {
+            log.pop_front();
+        }
+        self.log_seq.fetch_add(base, Ordering::Relaxed);
+    }
+
+    /// Log lines with a sequence number above `after`, oldest first.
+    pub fn logs_after(&self, after: u64) -> Vec<LogEntry> {
+        let log = self.log.lock().unwrap_or_else(|e| e.into_inner());
+        log.iter().filter(|e| e.seq > after).cloned().collect()
+    }
+
+    pub(crate) fn push_log(&self, level: LogLevel, message: String, request_id: Option<String>) {
+        match level {
+            LogLevel::Debug => {
+                tracing::debug!(plugin = %self.name, instance = %self.id, request_id = request_id.as_deref(), "{message}")
+            }
+            LogLevel::Info => {
+                tracing::info!(plugin = %self.name, instance = %self.id, request_id = request_id.as_deref(), "{message}")
+            }
+            LogLevel::Warn => {
+                tracing::warn!(plugin = %self.name, instance = %self.id, request_id = request_id.as_deref(), "{message}")
+            }
+            LogLevel::Error => {
+                tracing::error!(plugin = %self.name, instance = %self.id, request_id = request_id.as_deref(), "{message}")
+            }
+        }
+        self.record_log(level, message, request_id);
+    }
+
+    /// Say in the instance's log why a call of `function` failed (the
+    /// gateway's own log does not repeat it: `interpose plugin logs` shows it
+    /// next to what the plugin's Logger wrote).
+    pub fn record_failure(&self, function: &str, error: &crate::model::error::HookError, request_id: Option<String>) {
+        self.record_log(LogLevel::Error, format!("{function}() {error}"), request_id);
+    }
+
+    /// Add a line to the instance's log without writing it to the gateway's.
+    pub(crate) fn record_log(&self, level: LogLevel, message: String, request_id: Option<String>) {
+        let seq = self.log_seq.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut log = self.log.lock().unwrap_or_else(|e| e.into_inner());
+        if log.len() == LOG_CAPACITY {
+            log.pop_front();
+        }
+        log.push_back(LogEntry { seq, time: SystemTime::now(), level, message, request_id });
+    }
+}
