@@ -150,20 +150,8 @@ fn error(status: StatusCode, errcode: &str, reason: &str) -> Response {
 }
 
 fn control_error(e: ControlError) -> Response {
-    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let errcode = match &e {
-        ControlError::NotFound(_) => "NotFound",
-        ControlError::BadRequest(_) => "BadRequest",
-        ControlError::MissingConfig { .. } => "MissingConfig",
-        ControlError::BadPlugin(_) => "InvalidPlugin",
-        ControlError::Conflict(_) => "Conflict",
-        ControlError::Lifecycle { .. } => "LifecycleFailed",
-        ControlError::Declarative(_) => "Declarative",
-        ControlError::AlreadyInstalled { .. } => "AlreadyInstalled",
-        ControlError::Store(interpose_registry::StoreError::Stale { .. }) => "RegistryChanged",
-        ControlError::Store(interpose_registry::StoreError::Unreachable) => "StoreUnreachable",
-        ControlError::Store(_) | ControlError::Internal(_) => "InternalError",
-    };
+    let (status, errcode) = e.status_and_errcode();
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut body = json!({"type": "error", "reason": e.to_string(), "errcode": errcode, "statusCode": status.as_u16()});
     match &e {
         ControlError::BadPlugin(problems) => body["problems"] = json!(problems),

@@ -1,4 +1,5 @@
-//! Why a change was refused; each maps to one HTTP status in the admin API.
+//! Why a change was refused; each maps to one HTTP status and errcode of
+//! the admin API ([`ControlError::status_and_errcode`]).
 
 use interpose_routing::Conflict;
 
@@ -29,17 +30,23 @@ pub enum ControlError {
 }
 
 impl ControlError {
-    /// The HTTP status the admin API answers with.
-    pub fn status(&self) -> u16 {
+    /// The HTTP status and the `errcode` the admin API answers with, in
+    /// one place so the two cannot disagree.
+    pub fn status_and_errcode(&self) -> (u16, &'static str) {
+        use interpose_registry::StoreError;
         match self {
-            ControlError::NotFound(_) => 404,
-            ControlError::BadRequest(_) | ControlError::MissingConfig { .. } => 400,
-            ControlError::BadPlugin(_) | ControlError::Lifecycle { .. } => 422,
-            ControlError::Conflict(_) | ControlError::Declarative(_) | ControlError::AlreadyInstalled { .. } => 409,
+            ControlError::NotFound(_) => (404, "NotFound"),
+            ControlError::BadRequest(_) => (400, "BadRequest"),
+            ControlError::MissingConfig { .. } => (400, "MissingConfig"),
+            ControlError::BadPlugin(_) => (422, "InvalidPlugin"),
+            ControlError::Lifecycle { .. } => (422, "LifecycleFailed"),
+            ControlError::Conflict(_) => (409, "Conflict"),
+            ControlError::Declarative(_) => (409, "Declarative"),
+            ControlError::AlreadyInstalled { .. } => (409, "AlreadyInstalled"),
             // Another node changed the registry first: the caller may retry.
-            ControlError::Store(interpose_registry::StoreError::Stale { .. }) => 409,
-            ControlError::Store(interpose_registry::StoreError::Unreachable) => 503,
-            ControlError::Store(_) | ControlError::Internal(_) => 500,
+            ControlError::Store(StoreError::Stale { .. }) => (409, "RegistryChanged"),
+            ControlError::Store(StoreError::Unreachable) => (503, "StoreUnreachable"),
+            ControlError::Store(_) | ControlError::Internal(_) => (500, "InternalError"),
         }
     }
 }

@@ -9,7 +9,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use interpose_js::{CallOutcome, HookError};
+use interpose_js::{CallOutcome, FailureKind, HookError};
+use interpose_manifest::HookKind;
 use interpose_routing::{Interface, RouteTable};
 
 /// Upper bounds of the latency buckets, in microseconds.
@@ -71,10 +72,10 @@ pub struct HookStats {
     pub plugin: String,
     pub instance: String,
     pub function: String,
-    pub kind: String,
+    pub kind: HookKind,
     pub calls: AtomicU64,
     pub rejects: AtomicU64,
-    /// By kind: throw, timeout, memory, other.
+    /// By [`FailureKind`] (its index).
     pub failures: [AtomicU64; 4],
     pub latency: Histogram,
     /// Suffix/subscribe events for this hook waiting in the in-memory
@@ -94,19 +95,13 @@ impl HookStats {
             Ok(CallOutcome::Rejected(_)) => {
                 self.rejects.fetch_add(1, Ordering::Relaxed);
             }
-            Err(e) => self.failed(e.kind()),
+            Err(e) => self.failed(e.failure()),
             Ok(CallOutcome::Returned(_)) => {}
         }
     }
 
-    pub fn failed(&self, kind: &str) {
-        let i = match kind {
-            "throw" => 0,
-            "timeout" => 1,
-            "memory" => 2,
-            _ => 3,
-        };
-        self.failures[i].fetch_add(1, Ordering::Relaxed);
+    pub fn failed(&self, kind: FailureKind) {
+        self.failures[kind as usize].fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -168,8 +163,7 @@ impl RouteStatsIndex {
 /// with parameter names erased) are.
 type RouteKey = (String, String, String);
 
-/// A hook's label set (plugin, instance, function, type): one series each.
-type HookKey = (String, String, String, String);
+type HookKey = (String, String, String, HookKind);
 
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -187,8 +181,8 @@ impl Metrics {
     /// Stats for a hook of a new route table. A hook that was in the
     /// previous table (same plugin, instance, function and type) keeps its
     /// counters; they go when no table holds the hook any more.
-    pub fn hook(&self, plugin: &str, instance: &str, function: &str, kind: &str) -> Arc<HookStats> {
-        let key = (plugin.to_string(), instance.to_string(), function.to_string(), kind.to_string());
+    pub fn hook(&self, plugin: &str, instance: &str, function: &str, kind: HookKind) -> Arc<HookStats> {
+        let key = (plugin.to_string(), instance.to_string(), function.to_string(), kind);
         let mut hooks = self.hooks.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(s) = hooks.get(&key).and_then(Weak::upgrade) {
             return s;
@@ -198,7 +192,7 @@ impl Metrics {
             plugin: plugin.into(),
             instance: instance.into(),
             function: function.into(),
-            kind: kind.into(),
+            kind,
             calls: AtomicU64::new(0),
             rejects: AtomicU64::new(0),
             failures: Default::default(),
@@ -306,12 +300,13 @@ impl Metrics {
         }
         out.push_str("# HELP interpose_hook_failures_total Hook failures by kind.\n# TYPE interpose_hook_failures_total counter\n");
         for h in &hooks {
-            for (i, kind) in ["throw", "timeout", "memory", "other"].iter().enumerate() {
+            for kind in FailureKind::ALL {
                 let _ = writeln!(
                     out,
-                    "interpose_hook_failures_total{{{},kind=\"{kind}\"}} {}",
+                    "interpose_hook_failures_total{{{},kind=\"{}\"}} {}",
                     label(h),
-                    h.failures[i].load(Ordering::Relaxed)
+                    kind.as_str(),
+                    h.failures[kind as usize].load(Ordering::Relaxed)
                 );
             }
         }
@@ -319,11 +314,10 @@ impl Metrics {
         for h in &hooks {
             h.latency.render(&mut out, "interpose_hook_duration_seconds", &label(h));
         }
-        let post: Vec<&Arc<HookStats>> =
-            hooks.iter().filter(|h| matches!(h.kind.as_str(), "suffix" | "subscribe")).collect();
+        let post: Vec<&Arc<HookStats>> = hooks.iter().filter(|h| h.kind.runs_after_the_response()).collect();
         out.push_str("# HELP interpose_hook_queue_depth Suffix/subscribe events waiting for this hook, in the queue or the store.\n# TYPE interpose_hook_queue_depth gauge\n");
         for h in &post {
-            let key = (h.instance.clone(), h.function.clone(), h.kind.clone());
+            let key = (h.instance.clone(), h.function.clone(), h.kind.as_str().to_string());
             let depth = h.queued.load(Ordering::Relaxed) + stored.get(&key).copied().unwrap_or(0);
             let _ = writeln!(out, "interpose_hook_queue_depth{{{}}} {depth}", label(h));
         }

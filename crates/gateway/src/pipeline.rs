@@ -471,14 +471,7 @@ async fn call(
 /// plugin, instance, function, type and route. A post hook runs after its
 /// request's span has closed, so it passes the request id here.
 pub(crate) fn hook_span(hook: &Hook<HookTarget>, request_id: Option<&str>) -> tracing::Span {
-    span_of_hook(
-        &hook.instance.name,
-        &hook.instance.id,
-        &hook.api.function,
-        hook.api.kind.as_str(),
-        &hook.api.url,
-        request_id,
-    )
+    span_of_hook(&hook.instance.name, &hook.instance.id, &hook.api.function, hook.api.kind, &hook.api.url, request_id)
 }
 
 /// [`hook_span`] from the hook's parts, for a stored event's delivery,
@@ -488,7 +481,7 @@ pub(crate) fn span_of_hook(
     plugin: &str,
     instance: &str,
     function: &str,
-    kind: &str,
+    kind: interpose_manifest::HookKind,
     route: &dyn std::fmt::Display,
     request_id: Option<&str>,
 ) -> tracing::Span {
@@ -497,7 +490,7 @@ pub(crate) fn span_of_hook(
         plugin = %plugin,
         instance = %instance,
         function = %function,
-        kind,
+        kind = kind.as_str(),
         route = %route,
         request_id,
         event = tracing::field::Empty,
@@ -546,7 +539,7 @@ fn failed(hook: &Hook<HookTarget>, error: HookError) -> Flow {
 /// host finds: counted, written to the plugin's log, then `on_error` decides.
 fn unusable(hook: &Hook<HookTarget>, reason: String, request_id: Option<&str>) -> Flow {
     let error = HookError::BadResult(reason);
-    hook.payload.stats.failed(error.kind());
+    hook.payload.stats.failed(error.failure());
     hook.payload.js.record_failure(&hook.api.function, &error, request_id.map(str::to_string));
     failed(hook, error)
 }

@@ -213,7 +213,7 @@ pub fn build_routes(
                 api: Arc::new(api.clone()),
                 payload: HookTarget {
                     js: inst.js.clone(),
-                    stats: metrics.hook(&inst.meta.name, &inst.meta.id, &api.function, api.kind.as_str()),
+                    stats: metrics.hook(&inst.meta.name, &inst.meta.id, &api.function, api.kind),
                 },
             })
         })

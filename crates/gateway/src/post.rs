@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use http_body::{Frame, SizeHint};
 use interpose_js::{HookRequest, JsHost};
+use interpose_manifest::HookKind;
 use interpose_routing::Hook;
 use std::collections::HashSet;
 use std::future::Future;
@@ -40,7 +41,7 @@ use crate::plugins::HookTarget;
 /// Finds a stored event's hook in the live route table: (instance, function,
 /// type) → the JS instance, the call's timeout, its route and the hook's
 /// counters, or why there is none.
-pub type HookLookup = dyn Fn(&str, &str, &str) -> Result<LookedUp, Missing> + Send + Sync;
+pub type HookLookup = dyn Fn(&str, &str, HookKind) -> Result<LookedUp, Missing> + Send + Sync;
 
 /// Why this node's route table has no hook for a stored event.
 #[derive(Debug)]
@@ -461,7 +462,13 @@ impl Dispatch {
         // Read before the lookup: the route table is swapped before the
         // version moves, so the table looked in is at least this version.
         let applied = self.applied.load(Ordering::Acquire);
-        let LookedUp { js, timeout_ms, route, stats } = match (self.lookup)(&row.instance, &row.function, &row.kind) {
+        // Stored as text; a type this version does not know is no hook of its.
+        let Some(kind) = HookKind::parse(&row.kind) else {
+            let why = format!("instance {} has no hook of type {:?}", row.instance, row.kind);
+            let _ = self.store.bury(row.id, attempts, &why).await;
+            return Delivery::Done;
+        };
+        let LookedUp { js, timeout_ms, route, stats } = match (self.lookup)(&row.instance, &row.function, kind) {
             Ok(found) => found,
             Err(missing) => return self.not_here(row, attempts, applied, missing).await,
         };
@@ -474,14 +481,7 @@ impl Dispatch {
         };
         let timeout = Duration::from_millis(timeout_ms.max(1));
         let t0 = Instant::now();
-        let span = span_of_hook(
-            &js.name,
-            &row.instance,
-            &row.function,
-            row.kind.as_str(),
-            &route,
-            request.request_id.as_deref(),
-        );
+        let span = span_of_hook(&js.name, &row.instance, &row.function, kind, &route, request.request_id.as_deref());
         span.record("event", row.id);
         let call = traced(span, t0, self.host.call_detached(&js, &row.function, Arc::new(request), timeout));
         tokio::pin!(call);

@@ -103,18 +103,15 @@ impl Gateway {
         applied: Arc<std::sync::atomic::AtomicI64>,
     ) {
         let weak = Arc::downgrade(self);
-        let lookup = Arc::new(move |instance: &str, function: &str, kind: &str| {
+        let lookup = Arc::new(move |instance: &str, function: &str, kind: interpose_manifest::HookKind| {
             use crate::post::Missing;
             let gw = weak.upgrade().ok_or(Missing::Instance)?;
             let snap = gw.snapshot();
             let inst = snap.instances.iter().find(|i| i.meta.id == instance).ok_or(Missing::Instance)?;
-            let api = inst
-                .plugin
-                .manifest
-                .apis
-                .iter()
-                .find(|a| a.function == function && a.kind.as_str() == kind)
-                .ok_or_else(|| Missing::Hook { plugin: inst.meta.name.clone(), version: inst.meta.version.clone() })?;
+            let api =
+                inst.plugin.manifest.apis.iter().find(|a| a.function == function && a.kind == kind).ok_or_else(
+                    || Missing::Hook { plugin: inst.meta.name.clone(), version: inst.meta.version.clone() },
+                )?;
             Ok(crate::post::LookedUp {
                 js: inst.js.clone(),
                 timeout_ms: api.timeout_ms.unwrap_or(gw.config.limits.hook_timeout_ms),

@@ -161,9 +161,15 @@ impl HookKind {
         HookKind::ALL.into_iter().find(|k| k.as_str() == s)
     }
 
+    /// Suffix and subscribe: told of the exchange once the response went
+    /// out (through the post-hook queue, durable with a store).
+    pub fn runs_after_the_response(self) -> bool {
+        matches!(self, HookKind::Suffix | HookKind::Subscribe)
+    }
+
     /// Does this hook need the request body before the upstream is called?
     pub fn reads_body_before_upstream(self) -> bool {
-        !matches!(self, HookKind::Suffix | HookKind::Subscribe)
+        !self.runs_after_the_response()
     }
 }
 

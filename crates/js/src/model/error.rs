@@ -38,7 +38,47 @@ pub enum HookError {
     Unavailable(String),
 }
 
+/// How a call failed, as the metrics count it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// The function threw (not a `PluginError`, which is a rejection).
+    Throw,
+    /// Past its deadline.
+    Timeout,
+    /// Over its memory limit.
+    Memory,
+    /// Anything else: not exported, a result that cannot be used, code that
+    /// does not load, no worker.
+    Other,
+}
+
+impl FailureKind {
+    pub const ALL: [FailureKind; 4] =
+        [FailureKind::Throw, FailureKind::Timeout, FailureKind::Memory, FailureKind::Other];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::Throw => "throw",
+            FailureKind::Timeout => "timeout",
+            FailureKind::Memory => "memory",
+            FailureKind::Other => "other",
+        }
+    }
+}
+
 impl HookError {
+    /// What kind of failure this is, for the metrics.
+    pub fn failure(&self) -> FailureKind {
+        match self {
+            HookError::Threw { .. } => FailureKind::Throw,
+            HookError::Timeout(_) => FailureKind::Timeout,
+            HookError::OutOfMemory(_) => FailureKind::Memory,
+            HookError::NotExported(_) | HookError::BadResult(_) | HookError::Load(_) | HookError::Unavailable(_) => {
+                FailureKind::Other
+            }
+        }
+    }
+
     /// A short label for metrics and logs.
     pub fn kind(&self) -> &'static str {
         match self {
