@@ -10,10 +10,14 @@
 //!   route table snapshot that [`Gateway`] swaps atomically.
 //! - [`error`]: every failure mapped to an HTTP status and a JSON body, in one place.
 
+mod access;
+mod admission;
 pub mod body;
 pub mod coding;
 pub mod error;
+mod hookcall;
 mod hookreq;
+mod hookresult;
 pub mod io;
 pub mod linger;
 pub mod metrics;

@@ -34,8 +34,8 @@ use interpose_registry::{EventRow, NewEvent, Store};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use crate::body::{Body, BoxError};
+use crate::hookcall::{hook_span, span_of_hook, traced};
 use crate::metrics::HookStats;
-use crate::pipeline::{hook_span, span_of_hook, traced};
 use crate::plugins::HookTarget;
 
 /// Finds a stored event's hook in the live route table: (instance, function,
