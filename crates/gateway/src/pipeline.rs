@@ -9,6 +9,19 @@
 //! ```
 //!
 //! A request no hook applies to is streamed to the upstream untouched.
+//!
+//! What each hook type does at run time, and where:
+//!
+//! | type | phase here | its result ([`crate::hookresult`]) |
+//! | --- | --- | --- |
+//! | intercept | `intercept`, each in order | an error status or a `PluginError` answers; anything else continues |
+//! | prefix | step 2 of `hooked` | `{headers, query, body}` replace the upstream's (`Outgoing::apply`); an error status rejects |
+//! | replace, addition, external | step 3 of `hooked` | the response (`plugin_response`, status 200 by default) |
+//! | suffix, subscribe | step 4: after the response, through [`crate::post`] | ignored; durable with a store |
+//!
+//! A failure (throw, timeout, memory, unusable result) does what the hook's
+//! `on_error` says (`hookresult::failed`). Each call is counted and traced
+//! in [`crate::hookcall`]; requests are admitted in [`crate::admission`].
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;

@@ -1,42 +1,22 @@
-//! Suffix and subscribe hooks: after the response has gone to the client.
-//!
-//! The response body is copied as it streams to the client ([`TeeBody`],
-//! up to `limits.max_body_bytes`); when it ends, one [`PostEvent`] is offered
-//! to the [`PostQueue`]. The queue is bounded: when it is full the event is
-//! dropped, counted and logged — never waited for, so the request path is
-//! never slowed. Calls run on their own JS worker pool, each hook on its own,
-//! so a slow or failing subscriber delays neither requests nor other
-//! subscribers.
-//!
-//! With a store ([`PostQueue::make_durable`], done when the registry is
-//! open), events are instead written to it before the response's last byte
-//! goes out, and delivered at least once, in order per instance,
-//! with retries and backoff; an event that keeps failing goes to a
-//! dead-letter list that can be replayed. A gateway killed mid-stream
-//! delivers its backlog after the restart.
+//! With a store: events are written to it before the response's last byte
+//! goes out, then claimed (with a lease), delivered at least once in order
+//! per instance, retried with backoff, and dead-lettered when they keep
+//! failing or when no node should ever deliver them. Several nodes sharing
+//! a PostgreSQL store claim from one queue.
 
-use std::pin::Pin;
-use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
-use http_body::{Frame, SizeHint};
 use interpose_js::{HookRequest, JsHost};
 use interpose_manifest::HookKind;
-use interpose_routing::Hook;
-use std::collections::HashSet;
-use std::future::Future;
-use std::sync::Mutex;
-
 use interpose_registry::{EventRow, NewEvent, Store};
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{mpsc, oneshot};
 
-use crate::body::{Body, BoxError};
-use crate::hookcall::{hook_span, span_of_hook, traced};
+use super::PostQueue;
+use crate::hookcall::{span_of_hook, traced};
 use crate::metrics::HookStats;
-use crate::plugins::HookTarget;
 
 /// Finds a stored event's hook in the live route table: (instance, function,
 /// type) → the JS instance, the call's timeout, its route and the hook's
@@ -61,41 +41,22 @@ pub struct LookedUp {
     pub stats: Arc<HookStats>,
 }
 
-/// Called once at the end of a response with its copied body; may return an
-/// acknowledgement the end of the response waits for.
-pub type DoneFn = Box<dyn FnOnce(Option<Bytes>) -> Option<oneshot::Receiver<()>> + Send>;
-
-/// One finished exchange and the post hooks that should hear about it.
-pub struct PostEvent {
-    pub hooks: Vec<Arc<Hook<HookTarget>>>,
-    /// The request as the upstream received it, with `post` filled in.
-    pub request: Arc<HookRequest>,
-}
-
-/// Bounded hand-off from the request path to the post-hook workers.
-pub struct PostQueue {
-    tx: mpsc::Sender<PostEvent>,
-    depth: Arc<AtomicUsize>,
-    dropped: Arc<AtomicU64>,
-    durable: std::sync::OnceLock<Durable>,
-}
-
 /// One response's events for the store writer: the rows, the stats of
 /// their hooks (to count a drop), and the acknowledgement it waits for.
 type StoreWrite = (Vec<NewEvent>, Vec<Arc<HookStats>>, oneshot::Sender<()>);
 
 /// The store-backed path.
-struct Durable {
-    writer: mpsc::Sender<StoreWrite>,
-    store: Store,
-    delivered: Arc<AtomicU64>,
-    retried: Arc<AtomicU64>,
+pub(super) struct Durable {
+    pub(super) writer: mpsc::Sender<StoreWrite>,
+    pub(super) store: Store,
+    pub(super) delivered: Arc<AtomicU64>,
+    pub(super) retried: Arc<AtomicU64>,
     /// Ids of the events being delivered now.
     in_flight: Arc<Mutex<HashSet<i64>>>,
     /// Set by [`PostQueue::drain`]: claim nothing more.
-    stopping: Arc<std::sync::atomic::AtomicBool>,
+    stopping: Arc<AtomicBool>,
     /// Set by the dispatcher once it claims no more.
-    stopped: Arc<std::sync::atomic::AtomicBool>,
+    stopped: Arc<AtomicBool>,
     /// Wakes the dispatcher (an event stored, a delivery done, a stop).
     notify: Arc<tokio::sync::Notify>,
 }
@@ -120,114 +81,6 @@ pub struct RetryPolicy {
 }
 
 impl PostQueue {
-    /// Start the dispatcher on the current runtime; at most `in_flight`
-    /// calls run at once, the rest wait in the bounded queue.
-    pub fn start(host: JsHost, capacity: usize, in_flight: usize, default_timeout_ms: u64) -> Arc<PostQueue> {
-        let (tx, mut rx) = mpsc::channel::<PostEvent>(capacity.max(1));
-        let depth = Arc::new(AtomicUsize::new(0));
-        let q = Arc::new(PostQueue {
-            tx,
-            depth: depth.clone(),
-            dropped: Arc::default(),
-            durable: std::sync::OnceLock::new(),
-        });
-        // Calls in flight, about one per post worker: the backlog stays in
-        // the bounded queue, where it is visible and can overflow.
-        let slots = Arc::new(Semaphore::new(in_flight.max(1)));
-        tokio::spawn(async move {
-            while let Some(event) = rx.recv().await {
-                depth.fetch_sub(1, Ordering::Relaxed);
-                for hook in event.hooks {
-                    let Ok(permit) = slots.clone().acquire_owned().await else { return };
-                    hook.payload.stats.queued.fetch_sub(1, Ordering::Relaxed);
-                    let host = host.clone();
-                    let request = event.request.clone();
-                    tokio::spawn(async move {
-                        let ms = hook.api.timeout_ms.unwrap_or(default_timeout_ms);
-                        let t0 = Instant::now();
-                        let span = hook_span(&hook, request.request_id.as_deref());
-                        let call = host.call_detached(
-                            &hook.payload.js,
-                            &hook.api.function,
-                            request,
-                            Duration::from_millis(ms),
-                        );
-                        let r = traced(span, t0, call).await;
-                        hook.payload.stats.record(t0.elapsed(), &r);
-                        if let Err(e) = r {
-                            tracing::warn!(
-                                plugin = %hook.instance.name, instance = %hook.instance.id, hook = %hook.api.kind,
-                                "plugin {} failed: {}() {e}", hook.instance.name, hook.api.function
-                            );
-                        }
-                        drop(permit);
-                    });
-                }
-            }
-        });
-        q
-    }
-
-    /// Hand an event over. In memory: without waiting (a full queue drops
-    /// it, counted). Durable: the receiver resolves once it is stored.
-    pub fn offer(&self, event: PostEvent) -> Option<oneshot::Receiver<()>> {
-        if let Some(d) = self.durable.get() {
-            let payload = match serde_json::to_string(&*event.request) {
-                Ok(p) => p,
-                Err(e) => {
-                    tracing::error!("cannot serialise a post-hook event: {e}");
-                    return None;
-                }
-            };
-            let events = event
-                .hooks
-                .iter()
-                .map(|h| NewEvent {
-                    instance: h.instance.id.clone(),
-                    function: h.api.function.clone(),
-                    kind: h.api.kind.as_str().to_string(),
-                    payload: payload.clone(),
-                })
-                .collect();
-            let stats = event.hooks.iter().map(|h| h.payload.stats.clone()).collect();
-            let (ack, acked) = oneshot::channel();
-            if d.writer.try_send((events, stats, ack)).is_err() {
-                for h in &event.hooks {
-                    h.payload.stats.dropped.fetch_add(1, Ordering::Relaxed);
-                }
-                let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-                tracing::warn!(dropped_total = n, "post-hook store writer is saturated: event dropped");
-                return None;
-            }
-            return Some(acked);
-        }
-        self.offer_in_memory(event);
-        None
-    }
-
-    fn offer_in_memory(&self, event: PostEvent) {
-        self.depth.fetch_add(1, Ordering::Relaxed);
-        for h in &event.hooks {
-            h.payload.stats.queued.fetch_add(1, Ordering::Relaxed);
-        }
-        if let Err(e) = self.tx.try_send(event) {
-            self.depth.fetch_sub(1, Ordering::Relaxed);
-            let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-            let hooks: Vec<String> = match &e {
-                mpsc::error::TrySendError::Full(ev) | mpsc::error::TrySendError::Closed(ev) => ev
-                    .hooks
-                    .iter()
-                    .map(|h| {
-                        h.payload.stats.queued.fetch_sub(1, Ordering::Relaxed);
-                        h.payload.stats.dropped.fetch_add(1, Ordering::Relaxed);
-                        format!("{}.{}()", h.instance.name, h.api.function)
-                    })
-                    .collect(),
-            };
-            tracing::warn!(dropped_total = n, hooks = ?hooks, "post-hook queue full: event dropped");
-        }
-    }
-
     /// Switch to store-backed delivery; `lookup` finds a hook's instance and
     /// timeout in the live route table at delivery time; `applied` is the
     /// registry version this node's route table was built from (a node behind
@@ -244,8 +97,8 @@ impl PostQueue {
         let delivered = Arc::new(AtomicU64::new(0));
         let retried = Arc::new(AtomicU64::new(0));
         let in_flight: Arc<Mutex<HashSet<i64>>> = Arc::default();
-        let stopping = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let dispatcher_stopped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopping = Arc::new(AtomicBool::new(false));
+        let dispatcher_stopped = Arc::new(AtomicBool::new(false));
         let notify = Arc::new(tokio::sync::Notify::new());
         let durable = Durable {
             writer,
@@ -372,29 +225,6 @@ impl PostQueue {
         }
         let pending = d.store.event_counts().await.ok().map(|(pending, _)| pending);
         Some(Drained { given_back: running.len(), pending })
-    }
-
-    /// The store behind durable delivery, if any (admin API: backlog, dead letters).
-    pub fn store(&self) -> Option<&Store> {
-        self.durable.get().map(|d| &d.store)
-    }
-
-    /// (delivered, retried) since start, for durable delivery.
-    pub fn delivery_counts(&self) -> (u64, u64) {
-        self.durable
-            .get()
-            .map(|d| (d.delivered.load(Ordering::Relaxed), d.retried.load(Ordering::Relaxed)))
-            .unwrap_or((0, 0))
-    }
-
-    /// Events waiting for dispatch.
-    pub fn depth(&self) -> usize {
-        self.depth.load(Ordering::Relaxed)
-    }
-
-    /// Events dropped: the queue (or the store writer) was full, or the store failed.
-    pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
     }
 }
 
@@ -590,111 +420,5 @@ impl Dispatch {
             }
             Err(e) => leave(format!("the store cannot say whether instance {} runs: {e}", row.instance)).await,
         }
-    }
-}
-
-/// A response body that copies what it passes on (up to `limit` bytes) and
-/// calls `done` once: at the end of the stream, or when dropped early.
-pub struct TeeBody {
-    inner: Body,
-    copy: BytesMut,
-    limit: usize,
-    truncated: bool,
-    done: Option<DoneFn>,
-    /// The store's acknowledgement the end of the stream waits for.
-    ack: Option<oneshot::Receiver<()>>,
-    /// The last frame (when the body knows it is the last: a known length
-    /// reached), held back so the last bytes go out only after the event is
-    /// stored; a body that learns its end only after its last frame (chunked)
-    /// holds back its end instead.
-    held: Option<Frame<Bytes>>,
-    ended: bool,
-}
-
-impl TeeBody {
-    /// `done` gets the whole body, or `None` when it was larger than
-    /// `limit` or did not arrive whole (the upstream failed mid-body, the
-    /// client went away); it may return a receiver the end of the response
-    /// waits for (durable events are stored before the response completes).
-    pub fn new(inner: Body, limit: usize, done: DoneFn) -> TeeBody {
-        TeeBody {
-            inner,
-            copy: BytesMut::new(),
-            limit,
-            truncated: false,
-            done: Some(done),
-            ack: None,
-            held: None,
-            ended: false,
-        }
-    }
-
-    fn finish(&mut self) {
-        if let Some(done) = self.done.take() {
-            let body = (self.ended && !self.truncated).then(|| std::mem::take(&mut self.copy).freeze());
-            self.ack = done(body);
-        }
-    }
-}
-
-impl Drop for TeeBody {
-    fn drop(&mut self) {
-        // The client went away early: the exchange still happened.
-        self.finish();
-    }
-}
-
-impl http_body::Body for TeeBody {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = &mut *self;
-        loop {
-            if this.ended {
-                if let Some(ack) = this.ack.as_mut() {
-                    if Pin::new(ack).poll(cx).is_pending() {
-                        return Poll::Pending;
-                    }
-                    this.ack = None;
-                }
-                return Poll::Ready(this.held.take().map(Ok));
-            }
-            match Pin::new(&mut this.inner).poll_frame(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(Some(Ok(frame))) => {
-                    if let Some(data) = frame.data_ref() {
-                        if !this.truncated {
-                            if this.copy.len() + data.len() > this.limit {
-                                this.truncated = true;
-                                this.copy = BytesMut::new();
-                            } else {
-                                this.copy.extend_from_slice(data);
-                            }
-                        }
-                    }
-                    if !this.inner.is_end_stream() {
-                        return Poll::Ready(Some(Ok(frame)));
-                    }
-                    // The last frame: it goes out once the event is stored.
-                    this.held = Some(frame);
-                    this.ended = true;
-                    this.finish();
-                }
-                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
-                Poll::Ready(None) => {
-                    this.ended = true;
-                    this.finish();
-                }
-            }
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.ended && self.held.is_none() && self.ack.is_none()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
     }
 }
