@@ -12,7 +12,7 @@
 //!
 //! What each hook type does at run time, and where:
 //!
-//! | type | phase here | its result ([`crate::hookresult`]) |
+//! | type | phase here | its result (`hookresult.rs`) |
 //! | --- | --- | --- |
 //! | intercept | `intercept`, each in order | an error status or a `PluginError` answers; anything else continues |
 //! | prefix | step 2 of `hooked` | `{headers, query, body}` replace the upstream's (`Outgoing::apply`); an error status rejects |
@@ -21,7 +21,7 @@
 //!
 //! A failure (throw, timeout, memory, unusable result) does what the hook's
 //! `on_error` says (`hookresult::failed`). Each call is counted and traced
-//! in [`crate::hookcall`]; requests are admitted in [`crate::admission`].
+//! in `hookcall.rs`; requests are admitted in `admission.rs`.
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;

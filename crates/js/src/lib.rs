@@ -7,7 +7,7 @@
 //!   module's JS in memory ([`project`], [`transpile`]).
 //! - [`Instance`] is one installed instance of that code: its name, limits and log.
 //! - [`JsHost`] owns the worker threads ([`pool`]). Each worker keeps one QuickJS
-//!   runtime + context per instance it has served ([`runtime`]), created on first
+//!   runtime + context per instance it has served (`runtime`), created on first
 //!   use and reused, so a call costs microseconds. [`JsHost::call`] sends a
 //!   [`HookRequest`] to a worker and answers by the deadline whatever the engine
 //!   is doing: a stuck worker is retired and replaced, never waited for.
