@@ -205,9 +205,8 @@ pub const SYNC_TWIN: &str = "__interpose_sync";
 /// An `async function` with no `await` of its own runs to its end when it
 /// is called, so calling its body as a plain function and taking what it
 /// returns (or throws) as the promise would have settled gives the same
-/// result, without QuickJS's async machinery (a promise, its resolving
-/// functions, a suspended frame: ~5k instructions a call, a fifth of a
-/// small hook's cost). Each such top-level function becomes `function
+/// result, without QuickJS's async machinery (docs/decisions.md, "Sync
+/// twins", says what that saves). Each such top-level function becomes `function
 /// NAME__interpose_sync` where it stands — its lines unchanged, so errors
 /// point at the source — and `async function NAME(...args)` calling it is
 /// appended, exported if the original was: the plugin's own code sees the

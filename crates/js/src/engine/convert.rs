@@ -127,9 +127,9 @@ pub(crate) const MAKE_REQUEST: &str = r#"(() => {
 const COPIED_HEADERS: usize = 4;
 
 /// A headers object's target, wrapped in the case-insensitive Proxy by
-/// `make` ([`MAKE_REQUEST`]). Copying a header into a JS
-/// object costs ~1,100 instructions, whether the hook looks at it or not:
-/// 11k for the ten or so a browser sends. So past [`COPIED_HEADERS`] the
+/// `make` ([`MAKE_REQUEST`]). Copying every header into a JS object costs
+/// whether the hook looks at them or not (docs/decisions.md, "Headers
+/// looked up where they are"), so past [`COPIED_HEADERS`] the
 /// target starts with only a function, `source`: a hook that reads a
 /// header or two — the usual case — gets each through `source(name)` (any
 /// case; `undefined` when there is none; `in` asks it too), and only one
@@ -511,8 +511,7 @@ impl<'js> Plain<'js, '_> {
 /// time, and finds a shape in its cache only while some live object has
 /// it. So an object made afresh on every call — the headers, a JSON body,
 /// the literal a hook returns — rebuilt its whole chain of shapes on every
-/// call, about 500 instructions per property: a third of a small hook's
-/// cost. `Shapes` notes the key sequences of the objects a runtime builds
+/// call (docs/decisions.md, "Kept shapes", has the cost). `Shapes` notes the key sequences of the objects a runtime builds
 /// and reads and, the first time it sees one, keeps one object alive per
 /// prefix of it (`make.keep`), so the next object built with those keys in
 /// that order finds each shape cached. Only sequences of at most
