@@ -55,7 +55,7 @@ pub async fn serve(gw: Arc<Gateway>, listener: TcpListener, shutdown: impl Futur
                     .keep_alive(true)
                     // Copy head and body into one buffer and write once:
                     // measured ~3 % less CPU per proxied request than writev
-                    // of separate buffers (BENCHMARKS.md).
+                    // of separate buffers (docs/benchmarks-history.md).
                     .writev(false)
                     .serve_connection(TokioIo::new(Lingering::new(stream)), svc)
                     // A WebSocket handshake answered
