@@ -4,7 +4,13 @@
 //! - [`server`]: accepts connections, graceful shutdown.
 //! - [`pipeline`]: the request path, one linear function that follows the
 //!   diagram in DESIGN.md: match → intercepts → prefix → replace or upstream →
-//!   post hooks.
+//!   post hooks; its module doc says what each hook type does. Beneath it,
+//!   each one concept: `admission` (request checks, request ids),
+//!   `hookreq` (the request a hook gets), `hookcall` (a call's counters and
+//!   span), `hookresult` (a result as HTTP, `on_error`), `access` (the
+//!   access log).
+//! - [`post`]: suffix and subscribe hooks after the response (`tee`,
+//!   `memory`, `durable`).
 //! - [`proxy`]: forwarding to the upstream (streamed when no hook needs the body).
 //! - [`plugins`]: loading plugin projects into instances and building the
 //!   route table snapshot that [`Gateway`] swaps atomically.
