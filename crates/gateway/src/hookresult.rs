@@ -25,17 +25,21 @@ pub enum Flow {
     Respond(Response<Body>),
 }
 
-/// A prefix's or replace's call: the value it returned, or what the request
-/// does instead — a thrown `PluginError` answers, a failure does what the
-/// hook's `on_error` says (`Err(Flow::Continue)`: go on as if it returned nothing).
-pub(crate) fn returned(
-    hook: &Hook<HookTarget>,
-    outcome: Result<CallOutcome, HookError>,
-) -> Result<Option<serde_json::Value>, Flow> {
+/// What a hook's call came to, for the request.
+pub(crate) enum Returned {
+    /// It returned (this value, or nothing).
+    Value(Option<serde_json::Value>),
+    /// It threw a `PluginError` (which answers) or failed (then its
+    /// `on_error` decides: `Flow::Continue` goes on as if it returned nothing).
+    Instead(Flow),
+}
+
+/// A hook call's outcome as what the request does next.
+pub(crate) fn returned(hook: &Hook<HookTarget>, outcome: Result<CallOutcome, HookError>) -> Returned {
     match outcome {
-        Ok(CallOutcome::Returned(v)) => Ok(v),
-        Ok(CallOutcome::Rejected(p)) => Err(Flow::Respond(plugin_error(&p))),
-        Err(e) => Err(failed(hook, e)),
+        Ok(CallOutcome::Returned(v)) => Returned::Value(v),
+        Ok(CallOutcome::Rejected(p)) => Returned::Instead(Flow::Respond(plugin_error(&p))),
+        Err(e) => Returned::Instead(failed(hook, e)),
     }
 }
 

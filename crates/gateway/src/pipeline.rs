@@ -45,7 +45,7 @@ use crate::error::GatewayError;
 use crate::hookcall::call;
 use crate::hookreq::{body_bytes, header_pairs, query_pairs, request_body, view_body};
 pub use crate::hookresult::Flow;
-use crate::hookresult::{header_map, plugin_response, rejection, returned, unusable};
+use crate::hookresult::{header_map, plugin_response, rejection, returned, unusable, Returned};
 use crate::metrics::ScopeStats;
 use crate::plugins::HookTarget;
 use crate::post::{PostEvent, TeeBody};
@@ -213,7 +213,7 @@ where
     if let Some(hook) = plan.prefix.as_ref().and_then(|g| g.select(&requests.base.query)) {
         let req = requests.for_hook(hook, &matched.values);
         match returned(hook, call(gw, hook, req, tally).await) {
-            Ok(Some(v)) => {
+            Returned::Value(Some(v)) => {
                 if let Some(resp) = rejection(hook, &v, requests.base.request_id.as_deref()) {
                     return Ok(resp);
                 }
@@ -225,8 +225,8 @@ where
                     requests.rebase(&outgoing, limit);
                 }
             }
-            Ok(None) | Err(Flow::Continue) => {}
-            Err(Flow::Respond(resp)) => return Ok(resp),
+            Returned::Value(None) | Returned::Instead(Flow::Continue) => {}
+            Returned::Instead(Flow::Respond(resp)) => return Ok(resp),
         }
     }
 
@@ -235,16 +235,18 @@ where
     if let Some(hook) = plan.answer.as_ref().and_then(|g| g.select(&requests.base.query)) {
         let req = requests.for_hook(hook, &matched.values);
         match returned(hook, call(gw, hook, req, tally).await) {
-            Ok(v) => match plugin_response(&v.unwrap_or(serde_json::Value::Object(Default::default())), 200) {
-                Ok(resp) => answered = Some(resp),
-                Err(e) => {
-                    if let Flow::Respond(resp) = unusable(hook, e, requests.base.request_id.as_deref()) {
-                        return Ok(resp);
+            Returned::Value(v) => {
+                match plugin_response(&v.unwrap_or(serde_json::Value::Object(Default::default())), 200) {
+                    Ok(resp) => answered = Some(resp),
+                    Err(e) => {
+                        if let Flow::Respond(resp) = unusable(hook, e, requests.base.request_id.as_deref()) {
+                            return Ok(resp);
+                        }
                     }
                 }
-            },
-            Err(Flow::Continue) => {}
-            Err(Flow::Respond(resp)) => return Ok(resp),
+            }
+            Returned::Instead(Flow::Continue) => {}
+            Returned::Instead(Flow::Respond(resp)) => return Ok(resp),
         }
     }
     let post_hooks: Vec<Arc<Hook<HookTarget>>> = plan
@@ -369,12 +371,12 @@ async fn intercept(
     match returned(hook, call(gw, hook, req, tally).await) {
         // Only a response with an error status rejects; a malformed status
         // is the plugin's mistake, not permission to continue.
-        Ok(Some(v)) => match rejection(hook, &v, request_id) {
+        Returned::Value(Some(v)) => match rejection(hook, &v, request_id) {
             Some(resp) => Flow::Respond(resp),
             None => Flow::Continue,
         },
-        Ok(None) => Flow::Continue,
-        Err(flow) => flow,
+        Returned::Value(None) => Flow::Continue,
+        Returned::Instead(flow) => flow,
     }
 }
 

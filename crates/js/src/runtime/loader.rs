@@ -13,10 +13,8 @@ use crate::sdk::HostModule;
 
 const HOST: &str = "interpose:host";
 
-/// What the CommonJS files' shared count starts as (see [`CJS_STATE`]).
-
 /// The transpiler's helpers for TypeScript's `experimentalDecorators`
-/// (imported from [`HELPERS_PREFIX`]); each module's default export is one
+/// (imported from `code::builtins::HELPERS_PREFIX`); each module's default export is one
 /// helper, with tsc's semantics.
 const HELPERS: &[(&str, &str)] = &[
     (
@@ -49,6 +47,7 @@ const HELPERS: &[(&str, &str)] = &[
     ),
 ];
 
+/// What the CommonJS files' shared count starts as (see [`CJS_STATE`]).
 const CJS_STATE_SOURCE: &str = "export const state = { pending: 0 };\n";
 
 /// Resolver and loader in one; it keeps its table, so any number of contexts
