@@ -69,7 +69,7 @@ impl Cx<'_> {
     /// `true`/`false` at `map.name` (`default` when absent; an error, and
     /// `default`, when it is anything else).
     fn flag(&mut self, map: &MarkedMappingNode, name: &str, key: &str, default: bool) -> bool {
-        let Some(node) = map.get_node(name) else { return default };
+        let Some(node) = present(map.get_node(name)) else { return default };
         if let Node::Scalar(s) = node {
             if let Some(b) = s.as_bool() {
                 return b;
@@ -107,18 +107,20 @@ pub(crate) fn parse(file: &Path, text: &str) -> Result<Manifest, Diagnostics> {
     for (k, v) in root.iter() {
         match k.as_str() {
             "service" | "apis" => {}
+            // Empty: nothing to run or not run.
+            _ if is_null(v) || matches!(v, Node::Sequence(s) if s.is_empty()) => {}
+            // Read where used (`FetchAsUser`/`FetchAsAdmin`): nothing to warn of.
+            other @ "oauth" => {
+                unsupported.insert(other.to_string(), to_json(v));
+            }
             other => {
-                cx.warn(
-                    k.span(),
-                    other,
-                    format!("section `{other}` is kept but not run by interpose (only `service` and `apis` are)"),
-                );
+                cx.warn(k.span(), other, unsupported_section(other));
                 unsupported.insert(other.to_string(), to_json(v));
             }
         }
     }
 
-    let service = match root.get_node("service") {
+    let service = match present(root.get_node("service")) {
         None => {
             cx.error(root.span(), "service", "missing required section `service`");
             None
@@ -131,7 +133,7 @@ pub(crate) fn parse(file: &Path, text: &str) -> Result<Manifest, Diagnostics> {
     };
 
     let mut apis = Vec::new();
-    match root.get_node("apis") {
+    match present(root.get_node("apis")) {
         None => {}
         Some(Node::Sequence(seq)) => {
             for (i, item) in seq.iter().enumerate() {
@@ -148,7 +150,6 @@ pub(crate) fn parse(file: &Path, text: &str) -> Result<Manifest, Diagnostics> {
                 }
             }
         }
-        Some(Node::Scalar(s)) if s.as_str().is_empty() => {}
         Some(other) => cx.error(other.span(), "apis", "must be a list of api entries"),
     }
 
@@ -157,6 +158,18 @@ pub(crate) fn parse(file: &Path, text: &str) -> Result<Manifest, Diagnostics> {
         Some(service) if cx.errors.is_empty() => Ok(Manifest { service, apis, unsupported, warnings: cx.warnings }),
         _ => Err(Diagnostics(cx.errors)),
     }
+}
+
+/// A YAML null (`~`, `null`, or nothing after the colon) is an absent value,
+/// as ONES reads it: its scaffold writes `config: null`, its platform echoes
+/// `modules: null`.
+fn is_null(node: &Node) -> bool {
+    matches!(node, Node::Scalar(s) if matches!(s.as_str(), "" | "~" | "null" | "Null" | "NULL"))
+}
+
+/// `node` unless it is a YAML null.
+fn present(node: Option<&Node>) -> Option<&Node> {
+    node.filter(|n| !is_null(n))
 }
 
 fn load_error(file: &Path, e: &marked_yaml::LoadError) -> Diagnostic {
@@ -195,7 +208,7 @@ fn parse_service(cx: &mut Cx<'_>, map: &MarkedMappingNode) -> Option<Service> {
         }
     }
     let name = cx.required_string(map, "name", "service.name");
-    let description = match map.get_node("description") {
+    let description = match present(map.get_node("description")) {
         Some(n) => cx.string(n, "service.description").unwrap_or_default(),
         None => String::new(),
     };
@@ -215,14 +228,13 @@ fn parse_service(cx: &mut Cx<'_>, map: &MarkedMappingNode) -> Option<Service> {
             None => None,
         },
     };
-    let config = match map.get_node("config") {
+    let config = match present(map.get_node("config")) {
         None => Vec::new(),
         Some(Node::Sequence(seq)) => seq
             .iter()
             .enumerate()
             .filter_map(|(i, item)| parse_config_item(cx, item, &format!("service.config[{i}]")))
             .collect(),
-        Some(Node::Scalar(s)) if s.as_str().is_empty() => Vec::new(),
         Some(other) => {
             cx.error(other.span(), "service.config", "must be a list of {key, type} items");
             Vec::new()
@@ -243,11 +255,17 @@ fn parse_config_item(cx: &mut Cx<'_>, node: &Node, key: &str) -> Option<ConfigIt
         return None;
     };
     let k = cx.required_string(map, "key", &format!("{key}.key"));
-    let kind = match map.get_node("type") {
-        Some(n) => cx.string(n, &format!("{key}.type")),
+    // ONES 0.x wrote the types as numbers, and stores them so.
+    let kind = match present(map.get_node("type")) {
+        Some(n) => cx.string(n, &format!("{key}.type")).map(|t| match t.as_str() {
+            "101" => "Input".to_string(),
+            "102" => "TextArea".to_string(),
+            "103" => "Password".to_string(),
+            _ => t,
+        }),
         None => Some("Input".to_string()),
     };
-    if let (Some(kind), Some(n)) = (&kind, map.get_node("type")) {
+    if let (Some(kind), Some(n)) = (&kind, present(map.get_node("type"))) {
         if !matches!(kind.as_str(), "Input" | "TextArea" | "Password") {
             cx.warn(
                 n.span(),
@@ -257,8 +275,8 @@ fn parse_config_item(cx: &mut Cx<'_>, node: &Node, key: &str) -> Option<ConfigIt
         }
     }
     let required = cx.flag(map, "required", key, false);
-    let label = map.get_node("label").and_then(|n| cx.string(n, &format!("{key}.label")));
-    let default = map.get_node("value").and_then(|n| cx.string(n, &format!("{key}.value")));
+    let label = present(map.get_node("label")).and_then(|n| cx.string(n, &format!("{key}.label")));
+    let default = present(map.get_node("value")).and_then(|n| cx.string(n, &format!("{key}.value")));
     for (k, _) in map.iter() {
         let hint = match k.as_str() {
             "key" | "type" | "required" | "label" | "value" => continue,
@@ -537,4 +555,14 @@ fn shadowed(apis: &[Api]) -> Vec<Diagnostic> {
         }
     }
     out
+}
+
+/// What `check` says of a section interpose keeps but does not run.
+fn unsupported_section(name: &str) -> String {
+    match name {
+        "abilities" => "abilities (timer tasks, account, item-mutation, …) are kept but not run by interpose yet: their functions are never called".into(),
+        "storage" => "entity storage is kept but not provided by interpose yet: `storage.entity(…)` calls fail".into(),
+        "events" => "event subscriptions are kept but not delivered by interpose yet".into(),
+        other => format!("section `{other}` is kept but not run by interpose (it runs `service` and `apis`)"),
+    }
 }

@@ -159,3 +159,25 @@ fn a_query_variant_behind_a_broader_one_is_reported_as_never_running() {
     assert!(w[0].contains("plugin.yaml:4:") && w[0].contains("apis[1].query"), "{w:?}");
     assert!(w[0].contains("never runs: apis[0] (broad(), mode=a)") && w[0].contains("(narrow(), mode=a&x=1)"), "{w:?}");
 }
+
+#[test]
+fn what_the_ones_scaffold_writes_loads() {
+    // The scaffold's manifest: nulls where a section is empty, lower-case
+    // methods, numeric config types, deprecated and front-end keys.
+    let text = "service:\n  app_id: 'abcd1234'\n  version: 1.0.0\n  name: scaffold\n  description: null\n  scope: 1\n  mode: org\n  logo: null\n  auth: null\n  language: nodejs\n  host_version: 1.0.0\n  permission: null\n  policy: {policy: simple, target: ''}\n  config: null\n\
+apis:\n  - type: addition\n    methods: [get, post]\n    url: /hello\n    function: hello\n\
+modules: null\nabilities: []\nstorage: null\nevents: null\noauth:\n  type: [admin]\n  scope: [read:project:project]\n";
+    let m = Manifest::parse(Path::new("config/plugin.yaml"), text).expect("loads");
+    assert!(m.service.config.is_empty());
+    assert_eq!(m.service.description, "");
+    assert_eq!(m.apis[0].methods, ["GET", "POST"]);
+    assert!(m.warnings.is_empty(), "nothing to warn of: {:?}", m.warnings);
+    let text = "service: {app_id: a, version: 1.0.0, name: n, config: [{key: k, type: 103, label: null, value: null, required: null}]}\napis: null\n\
+abilities:\n  - id: t1\n    abilityType: TimerTask\n    function: {taskActionFunc: tick}\n";
+    let m = Manifest::parse(Path::new("config/plugin.yaml"), text).expect("loads");
+    assert_eq!(m.service.config[0].kind, "Password");
+    assert_eq!((m.service.config[0].label.as_deref(), m.service.config[0].default.as_deref()), (None, None));
+    assert!(m.apis.is_empty());
+    let w: Vec<String> = m.warnings.iter().map(|w| w.to_string()).collect();
+    assert!(w.iter().any(|w| w.contains("plugin.yaml:3") && w.contains("abilities")), "{w:?}");
+}
