@@ -65,7 +65,7 @@ fn check_accepts_the_examples_and_lists_every_problem() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("plugin.yaml:3:12: error: service.version: \"1\" is not a version like 1.0.0"), "{stderr}");
 
-    std::fs::write(dir.path().join("config/plugin.yaml"), "service:\n  app_id: x\n  version: 1.0.0\n  name: n\napis:\n  - type: intercept\n    methods: [GET]\n    url: /users/me\n    function: missing\nmodules: []\n").unwrap();
+    std::fs::write(dir.path().join("config/plugin.yaml"), "service:\n  app_id: x\n  version: 1.0.0\n  name: n\napis:\n  - type: intercept\n    methods: [GET]\n    url: /users/me\n    function: missing\nmodules: [{id: m1, title: t}]\n").unwrap();
     let out = run(&["check", dir.path().to_str().unwrap()]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
@@ -136,7 +136,7 @@ async fn serve_runs_plugins_from_a_config_and_stops_on_sigterm() {
     let got = send_json("POST", &format!("{base}/team/T1/tasks"), &json!({"summary": ""}), &[]).await;
     assert_eq!(
         got.json(),
-        json!({"type": "warning", "reason": "a task needs a summary", "errcode": "InvalidParameter", "statusCode": 400})
+        json!({"type": "warning", "reason": "a task needs a summary", "errcode": "InvalidParameter", "statusCode": 400, "model": "plugin.InvalidParameter"})
     );
     let got = send_json("POST", &format!("{base}/team/T2/tasks"), &json!({"summary": ""}), &[]).await;
     assert_eq!(got.status, 200);

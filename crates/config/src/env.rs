@@ -8,6 +8,7 @@ const OVERRIDABLE: &[(&str, &str)] = &[
     ("server", "admin_listen"),
     ("server", "workers"),
     ("server", "shutdown_grace_ms"),
+    ("server", "organization_uuid"),
     ("storage", "url"),
     ("storage", "workspaces"),
     ("storage", "plugins"),

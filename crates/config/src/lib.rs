@@ -41,6 +41,9 @@ pub struct Server {
     pub workers: usize,
     /// How long in-flight requests get to finish on shutdown.
     pub shutdown_grace_ms: u64,
+    /// The standard system's organization, as plugins read it
+    /// (`globalThis.onesEnv.organizationUUID`); empty when not set.
+    pub organization_uuid: String,
 }
 
 #[derive(Debug, Clone)]

@@ -49,6 +49,7 @@ pub(crate) struct RawServer {
     pub admin_listen: String,
     pub workers: i64,
     pub shutdown_grace_ms: i64,
+    pub organization_uuid: String,
 }
 
 impl Default for RawServer {
@@ -58,6 +59,7 @@ impl Default for RawServer {
             admin_listen: "127.0.0.1:8081".into(),
             workers: 0,
             shutdown_grace_ms: 10_000,
+            organization_uuid: String::new(),
         }
     }
 }

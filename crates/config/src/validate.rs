@@ -139,6 +139,7 @@ pub(crate) fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, Vec<St
             admin_listen: admin_listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8081))),
             workers,
             shutdown_grace_ms,
+            organization_uuid: raw.server.organization_uuid.clone(),
         },
         storage: Storage {
             url: storage_url,

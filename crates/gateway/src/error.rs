@@ -1,6 +1,7 @@
 //! Every way a request can fail, classified by where it came from, and the
 //! one mapping to HTTP. Clients get `{"type","reason","errcode","statusCode"}`
-//! (the same shape as a plugin's rejection); logs get the cause.
+//! (a plugin's rejection or failure adds `model: "plugin.<errcode>"`, as
+//! ONES's web app expects); logs get the cause.
 
 use http::{header, HeaderValue, Response, StatusCode};
 
@@ -86,8 +87,25 @@ impl GatewayError {
             }
             _ => tracing::debug!(status = status.as_u16(), "{self}"),
         }
-        json_error(status, "error", &self.to_string(), self.errcode())
+        match self {
+            GatewayError::PluginFailure { .. } => plugin_json_error(status, "error", &self.to_string(), self.errcode()),
+            _ => json_error(status, "error", &self.to_string(), self.errcode()),
+        }
     }
+}
+
+/// A plugin's rejection or failure: the JSON error body with `model:
+/// "plugin.<errcode>"`, by which the ONES web app knows a plugin's error
+/// (`isOPError`) and shows its reason.
+pub fn plugin_json_error(status: StatusCode, kind: &str, reason: &str, errcode: &str) -> Response<Body> {
+    let body = serde_json::json!({
+        "type": kind,
+        "reason": reason,
+        "errcode": errcode,
+        "statusCode": status.as_u16(),
+        "model": format!("plugin.{errcode}"),
+    });
+    json_response(status, &body)
 }
 
 /// The JSON error body every rejection uses.

@@ -12,7 +12,7 @@ use interpose_manifest::OnError;
 use interpose_routing::Hook;
 
 use crate::body::{self, Body};
-use crate::error::{json_error, GatewayError};
+use crate::error::{plugin_json_error, GatewayError};
 use crate::hookreq::body_bytes;
 use crate::plugins::HookTarget;
 use crate::proxy;
@@ -89,7 +89,7 @@ pub(crate) fn unusable(hook: &Hook<HookTarget>, reason: String, request_id: Opti
 
 pub(crate) fn plugin_error(p: &PluginErrorData) -> Response<Body> {
     let status = StatusCode::from_u16(p.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    json_error(status, &p.kind, &p.reason, &p.errcode)
+    plugin_json_error(status, &p.kind, &p.reason, &p.errcode)
 }
 
 /// A `PluginResponse` (`{statusCode?, headers?, body?}`) as HTTP.

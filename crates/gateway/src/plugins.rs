@@ -171,27 +171,50 @@ impl InstalledInstance {
         let workspace = config.storage.workspaces.join(&id);
         seed_workspace(&plugin.dir.join("workspace"), &workspace);
         let js = JsInstance::new(&id, &s.name, plugin.code.clone(), limits(config), Some(workspace));
+        js.set_place(meta.team.as_deref(), &config.server.organization_uuid);
         let mut inst = InstalledInstance { meta, js, plugin, config: BTreeMap::new() };
         inst.set_config(BTreeMap::new());
         inst
     }
 
     /// The operator's config values; the plugin reads them, with the items
-    /// its manifest declares, through `Plugin.getPluginConfig()`.
+    /// its manifest declares, through `Plugin.getPluginConfig()`: one row per
+    /// item, in manifest order, as ONES stores them (`arg_key`, `arg_value`,
+    /// `type` 101/102/103, the instance's ids), plus `key`, `value` (null
+    /// when unset), `label` for plugins written against interpose's first form.
     pub fn set_config(&mut self, values: BTreeMap<String, String>) {
+        let place = self.js.place();
+        let m = &self.meta;
         let items: Vec<serde_json::Value> = self
             .plugin
             .manifest
             .service
             .config
             .iter()
-            .map(|c| {
+            .enumerate()
+            .map(|(i, c)| {
+                let value = values.get(&c.key).or(c.default.as_ref());
+                let kind = match c.kind.as_str() {
+                    "TextArea" => 102,
+                    "Password" => 103,
+                    _ => 101,
+                };
                 serde_json::json!({
-                    "key": c.key,
-                    "type": c.kind,
-                    "label": c.label,
+                    "id": i + 1,
+                    "create_time": 0,
+                    "update_time": 0,
+                    "deleted": false,
+                    "org_uuid": place.organization_uuid,
+                    "team_uuid": m.team.as_deref().unwrap_or_default(),
+                    "app_uuid": m.app_id,
+                    "instance_uuid": m.id,
+                    "arg_key": c.key,
+                    "arg_value": value.map(String::as_str).unwrap_or_default(),
                     "required": c.required,
-                    "value": values.get(&c.key).or(c.default.as_ref()),
+                    "type": kind,
+                    "key": c.key,
+                    "value": value,
+                    "label": c.label.as_deref().unwrap_or(&c.key),
                 })
             })
             .collect();

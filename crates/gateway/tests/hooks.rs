@@ -904,7 +904,9 @@ async fn calls_waiting_for_io_do_not_block_other_calls() {
 }
 
 /// `Plugin.getPluginConfig()` (`@ones-op/node-ability`) gives each instance
-/// the items its manifest declares with the values set for it.
+/// the items its manifest declares with the values set for it, as the rows
+/// ONES stores (`arg_key`, `arg_value`, numeric `type`, the instance's ids),
+/// with `key`/`value`/`label` beside them.
 #[tokio::test]
 async fn plugins_read_their_config_values() {
     let up = Upstream::start().await;
@@ -920,12 +922,26 @@ async fn plugins_read_their_config_values() {
     );
     let gw = start(&up, &[text], "").await;
     let got = get(&gw.url("/project/api/project/team/T1/conf"), &[]).await;
+    let rows = got.json();
+    let instance = rows[0]["instance_uuid"].as_str().unwrap().to_string();
+    assert_eq!(instance.len(), 8, "{rows}");
+    let row = |id: u32,
+               key: &str,
+               arg_value: &str,
+               kind: u32,
+               required: bool,
+               value: serde_json::Value,
+               label: &str| {
+        json!({"id": id, "create_time": 0, "update_time": 0, "deleted": false, "org_uuid": "", "team_uuid": "T1",
+               "app_uuid": "conf", "instance_uuid": instance, "arg_key": key, "arg_value": arg_value, "required": required,
+               "type": kind, "key": key, "value": value, "label": label})
+    };
     assert_eq!(
-        got.json(),
+        rows,
         json!([
-            {"key": "denyList", "type": "Input", "label": "Denied users", "required": true, "value": "u1,u2"},
-            {"key": "note", "type": "TextArea", "label": null, "required": false, "value": "hello"},
-            {"key": "secret", "type": "Password", "label": null, "required": false, "value": null},
+            row(1, "denyList", "u1,u2", 101, true, json!("u1,u2"), "Denied users"),
+            row(2, "note", "hello", 102, false, json!("hello"), "note"),
+            row(3, "secret", "", 103, false, json!(null), "secret"),
         ])
     );
     let got = get(&gw.url("/project/api/project/team/T2/conf"), &[]).await;

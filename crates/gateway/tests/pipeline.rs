@@ -134,13 +134,21 @@ async fn every_reject_form_and_failure() {
     let u = url(&gw, "/project/api/project/users/me");
     let cases: &[(&str, u16, serde_json::Value)] = &[
         ("status", 451, json!({"reason": "unavailable"})),
-        ("client", 400, json!({"type": "warning", "reason": "bad input", "errcode": "ClientError", "statusCode": 400})),
+        (
+            "client",
+            400,
+            json!({"type": "warning", "reason": "bad input", "errcode": "ClientError", "statusCode": 400, "model": "plugin.ClientError"}),
+        ),
         (
             "server",
             500,
-            json!({"type": "error", "reason": "backend down", "errcode": "ServerError", "statusCode": 500}),
+            json!({"type": "error", "reason": "backend down", "errcode": "ServerError", "statusCode": 500, "model": "plugin.ServerError"}),
         ),
-        ("custom", 429, json!({"type": "warning", "reason": "custom reason", "errcode": "Custom", "statusCode": 429})),
+        (
+            "custom",
+            429,
+            json!({"type": "warning", "reason": "custom reason", "errcode": "Custom", "statusCode": 429, "model": "plugin.Custom"}),
+        ),
     ];
     for (mode, status, body) in cases {
         let before = up.count();

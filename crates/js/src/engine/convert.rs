@@ -87,13 +87,32 @@ pub(crate) const MAKE_REQUEST: &str = r#"(() => {
   };
   // `o`: the headers, or their source.
   const wrap = (o) => (typeof o === 'function' ? new Proxy({ [SOURCE]: o }, sourced) : new Proxy(o, handler));
+  // What every request inherits: `parsedHeaders`, ONES's headers with
+  // their values as arrays (any case, as `headers`), made when first read.
+  const create = Object.create;
+  const REQ = {
+    get parsedHeaders() {
+      const h = this.headers;
+      const out = {};
+      for (const k of ownKeys(h)) {
+        const v = h[k];
+        if (typeof k === 'string' && v !== undefined) out[k] = Array.isArray(v) ? v.map(String) : [String(v)];
+      }
+      const parsed = wrap(out);
+      defineProperty(this, 'parsedHeaders', { value: parsed, writable: true, enumerable: false, configurable: true });
+      return parsed;
+    },
+  };
   // Its keys, in this order, are `REQUEST_KEYS` (convert.rs).
   const make = (method, url, path, query, params, headers, body, teamUUID, userUUID) => {
-    const r = { method, url, path, query, params, headers: wrap(headers), body };
+    const r = create(REQ);
+    r.method = method; r.url = url; r.path = path; r.query = query; r.params = params;
+    r.headers = wrap(headers); r.body = body;
     if (teamUUID !== undefined) r.teamUUID = teamUUID;
     if (userUUID !== undefined) r.userUUID = userUUID;
     return r;
   };
+  make.requestProto = REQ;
   make.wrap = wrap;
   make.objectProto = Object.prototype;
   // One live object per prefix of `keys`, each property defined as an
@@ -101,9 +120,9 @@ pub(crate) const MAKE_REQUEST: &str = r#"(() => {
   const kept = [];
   const define = Object.defineProperty;
   const slot = { value: 0, writable: true, enumerable: true, configurable: true };
-  make.keep = (keys) => {
+  make.keep = (keys, proto) => {
     for (let i = 1; i <= keys.length; i++) {
-      const o = {};
+      const o = proto === undefined ? {} : create(proto);
       for (let j = 0; j < i; j++) define(o, keys[j], slot);
       kept[kept.length] = o;
     }
@@ -531,9 +550,12 @@ impl Shapes {
     /// The request objects' shapes: with both optional keys, and with the
     /// user's only (a request on an org-level route).
     pub(crate) fn note_requests<'js>(&mut self, ctx: &Ctx<'js>, make: &Function<'js>) {
+        // Requests inherit from their own prototype (`parsedHeaders`): their
+        // shapes start from it.
+        let Ok(proto) = make.get::<_, Value>("requestProto") else { return };
         for team in [true, false] {
             let keys: Vec<&str> = request_keys(team, true).collect();
-            self.note(ctx, make, keys.into_iter());
+            self.note_from(ctx, make, keys.into_iter(), Some(proto.clone()));
         }
     }
 
@@ -543,6 +565,17 @@ impl Shapes {
         make: &Function<'js>,
         keys: impl ExactSizeIterator<Item = &'a str> + Clone,
     ) {
+        self.note_from(ctx, make, keys, None)
+    }
+
+    /// [`Shapes::note`] for objects inheriting from `proto` (none: plain objects).
+    fn note_from<'a, 'js>(
+        &mut self,
+        ctx: &Ctx<'js>,
+        make: &Function<'js>,
+        keys: impl ExactSizeIterator<Item = &'a str> + Clone,
+        proto: Option<Value<'js>>,
+    ) {
         let n = keys.len();
         if n == 0 || n > MAX_KEYS || self.kept + n > MAX_KEPT {
             return;
@@ -551,7 +584,10 @@ impl Shapes {
             return;
         }
         let keys: Vec<&str> = keys.collect();
-        let kept = make.get::<_, Function>("keep").and_then(|keep| keep.call::<_, ()>((keys.clone(),)));
+        let kept = make.get::<_, Function>("keep").and_then(|keep| match proto {
+            Some(p) => keep.call::<_, ()>((keys.clone(), p)),
+            None => keep.call::<_, ()>((keys.clone(),)),
+        });
         if kept.is_err() {
             // Out of memory, most likely: the call goes on without.
             let _ = ctx.catch();

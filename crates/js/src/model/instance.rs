@@ -77,6 +77,8 @@ pub struct Instance {
     heap_bytes: AtomicU64,
     /// What `Plugin.getPluginConfig()` returns: the operator-set values.
     config: Mutex<Arc<serde_json::Value>>,
+    /// Where it is installed, as `globalThis.onesEnv` tells its code.
+    place: std::sync::OnceLock<Place>,
     /// Its calls' share of the JS workers (see [`crate::pool`]), made by
     /// the first pool that runs it.
     slots: std::sync::OnceLock<Arc<tokio::sync::Semaphore>>,
@@ -101,6 +103,7 @@ impl Instance {
             log_seq: AtomicU64::new(0),
             heap_bytes: AtomicU64::new(0),
             config: Mutex::new(Arc::new(serde_json::Value::Array(Vec::new()))),
+            place: std::sync::OnceLock::new(),
             slots: std::sync::OnceLock::new(),
         })
     }
@@ -109,6 +112,21 @@ impl Instance {
     /// by the first caller: each instance belongs to one gateway).
     pub(crate) fn pool_slots(&self, n: usize) -> Arc<tokio::sync::Semaphore> {
         self.slots.get_or_init(|| Arc::new(tokio::sync::Semaphore::new(n))).clone()
+    }
+
+    /// Say where the instance is installed (its team, none for an
+    /// organization-level plugin, and the organization), for
+    /// `globalThis.onesEnv`; set once, before its first call.
+    pub fn set_place(&self, team_uuid: Option<&str>, organization_uuid: &str) {
+        let _ = self.place.set(Place {
+            team_uuid: team_uuid.unwrap_or_default().to_string(),
+            organization_uuid: organization_uuid.to_string(),
+        });
+    }
+
+    /// Where it is installed (empty UUIDs when not said).
+    pub fn place(&self) -> Place {
+        self.place.get().cloned().unwrap_or_default()
     }
 
     /// Set what `Plugin.getPluginConfig()` (`@ones-op/node-ability`) returns;
@@ -188,4 +206,13 @@ impl Instance {
         }
         log.push_back(LogEntry { seq, time: SystemTime::now(), level, message, request_id });
     }
+}
+
+/// Where an instance is installed, as the ONES platform tells a plugin
+/// (`globalThis.onesEnv`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Place {
+    /// Empty for an organization-level plugin.
+    pub team_uuid: String,
+    pub organization_uuid: String,
 }

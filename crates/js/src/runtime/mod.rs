@@ -90,6 +90,14 @@ impl PluginRuntime {
                     settle(&ctx, promise.into_value(), deadline).map_err(fail)?;
                     Ok(module)
                 };
+                // `globalThis.onesEnv`, there before the plugin's module runs
+                // (its top level may read it), as on the ONES platform.
+                let place = instance.place();
+                let env = Object::new(ctx.clone()).map_err(load)?;
+                env.set("teamUUID", place.team_uuid).map_err(load)?;
+                env.set("organizationUUID", place.organization_uuid).map_err(load)?;
+                env.set("instanceId", instance.id.as_str()).map_err(load)?;
+                ctx.globals().set("onesEnv", env).map_err(load)?;
                 eval_module(crate::code::builtins::GLOBALS, crate::code::builtins::GLOBALS_SOURCE.into())?;
                 // Before the plugin's code runs, which may replace the globals it uses.
                 let make: Function = ctx.eval(MAKE_REQUEST).map_err(load)?;
@@ -254,6 +262,13 @@ impl Drop for ClearOps {
     }
 }
 
+/// The SDK's error classes a plugin may let escape, as the platform
+/// converts them (ONES's "SDK error handling").
+const SDK_ERRORS: &[&str] = &["FileError", "DBError", "AbilityError", "SDKError"];
+
+/// What ONES shows instead of an SDK error's reason when its status is 500.
+const SERVICE_UNAVAILABLE: &str = "Service unavailable. Try again later.";
+
 /// How a call that did not return ended.
 enum Failure {
     Rejected(PluginErrorData),
@@ -342,6 +357,23 @@ fn failure<'js>(ctx: &Ctx<'js>, instance: &Instance, e: rquickjs::Error, deadlin
                 reason: obj.get("reason").unwrap_or(message),
                 errcode: obj.get("errcode").unwrap_or_else(|_| "PluginError".to_string()),
                 status: u16::try_from(status).ok().filter(|s| (400..600).contains(s)).unwrap_or(500),
+            });
+        }
+        // An SDK error thrown on: converted as ONES does (level → type, its
+        // status; a 500's reason is not shown, the stack is the plugin's log's).
+        if SDK_ERRORS.contains(&name.as_str()) {
+            let status: i32 = obj.get("statusCode").unwrap_or(500);
+            let status = u16::try_from(status).ok().filter(|s| (400..600).contains(s)).unwrap_or(500);
+            let reason: String = obj.get("reason").unwrap_or(message);
+            let errcode: String = obj.get("errcode").unwrap_or_else(|_| name.clone());
+            if status == 500 {
+                instance.record_log(crate::LogLevel::Error, format!("{name} {errcode}: {reason}"), None);
+            }
+            return Failure::Rejected(PluginErrorData {
+                kind: obj.get::<_, String>("level").ok().filter(|l| l == "warning").unwrap_or_else(|| "error".into()),
+                reason: if status == 500 { SERVICE_UNAVAILABLE.to_string() } else { reason },
+                errcode,
+                status,
             });
         }
         if message.contains("out of memory") {
