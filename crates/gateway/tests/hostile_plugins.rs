@@ -15,7 +15,8 @@ export async function f(r) {
   switch (r.headers['x-mode']) {
     case 'huge-string': { let s = 'x'; for (;;) s += s; }
     case 'big-body': return { statusCode: 403, body: 'x'.repeat(50 * 1024 * 1024) };
-    case 'import': await import('fs'); return;
+    // Node's fs resolves (a plugin importing it loads) but does nothing.
+    case 'import': { const fs = await import('fs'); fs.readFileSync('/etc/passwd'); return; }
     case 'io': return { statusCode: 403, body: { process: typeof process, require: typeof require, fetch: typeof fetch, std: typeof std, os: typeof os } };
     case 'pollute': Object.prototype.polluted = 'yes'; Array.prototype.push = () => 0; globalThis.secret = 's3'; return;
     case 'fetch-out': try { await fetch('http://169.254.169.254/latest/meta-data/'); return; } catch (e) { return { statusCode: 403, body: { name: e.name, errcode: e.cause.errcode } }; }

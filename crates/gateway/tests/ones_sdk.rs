@@ -168,3 +168,95 @@ async fn a_ones_plugin_sees_the_platform_it_was_written_for() {
     );
     gw.stop().await;
 }
+
+const NODE: &str = r#"
+import crypto, { createHash, createHmac, randomBytes, randomUUID, timingSafeEqual } from 'crypto';
+import * as nodeCrypto from 'node:crypto';
+import path from 'node:path';
+import { format, inspect, promisify } from 'util';
+import { EventEmitter, once } from 'events';
+import qs from 'querystring';
+import url from 'url';
+import { StringDecoder } from 'string_decoder';
+import assert from 'assert';
+import { Buffer as B } from 'buffer';
+import { setTimeout as sleep } from 'timers/promises';
+import fs, { readFileSync } from 'fs';
+
+export async function node() {
+  const e = new EventEmitter();
+  const heard = [];
+  e.on('x', (v) => heard.push(v));
+  e.once('x', (v) => heard.push('once ' + v));
+  e.emit('x', 1); e.emit('x', 2);
+  const later = once(e, 'y'); e.emit('y', 'why');
+  const d = new StringDecoder('utf8');
+  const euro = B.from('€');
+  const split = d.write(euro.subarray(0, 1)) + d.write(euro.subarray(1)) + d.end();
+  let threw = '';
+  try { assert.strictEqual(1, 2) } catch (err) { threw = err.name + ' ' + err.code }
+  let fsError = '';
+  try { readFileSync('/etc/passwd') } catch (err) { fsError = err.message }
+  let fsDefault = '';
+  try { fs.promises.readFile('x') } catch (err) { fsDefault = err.message }
+  const wait = promisify((ms, cb) => setTimeout(() => cb(null, ms), ms));
+  return { body: {
+    sha256: createHash('sha256').update('ab').update('c').digest('hex'),
+    md5: crypto.createHash('md5').update(B.from('')).digest('base64'),
+    hmac: createHmac('SHA256', 'Jefe').update('what do ya want for nothing?').digest('hex'),
+    same: nodeCrypto.createHash === createHash,
+    random: randomBytes(16).length,
+    uuid: /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/.test(randomUUID()),
+    equal: [timingSafeEqual(B.from('ab'), B.from('ab')), timingSafeEqual(B.from('ab'), B.from('ac'))],
+    path: [path.join('/a/b', '../c', 'd.txt'), path.extname('x/y.tar.gz'), path.basename('/p/q.js', '.js'), path.resolve('a', '/b', 'c')],
+    format: format('%s has %d items: %j', 'list', 3, { a: 1 }),
+    inspect: inspect({ a: [1, 'b'] }),
+    heard,
+    later: await later,
+    qs: [qs.stringify({ a: [1, 2], b: 'x y' }), qs.parse('a=1&a=2&b=x+y')],
+    url: url.parse('https://u@Example.com:8080/p/a?x=1#h', true).query.x + ' ' + url.parse('https://u@Example.com:8080/p/a?x=1#h').hostname,
+    split,
+    threw,
+    waited: await wait(5),
+    slept: await sleep(1, 'done'),
+    fsError,
+    fsDefault,
+  } };
+}
+"#;
+
+#[tokio::test]
+async fn node_core_modules_work_and_the_unavailable_ones_say_so_when_used() {
+    let up = Upstream::start().await;
+    let p = org_plugin("nodemods", "  - {type: addition, methods: [GET], url: /node, function: node}\n", NODE);
+    let gw =
+        start(&up, &[format!("[[plugins]]\npath = {:?}\ninstance = \"n1\"\n", p.path().display().to_string())], "")
+            .await;
+    let got = get(&gw.url("/project/api/project/node"), &[("Ones-Plugin-Id", "n1")]).await;
+    let b = got.json();
+    assert_eq!(got.status, 200, "{b}");
+    assert_eq!(b["sha256"], "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    assert_eq!(b["md5"], "1B2M2Y8AsgTpgAmY7PhCfg==");
+    assert_eq!(b["hmac"], "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+    assert_eq!((b["same"].clone(), b["random"].clone(), b["uuid"].clone()), (json!(true), json!(16), json!(true)));
+    assert_eq!(b["equal"], json!([true, false]));
+    assert_eq!(b["path"], json!(["/a/c/d.txt", ".gz", "q", "/b/c"]));
+    assert_eq!(b["format"], "list has 3 items: {\"a\":1}");
+    assert_eq!(b["inspect"], "{ a: [ 1, 'b' ] }");
+    assert_eq!(b["heard"], json!([1, "once 1", 2]));
+    assert_eq!(b["later"], json!(["why"]));
+    assert_eq!(b["qs"], json!(["a=1&a=2&b=x%20y", {"a": ["1", "2"], "b": "x y"}]));
+    assert_eq!(b["url"], "1 example.com");
+    assert_eq!(b["split"], "€");
+    assert_eq!(b["threw"], "AssertionError ERR_ASSERTION");
+    assert_eq!((b["waited"].clone(), b["slept"].clone()), (json!(5), json!("done")));
+    assert!(
+        b["fsError"]
+            .as_str()
+            .unwrap()
+            .contains("Node's 'fs' module is not available to plugins on interpose (readFileSync was used)"),
+        "{b}"
+    );
+    assert!(b["fsDefault"].as_str().unwrap().contains("(fs.promises.readFile was used)"), "{b}");
+    gw.stop().await;
+}

@@ -166,7 +166,10 @@ async fn every_reject_form_and_failure() {
     assert_eq!((got.status.as_u16(), got.text().as_str()), (409, "plain conflict"));
     // Exact bytes: key order is the plugin's.
     let got = get(&u, &[("x-mode", "client")]).await;
-    assert_eq!(got.text(), r#"{"type":"warning","reason":"bad input","errcode":"ClientError","statusCode":400}"#);
+    assert_eq!(
+        got.text(),
+        r#"{"type":"warning","reason":"bad input","errcode":"ClientError","statusCode":400,"model":"plugin.ClientError"}"#
+    );
 
     // Anything that is not a rejection lets the request through, unmodified.
     for mode in ["none", "allow-200"] {

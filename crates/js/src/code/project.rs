@@ -133,7 +133,7 @@ impl PluginCode {
             let mut head = String::new();
             let mut table = String::from("{ __proto__: null");
             for (i, spec) in requires.iter().enumerate() {
-                let found = crate::code::builtins::builtin_names().any(|b| b == spec)
+                let found = crate::code::builtins::builtin(spec).is_some()
                     || ((spec.starts_with("./") || spec.starts_with("../")) && self.resolve(&name, spec).is_some());
                 if found {
                     head.push_str(&format!("import * as __ip{i} from {}; ", lit(spec)));

@@ -7,7 +7,7 @@ use rquickjs::loader::{ImportAttributes, Loader, Resolver};
 use rquickjs::module::Declared;
 use rquickjs::{Ctx, Error, Module, Result};
 
-use crate::code::builtins::{BUILTINS, CJS_ENTER, CJS_STATE, GLOBALS};
+use crate::code::builtins::{builtin, unavailable_core_source, BUILTINS, CJS_ENTER, CJS_STATE, GLOBALS};
 use crate::code::project::PluginCode;
 use crate::sdk::HostModule;
 
@@ -65,13 +65,17 @@ impl Resolver for PluginLoader {
         _: Option<ImportAttributes<'js>>,
     ) -> Result<String> {
         if name == HOST {
-            return if base.starts_with("@ones-op/") || base == GLOBALS {
+            // Only the built-ins' own sources may use the host's primitives.
+            return if BUILTINS.iter().any(|(n, _)| *n == base) || base == GLOBALS {
                 Ok(HOST.to_string())
             } else {
                 Err(Error::new_resolving_message(base, name, "this module is internal to interpose"))
             };
         }
-        if BUILTINS.iter().chain(HELPERS).any(|(n, _)| *n == name) {
+        if let Some(name) = builtin(name) {
+            return Ok(name.to_string());
+        }
+        if HELPERS.iter().any(|(n, _)| *n == name) {
             return Ok(name.to_string());
         }
         if name == CJS_STATE || name.starts_with(CJS_ENTER) {
@@ -91,7 +95,7 @@ impl Resolver for PluginLoader {
         Err(Error::new_resolving_message(
             base,
             name,
-            "only relative imports and the @ones-op/* built-ins resolve; bundle npm packages into backend/dist",
+            "only relative imports, the @ones-op/* built-ins and Node's core modules resolve; bundle npm packages into backend/dist",
         ))
     }
 }
@@ -108,6 +112,9 @@ impl Loader for PluginLoader {
         }
         if let Some((_, src)) = BUILTINS.iter().chain(HELPERS).find(|(n, _)| *n == name) {
             return Module::declare(ctx.clone(), name, *src);
+        }
+        if let Some(src) = unavailable_core_source(name) {
+            return Module::declare(ctx.clone(), name, src);
         }
         if name == CJS_STATE {
             return Module::declare(ctx.clone(), name, CJS_STATE_SOURCE);

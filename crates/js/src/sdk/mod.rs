@@ -10,6 +10,7 @@ use rquickjs::module::{Declarations, Exports, ModuleDef};
 use rquickjs::Ctx;
 
 mod ability;
+mod crypto;
 mod fetch;
 mod file;
 mod globals;
@@ -27,7 +28,8 @@ impl ModuleDef for HostModule {
         file::declare(decl)?;
         ability::declare(decl)?;
         globals::declare(decl)?;
-        web::declare(decl)
+        web::declare(decl)?;
+        crypto::declare(decl)
     }
 
     fn evaluate<'js>(ctx: &Ctx<'js>, exports: &Exports<'js>) -> rquickjs::Result<()> {
@@ -36,6 +38,7 @@ impl ModuleDef for HostModule {
         file::export(ctx, exports)?;
         ability::export(ctx, exports)?;
         globals::export(ctx, exports)?;
-        web::export(ctx, exports)
+        web::export(ctx, exports)?;
+        crypto::export(ctx, exports)
     }
 }
