@@ -520,8 +520,11 @@ async fn global_fetch_reaches_allowed_hosts_with_web_semantics() {
     allowed.stop().await;
 }
 
+/// OPFetch (ONES's `@ones-op/fetch` ≥ 0.6): a relative URL is the standard
+/// system, an absolute one plain HTTP to the hosts `[sandbox] http_allow`
+/// lists; the legacy `fetchONES` takes only paths.
 #[tokio::test]
-async fn system_calls_take_a_relative_url_as_the_path_and_refuse_a_full_one() {
+async fn system_calls_take_a_relative_url_as_the_path_and_an_absolute_one_as_plain_http() {
     let up = Upstream::start().await;
     let p = org_plugin(
         "caller",
@@ -531,17 +534,25 @@ async fn system_calls_take_a_relative_url_as_the_path_and_refuse_a_full_one() {
          export async function call(r) {\n\
            const rel = await OPFetch({ url: '/team/T1/tasks?x=1' });\n\
            const legacy = await fetchONES({ url: '/users/me' });\n\
+           let legacyFull = null;\n\
+           try { await fetchONES({ url: 'http://example.com/x' }) } catch (e) { legacyFull = [e.name, e.errcode, e.reason] }\n\
            try { await OPFetch({ url: 'http://example.com/x' }); return { body: 'no error' } }\n\
-           catch (e) { return { body: { rel: rel.statusCode, legacy: legacy.statusCode, name: e.name, errcode: e.errcode, reason: e.reason } } }\n\
+           catch (e) { return { body: { rel: rel.status, legacy: legacy.statusCode, name: e.name, errcode: e.errcode, reason: e.reason, legacyFull } } }\n\
          }\n",
     );
     let gw = start(&up, &[decl(p.path(), &[], None)], "").await;
     let got = get(&gw.url("/project/api/project/call"), &[]).await;
     let b = got.json();
     assert_eq!((b["rel"].as_u64(), b["legacy"].as_u64()), (Some(200), Some(200)), "{b}");
-    assert_eq!((b["name"].as_str(), b["errcode"].as_str()), (Some("FetchError"), Some("InvalidParameter")), "{b}");
+    assert_eq!((b["name"].as_str(), b["errcode"].as_str()), (Some("FetchError"), Some("Forbidden")), "{b}");
     let reason = b["reason"].as_str().unwrap();
-    assert!(reason.contains("OPFetch calls the standard system") && reason.contains("fetchHttp"), "{reason}");
+    assert!(reason.contains("example.com") && reason.contains("http_allow"), "{reason}");
+    assert_eq!(
+        (b["legacyFull"][0].as_str(), b["legacyFull"][1].as_str()),
+        (Some("FetchError"), Some("InvalidParameter")),
+        "{b}"
+    );
+    assert!(b["legacyFull"][2].as_str().unwrap().contains("fetchHttp calls other hosts"), "{b}");
     let paths: Vec<String> = up.seen().iter().map(|r| r.uri.clone()).collect();
     assert_eq!(paths, ["/project/api/project/team/T1/tasks?x=1", "/project/api/project/users/me"]);
     gw.stop().await;

@@ -260,3 +260,88 @@ async fn node_core_modules_work_and_the_unavailable_ones_say_so_when_used() {
     assert!(b["fsDefault"].as_str().unwrap().contains("(fs.promises.readFile was used)"), "{b}");
     gw.stop().await;
 }
+
+const AXIOS: &str = r#"
+import { OPFetch, Fetch, isFetchError, FetchAsAdmin } from '@ones-op/fetch';
+import { fetchONES } from '@ones-op/node-fetch';
+
+export async function axios(request) {
+  const a = await OPFetch('/team/T1/tasks', { params: { q: 'x y', ids: [1, 2] }, headers: { 'Ones-User-Id': ['U1'] }, root: false });
+  const b = await OPFetch.get('/users/me', { params: { n: 1 } });
+  const c = await OPFetch.post('/team/T1/tasks/add', { summary: 's' });
+  const child = OPFetch.create({ headers: { 'X-Child': 'yes' } }, {
+    request: [[(config, inst) => { config.headers['X-Seen'] = String(typeof inst); return config; }]],
+    response: [[(response) => { response.data.wrapped = true; return response; }]],
+  });
+  OPFetch.interceptors.request.use((config) => { config.headers['X-Root-Interceptor'] = '1'; return config; });
+  const d = await child({ url: '/wiki/team/T1/pages', method: 'GET' });
+  let e = null;
+  try { await OPFetch('/status/404') } catch (err) { e = { fetchError: isFetchError(err), status: err.response.status, data: err.response.data, code: err.code } }
+  const f = await OPFetch('/status/404', { validateStatus: () => true });
+  const text = await OPFetch('/users/me', { responseType: 'text' });
+  let plain = null;
+  try { await Fetch('/relative') } catch (err) { plain = err.code }
+  const admin = await FetchAsAdmin.get('/openapi/v2/project/issues/I1');
+  const legacy = await fetchONES({ path: '/users/me', method: 'GET' });
+  return { body: {
+    a: [a.status, a.statusText, a.data.path], b: b.data.path, c: c.status, d: [d.data.path, d.data.wrapped], e, f: f.status,
+    text: typeof text.data, plain, admin: admin.status, legacyHeader: legacy.headers['x-upstream'],
+  } };
+}
+
+export async function passthrough() {
+  return OPFetch.get('/users/me');
+}
+"#;
+
+#[tokio::test]
+async fn opfetch_is_axios_style_as_on_ones() {
+    let up = Upstream::start().await;
+    let p = org_plugin(
+        "axios",
+        "  - {type: addition, methods: [GET], url: /axios, function: axios}\n  - {type: addition, methods: [GET], url: /pass, function: passthrough}\n",
+        AXIOS,
+    );
+    let gw =
+        start(&up, &[format!("[[plugins]]\npath = {:?}\ninstance = \"ax\"\n", p.path().display().to_string())], "")
+            .await;
+    let got = get(&gw.url("/project/api/project/axios"), &[("Ones-Plugin-Id", "ax")]).await;
+    assert_eq!(got.status, 200, "{}", got.text());
+    let b = got.json();
+    assert_eq!(got.status, 200, "{b}");
+    assert_eq!(b["a"], json!([200, "OK", "/project/api/project/team/T1/tasks"]));
+    assert_eq!(b["b"], "/project/api/project/users/me");
+    assert_eq!(b["c"], 200);
+    assert_eq!(
+        b["d"],
+        json!(["/wiki/api/wiki/team/T1/pages", true]),
+        "/wiki goes to the wiki scope; inherited interceptors ran"
+    );
+    assert_eq!(
+        b["e"],
+        json!({"fetchError": true, "status": 404, "data": {"status": 404}, "code": "ERR_BAD_REQUEST"}),
+        "{b}"
+    );
+    assert_eq!(
+        (b["f"].clone(), b["text"].clone(), b["plain"].clone()),
+        (json!(404), json!("string"), json!("ERR_INVALID_URL"))
+    );
+    assert_eq!((b["admin"].clone(), b["legacyHeader"].clone()), (json!(200), json!(["yes"])));
+    let seen = up.seen();
+    let first = &seen[0];
+    assert_eq!(first.uri, "/project/api/project/team/T1/tasks?q=x%20y&ids[]=1&ids[]=2");
+    assert_eq!(first.headers["ones-user-id"], "U1");
+    let post = seen.iter().find(|s| s.uri.ends_with("/tasks/add")).unwrap();
+    assert_eq!((post.method.as_str(), &post.body[..]), ("POST", &br#"{"summary":"s"}"#[..]));
+    let wiki = seen.iter().find(|s| s.uri.contains("/pages")).unwrap();
+    assert_eq!(
+        (wiki.headers["x-child"].to_str().unwrap(), wiki.headers["x-seen"].to_str().unwrap()),
+        ("yes", "function")
+    );
+    // The root instance's own interceptor was added after `create`: the child does not inherit it.
+    assert!(!wiki.headers.contains_key("x-root-interceptor"));
+    // A response returned as it came answers the route.
+    let got = get(&gw.url("/project/api/project/pass"), &[("Ones-Plugin-Id", "ax")]).await;
+    assert_eq!((got.status.as_u16(), got.json()["path"].as_str()), (200, Some("/project/api/project/users/me")));
+    gw.stop().await;
+}
