@@ -776,7 +776,9 @@ async fn files_stay_inside_the_instance_workspace() {
            const out = {}\n\
            for (const [name, fn] of Object.entries({\n\
              write: () => f.writeStrings('a/b.txt', 'one\\ntwo'), append: () => f.appendStrings('a/b.txt', '\\nthree'),\n\
-             read: () => f.read('a/b.txt'), lines: () => f.readLines('a/b.txt'), list: () => f.list('a'),\n\
+             read: () => f.read('a/b.txt').then((b) => [b instanceof Uint8Array, new TextDecoder().decode(b)]),\n\
+             lines: () => f.readLines('a/b.txt'), someLines: () => f.readLines('a/b.txt', 2, 3), list: () => f.list('a'),\n\
+             missing: () => f.read('nope.txt'), strings: () => f.writeStrings('s.txt', ['x', 'y']).then(() => f.readLines('s.txt')),\n\
              isFile: () => f.isFile('a/b.txt'), isDir: () => f.isDir('a'), copy: () => f.copy('a/b.txt', 'c.txt'),\n\
              rename: () => f.rename('c.txt', 'd.txt'), exists: () => f.isExist('c.txt'), bytes: () => f.writeBytes('bin', new Uint8Array([1, 2, 255])),\n\
              readBytes: () => f.readBytes('bin').then((b) => Array.from(b)), remove: () => f.remove('d.txt'),\n\
@@ -793,8 +795,11 @@ async fn files_stay_inside_the_instance_workspace() {
     std::os::unix::fs::symlink("/etc", ws.join("link")).unwrap();
     let got = send_json("POST", &gw.url("/project/api/project/fs"), &json!({}), &[]).await;
     let b = got.json();
-    assert_eq!(b["read"], "one\ntwo\nthree");
-    assert_eq!(b["lines"], json!(["one", "two", "three"]));
+    // As ONES documents node-file: `read` gives bytes, `readLines` text.
+    assert_eq!(b["read"], json!([true, "one\ntwo\nthree"]));
+    assert_eq!((b["lines"].as_str(), b["someLines"].as_str()), (Some("one\ntwo\nthree"), Some("two\nthree")));
+    assert_eq!(b["strings"], "xy", "writeStrings(name, string[]) writes them one after another");
+    assert_eq!(b["missing"], json!({"name": "FileError", "errcode": "File.CannotFindTargetFile"}));
     assert_eq!(b["list"], json!(["b.txt"]));
     assert_eq!(
         (b["isFile"].as_bool(), b["isDir"].as_bool(), b["exists"].as_bool()),

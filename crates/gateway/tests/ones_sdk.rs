@@ -345,3 +345,56 @@ async fn opfetch_is_axios_style_as_on_ones() {
     assert_eq!((got.status.as_u16(), got.json()["path"].as_str()), (200, Some("/project/api/project/users/me")));
     gw.stop().await;
 }
+
+const FS: &str = r#"
+import { promises as fs } from '@ones-op/node-fs';
+import { String2Unit8Array, Object2Unit8Array, Unit8Array2String } from '@ones-op/node-utils';
+
+export async function files() {
+  const errors = {};
+  const attempt = async (name, fn) => { try { await fn() } catch (e) { errors[name] = [e.code ?? null, e.message] } };
+  await fs.mkdir('data/deep', { recursive: true });
+  await fs.writeFile('data/deep/a.txt', 'héllo');
+  await fs.appendFile('data/deep/a.txt', String2Unit8Array(' world'));
+  const text = await fs.readFile('data/deep/a.txt', 'utf8');
+  const bytes = await fs.readFile('data/deep/a.txt');
+  const stat = await fs.stat('data/deep/a.txt');
+  const listed = await fs.readdir('data/deep');
+  await fs.rename('data/deep/a.txt', 'data/b.txt');
+  const typed = (await fs.readdir('data', { withFileTypes: true })).map((d) => [d.name, d.isDirectory()]);
+  await fs.rm('data/b.txt');
+  await fs.rm('data/b.txt', { force: true });
+  await attempt('missing', () => fs.readFile('data/b.txt'));
+  await attempt('notString', () => fs.readFile(42));
+  await attempt('escape', () => fs.readFile('../../etc/passwd'));
+  return { body: {
+    text, bytes: bytes.length, size: stat.size, isFile: stat.isFile(), listed, typed, errors,
+    utils: [Unit8Array2String(Object2Unit8Array({ a: 1 })), Unit8Array2String(String2Unit8Array('ü'))],
+  } };
+}
+"#;
+
+#[tokio::test]
+async fn node_fs_and_utils_as_ones_has_them() {
+    let up = Upstream::start().await;
+    let p = org_plugin("fsp", "  - {type: addition, methods: [GET], url: /files, function: files}\n", FS);
+    let gw =
+        start(&up, &[format!("[[plugins]]\npath = {:?}\ninstance = \"fs1\"\n", p.path().display().to_string())], "")
+            .await;
+    let got = get(&gw.url("/project/api/project/files"), &[("Ones-Plugin-Id", "fs1")]).await;
+    assert_eq!(got.status, 200, "{}", got.text());
+    let b = got.json();
+    assert_eq!(b["text"], "héllo world");
+    assert_eq!((b["bytes"].clone(), b["size"].clone(), b["isFile"].clone()), (json!(12), json!(12), json!(true)));
+    assert_eq!(b["listed"], json!(["a.txt"]));
+    assert_eq!(b["typed"], json!([["b.txt", false], ["deep", true]]));
+    assert_eq!(b["errors"]["missing"][0], "ENOENT");
+    assert_eq!(
+        b["errors"]["notString"][1],
+        "Argument of the file or directory is not assignable to parameter of type 'string'."
+    );
+    assert_eq!(b["errors"]["escape"][1], "Invalid Param: ../../etc/passwd Out of the accessible path range.");
+    assert_eq!(b["utils"], json!(["{\"a\":1}", "ü"]));
+    assert!(gw.dir.path().join("ws/fs1/data/deep").is_dir(), "in the instance's workspace");
+    gw.stop().await;
+}

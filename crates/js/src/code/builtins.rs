@@ -17,6 +17,8 @@ pub(crate) const BUILTINS: &[(&str, &str)] = &[
     ("@ones-op/node-fetch", include_str!("../sdk/node-fetch.js")),
     ("@ones-op/node-file", include_str!("../sdk/file.js")),
     ("@ones-op/node-ability", include_str!("../sdk/ability.js")),
+    ("@ones-op/node-fs", include_str!("../sdk/fs.js")),
+    ("@ones-op/node-utils", include_str!("../sdk/utils.js")),
     // Node's core modules (also as `node:…`).
     ("assert", include_str!("../sdk/node/assert.js")),
     ("assert/strict", include_str!("../sdk/node/assert-strict.js")),

@@ -145,6 +145,15 @@ fn run(root: &Path, op: &str, args: &[Value]) -> Result<Value, FileError> {
             names.sort();
             Ok(json!(names))
         }
+        "stat" => {
+            let (rel, p) = path(0)?;
+            let meta = std::fs::metadata(&p).map_err(|e| io(&rel, e))?;
+            let ms = |t: std::io::Result<std::time::SystemTime>| {
+                t.ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0.0, |d| d.as_millis() as f64)
+            };
+            Ok(json!({"size": meta.len(), "isFile": meta.is_file(), "isDir": meta.is_dir(),
+                      "mtimeMs": ms(meta.modified()), "birthtimeMs": ms(meta.created())}))
+        }
         "isExist" => Ok(Value::Bool(path(0)?.1.exists())),
         "isDir" => Ok(Value::Bool(path(0)?.1.is_dir())),
         "isFile" => Ok(Value::Bool(path(0)?.1.is_file())),
