@@ -60,24 +60,42 @@ pub enum InvokeCmd {
     Uninstall,
 }
 
-/// `config/local.yaml`.
+/// `config/local.yaml`: interpose's keys (`system`, `listen`, `team`,
+/// `config`), or the ONES CLI's where interpose's are absent
+/// (`platform.baseURL`, `local.team_uuid`, `local.organization_uuid`).
 #[derive(PartialEq)]
 struct Local {
     system: Option<String>,
     listen: Option<SocketAddr>,
     team: String,
+    /// What plugins read as `onesEnv.organizationUUID`.
+    organization: String,
     /// `config:` — the debug instance's operator config values.
     config: BTreeMap<String, String>,
 }
 
 fn read_local(dir: &Path) -> Result<Local, String> {
     let file = dir.join(LOCAL_YAML);
-    let mut local = Local { system: None, listen: None, team: "T1".into(), config: BTreeMap::new() };
+    let mut local =
+        Local { system: None, listen: None, team: "T1".into(), organization: String::new(), config: BTreeMap::new() };
     let Ok(text) = std::fs::read_to_string(&file) else { return Ok(local) };
     let node = marked_yaml::parse_yaml(0, &text).map_err(|e| format!("{}: {e}", file.display()))?;
     let Some(map) = node.as_mapping() else { return Ok(local) };
     let get = |k: &str| map.get_node(k).and_then(Node::as_scalar).map(|s| s.as_str().to_string());
-    local.system = get("system").map(|s| s.trim_end_matches('/').to_string());
+    // The ONES CLI's file (`op login` writes it): `platform:` and `local:` sections.
+    let ones = |section: &str, k: &str| {
+        map.get_node(section)
+            .and_then(Node::as_mapping)
+            .and_then(|m| m.get_node(k))
+            .and_then(Node::as_scalar)
+            .map(|s| s.as_str().to_string())
+            .filter(|s| !s.is_empty())
+    };
+    local.system = get("system").or_else(|| ones("platform", "baseURL")).map(|s| s.trim_end_matches('/').to_string());
+    local.organization = ones("local", "organization_uuid").unwrap_or_default();
+    if let Some(t) = ones("local", "team_uuid") {
+        local.team = t;
+    }
     if let Some(l) = get("listen") {
         local.listen = Some(
             l.parse()
@@ -105,12 +123,12 @@ fn read_local(dir: &Path) -> Result<Local, String> {
     Ok(local)
 }
 
-fn local_config(dir: &Path, system: &str, listen: SocketAddr) -> Result<Config, String> {
+fn local_config(dir: &Path, system: &str, listen: SocketAddr, organization: &str) -> Result<Config, String> {
     let state = dir.join(".interpose");
     std::fs::create_dir_all(&state).map_err(|e| format!("{}: {e}", state.display()))?;
     let admin = SocketAddr::new(listen.ip(), if listen.port() == 0 { 0 } else { listen.port().wrapping_add(1) });
     let text = format!(
-        "[server]\nlisten = \"{listen}\"\nadmin_listen = \"{admin}\"\nworkers = 2\n\
+        "[server]\nlisten = \"{listen}\"\nadmin_listen = \"{admin}\"\nworkers = 2\norganization_uuid = {organization:?}\n\
          [storage]\nurl = \"sqlite://{db}\"\nworkspaces = \"workspaces\"\nplugins = \"plugins\"\n\
          [[upstreams]]\nscope = \"project\"\nmount = \"/project/api/project\"\nurl = \"{system}/project/api/project\"\n\
          [[upstreams]]\nscope = \"wiki\"\nmount = \"/wiki/api/wiki\"\nurl = \"{system}/wiki/api/wiki\"\n",
@@ -171,7 +189,7 @@ async fn run_debug(dir: &Path, sample: bool, listen: Option<SocketAddr>) -> anyh
         }
     };
     let listen = listen.or(local.listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
-    let config = match local_config(dir, &system, listen) {
+    let config = match local_config(dir, &system, listen, &local.organization) {
         Ok(c) => c,
         Err(e) => return bad(e),
     };
@@ -512,7 +530,7 @@ async fn step(dir: &Path, step_name: Option<&str>) -> anyhow::Result<ExitCode> {
             Err(_) => {} // not running: do it here
         }
     }
-    let config = local_config(dir, "http://127.0.0.1:9", "127.0.0.1:0".parse()?).map_err(|e| anyhow::anyhow!(e))?;
+    let config = local_config(dir, "http://127.0.0.1:9", "127.0.0.1:0".parse()?, "").map_err(|e| anyhow::anyhow!(e))?;
     let store = Store::open(&config.storage.url).await?;
     let gw = Gateway::new(config).map_err(|e| anyhow::anyhow!("{e}"))?;
     let manager = Manager::start(gw, store).await.map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -564,6 +582,29 @@ mod tests {
         let config = Config::from_str_with_env(text, "t.toml", dir, Vec::new()).unwrap();
         let store = Store::open(&config.storage.url).await.unwrap();
         Manager::start(Gateway::new(config).unwrap(), store).await.unwrap()
+    }
+
+    /// The file `op login` writes (ONES's CLI) is read too: its base URL is
+    /// the system, its team and organization the debug instance's; where
+    /// both are given, interpose's own keys win.
+    #[test]
+    fn the_ones_cli_local_yaml_is_read() {
+        let p = interpose_test_util::project(&[(
+            "config/local.yaml",
+            "platform:\n  address: tcp://127.0.0.1:9006\n  baseURL: http://127.0.0.1:9000/\n  username: a@b.c\n  password: x\nlocal:\n  id: h1\n  language: nodejs\n  debug_mode: true\n  organization_uuid: ORG9\n  team_uuid: TEAM9\n  user_uuid: U9\n  instance_uuid: ''\n",
+        )]);
+        let local = read_local(p.path()).unwrap();
+        assert_eq!(
+            (local.system.as_deref(), local.team.as_str(), local.organization.as_str()),
+            (Some("http://127.0.0.1:9000"), "TEAM9", "ORG9")
+        );
+        std::fs::write(
+            p.path().join(LOCAL_YAML),
+            "system: http://127.0.0.1:7\nteam: T1\nplatform: {baseURL: 'http://x'}\nlocal: {team_uuid: T2}\n",
+        )
+        .unwrap();
+        let local = read_local(p.path()).unwrap();
+        assert_eq!((local.system.as_deref(), local.team.as_str()), (Some("http://127.0.0.1:7"), "T1"));
     }
 
     /// Values under `config:` in config/local.yaml reach a running session's
