@@ -45,10 +45,7 @@ fn node_with(dir: &Path, store: &str, upstream: &str, poll_ms: u32, extra: &str)
     let (port, admin_port) = (free_port(), free_port());
     std::fs::create_dir_all(dir).unwrap();
     let cfg = dir.join("interpose.toml");
-    let (storage, extra) = match extra.strip_prefix("[storage]\n") {
-        Some(rest) => rest.split_once("\n[").map(|(s, e)| (s, format!("[{e}"))).unwrap_or((rest, String::new())),
-        None => ("", extra.to_string()),
-    };
+    let (storage, extra) = interpose_test_util::split_table(extra, "storage");
     std::fs::write(
         &cfg,
         format!(

@@ -303,3 +303,12 @@ pub async fn bad_upstream(reply: &'static [u8]) -> (SocketAddr, tokio::task::Joi
 }
 
 pub mod postgres;
+
+/// Config text to append, split into the keys of a `[table]` at its start
+/// (to go inside that table of the config it joins) and the rest.
+pub fn split_table<'a>(extra: &'a str, table: &str) -> (&'a str, String) {
+    match extra.strip_prefix(&format!("[{table}]\n")) {
+        Some(rest) => rest.split_once("\n[").map(|(s, e)| (s, format!("[{e}"))).unwrap_or((rest, String::new())),
+        None => ("", extra.to_string()),
+    }
+}

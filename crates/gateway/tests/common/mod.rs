@@ -30,10 +30,7 @@ impl Running {
 /// `extra` goes after `[storage]`, and a `[server]` table at its start adds
 /// to the server keys.
 pub fn config_text(up: &Upstream, plugins: &[String], extra: &str) -> String {
-    let (server, extra) = match extra.strip_prefix("[server]\n") {
-        Some(rest) => rest.split_once("\n[").map(|(s, e)| (s, format!("[{e}"))).unwrap_or((rest, String::new())),
-        None => ("", extra.to_string()),
-    };
+    let (server, extra) = interpose_test_util::split_table(extra, "server");
     let mut text = format!(
         "[server]\nworkers = 2\n{server}\n[storage]\nurl = \"sqlite::memory:\"\nworkspaces = \"ws\"\n{extra}\n\
          [[upstreams]]\nscope = \"project\"\nmount = \"/project/api/project\"\nurl = \"{u}/project/api/project\"\n\
