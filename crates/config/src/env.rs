@@ -26,6 +26,7 @@ const OVERRIDABLE: &[(&str, &str)] = &[
     ("limits", "post_retry_base_ms"),
     ("limits", "body_read_timeout_ms"),
     ("sandbox", "http_allow"),
+    ("sandbox", "ca_file"),
     ("log", "level"),
     ("log", "access_log"),
 ];

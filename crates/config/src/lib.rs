@@ -105,6 +105,9 @@ pub struct Limits {
 pub struct Sandbox {
     /// Hosts (`host` or `host:port`) that `fetchHttp` may call.
     pub http_allow: Vec<String>,
+    /// PEM certificates of a private CA that plugins' https calls trust
+    /// besides the Mozilla roots.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone)]

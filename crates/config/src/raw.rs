@@ -134,6 +134,7 @@ impl Default for RawLimits {
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct RawSandbox {
     pub http_allow: Vec<String>,
+    pub ca_file: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -94,6 +94,12 @@ pub(crate) fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, Vec<St
         post_queue_size: range(&mut p, "limits.post_queue_size", l.post_queue_size, 1, 10_000_000) as usize,
     };
 
+    let ca_file = raw.sandbox.ca_file.as_ref().map(|f| base_dir.join(f));
+    if let Some(f) = &ca_file {
+        if let Err(e) = std::fs::metadata(f) {
+            p.push(format!("sandbox.ca_file: cannot read {}: {e}", f.display()));
+        }
+    }
     for (i, h) in raw.sandbox.http_allow.iter().enumerate() {
         if h.is_empty() || h.contains('/') || h.contains(' ') {
             p.push(format!("sandbox.http_allow[{i}]: {h:?} must be a host or host:port, without scheme or path"));
@@ -150,7 +156,7 @@ pub(crate) fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, Vec<St
         },
         upstreams,
         limits,
-        sandbox: Sandbox { http_allow: raw.sandbox.http_allow },
+        sandbox: Sandbox { http_allow: raw.sandbox.http_allow, ca_file },
         log: Log { level: raw.log.level, access_log: raw.log.access_log },
         plugins,
         base_dir: base_dir.to_path_buf(),

@@ -1,7 +1,10 @@
 //! What plugins may reach outside themselves (`@ones-op/fetch`,
 //! `@ones-op/node-fetch`): the standard system's upstreams directly — never
 //! back through the gateway's hooks, so a replace hook that calls its own
-//! API does not loop — and hosts listed in `[sandbox] http_allow`.
+//! API does not loop — and hosts listed in `[sandbox] http_allow`, over
+//! `http://` or `https://` (rustls: the Mozilla roots, plus the private CA
+//! of `[sandbox] ca_file`; a certificate that does not verify fails the call
+//! and says why).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,8 +19,36 @@ use crate::proxy::{self, Client};
 /// Largest response body a plugin's fetch reads.
 const MAX_FETCH_BODY: usize = 16 << 20;
 
+/// The client for plugins' `https://` calls.
+type HttpsClient = hyper_util::client::legacy::Client<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    Body,
+>;
+
+/// What plugins' https calls trust: the Mozilla roots and `[sandbox] ca_file`.
+pub fn tls_config(config: &Config) -> Result<Arc<rustls::ClientConfig>, String> {
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+    if let Some(file) = &config.sandbox.ca_file {
+        let certs = rustls_pki_types::CertificateDer::pem_file_iter(file)
+            .map_err(|e| format!("cannot read {}: {e}", file.display()))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("{}: not PEM certificates: {e}", file.display()))?;
+        if certs.is_empty() {
+            return Err(format!("{} holds no PEM certificate (-----BEGIN CERTIFICATE-----)", file.display()));
+        }
+        for cert in certs {
+            roots.add(cert).map_err(|e| format!("{}: a certificate that cannot be used: {e}", file.display()))?;
+        }
+    }
+    // The crypto provider of the one rustls feature built in (ring).
+    let config = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
 pub struct GatewayIo {
     client: Client,
+    https: HttpsClient,
     upstreams: Vec<Upstream>,
     http_allow: Vec<String>,
     handle: tokio::runtime::Handle,
@@ -25,10 +56,20 @@ pub struct GatewayIo {
 
 impl GatewayIo {
     /// `None` outside a tokio runtime (tools that only load plugins).
-    pub fn new(config: &Config, client: Client) -> Option<Arc<GatewayIo>> {
+    pub fn new(config: &Config, client: Client, tls: Arc<rustls::ClientConfig>) -> Option<Arc<GatewayIo>> {
         let handle = tokio::runtime::Handle::try_current().ok()?;
+        let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+        http.enforce_http(false);
+        http.set_connect_timeout(Some(Duration::from_millis(config.limits.upstream_connect_timeout_ms)));
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config((*tls).clone())
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let https = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build(connector);
         Some(Arc::new(GatewayIo {
             client,
+            https,
             upstreams: config.upstreams.clone(),
             http_allow: config.sandbox.http_allow.clone(),
             handle,
@@ -51,10 +92,11 @@ impl GatewayIo {
                 Ok((format!("http://{}{}{}", upstream.authority, upstream.base_path, rest), extra))
             }
             FetchTarget::Http { url } => {
-                let rest = url.strip_prefix("http://").ok_or_else(|| FetchError {
-                    errcode: "InvalidParameter".into(),
-                    reason: format!("fetchHttp supports http:// URLs only, got {url:?}"),
-                })?;
+                let rest =
+                    url.strip_prefix("http://").or_else(|| url.strip_prefix("https://")).ok_or_else(|| FetchError {
+                        errcode: "InvalidParameter".into(),
+                        reason: format!("an outside call needs an http:// or https:// URL, got {url:?}"),
+                    })?;
                 let authority = rest.split(['/', '?']).next().unwrap_or("");
                 let host = authority.rsplit_once(':').map(|(h, _)| h).unwrap_or(authority);
                 if !self.http_allow.iter().any(|a| a == authority || a == host) {
@@ -95,9 +137,10 @@ impl GatewayIo {
 impl HostIo for GatewayIo {
     fn fetch(&self, req: FetchRequest, done: FetchDone) {
         let target = self.target(&req);
-        let client = self.client.clone();
+        let (client, https) = (self.client.clone(), self.https.clone());
         self.handle.spawn(async move {
             let result = match target {
+                Ok((url, extra)) if url.starts_with("https://") => send_tls(https, req.clone(), url, extra).await,
                 Ok((url, extra)) => send(client, req.clone(), url, extra).await,
                 Err(e) => Err(e),
             };
@@ -115,10 +158,62 @@ async fn send(
     url: String,
     extra: Vec<(String, String)>,
 ) -> Result<FetchResponse, FetchError> {
+    let r = request(&req, &url, &extra)?;
+    let timeout = req.timeout.max(Duration::from_millis(1));
+    let resp = proxy::send(&client, r, "fetch", timeout).await.map_err(|e| {
+        let errcode = if matches!(e, crate::error::GatewayError::UpstreamTimeout { .. }) {
+            "RequestTimeOut"
+        } else {
+            "NetworkError"
+        };
+        FetchError { errcode: errcode.into(), reason: e.to_string() }
+    })?;
+    response(resp).await
+}
+
+/// An `https://` call: rustls, with the roots of [`tls_config`].
+async fn send_tls(
+    client: HttpsClient,
+    req: FetchRequest,
+    url: String,
+    extra: Vec<(String, String)>,
+) -> Result<FetchResponse, FetchError> {
+    let r = request(&req, &url, &extra)?;
+    let timeout = req.timeout.max(Duration::from_millis(1));
+    let resp = match tokio::time::timeout(timeout, client.request(r)).await {
+        Err(_) => {
+            return Err(FetchError {
+                errcode: "RequestTimeOut".into(),
+                reason: format!("{url} did not answer within {} ms", timeout.as_millis()),
+            })
+        }
+        Ok(Err(e)) => {
+            // The cause chain says what failed: the certificate, say.
+            let mut why = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                why.push_str(": ");
+                why.push_str(&s.to_string());
+                source = s.source();
+            }
+            return Err(FetchError { errcode: "NetworkError".into(), reason: format!("{url}: {why}") });
+        }
+        Ok(Ok(resp)) => resp,
+    };
+    let (mut parts, body) = resp.into_parts();
+    proxy::strip_hop_by_hop(&mut parts.headers);
+    let body = http_body_util::BodyExt::boxed_unsync(http_body_util::BodyExt::map_err(body, |e| {
+        Box::new(e) as crate::body::BoxError
+    }));
+    response(http::Response::from_parts(parts, body)).await
+}
+
+/// A plugin's call as the request to send.
+fn request(req: &FetchRequest, url: &str, extra: &[(String, String)]) -> Result<Request<Body>, FetchError> {
     let bad = |reason: String| FetchError { errcode: "InvalidParameter".into(), reason };
     let method =
         Method::from_bytes(req.method.as_bytes()).map_err(|_| bad(format!("invalid method {:?}", req.method)))?;
-    let mut r = Request::builder().method(method).uri(&url);
+    let mut r = Request::builder().method(method).uri(url);
     for (k, v) in req.headers.iter().chain(extra.iter()) {
         let name = HeaderName::from_bytes(k.as_bytes()).map_err(|_| bad(format!("invalid header name {k:?}")))?;
         if gateway_frames(&name) {
@@ -131,16 +226,11 @@ async fn send(
         Some(b) => body::full(b.clone()),
         None => body::empty(),
     };
-    let r = r.body(body).map_err(|e| bad(format!("cannot build the request for {url}: {e}")))?;
-    let timeout = req.timeout.max(Duration::from_millis(1));
-    let resp = proxy::send(&client, r, "fetch", timeout).await.map_err(|e| {
-        let errcode = if matches!(e, crate::error::GatewayError::UpstreamTimeout { .. }) {
-            "RequestTimeOut"
-        } else {
-            "NetworkError"
-        };
-        FetchError { errcode: errcode.into(), reason: e.to_string() }
-    })?;
+    r.body(body).map_err(|e| bad(format!("cannot build the request for {url}: {e}")))
+}
+
+/// The answer as the plugin gets it: the body read (up to a cap) and decoded.
+async fn response(resp: http::Response<Body>) -> Result<FetchResponse, FetchError> {
     let (parts, body) = resp.into_parts();
     let bytes = read_capped(body, MAX_FETCH_BODY)
         .await

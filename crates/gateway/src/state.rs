@@ -22,6 +22,9 @@ pub enum StartError {
     Plugins(Vec<String>),
     #[error("the configured plugins conflict:\n{}", .0.iter().map(|c| format!("  - {c}")).collect::<Vec<_>>().join("\n"))]
     Conflicts(Vec<Conflict>),
+    /// `[sandbox] ca_file` holds no usable certificate.
+    #[error("sandbox.ca_file: {0}")]
+    CaFile(String),
 }
 
 /// A route table together with the instances it was built from.
@@ -67,7 +70,8 @@ impl Gateway {
         let mut mounts = config.upstreams.clone();
         mounts.sort_by_key(|u| std::cmp::Reverse(u.mount.len()));
         let client = Client::new(Duration::from_millis(config.limits.upstream_connect_timeout_ms));
-        let io = GatewayIo::new(&config, client.clone()).map(|io| io as Arc<dyn HostIo>);
+        let tls = crate::io::tls_config(&config).map_err(StartError::CaFile)?;
+        let io = GatewayIo::new(&config, client.clone(), tls).map(|io| io as Arc<dyn HostIo>);
         // One pool for every call of a plugin, so its module state is the
         // same for its hooks and its subscribers (as in the platform's one
         // Node process): `workers` threads for the request path, and up to

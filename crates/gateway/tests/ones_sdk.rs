@@ -398,3 +398,49 @@ async fn node_fs_and_utils_as_ones_has_them() {
     assert!(gw.dir.path().join("ws/fs1/data/deep").is_dir(), "in the instance's workspace");
     gw.stop().await;
 }
+
+/// Plugins' absolute URLs speak https, trusting the Mozilla roots and the
+/// private CA of `[sandbox] ca_file`; a certificate that does not verify is
+/// a clear error, never ignored.
+#[tokio::test]
+async fn outside_calls_speak_https_and_check_certificates() {
+    let up = Upstream::start().await;
+    let (port, pem, _server) = interpose_test_util::https_upstream().await;
+    let code = format!(
+        "import {{ Fetch }} from '@ones-op/fetch'\nimport {{ fetchHttp }} from '@ones-op/node-fetch'\n\
+         export async function out() {{\n\
+           try {{\n\
+             const a = await Fetch.get('https://localhost:{port}/axios');\n\
+             const b = await fetchHttp({{ url: 'https://localhost:{port}/legacy', method: 'GET' }});\n\
+             return {{ body: {{ a: a.data, b: b.body }} }};\n\
+           }} catch (e) {{ return {{ body: {{ error: e.code, message: e.message }} }} }}\n\
+         }}\n"
+    );
+    let p = org_plugin("tls", "  - {type: addition, methods: [GET], url: /out, function: out}\n", &code);
+    let decl = format!("[[plugins]]\npath = {:?}\ninstance = \"t1\"\n", p.path().display().to_string());
+    let call = |gw: &Running| {
+        let url = gw.url("/project/api/project/out");
+        async move { get(&url, &[("Ones-Plugin-Id", "t1")]).await.json() }
+    };
+    // The certificate is nobody's the gateway trusts: refused, and said why.
+    let gw = start(&up, std::slice::from_ref(&decl), "[sandbox]\nhttp_allow = [\"localhost\"]\n").await;
+    let refused = call(&gw).await;
+    assert_eq!(refused["error"], "NetworkError", "{refused}");
+    assert!(refused["message"].as_str().unwrap().to_lowercase().contains("certificate"), "{refused}");
+    gw.stop().await;
+    // Trusted through ca_file: both SDKs reach it over TLS.
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, &pem).unwrap();
+    let sandbox = format!("[sandbox]\nhttp_allow = [\"localhost\"]\nca_file = {:?}\n", ca.display().to_string());
+    let gw = start(&up, std::slice::from_ref(&decl), &sandbox).await;
+    assert_eq!(call(&gw).await, json!({"a": {"tls": true, "path": "/axios"}, "b": {"tls": true, "path": "/legacy"}}));
+    gw.stop().await;
+    // A ca_file without a certificate keeps the gateway from starting.
+    std::fs::write(&ca, "not a certificate\n").unwrap();
+    let dir2 = tempfile::tempdir().unwrap();
+    let text = config_text(&up, &[], &sandbox);
+    let config = interpose_config::Config::from_str_with_env(&text, "t.toml", dir2.path(), Vec::new()).unwrap();
+    let err = interpose_gateway::Gateway::new(config).expect_err("refused").to_string();
+    assert!(err.contains("sandbox.ca_file") && err.contains("no PEM certificate"), "{err}");
+}

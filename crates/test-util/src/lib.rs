@@ -312,3 +312,37 @@ pub fn split_table<'a>(extra: &'a str, table: &str) -> (&'a str, String) {
         None => ("", extra.to_string()),
     }
 }
+
+/// An https server on 127.0.0.1 with a certificate made here for
+/// `localhost` (self-signed: trusted only by who is given its PEM). Every
+/// request answers 200 `{"tls":true,"path":…}`. Returns its port and the
+/// certificate's PEM.
+pub async fn https_upstream() -> (u16, String, tokio::task::JoinHandle<()>) {
+    use tokio_rustls::rustls;
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let pem = made.cert.pem();
+    let key = rustls::pki_types::PrivateKeyDer::try_from(made.signing_key.serialize_der()).unwrap();
+    let config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(vec![made.cert.der().clone()], key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { continue };
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                // A client that refuses the certificate ends the handshake: nothing to serve.
+                let Ok(tls) = acceptor.accept(stream).await else { return };
+                let svc = service_fn(|req: Request<Incoming>| async move {
+                    let body = format!("{{\"tls\":true,\"path\":{:?}}}", req.uri().path());
+                    Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(body))))
+                });
+                let _ = http1::Builder::new().serve_connection(TokioIo::new(tls), svc).await;
+            });
+        }
+    });
+    (port, pem, task)
+}
