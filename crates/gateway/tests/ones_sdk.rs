@@ -416,14 +416,31 @@ async fn outside_calls_speak_https_and_check_certificates() {
            }} catch (e) {{ return {{ body: {{ error: e.code, message: e.message }} }} }}\n\
          }}\n"
     );
-    let p = org_plugin("tls", "  - {type: addition, methods: [GET], url: /out, function: out}\n", &code);
+    let code = format!(
+        "{code}\nimport http from 'node:http'\nimport https from 'https'\n\
+         const collect = (res) => new Promise((resolve) => {{ let s = ''; res.setEncoding('utf8'); res.on('data', (d) => s += d); res.on('end', () => resolve([res.statusCode, JSON.parse(s)])) }});\n\
+         export async function node() {{\n\
+           const a = await new Promise((resolve, reject) => https.get('https://localhost:{port}/node', (res) => collect(res).then(resolve)).on('error', reject));\n\
+           const req = http.request({{ hostname: '127.0.0.1', port: {up_port}, path: '/project/api/project/echo-me', method: 'POST', headers: {{ 'X-Node': 'yes' }} }});\n\
+           const b = new Promise((resolve, reject) => {{ req.on('response', (res) => collect(res).then(resolve)); req.on('error', reject) }});\n\
+           req.write('part1,'); req.end('part2');\n\
+           const denied = await new Promise((resolve) => http.get('http://example.com/', () => resolve('answered')).on('error', (e) => resolve(e.code)));\n\
+           return {{ body: {{ a, b: await b, denied }} }};\n\
+         }}\n",
+        up_port = up.addr.port()
+    );
+    let p = org_plugin(
+        "tls",
+        "  - {type: addition, methods: [GET], url: /out, function: out}\n  - {type: addition, methods: [GET], url: /node, function: node}\n",
+        &code,
+    );
     let decl = format!("[[plugins]]\npath = {:?}\ninstance = \"t1\"\n", p.path().display().to_string());
     let call = |gw: &Running| {
         let url = gw.url("/project/api/project/out");
         async move { get(&url, &[("Ones-Plugin-Id", "t1")]).await.json() }
     };
     // The certificate is nobody's the gateway trusts: refused, and said why.
-    let gw = start(&up, std::slice::from_ref(&decl), "[sandbox]\nhttp_allow = [\"localhost\"]\n").await;
+    let gw = start(&up, std::slice::from_ref(&decl), "[sandbox]\nhttp_allow = [\"localhost\", \"127.0.0.1\"]\n").await;
     let refused = call(&gw).await;
     assert_eq!(refused["error"], "NetworkError", "{refused}");
     assert!(refused["message"].as_str().unwrap().to_lowercase().contains("certificate"), "{refused}");
@@ -432,9 +449,20 @@ async fn outside_calls_speak_https_and_check_certificates() {
     let dir = tempfile::tempdir().unwrap();
     let ca = dir.path().join("ca.pem");
     std::fs::write(&ca, &pem).unwrap();
-    let sandbox = format!("[sandbox]\nhttp_allow = [\"localhost\"]\nca_file = {:?}\n", ca.display().to_string());
+    let sandbox =
+        format!("[sandbox]\nhttp_allow = [\"localhost\", \"127.0.0.1\"]\nca_file = {:?}\n", ca.display().to_string());
     let gw = start(&up, std::slice::from_ref(&decl), &sandbox).await;
     assert_eq!(call(&gw).await, json!({"a": {"tls": true, "path": "/axios"}, "b": {"tls": true, "path": "/legacy"}}));
+    // Node's http and https modules, over the same calls.
+    let node = get(&gw.url("/project/api/project/node"), &[("Ones-Plugin-Id", "t1")]).await.json();
+    assert_eq!(node["a"], json!([200, {"tls": true, "path": "/node"}]), "{node}");
+    assert_eq!(node["b"][0], 200, "{node}");
+    assert_eq!(node["denied"], "EACCES", "{node}");
+    let echo = up.seen().into_iter().find(|r| r.uri.ends_with("/echo-me")).unwrap();
+    assert_eq!(
+        (echo.method.as_str(), &echo.body[..], echo.headers["x-node"].to_str().unwrap()),
+        ("POST", &b"part1,part2"[..], "yes")
+    );
     gw.stop().await;
     // A ca_file without a certificate keeps the gateway from starting.
     std::fs::write(&ca, "not a certificate\n").unwrap();
