@@ -172,6 +172,7 @@ impl InstalledInstance {
         seed_workspace(&plugin.dir.join("workspace"), &workspace);
         let js = JsInstance::new(&id, &s.name, plugin.code.clone(), limits(config), Some(workspace));
         js.set_place(meta.team.as_deref(), &config.server.organization_uuid);
+        js.set_ability_config(ability_config(&plugin.manifest));
         let mut inst = InstalledInstance { meta, js, plugin, config: BTreeMap::new() };
         inst.set_config(BTreeMap::new());
         inst
@@ -400,4 +401,26 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `{abilityId: {key: value}}` from the manifest's `abilities[].config`
+/// (ONES 0.x's `setting:` too): what `getAbilityConfig()` gives a plugin.
+fn ability_config(manifest: &interpose_manifest::Manifest) -> serde_json::Value {
+    let mut out = serde_json::Map::new();
+    let Some(abilities) = manifest.unsupported.get("abilities").and_then(|a| a.as_array()) else {
+        return serde_json::Value::Object(out);
+    };
+    for a in abilities {
+        let Some(id) = a.get("id").and_then(|i| i.as_str()) else { continue };
+        let items = a.get("config").or_else(|| a.get("setting")).and_then(|c| c.as_array());
+        let values: serde_json::Map<String, serde_json::Value> = items
+            .into_iter()
+            .flatten()
+            .filter_map(|c| {
+                Some((c.get("key")?.as_str()?.to_string(), c.get("value").cloned().unwrap_or(serde_json::Value::Null)))
+            })
+            .collect();
+        out.insert(id.to_string(), serde_json::Value::Object(values));
+    }
+    serde_json::Value::Object(out)
 }

@@ -12,7 +12,11 @@ use serde_json::json;
 const CODE: &str = r#"
 import { PluginError, PluginErrorTypeEnum, CommonReason, clientError, serverError, sdkErrorToPluginError } from '@ones-op/node-error';
 import { Logger } from '@ones-op/node-logger';
-import { Plugin, Language, Notify, NotifyWay, AbilityError } from '@ones-op/node-ability';
+import { Plugin, Language, Notify, NotifyWay, AbilityError, getAbilityConfig } from '@ones-op/node-ability';
+
+export async function ab() {
+  return { body: { one: await getAbilityConfig('t1'), none: await getAbilityConfig('x'), all: await getAbilityConfig() } };
+}
 
 // Read at the module's top level, as ONES plugins do.
 const atLoad = { ...globalThis.onesEnv, viaGlobal: global.onesEnv === globalThis.onesEnv };
@@ -64,7 +68,8 @@ export async function conf() {
 fn plugin(scope: u8) -> tempfile::TempDir {
     interpose_test_util::project(&[
         ("config/plugin.yaml", &format!("service:\n  app_id: sdk{scope}\n  version: 1.0.0\n  name: sdk\n  scope: {scope}\n  config:\n    - {{key: limit, type: Input, value: '5'}}\n    - {{key: token, type: Password}}\n\
-apis:\n  - {{type: addition, methods: [get], url: /env, function: env}}\n  - {{type: addition, methods: [get], url: /err, function: err}}\n  - {{type: addition, methods: [get], url: /log, function: log}}\n  - {{type: addition, methods: [get], url: /conf, function: conf}}\n  - {{type: addition, methods: [get], url: /hdr, function: hdr}}\n")),
+apis:\n  - {{type: addition, methods: [get], url: /env, function: env}}\n  - {{type: addition, methods: [get], url: /err, function: err}}\n  - {{type: addition, methods: [get], url: /log, function: log}}\n  - {{type: addition, methods: [get], url: /conf, function: conf}}\n  - {{type: addition, methods: [get], url: /hdr, function: hdr}}\n  - {{type: addition, methods: [get], url: /ab, function: ab}}\n\
+abilities:\n  - id: t1\n    abilityType: TimerTask\n    function: {{taskActionFunc: env}}\n    config:\n      - {{key: interval, fieldType: Number, value: 30}}\n")),
         ("backend/src/index.js", CODE),
         ("workspace/language/en.yaml", "Hello: Hello there\nQuoted: \"a: b\"  # comment\n"),
     ])
@@ -159,6 +164,10 @@ async fn a_ones_plugin_sees_the_platform_it_was_written_for() {
     let url = gw.url("/project/api/project/hdr");
     let got = get(&url, &[("Ones-Plugin-Id", "i-team"), ("Accept-Language", "zh"), ("Ones-User-Id", "U1")]).await;
     assert_eq!(got.json(), json!({"lang": ["zh"], "lower": ["zh"], "same": true, "enumerable": false, "user": "U1"}));
+
+    // The abilities' config values, from the manifest.
+    let ab = call("i-team", "/ab").await.json();
+    assert_eq!(ab, json!({"one": {"interval": 30}, "none": {}, "all": {"t1": {"interval": 30}}}));
 
     // Config rows, the instance's identity, the language files.
     let conf = call("i-team", "/conf").await.json();

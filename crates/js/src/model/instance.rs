@@ -79,6 +79,8 @@ pub struct Instance {
     config: Mutex<Arc<serde_json::Value>>,
     /// Where it is installed, as `globalThis.onesEnv` tells its code.
     place: std::sync::OnceLock<Place>,
+    /// What `getAbilityConfig()` returns: each ability's config values, by id.
+    abilities: std::sync::OnceLock<Arc<serde_json::Value>>,
     /// Its calls' share of the JS workers (see [`crate::pool`]), made by
     /// the first pool that runs it.
     slots: std::sync::OnceLock<Arc<tokio::sync::Semaphore>>,
@@ -104,6 +106,7 @@ impl Instance {
             heap_bytes: AtomicU64::new(0),
             config: Mutex::new(Arc::new(serde_json::Value::Array(Vec::new()))),
             place: std::sync::OnceLock::new(),
+            abilities: std::sync::OnceLock::new(),
             slots: std::sync::OnceLock::new(),
         })
     }
@@ -122,6 +125,16 @@ impl Instance {
             team_uuid: team_uuid.unwrap_or_default().to_string(),
             organization_uuid: organization_uuid.to_string(),
         });
+    }
+
+    /// The values of its manifest's `abilities[].config` items, as
+    /// `{abilityId: {key: value}}` (`getAbilityConfig()`); set once.
+    pub fn set_ability_config(&self, abilities: serde_json::Value) {
+        let _ = self.abilities.set(Arc::new(abilities));
+    }
+
+    pub(crate) fn ability_config(&self) -> Arc<serde_json::Value> {
+        self.abilities.get().cloned().unwrap_or_else(|| Arc::new(serde_json::Value::Object(Default::default())))
     }
 
     /// Where it is installed (empty UUIDs when not said).

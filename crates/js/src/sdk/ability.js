@@ -4,7 +4,7 @@
 // processes, audit logs, fields, jobs, code repositories, file links, user lookups)
 // loads and rejects *the call* with an AbilityError (statusCode 501) that says so, so a
 // plugin importing it still loads and its other routes work.
-import { config, file } from 'interpose:host';
+import { config, abilityConfig, file } from 'interpose:host';
 import { AbilityError } from '@ones-op/node-error';
 
 const unavailable = (what) => async () => {
@@ -59,7 +59,12 @@ export const ProcessType = Object.freeze({ DownloadFile: 'download_file', DataSy
 export const FieldTypeEnum = Object.freeze({ SingleLabel: 'single_label', MultiLabel: 'multi_label' });
 export const PoolEnum = Object.freeze({ Project: 'project', Task: 'task' });
 
-export const getAbilityConfig = unavailable('getAbilityConfig (abilities are not run by interpose yet)');
+// The manifest's `abilities[].config` values ({key: value}) of ability `abilityID`
+// ({} when it has none); without an id, every ability's, by id.
+export const getAbilityConfig = async (abilityID, teamUUID) => {
+  const all = abilityConfig();
+  return abilityID === undefined ? all : (all[abilityID] ?? {});
+};
 export const downloadFile = unavailable('downloadFile');
 export const uploadFile = unavailable('uploadFile');
 export const Notify = unavailable('Notify');

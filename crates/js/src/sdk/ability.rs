@@ -8,6 +8,7 @@ use crate::engine::scope::current;
 
 pub(super) fn declare(decl: &Declarations<'_>) -> rquickjs::Result<()> {
     decl.declare("config")?;
+    decl.declare("abilityConfig")?;
     Ok(())
 }
 
@@ -20,5 +21,12 @@ pub(super) fn export<'js>(ctx: &Ctx<'js>, exports: &Exports<'js>) -> rquickjs::R
         }
     })?;
     exports.export("config", config)?;
+    let abilities = Function::new(ctx.clone(), |ctx: Ctx<'js>| -> rquickjs::Result<rquickjs::Value<'js>> {
+        match current().map(|scope| scope.instance.ability_config()) {
+            Some(a) => crate::engine::convert::json_to_js(&ctx, &a),
+            None => Ok(rquickjs::Object::new(ctx.clone())?.into_value()),
+        }
+    })?;
+    exports.export("abilityConfig", abilities)?;
     Ok(())
 }
