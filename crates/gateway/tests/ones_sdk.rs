@@ -481,3 +481,32 @@ async fn outside_calls_speak_https_and_check_certificates() {
     let err = interpose_gateway::Gateway::new(config).expect_err("refused").to_string();
     assert!(err.contains("sandbox.ca_file") && err.contains("no PEM certificate"), "{err}");
 }
+
+/// A plugin that imports the persistent-data SDKs interpose does not provide
+/// yet loads; `env` answers; each storage or database call rejects, saying so.
+#[tokio::test]
+async fn plugins_importing_storage_and_the_database_load() {
+    let up = Upstream::start().await;
+    let p = team_plugin(
+        "data",
+        "  - {type: addition, methods: [GET], url: /team, function: team}\n  - {type: addition, methods: [GET], url: /rows, function: rows}\n  - {type: addition, methods: [GET], url: /entity, function: entity}\n",
+        "import { storage, env } from '@ones-op/sdk/node'\n\
+         import { select } from '@ones-op/node-database'\n\
+         export async function team() { return { body: { team: await env.getTeamID() } } }\n\
+         export async function rows() { return { body: await select('select * from t') } }\n\
+         export async function entity() { return { body: await storage.entity('e').query().limit(5).getMany() } }\n",
+    );
+    let gw = start(&up, &[decl(p.path(), &["T7"], Some("d1"))], "").await;
+    let call = |path: &'static str| {
+        let url = gw.url(&format!("/project/api/project{path}"));
+        async move { get(&url, &[("Ones-Plugin-Id", "d1")]).await }
+    };
+    assert_eq!(call("/team").await.json(), json!({"team": "T7"}));
+    let got = call("/rows").await;
+    let b = got.json();
+    assert_eq!((got.status.as_u16(), b["errcode"].as_str()), (501, Some("DB.NotAvailable")), "{b}");
+    assert!(b["reason"].as_str().unwrap().contains("not provided by interpose yet"), "{b}");
+    let got = call("/entity").await;
+    assert_eq!((got.status.as_u16(), got.json()["errcode"].as_str()), (501, Some("StorageNotAvailable")));
+    gw.stop().await;
+}

@@ -19,6 +19,10 @@ pub(crate) const BUILTINS: &[(&str, &str)] = &[
     ("@ones-op/node-ability", include_str!("../sdk/ability.js")),
     ("@ones-op/node-fs", include_str!("../sdk/fs.js")),
     ("@ones-op/node-utils", include_str!("../sdk/utils.js")),
+    ("@ones-op/node-database", include_str!("../sdk/database.js")),
+    ("@ones-op/sdk", include_str!("../sdk/sdk.js")),
+    ("@ones-op/sdk/node", include_str!("../sdk/sdk.js")),
+    ("@ones-op/sdk/backend", include_str!("../sdk/sdk.js")),
     // Node's core modules (also as `node:…`).
     ("assert", include_str!("../sdk/node/assert.js")),
     ("assert/strict", include_str!("../sdk/node/assert-strict.js")),
