@@ -561,17 +561,7 @@ async fn serve_reloads_a_declared_plugin_when_its_files_change() {
         ),
     )
     .unwrap();
-    let mut child = Running(bin().args(["serve", "-c", cfg.to_str().unwrap()]).stderr(Stdio::piped()).spawn().unwrap());
-    let stderr = child.0.stderr.take().unwrap();
-    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-    let sink = log.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let mut l = sink.lock().unwrap();
-            l.push_str(&line);
-            l.push('\n');
-        }
-    });
+    let (_child, log) = serve_logged(&cfg);
     wait_for_port(port);
     let admin = format!("http://127.0.0.1:{admin_port}");
     let ids = || {
