@@ -539,7 +539,9 @@ impl<'js> Plain<'js, '_> {
 /// `MAX_KEPT` objects per runtime; past that, nothing more is kept.
 #[derive(Default)]
 pub(crate) struct Shapes {
-    known: Vec<Box<[Box<str>]>>,
+    /// The key sequences kept, each with whether its objects inherit from the
+    /// requests' prototype (their shapes are not plain objects').
+    known: Vec<(bool, Box<[Box<str>]>)>,
     kept: usize,
 }
 
@@ -580,7 +582,8 @@ impl Shapes {
         if n == 0 || n > MAX_KEYS || self.kept + n > MAX_KEPT {
             return;
         }
-        if self.known.iter().any(|k| k.len() == n && k.iter().map(|s| &**s).eq(keys.clone())) {
+        let request = proto.is_some();
+        if self.known.iter().any(|(r, k)| *r == request && k.len() == n && k.iter().map(|s| &**s).eq(keys.clone())) {
             return;
         }
         let keys: Vec<&str> = keys.collect();
@@ -594,7 +597,7 @@ impl Shapes {
             return;
         }
         self.kept += n;
-        self.known.push(keys.into_iter().map(Box::from).collect());
+        self.known.push((request, keys.into_iter().map(Box::from).collect()));
     }
 }
 
