@@ -87,6 +87,7 @@ impl Manager {
     /// Bring back the registry's instances next to the config file's, and
     /// make the enabled ones live. Refuses (and changes nothing) on a conflict.
     pub async fn start(gw: Arc<Gateway>, store: Store) -> Result<Arc<Manager>, ControlError> {
+        gw.use_store(store.clone());
         let mut entries: Vec<Entry> = gw
             .snapshot()
             .instances
@@ -365,6 +366,12 @@ impl Manager {
         steps.push(Step::UnInstall);
         lifecycle::run_all(&self.gw, &entries[i].inst, &steps).await?;
         self.record(self.store.uninstall(self.registry_version(), id).await)?;
+        // Its data goes with it, once UnInstall has run (and could read it).
+        match self.store.drop_entities(id).await {
+            Ok(n) if n > 0 => tracing::info!(instance = %id, "removed its {n} entity record(s)"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(instance = %id, "its entity records stay in the store: {e}"),
+        }
         let gone = entries.remove(i);
         self.gw.swap(snapshot);
         self.forget_dir(&entries, &gone.inst.plugin.dir);

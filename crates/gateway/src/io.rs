@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use http::{HeaderName, HeaderValue, Method, Request};
 use interpose_config::{Config, Upstream};
-use interpose_js::{FetchDone, FetchError, FetchRequest, FetchResponse, FetchTarget, HostIo};
+use interpose_js::{FetchDone, FetchError, FetchRequest, FetchResponse, FetchTarget, HostIo, SdkDone, StorageRequest};
 
 use crate::body::{self, Body};
 use crate::proxy::{self, Client};
@@ -52,11 +52,21 @@ pub struct GatewayIo {
     upstreams: Vec<Upstream>,
     http_allow: Vec<String>,
     handle: tokio::runtime::Handle,
+    /// The gateway's store, once it has one (entity storage).
+    store: StoreSlot,
 }
+
+/// The store plugins' data lives in, set once the gateway has opened it.
+pub type StoreSlot = Arc<std::sync::OnceLock<interpose_registry::Store>>;
 
 impl GatewayIo {
     /// `None` outside a tokio runtime (tools that only load plugins).
-    pub fn new(config: &Config, client: Client, tls: Arc<rustls::ClientConfig>) -> Option<Arc<GatewayIo>> {
+    pub fn new(
+        config: &Config,
+        client: Client,
+        tls: Arc<rustls::ClientConfig>,
+        store: StoreSlot,
+    ) -> Option<Arc<GatewayIo>> {
         let handle = tokio::runtime::Handle::try_current().ok()?;
         let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
         http.enforce_http(false);
@@ -73,6 +83,7 @@ impl GatewayIo {
             upstreams: config.upstreams.clone(),
             http_allow: config.sandbox.http_allow.clone(),
             handle,
+            store,
         }))
     }
 
@@ -149,6 +160,18 @@ impl HostIo for GatewayIo {
             }
             done(result);
         });
+    }
+
+    fn storage(&self, req: StorageRequest, done: SdkDone) {
+        let Some(store) = self.store.get().cloned() else {
+            done(Err(interpose_js::SdkFailure::new(
+                "Storage.NotAvailable",
+                501,
+                "entity storage needs the gateway's store, which this process has not opened",
+            )));
+            return;
+        };
+        self.handle.spawn(async move { done(crate::storage::serve(&store, req).await) });
     }
 }
 

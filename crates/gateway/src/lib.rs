@@ -14,6 +14,8 @@
 //! - [`proxy`]: forwarding to the upstream (streamed when no hook needs the body).
 //! - [`plugins`]: loading plugin projects into instances and building the
 //!   route table snapshot that [`Gateway`] swaps atomically.
+//! - `io` and `storage`: what plugins reach outside themselves (outbound
+//!   calls; entity storage in the gateway's store).
 //! - [`error`]: every failure mapped to an HTTP status and a JSON body, in one place.
 
 mod access;
@@ -33,6 +35,7 @@ pub mod post;
 pub mod proxy;
 pub mod server;
 mod state;
+mod storage;
 
 pub use plugins::{HookTarget, InstalledInstance, LoadedPlugin, PluginError};
 pub use server::{serve, serve_threads, stopped, Listening};

@@ -99,7 +99,12 @@ impl LoadedPlugin {
             }
         };
         let probe = JsInstance::new("check", &manifest.service.name, code.clone(), limits(config), None);
-        let functions: Vec<&str> = manifest.apis.iter().map(|a| a.function.as_str()).collect();
+        let functions: Vec<&str> = manifest
+            .apis
+            .iter()
+            .map(|a| a.function.as_str())
+            .chain(manifest.timers.iter().map(|t| t.function.as_str()))
+            .collect();
         match interpose_js::check_exports(
             probe,
             &functions,
@@ -125,6 +130,9 @@ impl LoadedPlugin {
                     };
                     for api in manifest.apis.iter().filter(|a| a.function == f) {
                         problems.push(format!("{}: apis[{}].function: {why}", api.location, api.index));
+                    }
+                    for t in manifest.timers.iter().filter(|t| t.function == f) {
+                        problems.push(format!("{}: timer {:?} function.taskActionFunc: {why}", t.location, t.id));
                     }
                 }
             }
@@ -173,6 +181,7 @@ impl InstalledInstance {
         let js = JsInstance::new(&id, &s.name, plugin.code.clone(), limits(config), Some(workspace));
         js.set_place(meta.team.as_deref(), &config.server.organization_uuid);
         js.set_ability_config(ability_config(&plugin.manifest));
+        js.set_entities(plugin.manifest.entities.clone());
         let mut inst = InstalledInstance { meta, js, plugin, config: BTreeMap::new() };
         inst.set_config(BTreeMap::new());
         inst

@@ -47,6 +47,8 @@ pub struct Gateway {
     pub metrics: Arc<Metrics>,
     /// What plugins' outbound calls go through (also for lifecycle functions).
     pub io: Option<Arc<dyn HostIo>>,
+    /// The store plugins keep their data in (see [`Gateway::use_store`]).
+    store: crate::io::StoreSlot,
     /// Longest mount first, so `/a/b` wins over `/a`.
     mounts: Vec<Upstream>,
     snapshot: ArcSwap<Snapshot>,
@@ -71,7 +73,8 @@ impl Gateway {
         mounts.sort_by_key(|u| std::cmp::Reverse(u.mount.len()));
         let client = Client::new(Duration::from_millis(config.limits.upstream_connect_timeout_ms));
         let tls = crate::io::tls_config(&config).map_err(StartError::CaFile)?;
-        let io = GatewayIo::new(&config, client.clone(), tls).map(|io| io as Arc<dyn HostIo>);
+        let store = crate::io::StoreSlot::default();
+        let io = GatewayIo::new(&config, client.clone(), tls, store.clone()).map(|io| io as Arc<dyn HostIo>);
         // One pool for every call of a plugin, so its module state is the
         // same for its hooks and its subscribers (as in the platform's one
         // Node process): `workers` threads for the request path, and up to
@@ -92,9 +95,21 @@ impl Gateway {
             client,
             metrics,
             io,
+            store,
             mounts,
             snapshot: ArcSwap::from_pointee(Snapshot { routes, route_stats, instances }),
         }))
+    }
+
+    /// Keep plugins' data (entity storage) in `store` from now on; set once,
+    /// before any plugin function runs.
+    pub fn use_store(&self, store: interpose_registry::Store) {
+        let _ = self.store.set(store);
+    }
+
+    /// The store plugins' data is kept in, once set.
+    pub fn store(&self) -> Option<&interpose_registry::Store> {
+        self.store.get()
     }
 
     /// Deliver suffix/subscribe events through `store` from now on (durable,

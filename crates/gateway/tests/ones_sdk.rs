@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use interpose_test_util::{get, Upstream};
+use interpose_test_util::{get, send_json, Upstream};
 use serde_json::json;
 
 const CODE: &str = r#"
@@ -482,19 +482,18 @@ async fn outside_calls_speak_https_and_check_certificates() {
     assert!(err.contains("sandbox.ca_file") && err.contains("no PEM certificate"), "{err}");
 }
 
-/// A plugin that imports the persistent-data SDKs interpose does not provide
-/// yet loads; `env` answers; each storage or database call rejects, saying so.
+/// A plugin that imports the database SDK interpose does not provide yet
+/// loads; `env` answers; each database call rejects, saying so.
 #[tokio::test]
-async fn plugins_importing_storage_and_the_database_load() {
+async fn plugins_importing_the_database_load() {
     let up = Upstream::start().await;
     let p = team_plugin(
         "data",
-        "  - {type: addition, methods: [GET], url: /team, function: team}\n  - {type: addition, methods: [GET], url: /rows, function: rows}\n  - {type: addition, methods: [GET], url: /entity, function: entity}\n",
-        "import { storage, env } from '@ones-op/sdk/node'\n\
+        "  - {type: addition, methods: [GET], url: /team, function: team}\n  - {type: addition, methods: [GET], url: /rows, function: rows}\n",
+        "import { env } from '@ones-op/sdk/node'\n\
          import { select } from '@ones-op/node-database'\n\
          export async function team() { return { body: { team: await env.getTeamID() } } }\n\
-         export async function rows() { return { body: await select('select * from t') } }\n\
-         export async function entity() { return { body: await storage.entity('e').query().limit(5).getMany() } }\n",
+         export async function rows() { return { body: await select('select * from t') } }\n",
     );
     let gw = start(&up, &[decl(p.path(), &["T7"], Some("d1"))], "").await;
     let call = |path: &'static str| {
@@ -506,7 +505,108 @@ async fn plugins_importing_storage_and_the_database_load() {
     let b = got.json();
     assert_eq!((got.status.as_u16(), b["errcode"].as_str()), (501, Some("DB.NotAvailable")), "{b}");
     assert!(b["reason"].as_str().unwrap().contains("not provided by interpose yet"), "{b}");
-    let got = call("/entity").await;
-    assert_eq!((got.status.as_u16(), got.json()["errcode"].as_str()), (501, Some("StorageNotAvailable")));
+    gw.stop().await;
+}
+
+const EMPLOYEES: &str = r#"
+import { storage, WhereConditions, SortOrder } from '@ones-op/sdk/backend'
+const { entity } = storage
+export async function put(request) {
+  const { key, value } = request.body
+  await entity('employee').set(key, value)
+  return { body: await entity('employee').get(key) }
+}
+export async function seed(request) {
+  const items = []
+  for (let i = 0; i < request.body.n; i++) items.push({ key: `e${String(i).padStart(3, '0')}`, value: { name: `n${i % 7}`, age: 20 + (i % 10), deleted: i % 3 === 0 } })
+  await entity('employee').batchSet(items)
+  return { body: { count: await entity('employee').query().count() } }
+}
+export async function one(request) {
+  const v = await entity('employee').get(request.query.key)
+  return { body: { found: v !== undefined, value: v ?? null } }
+}
+export async function page(request) {
+  let q = entity('employee').query()
+  if (request.query.index) q = q.index(request.query.index, { partition: request.query.deleted ? [request.query.deleted === 'true'] : [] })
+  if (request.query.min) q = q.where(WhereConditions.isGreaterThanEqualTo(Number(request.query.min)))
+  if (request.query.desc) q = q.sort(SortOrder.DESC)
+  const all = []
+  let cursor, pages = 0, info
+  do {
+    const r = await q.limit(Number(request.query.limit ?? 10)).cursor(cursor).getMany()
+    all.push(...r.data)
+    info = r.page_info
+    cursor = info.end_cursor
+    pages++
+  } while (info.has_more)
+  return { body: { keys: all.map((d) => d.key), ages: all.map((d) => d.value.age), pages, count: await q.count() } }
+}
+export async function drop(request) {
+  await entity('employee').delete(request.query.key)
+  await entity('employee').batchDelete(['e001', 'e002'])
+  return { body: { count: await entity('employee').query().count() } }
+}
+export async function undeclared() {
+  return { body: await entity('nobody').get('x') }
+}
+"#;
+
+/// Entity storage as ONES documents it: upsert with the attribute rules,
+/// get, delete, batches, queries by key and by a partitioned index with
+/// conditions, pages with cursors, count; refusals are 400s that say why.
+#[tokio::test]
+async fn entity_storage_keeps_records_by_the_declared_rules() {
+    let up = Upstream::start().await;
+    let manifest = "service: {app_id: staff, version: 1.0.0, name: staff, scope: 1}\n\
+apis:\n  - {type: addition, methods: [POST], url: /put, function: put}\n  - {type: addition, methods: [POST], url: /seed, function: seed}\n  - {type: addition, methods: [GET], url: /one, function: one}\n  - {type: addition, methods: [GET], url: /page, function: page}\n  - {type: addition, methods: [DELETE], url: /drop, function: drop}\n  - {type: addition, methods: [GET], url: /undeclared, function: undeclared}\n\
+storage:\n  entities:\n    - name: employee\n      attributes:\n        name: {type: string, length: 32, required: true}\n        age: {type: integer, required: true}\n        deleted: {type: boolean, default: false}\n        bio: {type: text}\n      indexes:\n        - {name: by_age_in_deleted, range_attribute: age, partition: [deleted]}\n        - {name: by_name, range_attribute: name}\n";
+    let p = interpose_test_util::project(&[("config/plugin.yaml", manifest), ("backend/src/index.js", EMPLOYEES)]);
+    let gw = start(&up, &[decl(p.path(), &["T1"], Some("s1"))], "").await;
+    gw.gw.use_store(interpose_registry::Store::open("sqlite::memory:").await.unwrap());
+    let url = |path: &str| gw.url(&format!("/project/api/project{path}"));
+    let h = [("Ones-Plugin-Id", "s1")];
+
+    // Create: the default fills in; update: it is kept, the rest replaced.
+    let got = send_json("POST", &url("/put"), &json!({"key": "k1", "value": {"name": "Mike", "age": 25}}), &h).await;
+    assert_eq!(got.json(), json!({"name": "Mike", "age": 25, "deleted": false}));
+    send_json("POST", &url("/put"), &json!({"key": "k1", "value": {"name": "Mike", "age": 25, "deleted": true}}), &h).await;
+    let got = send_json("POST", &url("/put"), &json!({"key": "k1", "value": {"name": "Mike", "age": 26, "bio": "hi"}}), &h).await;
+    assert_eq!(got.json(), json!({"name": "Mike", "age": 26, "deleted": true, "bio": "hi"}));
+    for (value, says) in [
+        (json!({"age": 3}), "attribute \"name\" of entity \"employee\" is required"),
+        (json!({"name": "x", "age": 1.5}), "expected integer, found the number 1.5"),
+        (json!({"name": "x", "age": 1, "salary": 9}), "declares no attribute \"salary\""),
+        (json!("flat"), "must be an object"),
+    ] {
+        let got = send_json("POST", &url("/put"), &json!({"key": "bad", "value": value}), &h).await;
+        let b = got.json();
+        assert_eq!((got.status.as_u16(), b["errcode"].as_str()), (400, Some("InvalidParameter")), "{b}");
+        assert!(b["reason"].as_str().unwrap().contains(says), "{b}");
+    }
+    assert_eq!(get(&url("/one?key=bad"), &h).await.json(), json!({"found": false, "value": null}));
+    let got = get(&url("/undeclared"), &h).await;
+    let b = got.json();
+    assert_eq!((got.status.as_u16(), b["errcode"].as_str()), (400, Some("Storage.EntityNotDeclared")), "{b}");
+    assert!(b["reason"].as_str().unwrap().contains("declared: employee"), "{b}");
+
+    // 60 more, then pages of 7 by key: every record once, in key order.
+    assert_eq!(send_json("POST", &url("/seed"), &json!({"n": 60}), &h).await.json(), json!({"count": 61}));
+    let b = get(&url("/page?limit=7"), &h).await.json();
+    let keys: Vec<&str> = b["keys"].as_array().unwrap().iter().map(|k| k.as_str().unwrap()).collect();
+    assert_eq!((keys.len(), b["pages"].as_i64(), b["count"].as_i64()), (61, Some(9), Some(61)));
+    assert!(keys.windows(2).all(|w| w[0] < w[1]), "{keys:?}");
+    // The index in the `deleted: true` partition, ages ≥ 25, oldest first.
+    let b = get(&url("/page?index=by_age_in_deleted&deleted=true&min=25&desc=1&limit=4"), &h).await.json();
+    let ages: Vec<i64> = b["ages"].as_array().unwrap().iter().map(|a| a.as_i64().unwrap()).collect();
+    let expected = (0..60).filter(|i| i % 3 == 0 && 20 + i % 10 >= 25).count() + 1; // + k1 (26, deleted)
+    assert_eq!((ages.len(), b["count"].as_u64()), (expected, Some(expected as u64)), "{b}");
+    assert!(ages.windows(2).all(|w| w[0] >= w[1]) && ages.iter().all(|a| *a >= 25), "{ages:?}");
+    let got = get(&url("/page?index=by_age_in_deleted"), &h).await;
+    assert_eq!(got.status.as_u16(), 400);
+    assert!(got.json()["reason"].as_str().unwrap().contains("give 1 partition value(s), not 0"), "{}", got.json());
+
+    let got = send_json("DELETE", &url("/drop?key=e000"), &json!({}), &h).await;
+    assert_eq!(got.json(), json!({"count": 58}));
     gw.stop().await;
 }

@@ -41,7 +41,9 @@ pub use code::transpile;
 pub use engine::convert::BINARY_BODY_KEY;
 pub use model::error::{CallOutcome, FailureKind, HookError, PluginErrorData};
 pub use model::instance::{Instance, InstanceLimits, LogEntry, LogLevel, Place};
-pub use model::io::{FetchDone, FetchError, FetchRequest, FetchResponse, FetchTarget, HostIo};
+pub use model::io::{
+    FetchDone, FetchError, FetchRequest, FetchResponse, FetchTarget, HostIo, SdkDone, SdkFailure, StorageRequest,
+};
 pub use model::request::{Body, Headers, HeadersBuilder, HookRequest, PostHook};
 pub use model::values;
 pub use pool::wakes::{flush_here, WakeBatch};

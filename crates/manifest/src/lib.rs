@@ -4,18 +4,24 @@
 //! Start at [`Manifest::parse`]: it walks the YAML tree (with positions) and
 //! reports *every* problem at once as a [`Diagnostic`] carrying file, line,
 //! column and key path. Sections interpose does not run (`modules`,
-//! `abilities`, …) are kept in [`Manifest::unsupported`] and reported as
-//! warnings, so a ONES plugin with a front end still loads.
+//! …) are kept in [`Manifest::unsupported`] and reported as warnings, so a
+//! ONES plugin with a front end still loads. `storage.entities` ([`storage`])
+//! and `TimerTask` abilities are parsed and checked; other abilities are
+//! kept for `getAbilityConfig()` and named as not run here.
 //!
 //! URL patterns (`/team/:teamUUID/tasks/:taskUUID`) live in [`pattern`]; the
 //! route table in `interpose-routing` is built from them.
 
+mod abilities;
 mod diagnostic;
 mod parse;
 pub mod pattern;
+pub mod storage;
 
 pub use diagnostic::{Diagnostic, Diagnostics, Location, Severity};
+pub use abilities::{Schedule, TimerTask};
 pub use pattern::{Segment, UrlPattern};
+pub use storage::{Attribute, AttributeType, Entity, EntityIndex};
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -26,6 +32,10 @@ use std::path::Path;
 pub struct Manifest {
     pub service: Service,
     pub apis: Vec<Api>,
+    /// `storage.entities`: what `storage.entity(name)` may keep.
+    pub entities: Vec<Entity>,
+    /// `abilities` of type `TimerTask`.
+    pub timers: Vec<TimerTask>,
     /// Top-level sections kept but not run (e.g. `modules`, `abilities`), as JSON.
     pub unsupported: BTreeMap<String, serde_json::Value>,
     /// Non-fatal findings (unsupported sections, unknown keys).

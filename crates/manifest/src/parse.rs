@@ -14,32 +14,32 @@ use crate::{
 const METHODS: [&str; 7] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
 const MAX_TIMEOUT_MS: u64 = 600_000;
 
-struct Cx<'a> {
+pub(crate) struct Cx<'a> {
     file: &'a Path,
     errors: Vec<Diagnostic>,
     warnings: Vec<Diagnostic>,
 }
 
 impl Cx<'_> {
-    fn loc(&self, span: &Span) -> Location {
+    pub(crate) fn loc(&self, span: &Span) -> Location {
         match span.start() {
             Some(m) => Location { file: self.file.to_path_buf(), line: m.line(), column: m.column() },
             None => Location::file(self.file),
         }
     }
 
-    fn error(&mut self, span: &Span, key: &str, msg: impl Into<String>) {
+    pub(crate) fn error(&mut self, span: &Span, key: &str, msg: impl Into<String>) {
         let loc = self.loc(span);
         self.errors.push(Diagnostic::error(loc, key, msg));
     }
 
-    fn warn(&mut self, span: &Span, key: &str, msg: impl Into<String>) {
+    pub(crate) fn warn(&mut self, span: &Span, key: &str, msg: impl Into<String>) {
         let loc = self.loc(span);
         self.warnings.push(Diagnostic::warning(loc, key, msg));
     }
 
     /// A scalar as a string; an error (and `None`) for a mapping or list.
-    fn string(&mut self, node: &Node, key: &str) -> Option<String> {
+    pub(crate) fn string(&mut self, node: &Node, key: &str) -> Option<String> {
         match node {
             Node::Scalar(s) => Some(s.as_str().to_string()),
             _ => {
@@ -49,7 +49,7 @@ impl Cx<'_> {
         }
     }
 
-    fn required_string(&mut self, map: &MarkedMappingNode, name: &str, key: &str) -> Option<String> {
+    pub(crate) fn required_string(&mut self, map: &MarkedMappingNode, name: &str, key: &str) -> Option<String> {
         match map.get_node(name) {
             None => {
                 self.error(map.span(), key, format!("missing required key `{name}`"));
@@ -68,7 +68,7 @@ impl Cx<'_> {
 
     /// `true`/`false` at `map.name` (`default` when absent; an error, and
     /// `default`, when it is anything else).
-    fn flag(&mut self, map: &MarkedMappingNode, name: &str, key: &str, default: bool) -> bool {
+    pub(crate) fn flag(&mut self, map: &MarkedMappingNode, name: &str, key: &str, default: bool) -> bool {
         let Some(node) = present(map.get_node(name)) else { return default };
         if let Node::Scalar(s) = node {
             if let Some(b) = s.as_bool() {
@@ -79,7 +79,7 @@ impl Cx<'_> {
         default
     }
 
-    fn integer(&mut self, node: &Node, key: &str) -> Option<i64> {
+    pub(crate) fn integer(&mut self, node: &Node, key: &str) -> Option<i64> {
         let s = self.string(node, key)?;
         match s.trim().parse::<i64>() {
             Ok(n) => Some(n),
@@ -104,6 +104,8 @@ pub(crate) fn parse(file: &Path, text: &str) -> Result<Manifest, Diagnostics> {
     };
 
     let mut unsupported = BTreeMap::new();
+    let mut entities = Vec::new();
+    let mut timers = Vec::new();
     for (k, v) in root.iter() {
         match k.as_str() {
             "service" | "apis" => {}
@@ -111,6 +113,11 @@ pub(crate) fn parse(file: &Path, text: &str) -> Result<Manifest, Diagnostics> {
             _ if is_null(v) || matches!(v, Node::Sequence(s) if s.is_empty()) => {}
             // Read where used (`FetchAsUser`/`FetchAsAdmin`): nothing to warn of.
             other @ "oauth" => {
+                unsupported.insert(other.to_string(), to_json(v));
+            }
+            "storage" => entities = crate::storage::parse(&mut cx, v),
+            other @ "abilities" => {
+                timers = crate::abilities::parse(&mut cx, v);
                 unsupported.insert(other.to_string(), to_json(v));
             }
             other => {
@@ -155,7 +162,9 @@ pub(crate) fn parse(file: &Path, text: &str) -> Result<Manifest, Diagnostics> {
 
     cx.warnings.extend(shadowed(&apis));
     match service {
-        Some(service) if cx.errors.is_empty() => Ok(Manifest { service, apis, unsupported, warnings: cx.warnings }),
+        Some(service) if cx.errors.is_empty() => {
+            Ok(Manifest { service, apis, entities, timers, unsupported, warnings: cx.warnings })
+        }
         _ => Err(Diagnostics(cx.errors)),
     }
 }
@@ -168,7 +177,7 @@ fn is_null(node: &Node) -> bool {
 }
 
 /// `node` unless it is a YAML null.
-fn present(node: Option<&Node>) -> Option<&Node> {
+pub(crate) fn present(node: Option<&Node>) -> Option<&Node> {
     node.filter(|n| !is_null(n))
 }
 
@@ -500,7 +509,7 @@ fn is_semver(v: &str) -> bool {
 }
 
 /// A YAML node as JSON, for sections kept verbatim.
-fn to_json(node: &Node) -> serde_json::Value {
+pub(crate) fn to_json(node: &Node) -> serde_json::Value {
     use serde_json::Value;
     match node {
         Node::Scalar(s) => {
@@ -560,8 +569,6 @@ fn shadowed(apis: &[Api]) -> Vec<Diagnostic> {
 /// What `check` says of a section interpose keeps but does not run.
 fn unsupported_section(name: &str) -> String {
     match name {
-        "abilities" => "abilities (timer tasks, account, item-mutation, …) are kept but not run by interpose yet: their functions are never called".into(),
-        "storage" => "entity storage is kept but not provided by interpose yet: `storage.entity(…)` calls fail".into(),
         "events" => "event subscriptions are kept but not delivered by interpose yet".into(),
         other => format!("section `{other}` is kept but not run by interpose (it runs `service` and `apis`)"),
     }

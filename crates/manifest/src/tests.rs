@@ -173,11 +173,60 @@ modules: null\nabilities: []\nstorage: null\nevents: null\noauth:\n  type: [admi
     assert_eq!(m.apis[0].methods, ["GET", "POST"]);
     assert!(m.warnings.is_empty(), "nothing to warn of: {:?}", m.warnings);
     let text = "service: {app_id: a, version: 1.0.0, name: n, config: [{key: k, type: 103, label: null, value: null, required: null}]}\napis: null\n\
-abilities:\n  - id: t1\n    abilityType: TimerTask\n    function: {taskActionFunc: tick}\n";
+abilities:\n  - id: t1\n    abilityType: TimerTask\n    function: {taskActionFunc: tick}\n    config: [{key: interval, fieldType: Number, value: '30'}]\n  - id: sso\n    abilityType: account\n    function: {CreateLoginUrl: login}\n";
     let m = Manifest::parse(Path::new("config/plugin.yaml"), text).expect("loads");
     assert_eq!(m.service.config[0].kind, "Password");
     assert_eq!((m.service.config[0].label.as_deref(), m.service.config[0].default.as_deref()), (None, None));
     assert!(m.apis.is_empty());
+    assert_eq!((m.timers[0].id.as_str(), m.timers[0].function.as_str()), ("t1", "tick"));
+    assert_eq!(m.timers[0].schedule.describe(), "every 30 s");
     let w: Vec<String> = m.warnings.iter().map(|w| w.to_string()).collect();
-    assert!(w.iter().any(|w| w.contains("plugin.yaml:3") && w.contains("abilities")), "{w:?}");
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(w[0].contains("plugin.yaml:8") && w[0].contains("\"sso\" (account) is not run by this host: ONES's login calls it"), "{w:?}");
+}
+
+#[test]
+fn timer_schedules_are_checked_where_they_are_written() {
+    let timer = |config: &str| {
+        format!("service: {{app_id: a, version: 1.0.0, name: n}}\nabilities:\n  - id: t\n    abilityType: TimerTask\n    function: {{taskActionFunc: tick}}\n    config: {config}\n")
+    };
+    let m = parse(&timer("[{key: cron, fieldType: Input, value: '* 20,40 * * * ?'}]")).expect("ONES's cron with `?`");
+    assert_eq!(m.timers[0].schedule.describe(), "cron \"* 20,40 * * * ?\"");
+    let next = m.timers[0].schedule.next_after(0).expect("a next run");
+    assert!(next > 0 && next < 3 * 3600, "{next}");
+    for (config, says) in [
+        ("[{key: cron, value: '0 * * * *'}]", "has 5 fields; a TimerTask's cron has 6"),
+        ("[{key: cron, value: '0 99 * * * *'}]", "cron \"0 99 * * * *\""),
+        ("[{key: interval, value: 0}]", "interval 0: seconds from 1"),
+        ("[{key: interval, value: 5}, {key: cron, value: '* * * * * *'}]", "an interval or a cron, not both"),
+        ("[]", "needs a config item `interval` (seconds) or `cron`"),
+    ] {
+        let err = parse(&timer(config)).expect_err(config).to_string();
+        assert!(err.contains(says) && err.contains("abilities[0].config"), "{config}: {err}");
+    }
+}
+
+#[test]
+fn storage_entities_are_checked_as_ones_declares_them() {
+    let text = "service: {app_id: a, version: 1.0.0, name: n}\nstorage:\n  entities:\n    - name: employee\n      attributes:\n        name: {type: string, length: 32, required: true}\n        age: {type: integer, default: 18}\n        deleted: {type: boolean}\n      indexes:\n        - {name: by_age, range_attribute: age, partition: [deleted]}\n";
+    let m = parse(text).expect("valid");
+    let e = &m.entities[0];
+    assert_eq!((e.name.as_str(), e.attributes.len(), e.indexes[0].partition.as_slice()), ("employee", 3, &["deleted".to_string()][..]));
+    assert_eq!(e.attributes["age"].default, Some(serde_json::json!(18)));
+    assert!(m.warnings.is_empty(), "{:?}", m.warnings);
+    for (entity, says) in [
+        ("- name: e\n      attributes: {s: {type: string}}", "needs a `length`"),
+        ("- name: e\n      attributes: {s: {type: string, length: 3000}}", "3000 is outside 1..2048"),
+        ("- name: e\n      attributes: {a: {type: string, length: 2000}, b: {type: string, length: 100}}", "add up to 2100 bytes"),
+        ("- name: e\n      attributes: {t: {type: text}}\n      indexes: [{name: i, range_attribute: t}]", "is text, which cannot be indexed"),
+        ("- name: e\n      attributes: {t: {type: integer}}\n      indexes: [{name: i, range_attribute: u}]", "no attribute \"u\" is declared"),
+        ("- name: e\n      attributes: {t: {type: integer, default: 'x'}}", "expected integer, found the string \"x\""),
+        ("- name: e\n      attributes: {t: {type: date}}", "unknown type \"date\""),
+        ("- name: e\n      attributes: {}", "at least one attribute"),
+        ("- name: e\n      attributes: {t: {type: integer}}\n    - name: e\n      attributes: {t: {type: integer}}", "declared twice"),
+    ] {
+        let text = format!("service: {{app_id: a, version: 1.0.0, name: n}}\nstorage:\n  entities:\n    {entity}\n");
+        let err = parse(&text).expect_err(entity).to_string();
+        assert!(err.contains(says) && err.contains("storage.entities[0]") || err.contains("storage.entities[1]") && err.contains(says), "{entity}: {err}");
+    }
 }

@@ -23,10 +23,12 @@ use sqlx::Connection;
 
 mod changes;
 mod declared;
+mod entities;
 mod events;
 mod instances;
 pub use changes::{Changes, Heard};
 pub use declared::{Arrival, DeclaredRow};
+pub use entities::{Condition, EntityError, EntityQuery, Page, DEFAULT_LIMIT, MAX_LIMIT};
 pub use events::{EventRow, NewEvent, LEASE_MS};
 
 #[derive(Debug, thiserror::Error)]
@@ -190,6 +192,10 @@ pub struct Store {
     /// Post-hook events. SQLite: a second connection with a lighter sync
     /// (the same one for memory); PostgreSQL: the same pool.
     events: Db,
+    /// Entity storage. SQLite: a few connections of their own (WAL readers
+    /// run side by side; writers take turns) with the lighter sync; the
+    /// same pool for memory. PostgreSQL: the same pool.
+    data: Db,
 }
 
 pub fn now() -> i64 {
@@ -229,7 +235,7 @@ impl Store {
         // together migrate once.
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
         let db = Db::Postgres(pool);
-        Ok(Store { events: db.clone(), db })
+        Ok(Store { events: db.clone(), data: db.clone(), db })
     }
 
     async fn open_sqlite(url: &str) -> Result<Store, StoreError> {
@@ -257,17 +263,24 @@ impl Store {
             .await
             .map_err(|e| open_err(e.to_string()))?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        let events = if url.contains(":memory:") {
-            pool.clone()
+        let (events, data) = if url.contains(":memory:") {
+            (pool.clone(), pool.clone())
         } else {
             // WAL + NORMAL survives the process being killed (not a power cut).
             let opts = options.synchronous(SqliteSynchronous::Normal);
-            SqlitePoolOptions::new().max_connections(1).connect_with(opts).await.map_err(|e| open_err(e.to_string()))?
+            let events = SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_with(opts.clone())
+                .await
+                .map_err(|e| open_err(e.to_string()))?;
+            let data =
+                SqlitePoolOptions::new().max_connections(4).connect_with(opts).await.map_err(|e| open_err(e.to_string()))?;
+            (events, data)
         };
         // A SQLite file has one gateway: leases left by a killed process are
         // its own, so its events are due again at once.
         sqlx::query("UPDATE post_events SET locked_until = 0 WHERE locked_until <> 0").execute(&events).await?;
-        Ok(Store { db: Db::Sqlite(pool), events: Db::Sqlite(events) })
+        Ok(Store { db: Db::Sqlite(pool), events: Db::Sqlite(events), data: Db::Sqlite(data) })
     }
 
     /// `sqlite` or `postgres`.

@@ -206,3 +206,105 @@ async fn uninstalling_dead_letters_the_instances_pending_events() {
             .all(|e| e.instance == "i1" && e.last_error.as_deref() == Some("the instance was uninstalled")));
     }
 }
+
+/// The `employee` entity of ONES's storage guide, with a default and a
+/// partitioned index.
+fn employee() -> interpose_manifest::Entity {
+    let yaml = r#"
+service: {app_id: a, version: 1.0.0, name: n}
+storage:
+  entities:
+    - name: employee
+      attributes:
+        name: {type: string, length: 32, required: true}
+        age: {type: integer, required: true}
+        deleted: {type: boolean, default: false}
+        note: {type: text}
+      indexes:
+        - name: find_by_name
+          range_attribute: name
+        - name: by_age_in_deleted
+          range_attribute: age
+          partition: [deleted]
+"#;
+    let m = interpose_manifest::Manifest::parse(std::path::Path::new("plugin.yaml"), yaml).expect("manifest");
+    m.entities.into_iter().next().expect("one entity")
+}
+
+#[tokio::test]
+async fn entities_keep_their_rules_order_and_pages_on_both_stores() {
+    use serde_json::json;
+    let dir = tempfile::tempdir().expect("tmp");
+    let e = employee();
+    for url in urls(&dir).await {
+        let s = Store::open(&url).await.expect("open");
+        let items: Vec<(String, serde_json::Value)> = (0..25)
+            .map(|i| (format!("emp{i:02}"), json!({"name": format!("n{:02}", 24 - i), "age": 20 + i % 5, "deleted": i % 2 == 0})))
+            .collect();
+        s.entity_set("I1", &e, &items).await.expect("batch set");
+        // Another instance's records are its own.
+        s.entity_set("I2", &e, &[("emp00".into(), json!({"name": "other", "age": 1}))]).await.expect("set");
+        let got = s.entity_get("I1", "employee", "emp03").await.expect("get").expect("there");
+        assert_eq!(got, json!({"name": "n21", "age": 23, "deleted": false}));
+        assert_eq!(s.entity_get("I2", "employee", "emp00").await.expect("get"), Some(json!({"name": "other", "age": 1, "deleted": false})));
+
+        // Update: required attributes again, the defaulted one kept.
+        s.entity_set("I1", &e, &[("emp03".into(), json!({"name": "x", "age": 99, "note": "hi"}))]).await.expect("update");
+        assert_eq!(
+            s.entity_get("I1", "employee", "emp03").await.expect("get"),
+            Some(json!({"name": "x", "age": 99, "deleted": false, "note": "hi"}))
+        );
+        for (bad, says) in [
+            (json!({"age": 1}), "\"name\" of entity \"employee\" is required"),
+            (json!({"name": "a", "age": "1"}), "expected integer, found the string \"1\""),
+            (json!({"name": "a", "age": 1, "salary": 3}), "declares no attribute \"salary\""),
+            (json!({"name": "a".repeat(33), "age": 1}), "longer than its declared length 32"),
+        ] {
+            let err = s.entity_set("I1", &e, &[("ok".into(), json!({"name": "a", "age": 1})), ("bad".into(), bad)]).await;
+            let msg = err.expect_err("refused").to_string();
+            assert!(msg.contains(says) && msg.contains("key \"bad\""), "{url}: {msg}");
+        }
+        assert_eq!(s.entity_get("I1", "employee", "ok").await.expect("get"), None, "all or nothing");
+
+        // Pages by key, then on from the cursor.
+        let q = EntityQuery { limit: Some(10), ..Default::default() };
+        let p1 = s.entity_query("I1", &e, &q).await.expect("page 1");
+        assert_eq!(p1.data.len(), 10);
+        assert!(p1.has_more);
+        assert_eq!(p1.data[0].0, "emp00");
+        let p3 = s
+            .entity_query("I1", &e, &EntityQuery { cursor: Some(s.entity_query("I1", &e, &EntityQuery { cursor: p1.end_cursor.clone(), ..q.clone() }).await.expect("p2").end_cursor.expect("c")), ..q.clone() })
+            .await
+            .expect("page 3");
+        assert_eq!(p3.data.iter().map(|d| d.0.as_str()).collect::<Vec<_>>(), ["emp20", "emp21", "emp22", "emp23", "emp24"]);
+        assert!(!p3.has_more);
+
+        // An index in a partition, a range, descending.
+        let q = EntityQuery {
+            index: Some(("by_age_in_deleted".into(), vec![json!(true)])),
+            condition: Some(Condition::Between(json!(21), json!(23))),
+            descending: true,
+            ..Default::default()
+        };
+        let page = s.entity_query("I1", &e, &q).await.expect("index query");
+        let ages: Vec<i64> = page.data.iter().map(|d| d.1["age"].as_i64().unwrap()).collect();
+        assert!(page.data.iter().all(|d| d.1["deleted"] == json!(true)));
+        assert!(ages.windows(2).all(|w| w[0] >= w[1]) && ages.iter().all(|a| (21..=23).contains(a)), "{ages:?}");
+        assert_eq!(s.entity_count("I1", &e, &q).await.expect("count") as usize, ages.len());
+        assert_eq!(s.entity_count("I1", &e, &EntityQuery::default()).await.expect("count"), 25);
+        let names = EntityQuery {
+            index: Some(("find_by_name".into(), vec![])),
+            condition: Some(Condition::BeginsWith("n1".into())),
+            ..Default::default()
+        };
+        let page = s.entity_query("I1", &e, &names).await.expect("beginsWith");
+        assert_eq!(page.data.iter().map(|d| d.1["name"].as_str().unwrap()).collect::<Vec<_>>(), ["n10", "n11", "n12", "n13", "n14", "n15", "n16", "n17", "n18", "n19"]);
+        let err = s.entity_query("I1", &e, &EntityQuery { index: Some(("nope".into(), vec![])), ..Default::default() }).await;
+        assert!(err.expect_err("no such index").to_string().contains("has no index \"nope\""));
+
+        assert_eq!(s.entity_delete("I1", "employee", &["emp00".into(), "nothing".into()]).await.expect("delete"), 1);
+        assert_eq!(s.entity_count("I1", &e, &EntityQuery::default()).await.expect("count"), 24);
+        assert_eq!(s.drop_entities("I1").await.expect("drop"), 24);
+        assert_eq!(s.entity_count("I2", &e, &EntityQuery::default()).await.expect("count"), 1);
+    }
+}

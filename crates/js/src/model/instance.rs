@@ -81,6 +81,8 @@ pub struct Instance {
     place: std::sync::OnceLock<Place>,
     /// What `getAbilityConfig()` returns: each ability's config values, by id.
     abilities: std::sync::OnceLock<Arc<serde_json::Value>>,
+    /// Its manifest's `storage.entities` (`@ones-op/sdk` storage).
+    entities: std::sync::OnceLock<Arc<[interpose_manifest::Entity]>>,
     /// Its calls' share of the JS workers (see [`crate::pool`]), made by
     /// the first pool that runs it.
     slots: std::sync::OnceLock<Arc<tokio::sync::Semaphore>>,
@@ -107,6 +109,7 @@ impl Instance {
             config: Mutex::new(Arc::new(serde_json::Value::Array(Vec::new()))),
             place: std::sync::OnceLock::new(),
             abilities: std::sync::OnceLock::new(),
+            entities: std::sync::OnceLock::new(),
             slots: std::sync::OnceLock::new(),
         })
     }
@@ -135,6 +138,15 @@ impl Instance {
 
     pub(crate) fn ability_config(&self) -> Arc<serde_json::Value> {
         self.abilities.get().cloned().unwrap_or_else(|| Arc::new(serde_json::Value::Object(Default::default())))
+    }
+
+    /// The entities its manifest declares (`storage.entities`); set once.
+    pub fn set_entities(&self, entities: Vec<interpose_manifest::Entity>) {
+        let _ = self.entities.set(entities.into());
+    }
+
+    pub(crate) fn entities(&self) -> Arc<[interpose_manifest::Entity]> {
+        self.entities.get().cloned().unwrap_or_else(|| Arc::from(Vec::new()))
     }
 
     /// Where it is installed (empty UUIDs when not said).

@@ -1,7 +1,8 @@
 //! What a plugin's outbound calls ask of the gateway, and what comes back:
-//! the gateway implements [`HostIo`]; the SDK's `fetch` operation
-//! (`sdk/fetch.rs`) makes the requests.
+//! the gateway implements [`HostIo`]; the SDK's operations make the
+//! requests (`fetch` in `sdk/fetch.rs`, entity storage in `sdk/storage.rs`).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 /// An outbound call a plugin asked for.
@@ -43,8 +44,44 @@ pub struct FetchError {
 
 pub type FetchDone = Box<dyn FnOnce(Result<FetchResponse, FetchError>) + Send>;
 
+/// One entity-storage call (`@ones-op/sdk` `storage.entity(name)…`).
+#[derive(Debug, Clone)]
+pub struct StorageRequest {
+    /// The instance whose records these are.
+    pub instance: String,
+    /// Its manifest's `storage.entities`.
+    pub entities: Arc<[interpose_manifest::Entity]>,
+    /// `{op, entity, …}` as `@ones-op/sdk` sends it.
+    pub op: serde_json::Value,
+    /// What is left of the hook's deadline.
+    pub timeout: Duration,
+}
+
+/// Why an SDK call the gateway serves failed: what the plugin's SDK error
+/// (`SDKError`, `DBError`) carries.
+#[derive(Debug, Clone)]
+pub struct SdkFailure {
+    pub errcode: String,
+    pub reason: String,
+    pub status: u16,
+}
+
+impl SdkFailure {
+    pub fn new(errcode: &str, status: u16, reason: impl Into<String>) -> SdkFailure {
+        SdkFailure { errcode: errcode.to_string(), reason: reason.into(), status }
+    }
+}
+
+pub type SdkDone = Box<dyn FnOnce(Result<serde_json::Value, SdkFailure>) + Send>;
+
 /// What the gateway provides to plugins: performs the I/O and calls `done`
 /// (from any thread) when it is over.
 pub trait HostIo: Send + Sync {
     fn fetch(&self, request: FetchRequest, done: FetchDone);
+
+    /// Entity storage; without a store it is not available.
+    fn storage(&self, request: StorageRequest, done: SdkDone) {
+        let _ = request;
+        done(Err(SdkFailure::new("Storage.NotAvailable", 501, "entity storage needs the gateway's store")));
+    }
 }

@@ -1,0 +1,152 @@
+//! Entity storage for plugins (`@ones-op/sdk` `storage.entity(name)`): a
+//! call from the SDK, parsed and checked against the instance's declared
+//! entities, run on the gateway's store within the hook's deadline.
+
+use interpose_js::{SdkFailure, StorageRequest};
+use interpose_manifest::Entity;
+use interpose_registry::{Condition, EntityError, EntityQuery, Store, StoreError};
+use serde_json::{json, Value};
+
+fn invalid(reason: impl Into<String>) -> SdkFailure {
+    SdkFailure::new("InvalidParameter", 400, reason)
+}
+
+fn failure(e: EntityError) -> SdkFailure {
+    match e {
+        EntityError::Invalid(why) => invalid(why),
+        EntityError::Store(e) => store_failure(e),
+    }
+}
+
+fn store_failure(e: StoreError) -> SdkFailure {
+    tracing::warn!("entity storage call failed: {e}");
+    SdkFailure::new("Storage.Unavailable", 503, format!("entity storage is unavailable: {e}"))
+}
+
+/// Run one call, within what is left of the hook's deadline.
+pub(crate) async fn serve(store: &Store, req: StorageRequest) -> Result<Value, SdkFailure> {
+    let timeout = req.timeout.max(std::time::Duration::from_millis(1));
+    match tokio::time::timeout(timeout, run(store, &req)).await {
+        Ok(result) => result,
+        Err(_) => Err(SdkFailure::new(
+            "RequestTimeOut",
+            504,
+            format!("entity storage did not answer within the hook's remaining {} ms", timeout.as_millis()),
+        )),
+    }
+}
+
+async fn run(store: &Store, req: &StorageRequest) -> Result<Value, SdkFailure> {
+    let op = req.op.get("op").and_then(Value::as_str).unwrap_or("");
+    let name = req.op.get("entity").and_then(Value::as_str).unwrap_or("");
+    let entity = declared(&req.entities, name)?;
+    let instance = req.instance.as_str();
+    let key_of = |v: &Value| -> Result<String, SdkFailure> {
+        match v {
+            Value::String(s) => Ok(s.clone()),
+            Value::Number(n) => Ok(n.to_string()),
+            other => Err(invalid(format!("an entity key is a string, not {other}"))),
+        }
+    };
+    let keys = || -> Result<Vec<String>, SdkFailure> {
+        req.op.get("keys").and_then(Value::as_array).ok_or_else(|| invalid("expected a list of keys"))?.iter().map(key_of).collect()
+    };
+    match op {
+        "get" => {
+            let key = key_of(req.op.get("key").unwrap_or(&Value::Null))?;
+            Ok(store.entity_get(instance, &entity.name, &key).await.map_err(store_failure)?.unwrap_or(Value::Null))
+        }
+        "batchGet" => {
+            let mut out = Vec::new();
+            for key in keys()? {
+                if let Some(value) = store.entity_get(instance, &entity.name, &key).await.map_err(store_failure)? {
+                    out.push(json!({"key": key, "value": value}));
+                }
+            }
+            Ok(Value::Array(out))
+        }
+        "set" => {
+            let items = req.op.get("items").and_then(Value::as_array).ok_or_else(|| invalid("expected [{key, value}]"))?;
+            let items = items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| {
+                    let key = key_of(item.get("key").unwrap_or(&Value::Null))
+                        .map_err(|e| invalid(format!("item {i}: {}", e.reason)))?;
+                    Ok((key, item.get("value").cloned().unwrap_or(Value::Null)))
+                })
+                .collect::<Result<Vec<_>, SdkFailure>>()?;
+            store.entity_set(instance, entity, &items).await.map_err(failure)?;
+            Ok(Value::Null)
+        }
+        "delete" => {
+            store.entity_delete(instance, &entity.name, &keys()?).await.map_err(store_failure)?;
+            Ok(Value::Null)
+        }
+        "query" | "count" => {
+            let q = query(&req.op)?;
+            if op == "count" {
+                return Ok(json!(store.entity_count(instance, entity, &q).await.map_err(failure)?));
+            }
+            let page = store.entity_query(instance, entity, &q).await.map_err(failure)?;
+            let data: Vec<Value> = page.data.into_iter().map(|(key, value)| json!({"key": key, "value": value})).collect();
+            Ok(json!({"data": data, "page_info": {"has_more": page.has_more, "end_cursor": page.end_cursor}}))
+        }
+        other => Err(invalid(format!("unknown storage operation {other:?}"))),
+    }
+}
+
+/// The declared entity `name`, or why the plugin cannot use it.
+fn declared<'e>(entities: &'e [Entity], name: &str) -> Result<&'e Entity, SdkFailure> {
+    entities.iter().find(|e| e.name == name).ok_or_else(|| {
+        let known: Vec<&str> = entities.iter().map(|e| e.name.as_str()).collect();
+        SdkFailure::new(
+            "Storage.EntityNotDeclared",
+            400,
+            if known.is_empty() {
+                format!("entity {name:?} is not declared: the manifest has no storage.entities")
+            } else {
+                format!("entity {name:?} is not declared in storage.entities (declared: {})", known.join(", "))
+            },
+        )
+    })
+}
+
+fn query(op: &Value) -> Result<EntityQuery, SdkFailure> {
+    let index = match op.get("index").and_then(Value::as_str) {
+        Some(name) => Some((name.to_string(), op.get("partition").and_then(Value::as_array).cloned().unwrap_or_default())),
+        None => None,
+    };
+    let condition = match op.get("where") {
+        None | Some(Value::Null) => None,
+        Some(w) => {
+            let values = w.get("values").and_then(Value::as_array).cloned().unwrap_or_default();
+            let one = || values.first().cloned().ok_or_else(|| invalid("the condition has no value"));
+            Some(match w.get("condition").and_then(Value::as_str).unwrap_or("") {
+                "EQUAL_TO" => Condition::Equal(one()?),
+                "GREATER_THAN" => Condition::Greater(one()?),
+                "GREATER_THAN_EQUAL_TO" => Condition::GreaterOrEqual(one()?),
+                "LESS_THAN" => Condition::Less(one()?),
+                "LESS_THAN_EQUAL_TO" => Condition::LessOrEqual(one()?),
+                "BETWEEN" if values.len() == 2 => Condition::Between(values[0].clone(), values[1].clone()),
+                "BEGINS_WITH" => match one()? {
+                    Value::String(s) => Condition::BeginsWith(s),
+                    other => return Err(invalid(format!("beginsWith takes a string, not {other}"))),
+                },
+                other => return Err(invalid(format!("unknown condition {other:?}"))),
+            })
+        }
+    };
+    let descending = match op.get("sort").and_then(Value::as_str) {
+        None | Some("ASC") => false,
+        Some("DESC") => true,
+        Some(other) => return Err(invalid(format!("sort order {other:?}: ASC or DESC"))),
+    };
+    let limit = match op.get("limit") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(v.as_u64().filter(|n| *n > 0).ok_or_else(|| invalid(format!("limit {v}: a whole number above 0")))?
+            as usize),
+    };
+    let cursor = op.get("cursor").and_then(Value::as_str).map(str::to_string);
+    Ok(EntityQuery { index, condition, descending, limit, cursor })
+}
