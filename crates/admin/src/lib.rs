@@ -50,7 +50,10 @@ pub fn router(manager: Arc<Manager>, token: Option<String>) -> Router {
         .route("/instances/{id}/config", axum::routing::put(set_config))
         .route("/instances/{id}/logs", get(logs))
         .route("/instances/{id}/lifecycle/{step}", post(run_step))
+        .route("/instances/{id}/timers", get(timers))
+        .route("/instances/{id}/timers/{timer}/run", post(run_timer))
         .route("/routes", get(routes))
+        .route("/timers", get(all_timers))
         .route("/quarantine", get(quarantine))
         .route("/events", get(events))
         .route("/events/dead", get(dead_events))
@@ -316,6 +319,18 @@ async fn run_step(State(app): State<App>, Path((id, step)): Path<(String, String
         }
     };
     reply(app.manager.run_step(&id, step).await.map(|ran| json!({"ran": ran})))
+}
+
+async fn timers(State(app): State<App>, Path(id): Path<String>) -> Response {
+    reply(app.manager.timers(&id).await)
+}
+
+async fn run_timer(State(app): State<App>, Path((id, timer)): Path<(String, String)>) -> Response {
+    reply(app.manager.run_timer(&id, &timer).await)
+}
+
+async fn all_timers(State(app): State<App>) -> Response {
+    reply(app.manager.all_timers().await)
 }
 
 async fn routes(State(app): State<App>) -> Response {

@@ -58,6 +58,11 @@ pub enum InvokeCmd {
     Disable,
     /// Run UnInstall().
     Uninstall,
+    /// Run a timer task (a TimerTask ability, by its id) now.
+    Timer {
+        /// The ability's `id` in config/plugin.yaml.
+        name: String,
+    },
 }
 
 /// `config/local.yaml`: interpose's keys (`system`, `listen`, `team`,
@@ -163,6 +168,7 @@ pub fn run(cmd: InvokeCmd) -> anyhow::Result<ExitCode> {
             InvokeCmd::Stop => step(&dir, Some("stop")).await,
             InvokeCmd::Disable => step(&dir, Some("disable")).await,
             InvokeCmd::Uninstall => step(&dir, Some("uninstall")).await,
+            InvokeCmd::Timer { name } => timer(&dir, &name).await,
         }
     })
 }
@@ -554,6 +560,53 @@ async fn step(dir: &Path, step_name: Option<&str>) -> anyhow::Result<ExitCode> {
             eprintln!("error: {e}");
             Ok(ExitCode::FAILURE)
         }
+    }
+}
+
+/// `invoke timer NAME`: run one timer task of the debug instance now,
+/// through the running `invoke run` when there is one.
+async fn timer(dir: &Path, name: &str) -> anyhow::Result<ExitCode> {
+    let Some(id) = read_state(dir).and_then(|s| s["instance"].as_str().map(str::to_string)) else {
+        eprintln!("error: this project has no debug instance; start one with `interpose invoke run`");
+        return Ok(ExitCode::from(EXIT_BAD_INPUT));
+    };
+    let path = format!("/api/instances/{id}/timers/{name}/run");
+    let mut ran = None;
+    if let Some(url) = read_state(dir).and_then(|s| s["admin"].as_str().map(str::to_string)) {
+        match Admin::new(Some(url)).call(Method::POST, &path, None).await {
+            Ok(v) => ran = Some(v),
+            Err(e) if e.status != 0 => {
+                eprintln!("error: {e}");
+                return Ok(ExitCode::FAILURE);
+            }
+            Err(_) => {} // not running: do it here
+        }
+    }
+    let info = match ran {
+        Some(v) => v,
+        None => {
+            let config =
+                local_config(dir, "http://127.0.0.1:9", "127.0.0.1:0".parse()?, "").map_err(|e| anyhow::anyhow!(e))?;
+            let store = Store::open(&config.storage.url).await?;
+            let gw = Gateway::new(config).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let manager = Manager::start(gw, store).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            match manager.run_timer(&id, name).await {
+                Ok(info) => serde_json::to_value(info)?,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Ok(ExitCode::FAILURE);
+                }
+            }
+        }
+    };
+    let last = &info["last_run"];
+    let function = info["function"].as_str().unwrap_or("?");
+    if last["ok"].as_bool() == Some(true) {
+        println!("ran timer {name}: {function}() in {} ms", last["ms"]);
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("timer {name}: {function}() failed: {}", last["error"].as_str().unwrap_or("?"));
+        Ok(ExitCode::FAILURE)
     }
 }
 

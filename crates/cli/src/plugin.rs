@@ -210,6 +210,9 @@ fn print(v: &Value, json: bool) {
             for h in v["hooks"].as_array().into_iter().flatten() {
                 println!("  {}", s(h));
             }
+            for t in v["timers"].as_array().into_iter().flatten() {
+                println!("  {}", crate::routes::timer_line(t));
+            }
             if let Some(cfg) = v["config"].as_object().filter(|c| !c.is_empty()) {
                 for (k, val) in cfg {
                     println!("  config {k} = {}", s(val));

@@ -16,6 +16,13 @@ pub fn run(config: Option<&Path>, admin: Option<String>, as_json: bool) -> anyho
         return match rt.block_on(admin.call(http::Method::GET, "/api/routes", None)) {
             Ok(serde_json::Value::Array(rows)) => {
                 print_rows(&rows, as_json)?;
+                if !as_json {
+                    if let Ok(serde_json::Value::Array(timers)) =
+                        rt.block_on(admin.call(http::Method::GET, "/api/timers", None))
+                    {
+                        print_timers(&timers);
+                    }
+                }
                 Ok(ExitCode::SUCCESS)
             }
             Ok(other) => {
@@ -57,7 +64,64 @@ pub fn run(config: Option<&Path>, admin: Option<String>, as_json: bool) -> anyho
         }
     };
     print_rows(&describe(&table), as_json)?;
+    if !as_json {
+        let timers: Vec<serde_json::Value> = instances
+            .iter()
+            .flat_map(|i| {
+                i.plugin.manifest.timers.iter().map(|t| {
+                    serde_json::json!({"instance": i.meta.id, "plugin": i.meta.name, "id": t.id,
+                        "function": t.function, "schedule": t.schedule.describe()})
+                })
+            })
+            .collect();
+        print_timers(&timers);
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The timer tasks after the routes: `timers:` and one line each.
+fn print_timers(timers: &[serde_json::Value]) {
+    if timers.is_empty() {
+        return;
+    }
+    println!("timers:");
+    for t in timers {
+        println!(
+            "    {}  [{} instance {}]",
+            timer_line(t),
+            t["plugin"].as_str().unwrap_or(""),
+            t["instance"].as_str().unwrap_or("")
+        );
+    }
+}
+
+/// `timer t1 every 30 s -> tick()  next 19:20:30, last ok 12 ms at 19:20:00 (5 runs, 1 failed)`.
+pub fn timer_line(t: &serde_json::Value) -> String {
+    let s = |k: &str| t[k].as_str().unwrap_or("").to_string();
+    let clock = |secs: i64| {
+        chrono::DateTime::from_timestamp(secs, 0)
+            .map(|d| d.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M:%S").to_string())
+            .unwrap_or_default()
+    };
+    let mut line = format!("timer {} {} -> {}()", s("id"), s("schedule"), s("function"));
+    if let Some(next) = t["next_run"].as_i64() {
+        line += &format!("  next {}", clock(next));
+    }
+    let last = &t["last_run"];
+    if let Some(at) = last["at"].as_i64() {
+        let how = match last["error"].as_str() {
+            None => "ok".to_string(),
+            Some(e) => format!("failed ({e})"),
+        };
+        line += &format!(", last {how} {} ms at {}", last["ms"], clock(at));
+    }
+    if let Some(runs) = t["runs"].as_i64().filter(|r| *r > 0) {
+        line += &format!(" ({runs} runs, {} failed)", t["failures"].as_i64().unwrap_or(0));
+    }
+    if t["running"].as_bool() == Some(true) {
+        line += " [running]";
+    }
+    line
 }
 
 fn print_rows(rows: &[serde_json::Value], as_json: bool) -> anyhow::Result<()> {

@@ -776,3 +776,144 @@ async fn pending_events_survive_restarts_of_declared_and_installed_plugins() {
     }
     assert_eq!(delivered(&file(&before["tsub"], "got.txt")).len() as i64, 20 - pending);
 }
+
+/// A plugin keeping records with entity storage and two timers: `beat`
+/// every second records a tick; `broken` (cron, every second) throws.
+fn keeper(dir: &Path, version: &str) -> PathBuf {
+    let p = dir.join(format!("keeper-{version}"));
+    interpose_test_util::write_files(&p, &[
+        ("config/plugin.yaml", &format!("service: {{app_id: keeper, version: {version}, name: keeper, scope: 2}}\n\
+apis:\n  - {{type: addition, methods: [POST], url: /notes, function: put}}\n  - {{type: addition, methods: [GET], url: /notes, function: list}}\n\
+storage:\n  entities:\n    - name: note\n      attributes:\n        text: {{type: string, length: 64, required: true}}\n    - name: tick\n      attributes:\n        at: {{type: integer, required: true}}\n\
+abilities:\n  - id: beat\n    name: beat\n    abilityType: TimerTask\n    function: {{taskActionFunc: beat}}\n    config: [{{key: interval, fieldType: Number, value: 1}}]\n  - id: broken\n    abilityType: TimerTask\n    function: {{taskActionFunc: broken}}\n    config: [{{key: cron, fieldType: Input, value: '* * * * * ?'}}]\n")),
+        ("backend/src/index.js", "import { storage } from '@ones-op/sdk'\n\
+            export async function put(r) { await storage.entity('note').set(r.body.key, { text: r.body.text }); return { body: { ok: true } } }\n\
+            export async function list() {\n  const notes = await storage.entity('note').query().getMany()\n  return { body: { notes: notes.data.map((d) => d.value.text), ticks: await storage.entity('tick').query().count() } }\n}\n\
+            export async function beat() { await storage.entity('tick').set(String(Date.now()), { at: Date.now() }) }\n\
+            export async function broken() { throw new Error('no luck') }\n"),
+    ]);
+    p
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timers_run_on_schedule_and_plugin_data_survives_restarts_and_upgrades_until_uninstall() {
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (port, admin_port) = (free_port(), free_port());
+    let admin = format!("http://127.0.0.1:{admin_port}");
+    let cfg = dir.path().join("interpose.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\nadmin_listen = \"127.0.0.1:{admin_port}\"\n[storage]\nurl = \"sqlite://{}/reg.db\"\n[[upstreams]]\nscope = \"project\"\nmount = \"/project/api/project\"\nurl = \"{}/project/api/project\"\n",
+            dir.path().display(),
+            up.url()
+        ),
+    )
+    .unwrap();
+    let base = format!("http://127.0.0.1:{port}/project/api/project");
+    let (mut gw, log) = serve_logged(&cfg);
+    wait_for_port(port);
+    let out = bin()
+        .args([
+            "plugin",
+            "install",
+            keeper(dir.path(), "1.0.0").to_str().unwrap(),
+            "--org",
+            "--id",
+            "k1",
+            "--admin",
+            &admin,
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let h = [("Ones-Plugin-Id", "k1")];
+    assert_eq!(
+        send_json("POST", &format!("{base}/notes"), &json!({"key": "a", "text": "first"}), &h).await.status,
+        200
+    );
+
+    // The timers fire on their own: `beat` writes, `broken` fails, each seen
+    // in the admin API, the metrics and the plugin's log.
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    let timers = get(&format!("{admin}/api/instances/k1/timers"), &[]).await.json();
+    let beat = timers.as_array().unwrap().iter().find(|t| t["id"] == "beat").unwrap().clone();
+    let broken = timers.as_array().unwrap().iter().find(|t| t["id"] == "broken").unwrap().clone();
+    assert_eq!((beat["schedule"].as_str(), beat["function"].as_str()), (Some("every 1 s"), Some("beat")), "{timers}");
+    assert!(beat["runs"].as_i64().unwrap() >= 2 && beat["failures"] == 0 && beat["last_run"]["ok"] == true, "{timers}");
+    assert!(beat["next_run"].as_i64().unwrap() >= chrono_now() - 1, "{timers}");
+    assert!(broken["failures"].as_i64().unwrap() >= 2, "{timers}");
+    assert!(broken["last_run"]["error"].as_str().unwrap().contains("no luck"), "{timers}");
+    let ticks = get(&format!("{base}/notes"), &h).await.json()["ticks"].as_i64().unwrap();
+    assert!(ticks >= 2, "{ticks}");
+    let metrics = get(&format!("{admin}/metrics"), &[]).await.text();
+    assert!(
+        metrics.contains(
+            "interpose_timer_runs_total{plugin=\"keeper\",instance=\"k1\",timer=\"broken\",outcome=\"failed\"}"
+        ),
+        "{metrics}"
+    );
+    let logs =
+        String::from_utf8_lossy(&bin().args(["plugin", "logs", "k1", "--admin", &admin]).output().unwrap().stdout)
+            .into_owned();
+    assert!(logs.contains("timer \"broken\": broken() failed") && logs.contains("no luck"), "{logs}");
+    let show =
+        String::from_utf8_lossy(&bin().args(["plugin", "show", "k1", "--admin", &admin]).output().unwrap().stdout)
+            .into_owned();
+    assert!(
+        show.contains("timer beat every 1 s -> beat()  next ") && show.contains("timer broken cron \"* * * * * ?\""),
+        "{show}"
+    );
+    let routes =
+        String::from_utf8_lossy(&bin().args(["routes", "--admin", &admin]).output().unwrap().stdout).into_owned();
+    assert!(routes.contains("timers:") && routes.contains("[keeper instance k1]"), "{routes}");
+    // Run out of schedule, with the result.
+    let ran = send_json("POST", &format!("{admin}/api/instances/k1/timers/beat/run"), &json!({}), &[]).await.json();
+    assert_eq!(ran["last_run"]["ok"], true, "{ran}");
+    let none = send_json("POST", &format!("{admin}/api/instances/k1/timers/nope/run"), &json!({}), &[]).await;
+    assert_eq!(none.status, 404);
+    assert!(none.text().contains("its timers: beat, broken"), "{}", none.text());
+
+    // A restart keeps the records and the runs counted.
+    drop(gw);
+    let (again, _) = serve_logged(&cfg);
+    gw = again;
+    wait_for_port(port);
+    let b = get(&format!("{base}/notes"), &h).await.json();
+    assert_eq!(b["notes"], json!(["first"]), "{b}");
+    assert!(b["ticks"].as_i64().unwrap() >= ticks, "{b}");
+    let runs = get(&format!("{admin}/api/instances/k1/timers"), &[]).await.json()[0]["runs"].as_i64().unwrap();
+    assert!(runs >= beat["runs"].as_i64().unwrap(), "{runs}");
+    // So does an upgrade.
+    let out = bin()
+        .args(["plugin", "upgrade", "k1", keeper(dir.path(), "1.1.0").to_str().unwrap(), "--admin", &admin])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(get(&format!("{base}/notes"), &h).await.json()["notes"], json!(["first"]));
+    // An uninstall takes them; a new install at the place starts empty.
+    let out = bin().args(["plugin", "uninstall", "k1", "--admin", &admin]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = bin()
+        .args([
+            "plugin",
+            "install",
+            keeper(dir.path(), "1.0.0").to_str().unwrap(),
+            "--org",
+            "--id",
+            "k1",
+            "--admin",
+            &admin,
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(get(&format!("{base}/notes"), &h).await.json()["notes"], json!([]));
+    drop(gw);
+    let _ = log;
+}
+
+fn chrono_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+}

@@ -14,6 +14,8 @@ pub mod lifecycle;
 mod manager;
 pub mod routes;
 mod sync;
+mod timers;
 
 pub use error::ControlError;
 pub use manager::{Install, InstanceInfo, Manager, Placement};
+pub use timers::{LastRun, TimerInfo};

@@ -70,6 +70,8 @@ pub struct InstanceInfo {
     pub config: BTreeMap<String, String>,
     /// `kind METHODS scope:url -> function()`, in manifest order.
     pub hooks: Vec<String>,
+    /// Its `TimerTask` abilities (with their runs when shown alone).
+    pub timers: Vec<crate::timers::TimerInfo>,
 }
 
 pub struct Manager {
@@ -81,6 +83,8 @@ pub struct Manager {
     /// `entries` lock. Changes made by other nodes move the store past it.
     /// Shared with the event dispatcher (`Gateway::enable_durable_events`).
     pub(crate) version: Arc<AtomicI64>,
+    /// Timer tasks on this node.
+    pub(crate) timers: crate::timers::Timers,
 }
 
 impl Manager {
@@ -153,7 +157,8 @@ impl Manager {
         gw.swap(snapshot);
         let version = Arc::new(AtomicI64::new(version));
         gw.enable_durable_events(store.clone(), version.clone());
-        let manager = Arc::new(Manager { gw, store, entries: Mutex::new(entries), version });
+        let manager =
+            Arc::new(Manager { gw, store, entries: Mutex::new(entries), version, timers: Default::default() });
         crate::sync::poll(Arc::downgrade(&manager));
         crate::sync::listen(Arc::downgrade(&manager)).await;
         // Start() for every enabled instance (a failure is logged, not fatal).
@@ -162,11 +167,13 @@ impl Manager {
                 tracing::error!(instance = %e.inst.meta.id, "{err}");
             }
         }
+        crate::timers::start(Arc::downgrade(&manager));
         Ok(manager)
     }
 
     /// Stop() for every enabled instance (the gateway is going down).
     pub async fn shutdown(&self) {
+        crate::timers::stop(self);
         for e in self.entries.lock().await.iter().filter(|e| e.state == State::Enabled) {
             if let Err(err) = lifecycle::run(&self.gw, &e.inst, Step::Stop).await {
                 tracing::warn!(instance = %e.inst.meta.id, "{err}");
@@ -183,8 +190,18 @@ impl Manager {
     }
 
     pub async fn get(&self, id: &str) -> Result<InstanceInfo, ControlError> {
-        let entries = self.entries.lock().await;
-        entries.iter().find(|e| e.inst.meta.id == id).map(info).ok_or_else(|| ControlError::NotFound(id.to_string()))
+        let mut shown = {
+            let entries = self.entries.lock().await;
+            entries
+                .iter()
+                .find(|e| e.inst.meta.id == id)
+                .map(info)
+                .ok_or_else(|| ControlError::NotFound(id.to_string()))?
+        };
+        if !shown.timers.is_empty() {
+            shown.timers = self.timers(id).await?;
+        }
+        Ok(shown)
     }
 
     /// Log lines of an instance after sequence number `after`.
@@ -371,6 +388,9 @@ impl Manager {
             Ok(n) if n > 0 => tracing::info!(instance = %id, "removed its {n} entity record(s)"),
             Ok(_) => {}
             Err(e) => tracing::warn!(instance = %id, "its entity records stay in the store: {e}"),
+        }
+        if let Err(e) = self.store.drop_timers(id).await {
+            tracing::warn!(instance = %id, "its timers' records stay in the store: {e}");
         }
         let gone = entries.remove(i);
         self.gw.swap(snapshot);
@@ -632,5 +652,6 @@ pub(crate) fn info(e: &Entry) -> InstanceInfo {
             })
             .collect(),
         hooks: m.apis.iter().map(|a| a.describe()).collect(),
+        timers: m.timers.iter().map(crate::timers::TimerInfo::declared).collect(),
     }
 }

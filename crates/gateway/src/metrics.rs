@@ -171,11 +171,24 @@ pub struct Metrics {
     pub unmatched: AtomicU64,
     hooks: Mutex<BTreeMap<HookKey, Weak<HookStats>>>,
     routes: Mutex<BTreeMap<RouteKey, Weak<RouteStats>>>,
+    /// Timer runs by (plugin, instance, timer): (succeeded, failed).
+    timers: Mutex<BTreeMap<(String, String, String), (u64, u64)>>,
 }
 
 impl Metrics {
     pub fn new(scopes: impl Iterator<Item = String>) -> Metrics {
         Metrics { scopes: scopes.map(|s| (s, Arc::default())).collect(), ..Default::default() }
+    }
+
+    /// Count one run of a timer task.
+    pub fn timer_ran(&self, plugin: &str, instance: &str, timer: &str, ok: bool) {
+        let mut timers = self.timers.lock().unwrap_or_else(|e| e.into_inner());
+        let n = timers.entry((plugin.to_string(), instance.to_string(), timer.to_string())).or_default();
+        if ok {
+            n.0 += 1;
+        } else {
+            n.1 += 1;
+        }
     }
 
     /// Stats for a hook of a new route table. A hook that was in the
@@ -324,6 +337,18 @@ impl Metrics {
         out.push_str("# HELP interpose_hook_dropped_total Suffix/subscribe events this hook never got: the queue or the store writer was full, or the store failed.\n# TYPE interpose_hook_dropped_total counter\n");
         for h in &post {
             let _ = writeln!(out, "interpose_hook_dropped_total{{{}}} {}", label(h), h.dropped.load(Ordering::Relaxed));
+        }
+        out.push_str("# HELP interpose_timer_runs_total Runs of timer tasks (TimerTask abilities) on this node, by outcome.\n# TYPE interpose_timer_runs_total counter\n");
+        for ((plugin, instance, timer), (ok, failed)) in self.timers.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            for (outcome, n) in [("ok", ok), ("failed", failed)] {
+                let _ = writeln!(
+                    out,
+                    "interpose_timer_runs_total{{plugin=\"{}\",instance=\"{}\",timer=\"{}\",outcome=\"{outcome}\"}} {n}",
+                    label_value(plugin),
+                    label_value(instance),
+                    label_value(timer)
+                );
+            }
         }
         for (name, help, value) in extra {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");

@@ -49,7 +49,13 @@ async fn run(store: &Store, req: &StorageRequest) -> Result<Value, SdkFailure> {
         }
     };
     let keys = || -> Result<Vec<String>, SdkFailure> {
-        req.op.get("keys").and_then(Value::as_array).ok_or_else(|| invalid("expected a list of keys"))?.iter().map(key_of).collect()
+        req.op
+            .get("keys")
+            .and_then(Value::as_array)
+            .ok_or_else(|| invalid("expected a list of keys"))?
+            .iter()
+            .map(key_of)
+            .collect()
     };
     match op {
         "get" => {
@@ -66,7 +72,8 @@ async fn run(store: &Store, req: &StorageRequest) -> Result<Value, SdkFailure> {
             Ok(Value::Array(out))
         }
         "set" => {
-            let items = req.op.get("items").and_then(Value::as_array).ok_or_else(|| invalid("expected [{key, value}]"))?;
+            let items =
+                req.op.get("items").and_then(Value::as_array).ok_or_else(|| invalid("expected [{key, value}]"))?;
             let items = items
                 .iter()
                 .enumerate()
@@ -89,7 +96,8 @@ async fn run(store: &Store, req: &StorageRequest) -> Result<Value, SdkFailure> {
                 return Ok(json!(store.entity_count(instance, entity, &q).await.map_err(failure)?));
             }
             let page = store.entity_query(instance, entity, &q).await.map_err(failure)?;
-            let data: Vec<Value> = page.data.into_iter().map(|(key, value)| json!({"key": key, "value": value})).collect();
+            let data: Vec<Value> =
+                page.data.into_iter().map(|(key, value)| json!({"key": key, "value": value})).collect();
             Ok(json!({"data": data, "page_info": {"has_more": page.has_more, "end_cursor": page.end_cursor}}))
         }
         other => Err(invalid(format!("unknown storage operation {other:?}"))),
@@ -114,7 +122,9 @@ fn declared<'e>(entities: &'e [Entity], name: &str) -> Result<&'e Entity, SdkFai
 
 fn query(op: &Value) -> Result<EntityQuery, SdkFailure> {
     let index = match op.get("index").and_then(Value::as_str) {
-        Some(name) => Some((name.to_string(), op.get("partition").and_then(Value::as_array).cloned().unwrap_or_default())),
+        Some(name) => {
+            Some((name.to_string(), op.get("partition").and_then(Value::as_array).cloned().unwrap_or_default()))
+        }
         None => None,
     };
     let condition = match op.get("where") {
@@ -144,8 +154,10 @@ fn query(op: &Value) -> Result<EntityQuery, SdkFailure> {
     };
     let limit = match op.get("limit") {
         None | Some(Value::Null) => None,
-        Some(v) => Some(v.as_u64().filter(|n| *n > 0).ok_or_else(|| invalid(format!("limit {v}: a whole number above 0")))?
-            as usize),
+        Some(v) => {
+            Some(v.as_u64().filter(|n| *n > 0).ok_or_else(|| invalid(format!("limit {v}: a whole number above 0")))?
+                as usize)
+        }
     };
     let cursor = op.get("cursor").and_then(Value::as_str).map(str::to_string);
     Ok(EntityQuery { index, condition, descending, limit, cursor })

@@ -570,8 +570,11 @@ storage:\n  entities:\n    - name: employee\n      attributes:\n        name: {t
     // Create: the default fills in; update: it is kept, the rest replaced.
     let got = send_json("POST", &url("/put"), &json!({"key": "k1", "value": {"name": "Mike", "age": 25}}), &h).await;
     assert_eq!(got.json(), json!({"name": "Mike", "age": 25, "deleted": false}));
-    send_json("POST", &url("/put"), &json!({"key": "k1", "value": {"name": "Mike", "age": 25, "deleted": true}}), &h).await;
-    let got = send_json("POST", &url("/put"), &json!({"key": "k1", "value": {"name": "Mike", "age": 26, "bio": "hi"}}), &h).await;
+    send_json("POST", &url("/put"), &json!({"key": "k1", "value": {"name": "Mike", "age": 25, "deleted": true}}), &h)
+        .await;
+    let got =
+        send_json("POST", &url("/put"), &json!({"key": "k1", "value": {"name": "Mike", "age": 26, "bio": "hi"}}), &h)
+            .await;
     assert_eq!(got.json(), json!({"name": "Mike", "age": 26, "deleted": true, "bio": "hi"}));
     for (value, says) in [
         (json!({"age": 3}), "attribute \"name\" of entity \"employee\" is required"),

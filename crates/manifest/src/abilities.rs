@@ -95,11 +95,8 @@ pub(crate) fn parse(cx: &mut Cx<'_>, node: &Node) -> Vec<TimerTask> {
                 }
             }
             Some(k) => {
-                let why = ONES_INVOKED
-                    .iter()
-                    .find(|(t, _)| *t == k)
-                    .map(|(_, why)| format!("{why}, "))
-                    .unwrap_or_default();
+                let why =
+                    ONES_INVOKED.iter().find(|(t, _)| *t == k).map(|(_, why)| format!("{why}, ")).unwrap_or_default();
                 cx.warn(
                     item.span(),
                     &key,
@@ -118,7 +115,11 @@ fn parse_timer(cx: &mut Cx<'_>, map: &marked_yaml::types::MarkedMappingNode, key
     let function = match present(map.get_node("function")) {
         Some(Node::Mapping(f)) => cx.required_string(f, "taskActionFunc", &format!("{key}.function.taskActionFunc")),
         Some(other) => {
-            cx.error(other.span(), &format!("{key}.function"), "must be a mapping `taskActionFunc: <exported function>`");
+            cx.error(
+                other.span(),
+                &format!("{key}.function"),
+                "must be a mapping `taskActionFunc: <exported function>`",
+            );
             None
         }
         None => {

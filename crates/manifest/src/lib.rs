@@ -18,8 +18,8 @@ mod parse;
 pub mod pattern;
 pub mod storage;
 
-pub use diagnostic::{Diagnostic, Diagnostics, Location, Severity};
 pub use abilities::{Schedule, TimerTask};
+pub use diagnostic::{Diagnostic, Diagnostics, Location, Severity};
 pub use pattern::{Segment, UrlPattern};
 pub use storage::{Attribute, AttributeType, Entity, EntityIndex};
 

@@ -92,7 +92,11 @@ impl Entity {
             format!(
                 "entity {:?} has no index {name:?} ({})",
                 self.name,
-                if known.is_empty() { "it declares none".to_string() } else { format!("declared: {}", known.join(", ")) }
+                if known.is_empty() {
+                    "it declares none".to_string()
+                } else {
+                    format!("declared: {}", known.join(", "))
+                }
             )
         })
     }
@@ -390,7 +394,11 @@ fn parse_attribute(cx: &mut Cx<'_>, node: &Node, key: &str) -> Option<Attribute>
         let parsed = AttributeType::parse(&t);
         if parsed.is_none() {
             let span = map.get_node("type").map(|n| *n.span()).unwrap_or(*map.span());
-            cx.error(&span, &format!("{key}.type"), format!("unknown type {t:?} (boolean, integer, float, string, text)"));
+            cx.error(
+                &span,
+                &format!("{key}.type"),
+                format!("unknown type {t:?} (boolean, integer, float, string, text)"),
+            );
         }
         parsed
     })?;
@@ -399,7 +407,11 @@ fn parse_attribute(cx: &mut Cx<'_>, node: &Node, key: &str) -> Option<Attribute>
         Some(n) => {
             let l = cx.integer(n, &format!("{key}.length"))?;
             if kind != AttributeType::String {
-                cx.error(n.span(), &format!("{key}.length"), format!("only string attributes have a length, not {}", kind.as_str()));
+                cx.error(
+                    n.span(),
+                    &format!("{key}.length"),
+                    format!("only string attributes have a length, not {}", kind.as_str()),
+                );
             } else if !(1..=MAX_STRING_BYTES as i64).contains(&l) {
                 cx.error(n.span(), &format!("{key}.length"), format!("{l} is outside 1..{MAX_STRING_BYTES}"));
             }
@@ -415,12 +427,10 @@ fn parse_attribute(cx: &mut Cx<'_>, node: &Node, key: &str) -> Option<Attribute>
         let value = crate::parse::to_json(n);
         // A YAML `default: "12"` for an integer attribute is the number 12.
         let value = match (kind, &value) {
-            (AttributeType::String | AttributeType::Text, v) if !v.is_string() => serde_json::Value::String(
-                match n {
-                    Node::Scalar(s) => s.as_str().to_string(),
-                    _ => v.to_string(),
-                },
-            ),
+            (AttributeType::String | AttributeType::Text, v) if !v.is_string() => serde_json::Value::String(match n {
+                Node::Scalar(s) => s.as_str().to_string(),
+                _ => v.to_string(),
+            }),
             (AttributeType::Float, serde_json::Value::String(s)) => {
                 s.parse::<f64>().ok().and_then(serde_json::Number::from_f64).map(Into::into).unwrap_or(value)
             }

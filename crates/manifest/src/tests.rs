@@ -182,7 +182,11 @@ abilities:\n  - id: t1\n    abilityType: TimerTask\n    function: {taskActionFun
     assert_eq!(m.timers[0].schedule.describe(), "every 30 s");
     let w: Vec<String> = m.warnings.iter().map(|w| w.to_string()).collect();
     assert_eq!(w.len(), 1, "{w:?}");
-    assert!(w[0].contains("plugin.yaml:8") && w[0].contains("\"sso\" (account) is not run by this host: ONES's login calls it"), "{w:?}");
+    assert!(
+        w[0].contains("plugin.yaml:8")
+            && w[0].contains("\"sso\" (account) is not run by this host: ONES's login calls it"),
+        "{w:?}"
+    );
 }
 
 #[test]
@@ -211,22 +215,41 @@ fn storage_entities_are_checked_as_ones_declares_them() {
     let text = "service: {app_id: a, version: 1.0.0, name: n}\nstorage:\n  entities:\n    - name: employee\n      attributes:\n        name: {type: string, length: 32, required: true}\n        age: {type: integer, default: 18}\n        deleted: {type: boolean}\n      indexes:\n        - {name: by_age, range_attribute: age, partition: [deleted]}\n";
     let m = parse(text).expect("valid");
     let e = &m.entities[0];
-    assert_eq!((e.name.as_str(), e.attributes.len(), e.indexes[0].partition.as_slice()), ("employee", 3, &["deleted".to_string()][..]));
+    assert_eq!(
+        (e.name.as_str(), e.attributes.len(), e.indexes[0].partition.as_slice()),
+        ("employee", 3, &["deleted".to_string()][..])
+    );
     assert_eq!(e.attributes["age"].default, Some(serde_json::json!(18)));
     assert!(m.warnings.is_empty(), "{:?}", m.warnings);
     for (entity, says) in [
         ("- name: e\n      attributes: {s: {type: string}}", "needs a `length`"),
         ("- name: e\n      attributes: {s: {type: string, length: 3000}}", "3000 is outside 1..2048"),
-        ("- name: e\n      attributes: {a: {type: string, length: 2000}, b: {type: string, length: 100}}", "add up to 2100 bytes"),
-        ("- name: e\n      attributes: {t: {type: text}}\n      indexes: [{name: i, range_attribute: t}]", "is text, which cannot be indexed"),
-        ("- name: e\n      attributes: {t: {type: integer}}\n      indexes: [{name: i, range_attribute: u}]", "no attribute \"u\" is declared"),
+        (
+            "- name: e\n      attributes: {a: {type: string, length: 2000}, b: {type: string, length: 100}}",
+            "add up to 2100 bytes",
+        ),
+        (
+            "- name: e\n      attributes: {t: {type: text}}\n      indexes: [{name: i, range_attribute: t}]",
+            "is text, which cannot be indexed",
+        ),
+        (
+            "- name: e\n      attributes: {t: {type: integer}}\n      indexes: [{name: i, range_attribute: u}]",
+            "no attribute \"u\" is declared",
+        ),
         ("- name: e\n      attributes: {t: {type: integer, default: 'x'}}", "expected integer, found the string \"x\""),
         ("- name: e\n      attributes: {t: {type: date}}", "unknown type \"date\""),
         ("- name: e\n      attributes: {}", "at least one attribute"),
-        ("- name: e\n      attributes: {t: {type: integer}}\n    - name: e\n      attributes: {t: {type: integer}}", "declared twice"),
+        (
+            "- name: e\n      attributes: {t: {type: integer}}\n    - name: e\n      attributes: {t: {type: integer}}",
+            "declared twice",
+        ),
     ] {
         let text = format!("service: {{app_id: a, version: 1.0.0, name: n}}\nstorage:\n  entities:\n    {entity}\n");
         let err = parse(&text).expect_err(entity).to_string();
-        assert!(err.contains(says) && err.contains("storage.entities[0]") || err.contains("storage.entities[1]") && err.contains(says), "{entity}: {err}");
+        assert!(
+            err.contains(says) && err.contains("storage.entities[0]")
+                || err.contains("storage.entities[1]") && err.contains(says),
+            "{entity}: {err}"
+        );
     }
 }

@@ -133,7 +133,8 @@ impl Store {
                     },
                     None => None,
                 };
-                let merged = entity.merge(old.as_ref(), value).map_err(|e| EntityError::Invalid(format!("key {key:?}: {e}")))?;
+                let merged =
+                    entity.merge(old.as_ref(), value).map_err(|e| EntityError::Invalid(format!("key {key:?}: {e}")))?;
                 sqlx::query(
                     "INSERT INTO entity_records (instance, entity, key, value, created_at, updated_at)
                      VALUES ($1, $2, $3, $4, $5, $5)
@@ -265,17 +266,15 @@ impl Store {
                 .fetch_all(p)
                 .await?
                 .into_iter()
-                .map(|row| {
-                    Ok::<_, sqlx::Error>((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?, row.try_get(3)?))
-                })
+                .map(|row| Ok::<_, sqlx::Error>((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?, row.try_get(3)?)))
                 .collect::<Result<Vec<_>, _>>()?
         });
         let has_more = rows.len() > limit;
         let mut data = Vec::with_capacity(limit.min(rows.len()));
         let mut end_cursor = None;
         for (key, value, num, txt) in rows.into_iter().take(limit) {
-            let v = serde_json::from_str(&value)
-                .map_err(|e| StoreError::Corrupt(format!("entity record {key:?}: {e}")))?;
+            let v =
+                serde_json::from_str(&value).map_err(|e| StoreError::Corrupt(format!("entity record {key:?}: {e}")))?;
             let at = match (num, txt) {
                 (Some(n), _) => Some(serde_json::json!(n)),
                 (None, Some(t)) => Some(serde_json::Value::String(t)),

@@ -26,10 +26,12 @@ mod declared;
 mod entities;
 mod events;
 mod instances;
+pub mod timers;
 pub use changes::{Changes, Heard};
 pub use declared::{Arrival, DeclaredRow};
 pub use entities::{Condition, EntityError, EntityQuery, Page, DEFAULT_LIMIT, MAX_LIMIT};
 pub use events::{EventRow, NewEvent, LEASE_MS};
+pub use timers::TimerRow;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -273,8 +275,11 @@ impl Store {
                 .connect_with(opts.clone())
                 .await
                 .map_err(|e| open_err(e.to_string()))?;
-            let data =
-                SqlitePoolOptions::new().max_connections(4).connect_with(opts).await.map_err(|e| open_err(e.to_string()))?;
+            let data = SqlitePoolOptions::new()
+                .max_connections(4)
+                .connect_with(opts)
+                .await
+                .map_err(|e| open_err(e.to_string()))?;
             (events, data)
         };
         // A SQLite file has one gateway: leases left by a killed process are

@@ -239,17 +239,27 @@ async fn entities_keep_their_rules_order_and_pages_on_both_stores() {
     for url in urls(&dir).await {
         let s = Store::open(&url).await.expect("open");
         let items: Vec<(String, serde_json::Value)> = (0..25)
-            .map(|i| (format!("emp{i:02}"), json!({"name": format!("n{:02}", 24 - i), "age": 20 + i % 5, "deleted": i % 2 == 0})))
+            .map(|i| {
+                (
+                    format!("emp{i:02}"),
+                    json!({"name": format!("n{:02}", 24 - i), "age": 20 + i % 5, "deleted": i % 2 == 0}),
+                )
+            })
             .collect();
         s.entity_set("I1", &e, &items).await.expect("batch set");
         // Another instance's records are its own.
         s.entity_set("I2", &e, &[("emp00".into(), json!({"name": "other", "age": 1}))]).await.expect("set");
         let got = s.entity_get("I1", "employee", "emp03").await.expect("get").expect("there");
         assert_eq!(got, json!({"name": "n21", "age": 23, "deleted": false}));
-        assert_eq!(s.entity_get("I2", "employee", "emp00").await.expect("get"), Some(json!({"name": "other", "age": 1, "deleted": false})));
+        assert_eq!(
+            s.entity_get("I2", "employee", "emp00").await.expect("get"),
+            Some(json!({"name": "other", "age": 1, "deleted": false}))
+        );
 
         // Update: required attributes again, the defaulted one kept.
-        s.entity_set("I1", &e, &[("emp03".into(), json!({"name": "x", "age": 99, "note": "hi"}))]).await.expect("update");
+        s.entity_set("I1", &e, &[("emp03".into(), json!({"name": "x", "age": 99, "note": "hi"}))])
+            .await
+            .expect("update");
         assert_eq!(
             s.entity_get("I1", "employee", "emp03").await.expect("get"),
             Some(json!({"name": "x", "age": 99, "deleted": false, "note": "hi"}))
@@ -260,7 +270,8 @@ async fn entities_keep_their_rules_order_and_pages_on_both_stores() {
             (json!({"name": "a", "age": 1, "salary": 3}), "declares no attribute \"salary\""),
             (json!({"name": "a".repeat(33), "age": 1}), "longer than its declared length 32"),
         ] {
-            let err = s.entity_set("I1", &e, &[("ok".into(), json!({"name": "a", "age": 1})), ("bad".into(), bad)]).await;
+            let err =
+                s.entity_set("I1", &e, &[("ok".into(), json!({"name": "a", "age": 1})), ("bad".into(), bad)]).await;
             let msg = err.expect_err("refused").to_string();
             assert!(msg.contains(says) && msg.contains("key \"bad\""), "{url}: {msg}");
         }
@@ -273,10 +284,26 @@ async fn entities_keep_their_rules_order_and_pages_on_both_stores() {
         assert!(p1.has_more);
         assert_eq!(p1.data[0].0, "emp00");
         let p3 = s
-            .entity_query("I1", &e, &EntityQuery { cursor: Some(s.entity_query("I1", &e, &EntityQuery { cursor: p1.end_cursor.clone(), ..q.clone() }).await.expect("p2").end_cursor.expect("c")), ..q.clone() })
+            .entity_query(
+                "I1",
+                &e,
+                &EntityQuery {
+                    cursor: Some(
+                        s.entity_query("I1", &e, &EntityQuery { cursor: p1.end_cursor.clone(), ..q.clone() })
+                            .await
+                            .expect("p2")
+                            .end_cursor
+                            .expect("c"),
+                    ),
+                    ..q.clone()
+                },
+            )
             .await
             .expect("page 3");
-        assert_eq!(p3.data.iter().map(|d| d.0.as_str()).collect::<Vec<_>>(), ["emp20", "emp21", "emp22", "emp23", "emp24"]);
+        assert_eq!(
+            p3.data.iter().map(|d| d.0.as_str()).collect::<Vec<_>>(),
+            ["emp20", "emp21", "emp22", "emp23", "emp24"]
+        );
         assert!(!p3.has_more);
 
         // An index in a partition, a range, descending.
@@ -298,8 +325,12 @@ async fn entities_keep_their_rules_order_and_pages_on_both_stores() {
             ..Default::default()
         };
         let page = s.entity_query("I1", &e, &names).await.expect("beginsWith");
-        assert_eq!(page.data.iter().map(|d| d.1["name"].as_str().unwrap()).collect::<Vec<_>>(), ["n10", "n11", "n12", "n13", "n14", "n15", "n16", "n17", "n18", "n19"]);
-        let err = s.entity_query("I1", &e, &EntityQuery { index: Some(("nope".into(), vec![])), ..Default::default() }).await;
+        assert_eq!(
+            page.data.iter().map(|d| d.1["name"].as_str().unwrap()).collect::<Vec<_>>(),
+            ["n10", "n11", "n12", "n13", "n14", "n15", "n16", "n17", "n18", "n19"]
+        );
+        let err =
+            s.entity_query("I1", &e, &EntityQuery { index: Some(("nope".into(), vec![])), ..Default::default() }).await;
         assert!(err.expect_err("no such index").to_string().contains("has no index \"nope\""));
 
         assert_eq!(s.entity_delete("I1", "employee", &["emp00".into(), "nothing".into()]).await.expect("delete"), 1);

@@ -222,6 +222,12 @@ impl Instance {
         self.record_log(LogLevel::Error, format!("{function}() {error}"), request_id);
     }
 
+    /// A line in the instance's log from the gateway about it (a timer's
+    /// run), written to the gateway's log too.
+    pub fn log(&self, level: LogLevel, message: String) {
+        self.push_log(level, message, None);
+    }
+
     /// Add a line to the instance's log without writing it to the gateway's.
     pub(crate) fn record_log(&self, level: LogLevel, message: String, request_id: Option<String>) {
         let seq = self.log_seq.fetch_add(1, Ordering::Relaxed) + 1;

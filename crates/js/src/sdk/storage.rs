@@ -25,7 +25,9 @@ pub(super) fn export<'js>(ctx: &rquickjs::Ctx<'js>, exports: &rquickjs::module::
 fn host_storage<'js>(ctx: Ctx<'js>, op: String) -> rquickjs::Result<Value<'js>> {
     let (promise, done) = event_loop::pending(&ctx)?;
     let fail = |done: event_loop::Settle, errcode: &str, status: u16, reason: String| {
-        done.settle(serde_json::json!({"ok": false, "error": {"errcode": errcode, "reason": reason, "status": status}}));
+        done.settle(
+            serde_json::json!({"ok": false, "error": {"errcode": errcode, "reason": reason, "status": status}}),
+        );
     };
     let Some(scope) = current() else {
         fail(done, "Storage.NotAvailable", 501, "entity storage is only available inside a call".into());

@@ -27,11 +27,13 @@ CREATE TABLE entity_index (
 );
 CREATE INDEX entity_index_order ON entity_index (instance, entity, idx, part, num, txt, key);
 
--- TimerTask abilities: when each instance's timer is due next, which node
--- holds the lease on the running tick, and how the last run went.
+-- TimerTask abilities: when each instance's timer is due next (seconds; on
+-- the schedule it was planned by), until when the node running its tick
+-- holds it (milliseconds), and how the last run went.
 CREATE TABLE timer_runs (
     instance     TEXT    NOT NULL,
     timer        TEXT    NOT NULL,
+    schedule     TEXT    NOT NULL,
     next_at      BIGINT  NOT NULL,
     lease_until  BIGINT  NOT NULL DEFAULT 0,
     runs         BIGINT  NOT NULL DEFAULT 0,
