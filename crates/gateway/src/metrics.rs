@@ -164,6 +164,8 @@ impl RouteStatsIndex {
 type RouteKey = (String, String, String);
 
 type HookKey = (String, String, String, HookKind);
+/// (plugin, instance, timer) → (runs that succeeded, runs that failed).
+type TimerRuns = BTreeMap<(String, String, String), (u64, u64)>;
 
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -172,7 +174,7 @@ pub struct Metrics {
     hooks: Mutex<BTreeMap<HookKey, Weak<HookStats>>>,
     routes: Mutex<BTreeMap<RouteKey, Weak<RouteStats>>>,
     /// Timer runs by (plugin, instance, timer): (succeeded, failed).
-    timers: Mutex<BTreeMap<(String, String, String), (u64, u64)>>,
+    timers: Mutex<TimerRuns>,
 }
 
 impl Metrics {

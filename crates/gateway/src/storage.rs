@@ -121,12 +121,10 @@ fn declared<'e>(entities: &'e [Entity], name: &str) -> Result<&'e Entity, SdkFai
 }
 
 fn query(op: &Value) -> Result<EntityQuery, SdkFailure> {
-    let index = match op.get("index").and_then(Value::as_str) {
-        Some(name) => {
-            Some((name.to_string(), op.get("partition").and_then(Value::as_array).cloned().unwrap_or_default()))
-        }
-        None => None,
-    };
+    let index = op
+        .get("index")
+        .and_then(Value::as_str)
+        .map(|name| (name.to_string(), op.get("partition").and_then(Value::as_array).cloned().unwrap_or_default()));
     let condition = match op.get("where") {
         None | Some(Value::Null) => None,
         Some(w) => {

@@ -314,7 +314,7 @@ async fn entities_keep_their_rules_order_and_pages_on_both_stores() {
             ..Default::default()
         };
         let page = s.entity_query("I1", &e, &q).await.expect("index query");
-        let ages: Vec<i64> = page.data.iter().map(|d| d.1["age"].as_i64().unwrap()).collect();
+        let ages: Vec<i64> = page.data.iter().map(|d| d.1["age"].as_i64().expect("age")).collect();
         assert!(page.data.iter().all(|d| d.1["deleted"] == json!(true)));
         assert!(ages.windows(2).all(|w| w[0] >= w[1]) && ages.iter().all(|a| (21..=23).contains(a)), "{ages:?}");
         assert_eq!(s.entity_count("I1", &e, &q).await.expect("count") as usize, ages.len());
@@ -326,7 +326,7 @@ async fn entities_keep_their_rules_order_and_pages_on_both_stores() {
         };
         let page = s.entity_query("I1", &e, &names).await.expect("beginsWith");
         assert_eq!(
-            page.data.iter().map(|d| d.1["name"].as_str().unwrap()).collect::<Vec<_>>(),
+            page.data.iter().map(|d| d.1["name"].as_str().expect("name")).collect::<Vec<_>>(),
             ["n10", "n11", "n12", "n13", "n14", "n15", "n16", "n17", "n18", "n19"]
         );
         let err =
