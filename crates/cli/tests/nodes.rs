@@ -473,3 +473,72 @@ async fn propagation_latency() {
         println!("  {kind:9} n={:2} median {:.1} ms, max {:.1} ms", of.len(), of[of.len() / 2], of[of.len() - 1]);
     }
 }
+
+/// The sum of `interpose_timer_runs_total` for `timer` on `node`.
+async fn timer_runs(node: &Node, timer: &str) -> i64 {
+    let text = get(&format!("{}/metrics", node.admin), &[]).await.text();
+    text.lines()
+        .filter(|l| l.starts_with("interpose_timer_runs_total{") && l.contains(&format!("timer=\"{timer}\"")))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<i64>().ok())
+        .sum()
+}
+
+/// Nodes sharing a store share each instance's records (written on one,
+/// read on the other), and run each timer tick once between them: the runs
+/// the nodes count add up to the store's, one per second, and the ticks go
+/// on on the other node when the one running them dies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_share_entity_records_and_run_each_timer_tick_once() {
+    let Some(store) = interpose_test_util::postgres::database().await else { return };
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("clock");
+    interpose_test_util::write_files(&p, &[
+        ("config/plugin.yaml", "service: {app_id: clock, version: 1.0.0, name: clock, scope: 2}\n\
+apis:\n  - {type: addition, methods: [POST], url: /put, function: put}\n  - {type: addition, methods: [GET], url: /get, function: read}\n\
+storage:\n  entities:\n    - name: kv\n      attributes:\n        v: {type: string, length: 100, required: true}\n    - name: tick\n      attributes:\n        at: {type: integer, required: true}\n\
+abilities:\n  - id: beat\n    abilityType: TimerTask\n    function: {taskActionFunc: beat}\n    config: [{key: interval, value: 1}]\n"),
+        ("backend/src/index.js", "import { storage } from '@ones-op/sdk/node'\n\
+            export async function put(r) { await storage.entity('kv').set(r.body.k, { v: r.body.v }); return { body: {} } }\n\
+            export async function read(r) { return { body: { v: (await storage.entity('kv').get(r.query.k))?.v ?? null, ticks: await storage.entity('tick').query().count() } } }\n\
+            export async function beat() { await storage.entity('tick').set(String(Date.now()) + Math.random(), { at: Date.now() }) }\n"),
+    ]);
+    let a = node(&dir.path().join("a"), &store, &up.url(), 200);
+    let b = node(&dir.path().join("b"), &store, &up.url(), 200);
+    plugin_cmd(&a, &["install", p.to_str().unwrap(), "--org", "--id", "c1"]);
+    until_status(&b, "/get?k=x", 200).await;
+    let h = [("Ones-Plugin-Id", "c1")];
+    let put = interpose_test_util::send_json(
+        "POST",
+        &format!("http://127.0.0.1:{}/project/api/project/put", a.port),
+        &serde_json::json!({"k": "x", "v": "written on a"}),
+        &h,
+    )
+    .await;
+    assert_eq!(put.status, 200);
+    let read = |n: &Node| {
+        let url = format!("http://127.0.0.1:{}/project/api/project/get?k=x", n.port);
+        async move { get(&url, &h).await.json() }
+    };
+    assert_eq!(read(&b).await["v"], "written on a");
+
+    let t0 = Instant::now();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let (on_a, on_b) = (timer_runs(&a, "beat").await, timer_runs(&b, "beat").await);
+    let timers = get(&format!("{}/api/instances/c1/timers", a.admin), &[]).await.json();
+    let stored = timers[0]["runs"].as_i64().unwrap();
+    let secs = t0.elapsed().as_secs() as i64;
+    assert!(on_a + on_b >= stored - 1 && on_a + on_b <= stored + 1, "a {on_a} + b {on_b} vs store {stored}");
+    assert!((3..=secs + 2).contains(&stored), "{stored} runs in {secs} s: one node per tick");
+    let ticks = read(&a).await["ticks"].as_i64().unwrap();
+    assert!((ticks - stored).abs() <= 1, "{ticks} ticks recorded, {stored} runs");
+
+    // The node that ran the last ticks dies: the other carries on.
+    let (survivor, dead) = if on_a >= on_b { (b, a) } else { (a, b) };
+    drop(dead);
+    let before = read(&survivor).await["ticks"].as_i64().unwrap();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let after = read(&survivor).await["ticks"].as_i64().unwrap();
+    assert!(after - before >= 2, "ticks {before} → {after} after a node died");
+    assert_eq!(read(&survivor).await["v"], "written on a");
+}
