@@ -917,3 +917,44 @@ async fn timers_run_on_schedule_and_plugin_data_survives_restarts_and_upgrades_u
 fn chrono_now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invoke_timer_runs_a_timer_task_of_the_debug_instance_now() {
+    let root = tempfile::tempdir().unwrap();
+    let project = root.path().join("ticker");
+    interpose_test_util::write_files(&project, &[
+        ("config/plugin.yaml", "service: {app_id: ticker, version: 1.0.0, name: ticker, scope: 1}\napis:\n  - {type: addition, methods: [GET], url: /count, function: count}\n\
+abilities:\n  - id: hourly\n    abilityType: TimerTask\n    function: {taskActionFunc: tick}\n    config: [{key: cron, value: '0 0 * * * *'}]\n"),
+        ("backend/src/index.js", "let n = 0\nexport function tick() { n++ }\nexport function count() { return { body: { n } } }\n"),
+    ]);
+    let port = free_port();
+    let mut child = Running(
+        bin()
+            .current_dir(&project)
+            .args(["invoke", "run", "--sample", "--listen", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut lines = BufReader::new(child.0.stdout.take().unwrap()).lines();
+    let t0 = Instant::now();
+    while !lines.next().and_then(Result::ok).unwrap_or_default().contains("curl -s") {
+        assert!(t0.elapsed() < Duration::from_secs(30), "invoke run did not start");
+    }
+    std::thread::spawn(move || lines.for_each(drop));
+    let out = bin().current_dir(&project).args(["invoke", "timer", "hourly"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && stdout.contains("ran timer hourly: tick() in"), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    // It ran in the debug instance's runtime, where its hooks run.
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(project.join(".interpose/invoke.json")).unwrap()).unwrap();
+    let id = state["instance"].as_str().unwrap();
+    let got = get(&format!("http://127.0.0.1:{port}/project/api/project/count"), &[("Ones-Plugin-Id", id)]).await;
+    assert_eq!(got.json(), json!({"n": 1}));
+    let out = bin().current_dir(&project).args(["invoke", "timer", "nope"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("its timers: hourly"), "{stderr}");
+    let out = bin().current_dir(&project).args(["invoke", "clear"]).output().unwrap();
+    assert!(out.status.success());
+}
