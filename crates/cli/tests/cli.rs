@@ -945,7 +945,11 @@ abilities:\n  - id: hourly\n    abilityType: TimerTask\n    function: {taskActio
     std::thread::spawn(move || lines.for_each(drop));
     let out = bin().current_dir(&project).args(["invoke", "timer", "hourly"]).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success() && stdout.contains("ran timer hourly: tick() in"), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success() && stdout.contains("ran timer hourly: tick() in"),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // It ran in the debug instance's runtime, where its hooks run.
     let state: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(project.join(".interpose/invoke.json")).unwrap()).unwrap();

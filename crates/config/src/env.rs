@@ -27,6 +27,8 @@ const OVERRIDABLE: &[(&str, &str)] = &[
     ("limits", "body_read_timeout_ms"),
     ("sandbox", "http_allow"),
     ("sandbox", "ca_file"),
+    ("plugin_db", "url"),
+    ("plugin_db", "dir"),
     ("log", "level"),
     ("log", "access_log"),
 ];

@@ -26,6 +26,7 @@ pub struct Config {
     pub limits: Limits,
     pub sandbox: Sandbox,
     pub log: Log,
+    pub plugin_db: PluginDbConfig,
     pub plugins: Vec<PluginDecl>,
     /// Folder that relative paths were resolved against.
     pub base_dir: PathBuf,
@@ -61,6 +62,16 @@ pub struct Storage {
     /// guarantee. Off behind a pooler that cannot `LISTEN` (PgBouncer in
     /// transaction mode).
     pub listen: bool,
+}
+
+/// `[plugin_db]`: where plugins' SQL databases (`@ones-op/node-database`) live.
+#[derive(Debug, Clone)]
+pub struct PluginDbConfig {
+    /// A MySQL or MariaDB server (`mysql://user:pass@host:3306/prefix`);
+    /// `None`: the embedded SQLite files in `dir`.
+    pub url: Option<String>,
+    /// Folder of the embedded backend's files, one per instance.
+    pub dir: PathBuf,
 }
 
 /// One scope of the standard system: requests under `mount` go to `url`.

@@ -39,6 +39,7 @@ pub(crate) struct RawConfig {
     pub limits: RawLimits,
     pub sandbox: RawSandbox,
     pub log: RawLog,
+    pub plugin_db: RawPluginDb,
     pub plugins: Vec<RawPlugin>,
 }
 
@@ -127,6 +128,19 @@ impl Default for RawLimits {
             post_max_attempts: 8,
             post_retry_base_ms: 1000,
         }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawPluginDb {
+    pub url: Option<String>,
+    pub dir: String,
+}
+
+impl Default for RawPluginDb {
+    fn default() -> Self {
+        RawPluginDb { url: None, dir: "data/databases".into() }
     }
 }
 

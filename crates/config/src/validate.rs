@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use crate::raw::RawConfig;
-use crate::{Config, Limits, Log, PluginDecl, Sandbox, Server, Storage, Upstream};
+use crate::{Config, Limits, Log, PluginDbConfig, PluginDecl, Sandbox, Server, Storage, Upstream};
 
 pub(crate) fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, Vec<String>> {
     let mut p = Vec::new();
@@ -94,6 +94,14 @@ pub(crate) fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, Vec<St
         post_queue_size: range(&mut p, "limits.post_queue_size", l.post_queue_size, 1, 10_000_000) as usize,
     };
 
+    let plugin_db_url = raw.plugin_db.url.clone().filter(|u| !u.trim().is_empty());
+    if let Some(u) = &plugin_db_url {
+        if !(u.starts_with("mysql://") || u.starts_with("mariadb://")) {
+            p.push(format!(
+                "plugin_db.url {u:?}: a MySQL or MariaDB server as mysql://user:password@host:3306/prefix (leave it out for the embedded SQLite databases)"
+            ));
+        }
+    }
     let ca_file = raw.sandbox.ca_file.as_ref().map(|f| base_dir.join(f));
     if let Some(f) = &ca_file {
         if let Err(e) = std::fs::metadata(f) {
@@ -158,6 +166,7 @@ pub(crate) fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, Vec<St
         limits,
         sandbox: Sandbox { http_allow: raw.sandbox.http_allow, ca_file },
         log: Log { level: raw.log.level, access_log: raw.log.access_log },
+        plugin_db: PluginDbConfig { url: plugin_db_url, dir: base_dir.join(&raw.plugin_db.dir) },
         plugins,
         base_dir: base_dir.to_path_buf(),
     })

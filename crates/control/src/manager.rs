@@ -92,6 +92,10 @@ impl Manager {
     /// make the enabled ones live. Refuses (and changes nothing) on a conflict.
     pub async fn start(gw: Arc<Gateway>, store: Store) -> Result<Arc<Manager>, ControlError> {
         gw.use_store(store.clone());
+        if let (Some(url), None) = (&gw.config.plugin_db.url, gw.databases()) {
+            let db = interpose_plugindb::PluginDb::mysql(url).await.map_err(ControlError::BadRequest)?;
+            gw.use_databases(db);
+        }
         let mut entries: Vec<Entry> = gw
             .snapshot()
             .instances
@@ -147,6 +151,9 @@ impl Manager {
                 "instance {} of the config file's [[plugins]] ({}) has the id of registry instance {} ({}): pin another `instance` for the [[plugins]] entry",
                 d.inst.meta.id, d.inst.meta.name, r.inst.meta.id, r.inst.meta.name
             )));
+        }
+        if let Some(why) = entries.iter().find_map(|e| gw.database_refusal(&e.inst.plugin)) {
+            return Err(ControlError::BadRequest(why));
         }
         let snapshot = prepare(&gw, &entries, None)?;
         // Declared instances new at their place, or at a new version, run
@@ -392,6 +399,11 @@ impl Manager {
         if let Err(e) = self.store.drop_timers(id).await {
             tracing::warn!(instance = %id, "its timers' records stay in the store: {e}");
         }
+        if let Some(db) = self.gw.databases() {
+            if let Err(e) = db.drop_instance(id).await {
+                tracing::warn!(instance = %id, "its plugin database stays: {e}");
+            }
+        }
         let gone = entries.remove(i);
         self.gw.swap(snapshot);
         self.forget_dir(&entries, &gone.inst.plugin.dir);
@@ -461,6 +473,9 @@ impl Manager {
             std::fs::rename(&project, &dir).map_err(|e| ControlError::Internal(format!("{}: {e}", dir.display())))?;
         }
         let plugin = LoadedPlugin { dir, manifest: loaded.manifest, code: loaded.code };
+        if let Some(why) = self.gw.database_refusal(&plugin) {
+            return Err(ControlError::BadPlugin(vec![why]));
+        }
         Ok((Arc::new(plugin), version))
     }
 }

@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use http::{HeaderName, HeaderValue, Method, Request};
 use interpose_config::{Config, Upstream};
-use interpose_js::{FetchDone, FetchError, FetchRequest, FetchResponse, FetchTarget, HostIo, SdkDone, StorageRequest};
+use interpose_js::{
+    FetchDone, FetchError, FetchRequest, FetchResponse, FetchTarget, HostIo, SdkDone, SdkRequest, SdkService,
+};
 
 use crate::body::{self, Body};
 use crate::proxy::{self, Client};
@@ -54,10 +56,14 @@ pub struct GatewayIo {
     handle: tokio::runtime::Handle,
     /// The gateway's store, once it has one (entity storage).
     store: StoreSlot,
+    /// Plugins' SQL databases, once connected.
+    databases: DbSlot,
 }
 
 /// The store plugins' data lives in, set once the gateway has opened it.
 pub type StoreSlot = Arc<std::sync::OnceLock<interpose_registry::Store>>;
+/// Plugins' SQL databases, set once the gateway has them.
+pub type DbSlot = Arc<std::sync::OnceLock<Arc<interpose_plugindb::PluginDb>>>;
 
 impl GatewayIo {
     /// `None` outside a tokio runtime (tools that only load plugins).
@@ -66,6 +72,7 @@ impl GatewayIo {
         client: Client,
         tls: Arc<rustls::ClientConfig>,
         store: StoreSlot,
+        databases: DbSlot,
     ) -> Option<Arc<GatewayIo>> {
         let handle = tokio::runtime::Handle::try_current().ok()?;
         let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
@@ -84,6 +91,7 @@ impl GatewayIo {
             http_allow: config.sandbox.http_allow.clone(),
             handle,
             store,
+            databases,
         }))
     }
 
@@ -162,16 +170,31 @@ impl HostIo for GatewayIo {
         });
     }
 
-    fn storage(&self, req: StorageRequest, done: SdkDone) {
-        let Some(store) = self.store.get().cloned() else {
-            done(Err(interpose_js::SdkFailure::new(
-                "Storage.NotAvailable",
-                501,
-                "entity storage needs the gateway's store, which this process has not opened",
-            )));
-            return;
-        };
-        self.handle.spawn(async move { done(crate::storage::serve(&store, req).await) });
+    fn sdk(&self, req: SdkRequest, done: SdkDone) {
+        match req.service {
+            SdkService::Storage => {
+                let Some(store) = self.store.get().cloned() else {
+                    done(Err(interpose_js::SdkFailure::new(
+                        "Storage.NotAvailable",
+                        501,
+                        "entity storage needs the gateway's store, which this process has not opened",
+                    )));
+                    return;
+                };
+                self.handle.spawn(async move { done(crate::storage::serve(&store, req).await) });
+            }
+            SdkService::Database => {
+                let Some(db) = self.databases.get().cloned() else {
+                    done(Err(interpose_js::SdkFailure::new(
+                        "DB.NotAvailable",
+                        501,
+                        "the plugin database ([plugin_db]) is not connected in this process",
+                    )));
+                    return;
+                };
+                self.handle.spawn(async move { done(crate::storage::database(&db, req).await) });
+            }
+        }
     }
 }
 

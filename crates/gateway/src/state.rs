@@ -49,6 +49,8 @@ pub struct Gateway {
     pub io: Option<Arc<dyn HostIo>>,
     /// The store plugins keep their data in (see [`Gateway::use_store`]).
     store: crate::io::StoreSlot,
+    /// Plugins' SQL databases (see [`Gateway::use_databases`]).
+    databases: crate::io::DbSlot,
     /// Longest mount first, so `/a/b` wins over `/a`.
     mounts: Vec<Upstream>,
     snapshot: ArcSwap<Snapshot>,
@@ -74,7 +76,12 @@ impl Gateway {
         let client = Client::new(Duration::from_millis(config.limits.upstream_connect_timeout_ms));
         let tls = crate::io::tls_config(&config).map_err(StartError::CaFile)?;
         let store = crate::io::StoreSlot::default();
-        let io = GatewayIo::new(&config, client.clone(), tls, store.clone()).map(|io| io as Arc<dyn HostIo>);
+        let databases = crate::io::DbSlot::default();
+        if config.plugin_db.url.is_none() {
+            let _ = databases.set(Arc::new(interpose_plugindb::PluginDb::sqlite(config.plugin_db.dir.clone())));
+        }
+        let io = GatewayIo::new(&config, client.clone(), tls, store.clone(), databases.clone())
+            .map(|io| io as Arc<dyn HostIo>);
         // One pool for every call of a plugin, so its module state is the
         // same for its hooks and its subscribers (as in the platform's one
         // Node process): `workers` threads for the request path, and up to
@@ -96,6 +103,7 @@ impl Gateway {
             metrics,
             io,
             store,
+            databases,
             mounts,
             snapshot: ArcSwap::from_pointee(Snapshot { routes, route_stats, instances }),
         }))
@@ -105,6 +113,30 @@ impl Gateway {
     /// before any plugin function runs.
     pub fn use_store(&self, store: interpose_registry::Store) {
         let _ = self.store.set(store);
+    }
+
+    /// Plugins' SQL databases on a MySQL/MariaDB server from now on (the
+    /// embedded SQLite ones are there from the start); set once.
+    pub fn use_databases(&self, db: interpose_plugindb::PluginDb) {
+        let _ = self.databases.set(Arc::new(db));
+    }
+
+    /// Plugins' SQL databases, once there.
+    pub fn databases(&self) -> Option<&Arc<interpose_plugindb::PluginDb>> {
+        self.databases.get()
+    }
+
+    /// Why `plugin` cannot run on this gateway: it uses the SQL database,
+    /// which is a file of this node's while the store is shared with others.
+    pub fn database_refusal(&self, plugin: &crate::LoadedPlugin) -> Option<String> {
+        let shared = self.store().is_some_and(|s| s.backend() == "postgres");
+        let local = self.databases().is_none_or(|d| d.is_local());
+        (shared && local && plugin.code.imports("@ones-op/node-database")).then(|| {
+            format!(
+                "{} uses @ones-op/node-database, and this gateway shares its store (PostgreSQL) with other nodes while its plugin databases are SQLite files of its own: each node's data would diverge. Set [plugin_db] url to a MySQL or MariaDB server every node uses",
+                plugin.manifest.service.name
+            )
+        })
     }
 
     /// The store plugins' data is kept in, once set.

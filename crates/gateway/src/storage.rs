@@ -1,9 +1,11 @@
-//! Entity storage for plugins (`@ones-op/sdk` `storage.entity(name)`): a
-//! call from the SDK, parsed and checked against the instance's declared
-//! entities, run on the gateway's store within the hook's deadline.
+//! Plugins' data: entity storage (`@ones-op/sdk` `storage.entity(name)`),
+//! each call parsed and checked against the instance's declared entities and
+//! run on the gateway's store, and the plugin's SQL database
+//! (`@ones-op/node-database`) — both within the hook's deadline.
 
-use interpose_js::{SdkFailure, StorageRequest};
+use interpose_js::{SdkFailure, SdkRequest};
 use interpose_manifest::Entity;
+use interpose_plugindb::PluginDb;
 use interpose_registry::{Condition, EntityError, EntityQuery, Store, StoreError};
 use serde_json::{json, Value};
 
@@ -24,19 +26,53 @@ fn store_failure(e: StoreError) -> SdkFailure {
 }
 
 /// Run one call, within what is left of the hook's deadline.
-pub(crate) async fn serve(store: &Store, req: StorageRequest) -> Result<Value, SdkFailure> {
+pub(crate) async fn serve(store: &Store, req: SdkRequest) -> Result<Value, SdkFailure> {
     let timeout = req.timeout.max(std::time::Duration::from_millis(1));
-    match tokio::time::timeout(timeout, run(store, &req)).await {
+    within(timeout, "entity storage", run(store, &req)).await
+}
+
+async fn within(
+    timeout: std::time::Duration,
+    what: &str,
+    f: impl std::future::Future<Output = Result<Value, SdkFailure>>,
+) -> Result<Value, SdkFailure> {
+    match tokio::time::timeout(timeout, f).await {
         Ok(result) => result,
         Err(_) => Err(SdkFailure::new(
             "RequestTimeOut",
             504,
-            format!("entity storage did not answer within the hook's remaining {} ms", timeout.as_millis()),
+            format!("{what} did not answer within the hook's remaining {} ms", timeout.as_millis()),
         )),
     }
 }
 
-async fn run(store: &Store, req: &StorageRequest) -> Result<Value, SdkFailure> {
+/// One `@ones-op/node-database` call, within what is left of the hook's deadline.
+pub(crate) async fn database(db: &PluginDb, req: SdkRequest) -> Result<Value, SdkFailure> {
+    let timeout = req.timeout.max(std::time::Duration::from_millis(1));
+    within(timeout, "the plugin database", async {
+        let instance = req.instance.as_str();
+        let text = |k: &str| req.op.get(k).and_then(Value::as_str).unwrap_or("");
+        let result = match text("op") {
+            "importSQL" => {
+                let Some(ws) = &req.workspace else {
+                    return Err(SdkFailure::new("DB.SqlFileFetchingFailed", 400, "this instance has no workspace"));
+                };
+                db.import_sql(instance, ws, text("file")).await.map(|()| Value::Null)
+            }
+            "select" => db
+                .select(instance, text("sql"))
+                .await
+                .map(|rows| Value::Array(rows.into_iter().map(Value::Object).collect())),
+            "exec" => db.exec(instance, text("operate"), text("sql")).await.map(|()| Value::Null),
+            "count" => db.count(instance, text("sql")).await.map(Value::from),
+            other => return Err(invalid(format!("unknown database operation {other:?}"))),
+        };
+        result.map_err(|e| SdkFailure::new(e.errcode, e.status, e.reason))
+    })
+    .await
+}
+
+async fn run(store: &Store, req: &SdkRequest) -> Result<Value, SdkFailure> {
     let op = req.op.get("op").and_then(Value::as_str).unwrap_or("");
     let name = req.op.get("entity").and_then(Value::as_str).unwrap_or("");
     let entity = declared(&req.entities, name)?;

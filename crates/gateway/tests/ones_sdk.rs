@@ -482,29 +482,43 @@ async fn outside_calls_speak_https_and_check_certificates() {
     assert!(err.contains("sandbox.ca_file") && err.contains("no PEM certificate"), "{err}");
 }
 
-/// A plugin that imports the database SDK interpose does not provide yet
-/// loads; `env` answers; each database call rejects, saying so.
+/// `@ones-op/node-database` on the embedded SQLite: a plugin's MySQL
+/// `plugin.sql` imported, rows inserted, upserted, selected and counted;
+/// failures are DBErrors with ONES's errcodes.
 #[tokio::test]
-async fn plugins_importing_the_database_load() {
+async fn the_plugin_database_runs_mysql_as_plugins_write_it() {
     let up = Upstream::start().await;
-    let p = team_plugin(
-        "data",
-        "  - {type: addition, methods: [GET], url: /team, function: team}\n  - {type: addition, methods: [GET], url: /rows, function: rows}\n",
-        "import { env } from '@ones-op/sdk/node'\n\
-         import { select } from '@ones-op/node-database'\n\
-         export async function team() { return { body: { team: await env.getTeamID() } } }\n\
-         export async function rows() { return { body: await select('select * from t') } }\n",
-    );
+    let p = interpose_test_util::project(&[
+        ("config/plugin.yaml", "service: {app_id: data, version: 1.0.0, name: data, scope: 1}\napis:\n  - {type: addition, methods: [GET], url: /team, function: team}\n  - {type: addition, methods: [POST], url: /init, function: init}\n  - {type: addition, methods: [POST], url: /add, function: add}\n  - {type: addition, methods: [GET], url: /rows, function: rows}\n  - {type: addition, methods: [GET], url: /bad, function: bad}\n"),
+        ("workspace/plugin.sql", "CREATE TABLE IF NOT EXISTS `{{visits}}` (\n  `id` bigint(20) NOT NULL AUTO_INCREMENT,\n  `user` varchar(64) NOT NULL,\n  `n` int(11) NOT NULL DEFAULT '0',\n  `at` datetime DEFAULT NULL,\n  PRIMARY KEY (`id`),\n  UNIQUE KEY `uk_user` (`user`)\n) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;\n"),
+        ("backend/src/index.ts", "import { env } from '@ones-op/sdk/node'\n\
+import { importSQL, select, exec, count } from '@ones-op/node-database'\n\
+export async function team() { return { body: { team: await env.getTeamID() } } }\n\
+export async function init() { await importSQL('plugin.sql'); return { body: { ok: true } } }\n\
+export async function add(r: any) {\n  await exec('insert', `insert into visits (user, n, at) values ('${r.body.user}', 1, NOW()) on duplicate key update n = n + 1, at = NOW()`)\n  return { body: { users: await count('select count(*) from visits') } }\n}\n\
+export async function rows() { return { body: await select('select user, n from visits order by n desc, user limit 0, 10') } }\n\
+export async function bad(r: any) { return { body: await select(r.query.sql) } }\n"),
+    ]);
     let gw = start(&up, &[decl(p.path(), &["T7"], Some("d1"))], "").await;
-    let call = |path: &'static str| {
-        let url = gw.url(&format!("/project/api/project{path}"));
-        async move { get(&url, &[("Ones-Plugin-Id", "d1")]).await }
-    };
-    assert_eq!(call("/team").await.json(), json!({"team": "T7"}));
-    let got = call("/rows").await;
+    let h = [("Ones-Plugin-Id", "d1")];
+    let url = |path: &str| gw.url(&format!("/project/api/project{path}"));
+    assert_eq!(get(&url("/team"), &h).await.json(), json!({"team": "T7"}));
+    assert_eq!(send_json("POST", &url("/init"), &json!({}), &h).await.json(), json!({"ok": true}));
+    for user in ["ann", "bob", "ann", "cy", "ann", "bob"] {
+        let got = send_json("POST", &url("/add"), &json!({"user": user}), &h).await;
+        assert_eq!(got.status, 200, "{}", got.text());
+    }
+    assert_eq!(
+        get(&url("/rows"), &h).await.json(),
+        json!([{"user": "ann", "n": 3}, {"user": "bob", "n": 2}, {"user": "cy", "n": 1}])
+    );
+    let got = get(&url("/bad?sql=select%20*%20from%20nowhere"), &h).await;
     let b = got.json();
-    assert_eq!((got.status.as_u16(), b["errcode"].as_str()), (501, Some("DB.NotAvailable")), "{b}");
-    assert!(b["reason"].as_str().unwrap().contains("not provided by interpose yet"), "{b}");
+    assert_eq!((got.status.as_u16(), b["errcode"].as_str()), (500, Some("DB.QuerySqlErr")), "{b}");
+    let got = get(&url("/bad?sql=update%20visits%20set%20n%3D0"), &h).await;
+    let b = got.json();
+    assert_eq!((got.status.as_u16(), b["errcode"].as_str()), (400, Some("InvalidParameter")), "{b}");
+    assert!(b["reason"].as_str().unwrap().contains("select() runs a SELECT, not UPDATE"), "{b}");
     gw.stop().await;
 }
 

@@ -42,7 +42,8 @@ pub use engine::convert::BINARY_BODY_KEY;
 pub use model::error::{CallOutcome, FailureKind, HookError, PluginErrorData};
 pub use model::instance::{Instance, InstanceLimits, LogEntry, LogLevel, Place};
 pub use model::io::{
-    FetchDone, FetchError, FetchRequest, FetchResponse, FetchTarget, HostIo, SdkDone, SdkFailure, StorageRequest,
+    FetchDone, FetchError, FetchRequest, FetchResponse, FetchTarget, HostIo, SdkDone, SdkFailure, SdkRequest,
+    SdkService,
 };
 pub use model::request::{Body, Headers, HeadersBuilder, HookRequest, PostHook};
 pub use model::values;

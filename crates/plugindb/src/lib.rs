@@ -54,8 +54,16 @@ pub struct PluginDb {
 }
 
 enum Backend {
-    Sqlite { dir: PathBuf, pools: Mutex<HashMap<String, SqlitePool>> },
-    MySql { server: MySqlConnectOptions, admin: MySqlPool, prefix: String, pools: Mutex<HashMap<String, MySqlPool>> },
+    Sqlite {
+        dir: PathBuf,
+        pools: Mutex<HashMap<String, SqlitePool>>,
+    },
+    MySql {
+        server: Box<MySqlConnectOptions>,
+        admin: MySqlPool,
+        prefix: String,
+        pools: Mutex<HashMap<String, MySqlPool>>,
+    },
 }
 
 /// A name made only of letters, digits and `_` (database and file names).
@@ -86,7 +94,14 @@ impl PluginDb {
             .connect_with(server.clone())
             .await
             .map_err(|e| format!("plugin_db.url: cannot connect to MySQL: {e}"))?;
-        Ok(PluginDb { backend: Backend::MySql { server, admin, prefix: safe(&prefix), pools: Mutex::new(HashMap::new()) } })
+        Ok(PluginDb {
+            backend: Backend::MySql {
+                server: Box::new(server),
+                admin,
+                prefix: safe(&prefix),
+                pools: Mutex::new(HashMap::new()),
+            },
+        })
     }
 
     /// Whether the databases are files on this node (several nodes would
@@ -113,12 +128,16 @@ impl PluginDb {
             Backend::Sqlite { .. } => {
                 let mut sql = Vec::new();
                 for (i, p) in parsed.iter().enumerate() {
-                    sql.extend(translate::to_sqlite(p).map_err(|e| syntax(format!("{file}: statement {}: {e}", i + 1)))?);
+                    sql.extend(
+                        translate::to_sqlite(p).map_err(|e| syntax(format!("{file}: statement {}: {e}", i + 1)))?,
+                    );
                 }
                 let pool = self.sqlite_pool(instance).await?;
                 let mut tx = pool.begin().await.map_err(|e| import(e.to_string()))?;
                 for (i, s) in sql.iter().enumerate() {
-                    tx.execute(s.as_str()).await.map_err(|e| import(format!("statement {}: {}", i + 1, db_message(&e))))?;
+                    tx.execute(s.as_str())
+                        .await
+                        .map_err(|e| import(format!("statement {}: {}", i + 1, db_message(&e))))?;
                 }
                 tx.commit().await.map_err(|e| import(e.to_string()))
             }
@@ -206,7 +225,10 @@ impl PluginDb {
                     pool.close().await;
                 }
                 let name = format!("{prefix}_{}", safe(instance));
-                admin.execute(sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS `{name}`"))).await.map_err(|e| e.to_string())?;
+                admin
+                    .execute(sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS `{name}`")))
+                    .await
+                    .map_err(|e| e.to_string())?;
                 Ok(())
             }
         }
@@ -253,11 +275,14 @@ impl PluginDb {
     }
 
     async fn mysql_pool(&self, instance: &str) -> Result<MySqlPool, DbFailure> {
-        let Backend::MySql { server, admin, prefix, pools } = &self.backend else { unreachable!("mysql_pool on SQLite") };
+        let Backend::MySql { server, admin, prefix, pools } = &self.backend else {
+            unreachable!("mysql_pool on SQLite")
+        };
         if let Some(p) = pools.lock().unwrap_or_else(|e| e.into_inner()).get(instance) {
             return Ok(p.clone());
         }
-        let unavailable = |e: sqlx::Error| fail("DB.QuerySqlErr", 500, format!("the plugin database is unavailable: {e}"));
+        let unavailable =
+            |e: sqlx::Error| fail("DB.QuerySqlErr", 500, format!("the plugin database is unavailable: {e}"));
         let name = format!("{prefix}_{}", safe(instance));
         admin
             .execute(sqlx::raw_sql(&format!(
@@ -268,7 +293,7 @@ impl PluginDb {
         let pool = MySqlPoolOptions::new()
             .max_connections(4)
             .acquire_timeout(Duration::from_secs(5))
-            .connect_with(server.clone().database(&name))
+            .connect_with((**server).clone().database(&name))
             .await
             .map_err(unavailable)?;
         let mut pools = pools.lock().unwrap_or_else(|e| e.into_inner());
@@ -343,18 +368,18 @@ fn mysql_row(row: &sqlx::mysql::MySqlRow) -> Map<String, Value> {
         let ty = c.type_info().name().to_ascii_uppercase();
         let text: Option<String> = match row.try_get_raw(i) {
             Ok(v) if v.is_null() => None,
-            Ok(_) => row
-                .try_get_unchecked::<Vec<u8>, _>(i)
-                .ok()
-                .map(|b| String::from_utf8_lossy(&b).into_owned()),
+            Ok(_) => row.try_get_unchecked::<Vec<u8>, _>(i).ok().map(|b| String::from_utf8_lossy(&b).into_owned()),
             Err(_) => None,
         };
         let value = match text {
             None => Value::Null,
             Some(t) if ty.contains("INT") => t.parse::<i64>().map(Value::from).unwrap_or(Value::String(t)),
-            Some(t) if ty.contains("FLOAT") || ty.contains("DOUBLE") || ty.contains("DECIMAL") => {
-                t.parse::<f64>().ok().and_then(serde_json::Number::from_f64).map(Value::Number).unwrap_or(Value::String(t))
-            }
+            Some(t) if ty.contains("FLOAT") || ty.contains("DOUBLE") || ty.contains("DECIMAL") => t
+                .parse::<f64>()
+                .ok()
+                .and_then(serde_json::Number::from_f64)
+                .map(Value::Number)
+                .unwrap_or(Value::String(t)),
             Some(t) => Value::String(t),
         };
         out.insert(c.name().to_string(), value);

@@ -30,23 +30,37 @@ async fn what_plugins_write_for_mysql_runs_on_the_embedded_sqlite() {
     let (dir, db) = db();
     db.import_sql("I1", dir.path(), "plugin.sql").await.expect("import");
     let rows = db.select("I1", "select id, email, enabled from email_id_map order by id").await.expect("select");
-    assert_eq!(serde_json::to_value(&rows).expect("json"), serde_json::json!([
-        {"id": 1, "email": "a@x.com", "enabled": 1},
-        {"id": 2, "email": "b@x.com", "enabled": 1},
-    ]));
+    assert_eq!(
+        serde_json::to_value(&rows).expect("json"),
+        serde_json::json!([
+            {"id": 1, "email": "a@x.com", "enabled": 1},
+            {"id": 2, "email": "b@x.com", "enabled": 1},
+        ])
+    );
     // Upsert, MySQL style; the row's id is kept.
     db.exec("I1", "insert", "INSERT INTO email_id_map (email, user_uuid) VALUES ('a@x.com', 'U9') ON DUPLICATE KEY UPDATE user_uuid = VALUES(user_uuid), score = 1.5")
         .await
         .expect("upsert");
-    db.exec("I1", "insert", "INSERT IGNORE INTO email_id_map (email, user_uuid) VALUES ('b@x.com', 'X')").await.expect("ignore");
-    db.exec("I1", "update", "UPDATE `email_id_map` SET `updated_at` = NOW(), score = score + 1 WHERE email = 'a@x.com'").await.expect("update");
+    db.exec("I1", "insert", "INSERT IGNORE INTO email_id_map (email, user_uuid) VALUES ('b@x.com', 'X')")
+        .await
+        .expect("ignore");
+    db.exec(
+        "I1",
+        "update",
+        "UPDATE `email_id_map` SET `updated_at` = NOW(), score = score + 1 WHERE email = 'a@x.com'",
+    )
+    .await
+    .expect("update");
     let rows = db
         .select("I1", "SELECT `id`, user_uuid, score, CONCAT(email, '/', user_uuid) AS tag, IF(score > 2, 'hi', 'lo') AS band, UNIX_TIMESTAMP() - UNIX_TIMESTAMP(created_at) < 60 AS fresh FROM email_id_map ORDER BY id LIMIT 0, 1")
         .await
         .expect("select");
-    assert_eq!(serde_json::to_value(&rows).expect("json"), serde_json::json!([
-        {"id": 1, "user_uuid": "U9", "score": 2.5, "tag": "a@x.com/U9", "band": "hi", "fresh": 1}
-    ]));
+    assert_eq!(
+        serde_json::to_value(&rows).expect("json"),
+        serde_json::json!([
+            {"id": 1, "user_uuid": "U9", "score": 2.5, "tag": "a@x.com/U9", "band": "hi", "fresh": 1}
+        ])
+    );
     assert_eq!(db.count("I1", "select count(*) from email_id_map where enabled = 1").await.expect("count"), 2);
     db.exec("I1", "alter", "ALTER TABLE email_id_map ADD COLUMN note varchar(20) DEFAULT 'n'").await.expect("alter");
     db.exec("I1", "delete", "DELETE FROM email_id_map WHERE id = 2").await.expect("delete");
@@ -66,16 +80,52 @@ async fn refusals_carry_the_reference_errcodes_and_name_what_is_wrong() {
     db.import_sql("I1", dir.path(), "plugin.sql").await.expect("import");
     let cases: Vec<(DbFailure, &str, &str)> = vec![
         (db.select("I1", "selec * from t").await.expect_err("typo"), "DB.SqlSyntaxErr", "selec"),
-        (db.select("I1", "delete from email_id_map").await.expect_err("not a select"), "InvalidParameter", "not DELETE"),
-        (db.exec("I1", "update", "delete from email_id_map").await.expect_err("wrong kind"), "InvalidParameter", "was given a DELETE"),
-        (db.exec("I1", "merge", "delete from email_id_map").await.expect_err("no such operate"), "InvalidParameter", "one of insert"),
-        (db.count("I1", "select id from email_id_map").await.expect_err("not a count"), "InvalidParameter", "single count"),
+        (
+            db.select("I1", "delete from email_id_map").await.expect_err("not a select"),
+            "InvalidParameter",
+            "not DELETE",
+        ),
+        (
+            db.exec("I1", "update", "delete from email_id_map").await.expect_err("wrong kind"),
+            "InvalidParameter",
+            "was given a DELETE",
+        ),
+        (
+            db.exec("I1", "merge", "delete from email_id_map").await.expect_err("no such operate"),
+            "InvalidParameter",
+            "one of insert",
+        ),
+        (
+            db.count("I1", "select id from email_id_map").await.expect_err("not a count"),
+            "InvalidParameter",
+            "single count",
+        ),
         (db.select("I1", "select 1; select 2").await.expect_err("two"), "InvalidParameter", "one statement, not 2"),
-        (db.select("I1", "select DATE_FORMAT(created_at, '%Y') from email_id_map").await.expect_err("untranslated"), "DB.SqlSyntaxErr", "DATE_FORMAT() is not translated"),
-        (db.exec("I1", "alter", "ALTER TABLE email_id_map MODIFY COLUMN email text").await.expect_err("modify"), "DB.SqlSyntaxErr", "ALTER TABLE … MODIFY COLUMN"),
-        (db.exec("I1", "insert", "insert into nowhere values (1)").await.expect_err("no table"), "DB.ExecSqlErr", "no such table: nowhere"),
-        (db.import_sql("I1", dir.path(), "../plugin.sql").await.expect_err("outside"), "DB.SqlFileNameFormatInvalid", "inside the workspace"),
-        (db.import_sql("I1", dir.path(), "none.sql").await.expect_err("missing"), "DB.SqlFileFetchingFailed", "cannot read none.sql"),
+        (
+            db.select("I1", "select DATE_FORMAT(created_at, '%Y') from email_id_map").await.expect_err("untranslated"),
+            "DB.SqlSyntaxErr",
+            "DATE_FORMAT() is not translated",
+        ),
+        (
+            db.exec("I1", "alter", "ALTER TABLE email_id_map MODIFY COLUMN email text").await.expect_err("modify"),
+            "DB.SqlSyntaxErr",
+            "ALTER TABLE … MODIFY COLUMN",
+        ),
+        (
+            db.exec("I1", "insert", "insert into nowhere values (1)").await.expect_err("no table"),
+            "DB.ExecSqlErr",
+            "no such table: nowhere",
+        ),
+        (
+            db.import_sql("I1", dir.path(), "../plugin.sql").await.expect_err("outside"),
+            "DB.SqlFileNameFormatInvalid",
+            "inside the workspace",
+        ),
+        (
+            db.import_sql("I1", dir.path(), "none.sql").await.expect_err("missing"),
+            "DB.SqlFileFetchingFailed",
+            "cannot read none.sql",
+        ),
     ];
     for (err, errcode, says) in cases {
         assert_eq!(err.errcode, errcode, "{err:?}");
@@ -91,5 +141,8 @@ async fn refusals_carry_the_reference_errcodes_and_name_what_is_wrong() {
 
 #[test]
 fn placeholders_are_the_tables_names() {
-    assert_eq!(translate::unwrap_placeholders("select * from {{ t_1 }} where x = '{{'"), "select * from t_1 where x = '{{'");
+    assert_eq!(
+        translate::unwrap_placeholders("select * from {{ t_1 }} where x = '{{'"),
+        "select * from t_1 where x = '{{'"
+    );
 }

@@ -12,8 +12,8 @@ use std::ops::ControlFlow;
 
 use sqlparser::ast::{
     visit_expressions_mut, AlterTableOperation, ColumnDef, ColumnOption, CreateTable, DoUpdate, Expr, FunctionArg,
-    FunctionArgExpr, FunctionArguments, OnConflict, OnConflictAction, OnInsert, SqliteOnConflict,
-    Statement, TableConstraint, Value,
+    FunctionArgExpr, FunctionArguments, OnConflict, OnConflictAction, OnInsert, SqliteOnConflict, Statement,
+    TableConstraint, Value,
 };
 use sqlparser::dialect::{MySqlDialect, SQLiteDialect};
 use sqlparser::parser::Parser;
@@ -252,7 +252,12 @@ fn column(c: &ColumnDef, primary_alone: bool) -> Result<(String, bool), String> 
             | ColumnOption::Collation(_)
             | ColumnOption::Comment(_)
             | ColumnOption::OnUpdate(_) => {}
-            other => return Err(format!("column {}: `{other}` is not supported by the embedded SQLite plugin database", c.name)),
+            other => {
+                return Err(format!(
+                    "column {}: `{other}` is not supported by the embedded SQLite plugin database",
+                    c.name
+                ))
+            }
         }
     }
     Ok((out, auto))
@@ -283,7 +288,11 @@ fn create_table(t: &CreateTable) -> Result<Vec<String>, String> {
             TableConstraint::PrimaryKey(p) => defs.push(format!("PRIMARY KEY ({})", columns(&p.columns))),
             TableConstraint::Unique(u) => defs.push(format!("UNIQUE ({})", columns(&u.columns))),
             TableConstraint::Index(i) => {
-                let name = i.name.as_ref().map(|n| n.value.clone()).unwrap_or_else(|| columns(&i.columns).replace(['"', '`', ',', ' '], ""));
+                let name = i
+                    .name
+                    .as_ref()
+                    .map(|n| n.value.clone())
+                    .unwrap_or_else(|| columns(&i.columns).replace(['"', '`', ',', ' '], ""));
                 after.push(format!(
                     "CREATE INDEX IF NOT EXISTS {} ON {table} ({})",
                     index_name(&table, &name),
@@ -359,7 +368,9 @@ fn rewrite_expressions(s: &mut Statement) -> Result<(), String> {
                 let a = args(f);
                 let now = "datetime('now', 'localtime')";
                 let replacement = match (name.as_str(), a.as_slice()) {
-                    ("NOW" | "SYSDATE" | "CURRENT_TIMESTAMP" | "LOCALTIME" | "LOCALTIMESTAMP", _) => Some(now.to_string()),
+                    ("NOW" | "SYSDATE" | "CURRENT_TIMESTAMP" | "LOCALTIME" | "LOCALTIMESTAMP", _) => {
+                        Some(now.to_string())
+                    }
                     ("CURDATE" | "CURRENT_DATE", _) => Some("date('now', 'localtime')".into()),
                     ("CURTIME" | "CURRENT_TIME", _) => Some("time('now', 'localtime')".into()),
                     ("UNIX_TIMESTAMP", []) => Some("CAST(strftime('%s', 'now') AS INTEGER)".into()),

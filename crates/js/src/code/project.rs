@@ -252,6 +252,13 @@ impl PluginCode {
         Some(format!(" (imported at {base}:{}:{})", import.line, import.column))
     }
 
+    /// Whether any of its modules imports or requires `spec` (`@ones-op/node-database`).
+    pub fn imports(&self, spec: &str) -> bool {
+        self.modules.values().any(|m| {
+            m.imports.iter().any(|i| i.from == spec) || m.commonjs.as_ref().is_some_and(|r| r.iter().any(|r| r == spec))
+        })
+    }
+
     pub fn module_names(&self) -> impl Iterator<Item = &str> {
         self.modules.keys().map(String::as_str)
     }

@@ -44,14 +44,26 @@ pub struct FetchError {
 
 pub type FetchDone = Box<dyn FnOnce(Result<FetchResponse, FetchError>) + Send>;
 
-/// One entity-storage call (`@ones-op/sdk` `storage.entity(name)…`).
+/// Which of the gateway's services an SDK call is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SdkService {
+    /// Entity storage (`@ones-op/sdk` `storage.entity(name)…`).
+    Storage,
+    /// The plugin's SQL database (`@ones-op/node-database`).
+    Database,
+}
+
+/// One call of an SDK module the gateway serves.
 #[derive(Debug, Clone)]
-pub struct StorageRequest {
-    /// The instance whose records these are.
+pub struct SdkRequest {
+    pub service: SdkService,
+    /// The instance making it (whose records, whose database).
     pub instance: String,
     /// Its manifest's `storage.entities`.
     pub entities: Arc<[interpose_manifest::Entity]>,
-    /// `{op, entity, …}` as `@ones-op/sdk` sends it.
+    /// Its workspace folder (`importSQL` reads files there).
+    pub workspace: Option<std::path::PathBuf>,
+    /// `{op, …}` as the SDK module sends it.
     pub op: serde_json::Value,
     /// What is left of the hook's deadline.
     pub timeout: Duration,
@@ -79,9 +91,10 @@ pub type SdkDone = Box<dyn FnOnce(Result<serde_json::Value, SdkFailure>) + Send>
 pub trait HostIo: Send + Sync {
     fn fetch(&self, request: FetchRequest, done: FetchDone);
 
-    /// Entity storage; without a store it is not available.
-    fn storage(&self, request: StorageRequest, done: SdkDone) {
+    /// Entity storage and the plugin database; without a gateway they are
+    /// not available.
+    fn sdk(&self, request: SdkRequest, done: SdkDone) {
         let _ = request;
-        done(Err(SdkFailure::new("Storage.NotAvailable", 501, "entity storage needs the gateway's store")));
+        done(Err(SdkFailure::new("NotAvailable", 501, "this needs the gateway (its store, its plugin databases)")));
     }
 }

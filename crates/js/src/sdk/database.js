@@ -1,14 +1,35 @@
-// @ones-op/node-database: a plugin's MySQL 5.7 database is not provided by
-// interpose yet. A plugin importing it loads; each call rejects with a DBError
-// (501) that says so.
+// @ones-op/node-database: the instance's own SQL database, MySQL 5.7 as ONES
+// has it, on the gateway's plugin database (a MySQL/MariaDB server, or the
+// embedded SQLite files). Failures reject with a DBError {level, errcode,
+// statusCode, reason} carrying ONES's errcodes (DB.SqlSyntaxErr, DB.QuerySqlErr,
+// DB.ExecSqlErr, DB.ImportSqlErr, DB.SqlFileFetchingFailed, InvalidParameter, …).
+import { database as hostDatabase } from 'interpose:host';
 import { DBError } from '@ones-op/node-error';
 
-const notYet = (what) => async () => {
-  throw new DBError('error', 'DB.NotAvailable', 501, `${what}: the plugin database (@ones-op/node-database) is not provided by interpose yet`);
+async function call(op) {
+  const r = await hostDatabase(JSON.stringify(op));
+  if (!r.ok) throw new DBError('error', r.error.errcode, r.error.status, r.error.reason);
+  return r.value;
+}
+
+const text = (sql, what) => {
+  if (typeof sql !== 'string' || sql.trim() === '') {
+    throw new DBError('error', 'InvalidParameter', 400, `${what} takes an SQL string`);
+  }
+  return sql;
 };
-export const importSQL = notYet('importSQL');
-export const select = notYet('select');
-export const exec = notYet('exec');
-export const count = notYet('count');
+
+export async function importSQL(sqlFileName) {
+  await call({ op: 'importSQL', file: String(sqlFileName ?? '') });
+}
+export async function select(sql) {
+  return call({ op: 'select', sql: text(sql, 'select') });
+}
+export async function exec(operate, sql) {
+  await call({ op: 'exec', operate: String(operate ?? '').toLowerCase(), sql: text(sql, 'exec') });
+}
+export async function count(sql) {
+  return call({ op: 'count', sql: text(sql, 'count') });
+}
 export { DBError };
 export default { importSQL, select, exec, count, DBError };

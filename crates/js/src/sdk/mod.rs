@@ -15,7 +15,7 @@ mod fetch;
 mod file;
 mod globals;
 mod logger;
-mod storage;
+mod services;
 mod web;
 
 /// `interpose:host`: the primitives the `@ones-op/*` modules are built on,
@@ -30,7 +30,7 @@ impl ModuleDef for HostModule {
         ability::declare(decl)?;
         globals::declare(decl)?;
         web::declare(decl)?;
-        storage::declare(decl)?;
+        services::declare(decl)?;
         crypto::declare(decl)
     }
 
@@ -41,7 +41,7 @@ impl ModuleDef for HostModule {
         ability::export(ctx, exports)?;
         globals::export(ctx, exports)?;
         web::export(ctx, exports)?;
-        storage::export(ctx, exports)?;
+        services::export(ctx, exports)?;
         crypto::export(ctx, exports)
     }
 }
