@@ -373,7 +373,9 @@ fn mysql_row(row: &sqlx::mysql::MySqlRow) -> Map<String, Value> {
         };
         let value = match text {
             None => Value::Null,
-            Some(t) if ty.contains("INT") => t.parse::<i64>().map(Value::from).unwrap_or(Value::String(t)),
+            Some(t) if ty.contains("INT") || ty == "BOOLEAN" || ty == "YEAR" => {
+                t.parse::<i64>().map(Value::from).unwrap_or(Value::String(t))
+            }
             Some(t) if ty.contains("FLOAT") || ty.contains("DOUBLE") || ty.contains("DECIMAL") => t
                 .parse::<f64>()
                 .ok()

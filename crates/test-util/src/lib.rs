@@ -302,6 +302,7 @@ pub async fn bad_upstream(reply: &'static [u8]) -> (SocketAddr, tokio::task::Joi
     (addr, task)
 }
 
+pub mod mariadb;
 pub mod postgres;
 
 /// Config text to append, split into the keys of a `[table]` at its start
