@@ -786,9 +786,12 @@ fn keeper(dir: &Path, version: &str) -> PathBuf {
 apis:\n  - {{type: addition, methods: [POST], url: /notes, function: put}}\n  - {{type: addition, methods: [GET], url: /notes, function: list}}\n\
 storage:\n  entities:\n    - name: note\n      attributes:\n        text: {{type: string, length: 64, required: true}}\n    - name: tick\n      attributes:\n        at: {{type: integer, required: true}}\n\
 abilities:\n  - id: beat\n    name: beat\n    abilityType: TimerTask\n    function: {{taskActionFunc: beat}}\n    config: [{{key: interval, fieldType: Number, value: 1}}]\n  - id: broken\n    abilityType: TimerTask\n    function: {{taskActionFunc: broken}}\n    config: [{{key: cron, fieldType: Input, value: '* * * * * ?'}}]\n")),
+        ("workspace/plugin.sql", "CREATE TABLE IF NOT EXISTS `{{log}}` (`id` int NOT NULL AUTO_INCREMENT, `what` varchar(64) NOT NULL, PRIMARY KEY (`id`)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;\nINSERT INTO `{{log}}` (`what`) VALUES ('installed');\n"),
         ("backend/src/index.js", "import { storage } from '@ones-op/sdk'\n\
-            export async function put(r) { await storage.entity('note').set(r.body.key, { text: r.body.text }); return { body: { ok: true } } }\n\
-            export async function list() {\n  const notes = await storage.entity('note').query().getMany()\n  return { body: { notes: notes.data.map((d) => d.value.text), ticks: await storage.entity('tick').query().count() } }\n}\n\
+            import { importSQL, exec, select } from '@ones-op/node-database'\n\
+            export async function Install() { await importSQL('plugin.sql') }\n\
+            export async function put(r) {\n  await storage.entity('note').set(r.body.key, { text: r.body.text })\n  await exec('insert', `insert into log (what) values ('${r.body.text}')`)\n  return { body: { ok: true } }\n}\n\
+            export async function list() {\n  const notes = await storage.entity('note').query().getMany()\n  const log = (await select('select what from log order by id')).map((r) => r.what)\n  return { body: { notes: notes.data.map((d) => d.value.text), log, ticks: await storage.entity('tick').query().count() } }\n}\n\
             export async function beat() { await storage.entity('tick').set(String(Date.now()), { at: Date.now() }) }\n\
             export async function broken() { throw new Error('no luck') }\n"),
     ]);
@@ -881,7 +884,7 @@ async fn timers_run_on_schedule_and_plugin_data_survives_restarts_and_upgrades_u
     gw = again;
     wait_for_port(port);
     let b = get(&format!("{base}/notes"), &h).await.json();
-    assert_eq!(b["notes"], json!(["first"]), "{b}");
+    assert_eq!((&b["notes"], &b["log"]), (&json!(["first"]), &json!(["installed", "first"])), "{b}");
     assert!(b["ticks"].as_i64().unwrap() >= ticks, "{b}");
     let runs = get(&format!("{admin}/api/instances/k1/timers"), &[]).await.json()[0]["runs"].as_i64().unwrap();
     assert!(runs >= beat["runs"].as_i64().unwrap(), "{runs}");
@@ -891,7 +894,8 @@ async fn timers_run_on_schedule_and_plugin_data_survives_restarts_and_upgrades_u
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(get(&format!("{base}/notes"), &h).await.json()["notes"], json!(["first"]));
+    let b = get(&format!("{base}/notes"), &h).await.json();
+    assert_eq!((&b["notes"], &b["log"]), (&json!(["first"]), &json!(["installed", "first"])), "{b}");
     // An uninstall takes them; a new install at the place starts empty.
     let out = bin().args(["plugin", "uninstall", "k1", "--admin", &admin]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -909,7 +913,8 @@ async fn timers_run_on_schedule_and_plugin_data_survives_restarts_and_upgrades_u
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(get(&format!("{base}/notes"), &h).await.json()["notes"], json!([]));
+    let b = get(&format!("{base}/notes"), &h).await.json();
+    assert_eq!((&b["notes"], &b["log"]), (&json!([]), &json!(["installed"])), "{b}");
     drop(gw);
     let _ = log;
 }

@@ -11,8 +11,10 @@ pub const MAX_UPLOAD: usize = 32 << 20;
 const MAX_UNPACKED: u64 = 128 << 20;
 const MAX_ENTRIES: usize = 5000;
 
-/// Folders never packed (build output and tool state).
-const SKIP: [&str; 5] = ["node_modules", ".git", "target", ".interpose", "workspace"];
+/// Folders never packed (build output and tool state). `workspace/` is
+/// packed: ONES ships it as the plugin's file space (`plugin.sql`,
+/// `language/*.yaml`, seed files), each instance starting from a copy.
+const SKIP: [&str; 4] = ["node_modules", ".git", "target", ".interpose"];
 
 /// Pack a plugin project (`config/`, `backend/`, …) as a tar.gz.
 pub fn pack(dir: &Path) -> std::io::Result<Vec<u8>> {
