@@ -58,6 +58,7 @@ pub fn router(manager: Arc<Manager>, token: Option<String>) -> Router {
         .route("/events", get(events))
         .route("/events/dead", get(dead_events))
         .route("/events/{id}/replay", post(replay_event))
+        .route("/events/publish", post(publish_event))
         .layer(DefaultBodyLimit::max(archive::MAX_UPLOAD))
         .layer(middleware::from_fn_with_state(app.clone(), auth));
     Router::new()
@@ -452,6 +453,27 @@ async fn dead_events(State(app): State<App>) -> Response {
         )
         .into_response(),
         Err(e) => control_error(ControlError::Store(e)),
+    }
+}
+
+/// Publish a ONES event (a system's webhook): `{eventType, eventData,
+/// teamID?, triggerUserID?}`; every enabled instance that handles the type
+/// gets it through the store's queue.
+async fn publish_event(State(app): State<App>, body: axum::body::Bytes) -> Response {
+    let bad = |m: String| error(StatusCode::BAD_REQUEST, "BadRequest", &m);
+    let v: serde_json::Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => return bad(format!("the body must be JSON {{eventType, eventData, teamID?, triggerUserID?}}: {e}")),
+    };
+    let Some(event_type) = v.get("eventType").and_then(|t| t.as_str()).filter(|t| !t.trim().is_empty()) else {
+        return bad("eventType is required (e.g. \"ones:project:issue:updated\")".into());
+    };
+    let text = |k: &str| v.get(k).and_then(|t| t.as_str()).unwrap_or_default().to_string();
+    let cx = interpose_gateway::events::EventContext { team: text("teamID"), user: text("triggerUserID") };
+    let data = v.get("eventData").cloned().unwrap_or(serde_json::Value::Null);
+    match app.manager.gateway().publish(event_type, cx, data).await {
+        Ok(n) => (StatusCode::ACCEPTED, Json(json!({"eventType": event_type, "queued": n}))).into_response(),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, "Unavailable", &e),
     }
 }
 

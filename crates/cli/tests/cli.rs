@@ -967,3 +967,110 @@ abilities:\n  - id: hourly\n    abilityType: TimerTask\n    function: {taskActio
     let out = bin().current_dir(&project).args(["invoke", "clear"]).output().unwrap();
     assert!(out.status.success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_from_the_traffic_and_the_admin_api_reach_handlers_and_survive_a_restart() {
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("watcher");
+    interpose_test_util::write_files(&p, &[
+        ("config/plugin.yaml", "service: {app_id: watcher, version: 1.0.0, name: watcher, scope: 1}\napis:\n  - {type: addition, methods: [GET], url: /seen, function: seen}\n\
+storage:\n  entities:\n    - name: seen\n      attributes:\n        kind: {type: string, length: 100, required: true}\n        body: {type: text, required: true}\n\
+events:\n  - eventType: ones:project:issue-status:changed\n    function: onStatus\n  - eventType: ones:project:issue:*\n    function: onIssue\n"),
+        ("backend/src/index.js", "import { storage } from '@ones-op/sdk'\n\
+            const slow = (ms) => { const t = Date.now(); while (Date.now() - t < ms) {} }\n\
+            async function keep(request) {\n  const m = request.body\n  slow(m.eventData?.slow ?? 0)\n  await storage.entity('seen').set(m.eventID, { kind: m.eventType, body: JSON.stringify(m) })\n  return { body: { ok: true } }\n}\n\
+            export const onStatus = keep, onIssue = keep\n\
+            export async function seen() {\n  const r = await storage.entity('seen').query().limit(100).getMany()\n  return { body: r.data.map((d) => JSON.parse(d.value.body)) }\n}\n"),
+    ]);
+    let (port, admin_port) = (free_port(), free_port());
+    let admin = format!("http://127.0.0.1:{admin_port}");
+    let cfg = dir.path().join("interpose.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\nadmin_listen = \"127.0.0.1:{admin_port}\"\norganization_uuid = \"ORG1\"\n[storage]\nurl = \"sqlite://{}/reg.db\"\n[[upstreams]]\nscope = \"project\"\nmount = \"/project/api/project\"\nurl = \"{}/project/api/project\"\n\
+             [[events]]\ntype = \"ones:project:issue-status:changed\"\nmethods = [\"POST\"]\nurl = \"/team/:teamUUID/task/:taskUUID/transit\"\n\
+             [[plugins]]\npath = \"watcher\"\nteams = [\"T1\"]\ninstance = \"w1\"\n",
+            dir.path().display(),
+            up.url()
+        ),
+    )
+    .unwrap();
+    let base = format!("http://127.0.0.1:{port}/project/api/project");
+    let h = [("Ones-Plugin-Id", "w1")];
+    let seen = || async { get(&format!("{base}/seen"), &h).await.json().as_array().unwrap().clone() };
+    let until = |n: usize| async move {
+        let t0 = Instant::now();
+        loop {
+            let s = seen().await;
+            if s.len() >= n {
+                return s;
+            }
+            assert!(t0.elapsed() < Duration::from_secs(15), "only {} of {n} events arrived: {s:?}", s.len());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    let (gw, _) = serve_logged(&cfg);
+    wait_for_port(port);
+
+    // A transit the standard system answers 2xx emits the event, with the exchange.
+    let got = send_json(
+        "POST",
+        &format!("{base}/team/T1/task/TK9/transit?x=1"),
+        &json!({"transition_uuid": "TR1"}),
+        &[("Ones-User-Id", "U5")],
+    )
+    .await;
+    assert_eq!(got.status, 200);
+    let s = until(1).await;
+    let m = &s[0];
+    assert_eq!(m["eventType"], "ones:project:issue-status:changed");
+    assert_eq!(m["eventContext"], json!({"triggerUserID": "U5", "teamID": "T1", "organizationID": "ORG1"}));
+    assert_eq!(m["eventSubscriber"], json!({"subscriberID": "w1", "clientID": "w1"}));
+    assert_eq!(m["eventData"]["request"]["params"], json!({"teamUUID": "T1", "taskUUID": "TK9"}));
+    assert_eq!(m["eventData"]["request"]["body"], json!({"transition_uuid": "TR1"}));
+    assert_eq!(m["eventData"]["response"]["status"], 200);
+    assert!(m["eventID"].as_str().unwrap().len() == 36 && m["timestamp"].as_i64().unwrap() > 0, "{m}");
+    // Another team's transit is not this instance's.
+    send_json("POST", &format!("{base}/team/T2/task/TK9/transit"), &json!({}), &[]).await;
+    // Published through the admin API: a prefix subscription takes it.
+    let got = send_json(
+        "POST",
+        &format!("{admin}/api/events/publish"),
+        &json!({"eventType": "ones:project:issue:updated", "teamID": "T1", "eventData": {"n": 1}}),
+        &[],
+    )
+    .await;
+    assert_eq!((got.status.as_u16(), got.json()["queued"].as_i64()), (202, Some(1)), "{}", got.text());
+    let got = send_json("POST", &format!("{admin}/api/events/publish"), &json!({"eventData": {}}), &[]).await;
+    assert_eq!(got.status, 400);
+    let s = until(2).await;
+    assert_eq!(s.len(), 2, "the T2 transit reached nobody: {s:?}");
+
+    // Slow handlers, then a kill: what was not delivered is after the restart.
+    for n in 0..4 {
+        send_json(
+            "POST",
+            &format!("{admin}/api/events/publish"),
+            &json!({"eventType": "ones:project:issue:created", "eventData": {"slow": 400, "n": n}}),
+            &[],
+        )
+        .await;
+    }
+    drop(gw);
+    let before = get_after_restart(&cfg, port, &base, &h).await;
+    assert!(before.0 < 6, "the kill came before every delivery ({} seen)", before.0);
+    let s = until(6).await;
+    let ns: Vec<i64> = s.iter().filter_map(|m| m["eventData"]["n"].as_i64()).collect();
+    assert!((0..4).all(|n| ns.contains(&n)), "{ns:?}");
+    drop(before.1);
+}
+
+/// Start the gateway again; how many events it had seen, and the process.
+async fn get_after_restart(cfg: &Path, port: u16, base: &str, h: &[(&str, &str)]) -> (usize, Running) {
+    let (gw, _) = serve_logged(cfg);
+    wait_for_port(port);
+    let n = get(&format!("{base}/seen"), h).await.json().as_array().map(Vec::len).unwrap_or(0);
+    (n, gw)
+}

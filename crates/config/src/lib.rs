@@ -27,6 +27,8 @@ pub struct Config {
     pub sandbox: Sandbox,
     pub log: Log,
     pub plugin_db: PluginDbConfig,
+    /// `[[events]]`: ONES events the gateway emits from the traffic it proxies.
+    pub events: Vec<EventRule>,
     pub plugins: Vec<PluginDecl>,
     /// Folder that relative paths were resolved against.
     pub base_dir: PathBuf,
@@ -62,6 +64,22 @@ pub struct Storage {
     /// guarantee. Off behind a pooler that cannot `LISTEN` (PgBouncer in
     /// transaction mode).
     pub listen: bool,
+}
+
+/// One `[[events]]` rule: a response to `methods` `url` (a pattern of the
+/// `scope`'s API, like a hook's) with a status in `status` emits an event of
+/// `event_type` to every plugin that handles it.
+#[derive(Debug, Clone)]
+pub struct EventRule {
+    pub event_type: String,
+    /// Upper-case.
+    pub methods: Vec<String>,
+    pub url: String,
+    pub scope: String,
+    /// The statuses that emit, inclusive (`2xx` is 200..=299).
+    pub status: (u16, u16),
+    /// Position in `[[events]]`, for messages.
+    pub index: usize,
 }
 
 /// `[plugin_db]`: where plugins' SQL databases (`@ones-op/node-database`) live.

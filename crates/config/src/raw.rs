@@ -40,6 +40,7 @@ pub(crate) struct RawConfig {
     pub sandbox: RawSandbox,
     pub log: RawLog,
     pub plugin_db: RawPluginDb,
+    pub events: Vec<RawEventRule>,
     pub plugins: Vec<RawPlugin>,
 }
 
@@ -162,6 +163,18 @@ impl Default for RawLog {
     fn default() -> Self {
         RawLog { level: "info".into(), access_log: false }
     }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawEventRule {
+    #[serde(rename = "type")]
+    pub event_type: String,
+    #[serde(default)]
+    pub methods: Vec<String>,
+    pub url: String,
+    pub scope: Option<String>,
+    pub status: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

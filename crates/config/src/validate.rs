@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use crate::raw::RawConfig;
-use crate::{Config, Limits, Log, PluginDbConfig, PluginDecl, Sandbox, Server, Storage, Upstream};
+use crate::{Config, EventRule, Limits, Log, PluginDbConfig, PluginDecl, Sandbox, Server, Storage, Upstream};
 
 pub(crate) fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, Vec<String>> {
     let mut p = Vec::new();
@@ -118,6 +118,47 @@ pub(crate) fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, Vec<St
         p.push(format!("log.level: {:?} is not a log filter: use a level (off, error, warn, info, debug, trace), optionally with target=level directives (warn,interpose=debug)", raw.log.level));
     }
 
+    let mut events = Vec::new();
+    for (i, e) in raw.events.iter().enumerate() {
+        let key = format!("events[{i}]");
+        if e.event_type.trim().is_empty() {
+            p.push(format!("{key}.type: the event type to emit (e.g. \"ones:project:issue-status:changed\")"));
+        }
+        if !e.url.starts_with('/') {
+            p.push(format!("{key}.url {:?}: a path pattern of the scope's API, starting with '/'", e.url));
+        }
+        let methods: Vec<String> = if e.methods.is_empty() {
+            vec!["POST".into()]
+        } else {
+            e.methods.iter().map(|m| m.to_ascii_uppercase()).collect()
+        };
+        for m in &methods {
+            if !["GET", "POST", "PUT", "PATCH", "DELETE"].contains(&m.as_str()) {
+                p.push(format!("{key}.methods: {m:?} is not GET, POST, PUT, PATCH or DELETE"));
+            }
+        }
+        let status = match e.status.as_deref().unwrap_or("2xx") {
+            s if s.len() == 3 && s.ends_with("xx") && s.as_bytes()[0].is_ascii_digit() => {
+                let c = u16::from(s.as_bytes()[0] - b'0');
+                (c * 100, c * 100 + 99)
+            }
+            s => match s.parse::<u16>() {
+                Ok(n) if (100..600).contains(&n) => (n, n),
+                _ => {
+                    p.push(format!("{key}.status {s:?}: a status (201) or a class (2xx)"));
+                    (200, 299)
+                }
+            },
+        };
+        events.push(EventRule {
+            event_type: e.event_type.trim().to_string(),
+            methods,
+            url: e.url.clone(),
+            scope: e.scope.clone().unwrap_or_else(|| "project".into()),
+            status,
+            index: i,
+        });
+    }
     let mut plugins = Vec::new();
     for (i, pl) in raw.plugins.into_iter().enumerate() {
         let key = format!("plugins[{i}]");
@@ -167,6 +208,7 @@ pub(crate) fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, Vec<St
         sandbox: Sandbox { http_allow: raw.sandbox.http_allow, ca_file },
         log: Log { level: raw.log.level, access_log: raw.log.access_log },
         plugin_db: PluginDbConfig { url: plugin_db_url, dir: base_dir.join(&raw.plugin_db.dir) },
+        events,
         plugins,
         base_dir: base_dir.to_path_buf(),
     })

@@ -23,6 +23,7 @@ mod admission;
 pub mod body;
 pub mod coding;
 pub mod error;
+pub mod events;
 mod hookcall;
 mod hookreq;
 mod hookresult;

@@ -88,7 +88,99 @@ where
     resp
 }
 
+/// The request path, with what `[[events]]` emits from the exchange: a
+/// request a rule names has its body read first (to go in `eventData`), and
+/// its response copied as it streams, as post hooks do.
 async fn route<B>(
+    gw: &Gateway,
+    req: Request<B>,
+    client: SocketAddr,
+    tally: &mut Tally,
+) -> Result<Response<Body>, GatewayError>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<body::BoxError>,
+{
+    if gw.emitter.is_empty() {
+        return route_inner(gw, req, client, tally).await;
+    }
+    let emission = emission_of(gw, req.uri(), req.method().as_str());
+    let Some((emission, rest)) = emission else {
+        return route_inner(gw, req, client, tally).await;
+    };
+    let limit = gw.config.limits.max_body_bytes;
+    let (parts, body) = req.into_parts();
+    let read_timeout = Duration::from_millis(gw.config.limits.body_read_timeout_ms);
+    let bytes = match tokio::time::timeout(read_timeout, read_limited(body, limit)).await {
+        Err(_) => return Err(GatewayError::BodyTimeout(gw.config.limits.body_read_timeout_ms)),
+        Ok(r) => r.map_err(|e| match e {
+            ReadError::TooLarge => GatewayError::BodyTooLarge(limit),
+            ReadError::Failed(e) => GatewayError::BadRequest(format!("could not read the request body: {e}")),
+        })?,
+    };
+    let method = parts.method.as_str().to_string();
+    let user = parts.headers.get("ones-user-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    let req_body = view_body(&parts.headers, &bytes, limit);
+    let response = route_boxed(gw, Request::from_parts(parts, body::full(bytes)), client, tally).await?;
+    let status = response.status().as_u16();
+    let fired = gw.emitter.fired(&emission, status);
+    let Some(gw) = gw.shared().filter(|_| !fired.is_empty()) else {
+        return Ok(response);
+    };
+    let (rest_path, query) = match rest.split_once('?') {
+        Some((p, q)) => (p.to_string(), Some(q.to_string())),
+        None => (rest.clone(), None),
+    };
+    let query = query_pairs(query.as_deref());
+    let (resp_parts, resp_body) = response.into_parts();
+    let resp_content = resp_parts.headers.clone();
+    let done = Box::new(move |copied: Option<Bytes>| {
+        let resp_body = match copied {
+            Some(b) => view_body(&resp_content, &b, limit),
+            None => interpose_js::Body::Empty,
+        };
+        let fired = fired
+            .into_iter()
+            .map(|(t, params)| {
+                let data = crate::events::exchange(&method, &rest_path, &query, &params, &req_body, status, &resp_body);
+                // The team the path names (`:teamUUID`); none: the organization's.
+                let team = params.iter().find(|(k, _)| k == "teamUUID" || k == "team_uuid" || k == "teamID");
+                let cx = crate::events::EventContext {
+                    team: team.map(|(_, v)| v.clone()).unwrap_or_default(),
+                    user: user.clone(),
+                };
+                (t, data, cx)
+            })
+            .collect();
+        crate::events::emit(gw, fired);
+        None
+    });
+    let tee = TeeBody::new(resp_body, limit, done);
+    Ok(Response::from_parts(resp_parts, tee.boxed_unsync()))
+}
+
+/// [`route_inner`] for a buffered body, as a boxed future: its `Send` is
+/// then checked here, where the compiler can (not inside `route`'s).
+fn route_boxed<'a>(
+    gw: &'a Gateway,
+    req: Request<Body>,
+    client: SocketAddr,
+    tally: &'a mut Tally,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Response<Body>, GatewayError>> + Send + 'a>> {
+    Box::pin(route_inner(gw, req, client, tally))
+}
+
+/// The `[[events]]` rules a request may fire, and its path under the mount.
+fn emission_of(gw: &Gateway, uri: &http::Uri, method: &str) -> Option<(crate::events::Emission, String)> {
+    let path_and_query = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let (upstream, rest) = gw.mount_for(path_and_query)?;
+    let rest_path = rest.split_once('?').map(|(p, _)| p).unwrap_or(rest);
+    let segments = split_path(rest_path).ok()?;
+    let segs: Vec<&str> = segments.iter().map(|s| s.as_ref()).collect();
+    gw.emitter.matching(&upstream.scope, method, &segs).map(|e| (e, rest.to_string()))
+}
+
+async fn route_inner<B>(
     gw: &Gateway,
     mut req: Request<B>,
     client: SocketAddr,

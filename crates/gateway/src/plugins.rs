@@ -104,6 +104,7 @@ impl LoadedPlugin {
             .iter()
             .map(|a| a.function.as_str())
             .chain(manifest.timers.iter().map(|t| t.function.as_str()))
+            .chain(manifest.events.iter().map(|e| e.function.as_str()))
             .collect();
         match interpose_js::check_exports(
             probe,
@@ -133,6 +134,9 @@ impl LoadedPlugin {
                     }
                     for t in manifest.timers.iter().filter(|t| t.function == f) {
                         problems.push(format!("{}: timer {:?} function.taskActionFunc: {why}", t.location, t.id));
+                    }
+                    for e in manifest.events.iter().filter(|e| e.function == f) {
+                        problems.push(format!("{}: events handler of {:?}: {why}", e.location, e.event_type));
                     }
                 }
             }

@@ -25,6 +25,8 @@ pub enum StartError {
     /// `[sandbox] ca_file` holds no usable certificate.
     #[error("sandbox.ca_file: {0}")]
     CaFile(String),
+    #[error("the config's [[events]] are wrong:\n{}", .0.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+    Events(Vec<String>),
 }
 
 /// A route table together with the instances it was built from.
@@ -51,6 +53,10 @@ pub struct Gateway {
     store: crate::io::StoreSlot,
     /// Plugins' SQL databases (see [`Gateway::use_databases`]).
     databases: crate::io::DbSlot,
+    /// `[[events]]`: the events the proxied traffic emits.
+    pub emitter: crate::events::Emitter,
+    /// Itself, for work that outlives a request (emitting events).
+    me: std::sync::Weak<Gateway>,
     /// Longest mount first, so `/a/b` wins over `/a`.
     mounts: Vec<Upstream>,
     snapshot: ArcSwap<Snapshot>,
@@ -68,6 +74,7 @@ impl Gateway {
     /// tokio runtime (plugins' outbound calls and post hooks run on it).
     pub fn new(config: Config) -> Result<Arc<Gateway>, StartError> {
         let instances = declared_instances(&config).map_err(StartError::Plugins)?;
+        let emitter = crate::events::Emitter::new(&config).map_err(StartError::Events)?;
         let metrics = Arc::new(Metrics::new(config.upstreams.iter().map(|u| u.scope.clone())));
         let routes = build_routes(&instances, &metrics).map_err(StartError::Conflicts)?;
         let route_stats = metrics.routes(&routes);
@@ -95,7 +102,9 @@ impl Gateway {
         let host = JsHost::new(options, io.clone());
         let posts =
             PostQueue::start(host.clone(), config.limits.post_queue_size, post_threads, config.limits.hook_timeout_ms);
-        Ok(Arc::new(Gateway {
+        Ok(Arc::new_cyclic(|me| Gateway {
+            emitter,
+            me: me.clone(),
             config: Arc::new(config),
             host,
             posts,
@@ -159,6 +168,27 @@ impl Gateway {
             let gw = weak.upgrade().ok_or(Missing::Instance)?;
             let snap = gw.snapshot();
             let inst = snap.instances.iter().find(|i| i.meta.id == instance).ok_or(Missing::Instance)?;
+            if kind == interpose_manifest::HookKind::Event {
+                let missing = || Missing::Hook { plugin: inst.meta.name.clone(), version: inst.meta.version.clone() };
+                let h = inst.plugin.manifest.events.iter().find(|h| h.function == function).ok_or_else(missing)?;
+                return Ok(crate::post::LookedUp {
+                    js: inst.js.clone(),
+                    timeout_ms: gw.config.limits.hook_timeout_ms,
+                    route: interpose_manifest::UrlPattern::parse(&format!(
+                        "/events/{}",
+                        h.event_type.replace(['*', ' '], "_")
+                    ))
+                    .unwrap_or_else(|_| {
+                        inst.plugin
+                            .manifest
+                            .apis
+                            .first()
+                            .map(|a| a.url.clone())
+                            .unwrap_or_else(|| interpose_manifest::UrlPattern::parse("/").expect("/ parses"))
+                    }),
+                    stats: gw.metrics.hook(&inst.meta.name, instance, function, kind),
+                });
+            }
             let api =
                 inst.plugin.manifest.apis.iter().find(|a| a.function == function && a.kind == kind).ok_or_else(
                     || Missing::Hook { plugin: inst.meta.name.clone(), version: inst.meta.version.clone() },
@@ -177,6 +207,11 @@ impl Gateway {
             in_flight: post_threads(&self.config) * 2,
         };
         self.posts.make_durable(store, self.host.clone(), lookup, policy, applied);
+    }
+
+    /// The gateway as shared (`None` while it is being dropped).
+    pub fn shared(&self) -> Option<Arc<Gateway>> {
+        self.me.upgrade()
     }
 
     /// The current snapshot; a request keeps the one it started with.

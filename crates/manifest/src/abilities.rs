@@ -194,3 +194,112 @@ fn parse_timer(cx: &mut Cx<'_>, map: &marked_yaml::types::MarkedMappingNode, key
     };
     Some(TimerTask { id: id?, function: function?, schedule: schedule?, location })
 }
+
+/// One `events` subscription: ONES's event type (`ones:project:issue:updated`;
+/// a trailing `*` takes every type with that prefix) and the function that
+/// handles it.
+#[derive(Debug, Clone)]
+pub struct EventHandler {
+    pub event_type: String,
+    pub function: String,
+    pub location: Location,
+}
+
+impl EventHandler {
+    pub fn handles(&self, event_type: &str) -> bool {
+        match self.event_type.strip_suffix('*') {
+            Some(prefix) => event_type.starts_with(prefix),
+            None => self.event_type == event_type,
+        }
+    }
+}
+
+/// `events`, in the forms plugins write it (ONES does not publish the
+/// format): a list of `{eventType | type | event: <type>, function |
+/// handler: <name>}` (`types: [...]` for several, `function` a one-entry
+/// mapping too), or a mapping of `<type>: <function>`.
+pub(crate) fn parse_events(cx: &mut Cx<'_>, node: &Node) -> Vec<EventHandler> {
+    let mut out = Vec::new();
+    match node {
+        Node::Mapping(map) => {
+            for (k, v) in map.iter() {
+                let key = format!("events.{}", k.as_str());
+                if let Some(f) = function_name(cx, v, &key) {
+                    out.push(EventHandler {
+                        event_type: k.as_str().to_string(),
+                        function: f,
+                        location: cx.loc(k.span()),
+                    });
+                }
+            }
+        }
+        Node::Sequence(seq) => {
+            for (i, item) in seq.iter().enumerate() {
+                let key = format!("events[{i}]");
+                let Node::Mapping(map) = item else {
+                    cx.error(item.span(), &key, "each event subscription is a mapping {eventType, function}");
+                    continue;
+                };
+                let mut types = Vec::new();
+                for name in ["eventType", "event_type", "type", "event", "name"] {
+                    if let Some(n) = present(map.get_node(name)) {
+                        if let Some(t) = cx.string(n, &format!("{key}.{name}")) {
+                            types.push(t);
+                        }
+                        break;
+                    }
+                }
+                if let Some(Node::Sequence(ts)) = present(map.get_node("types").or_else(|| map.get_node("eventTypes")))
+                {
+                    for t in ts.iter() {
+                        match t {
+                            Node::Mapping(m) => {
+                                if let Some(t) =
+                                    m.get_node("eventType").and_then(|n| cx.string(n, &format!("{key}.types")))
+                                {
+                                    types.push(t);
+                                }
+                            }
+                            other => {
+                                if let Some(t) = cx.string(other, &format!("{key}.types")) {
+                                    types.push(t);
+                                }
+                            }
+                        }
+                    }
+                }
+                let function = ["function", "handler", "func", "eventHandlerFunc"]
+                    .iter()
+                    .find_map(|name| present(map.get_node(name)).map(|n| (name, n)))
+                    .and_then(|(name, n)| function_name(cx, n, &format!("{key}.{name}")));
+                if types.is_empty() {
+                    cx.error(
+                        map.span(),
+                        &key,
+                        "an event subscription needs its event type (`eventType: ones:project:issue:updated`)",
+                    );
+                }
+                let Some(function) = function else {
+                    cx.error(
+                        map.span(),
+                        &key,
+                        "an event subscription needs the function that handles it (`function: onEvent`)",
+                    );
+                    continue;
+                };
+                for t in types {
+                    out.push(EventHandler { event_type: t, function: function.clone(), location: cx.loc(map.span()) });
+                }
+            }
+        }
+        other => cx.error(other.span(), "events", "must be a list of {eventType, function} subscriptions"),
+    }
+    out
+}
+
+fn function_name(cx: &mut Cx<'_>, node: &Node, key: &str) -> Option<String> {
+    match node {
+        Node::Mapping(m) => m.iter().next().and_then(|(_, v)| cx.string(v, key)),
+        other => cx.string(other, key),
+    }
+}

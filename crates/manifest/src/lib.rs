@@ -18,7 +18,7 @@ mod parse;
 pub mod pattern;
 pub mod storage;
 
-pub use abilities::{Schedule, TimerTask};
+pub use abilities::{EventHandler, Schedule, TimerTask};
 pub use diagnostic::{Diagnostic, Diagnostics, Location, Severity};
 pub use pattern::{Segment, UrlPattern};
 pub use storage::{Attribute, AttributeType, Entity, EntityIndex};
@@ -36,6 +36,8 @@ pub struct Manifest {
     pub entities: Vec<Entity>,
     /// `abilities` of type `TimerTask`.
     pub timers: Vec<TimerTask>,
+    /// `events`: which function handles which event type.
+    pub events: Vec<EventHandler>,
     /// Top-level sections kept but not run (e.g. `modules`, `abilities`), as JSON.
     pub unsupported: BTreeMap<String, serde_json::Value>,
     /// Non-fatal findings (unsupported sections, unknown keys).
@@ -142,6 +144,9 @@ pub enum HookKind {
     Subscribe,
     Addition,
     External,
+    /// A plugin's `events` handler (never in a route table: the gateway
+    /// emits events; their deliveries share the post-hook queue).
+    Event,
 }
 
 impl HookKind {
@@ -164,17 +169,27 @@ impl HookKind {
             HookKind::Subscribe => "subscribe",
             HookKind::Addition => "addition",
             HookKind::External => "external",
+            HookKind::Event => "event",
         }
     }
 
+    /// A hook type of `apis[].type`.
     pub fn parse(s: &str) -> Option<HookKind> {
         HookKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// A type as the post-hook queue stores it (`event` too).
+    pub fn from_stored(s: &str) -> Option<HookKind> {
+        if s == "event" {
+            return Some(HookKind::Event);
+        }
+        HookKind::parse(s)
     }
 
     /// Suffix and subscribe: told of the exchange once the response went
     /// out (through the post-hook queue, durable with a store).
     pub fn runs_after_the_response(self) -> bool {
-        matches!(self, HookKind::Suffix | HookKind::Subscribe)
+        matches!(self, HookKind::Suffix | HookKind::Subscribe | HookKind::Event)
     }
 
     /// Does this hook need the request body before the upstream is called?

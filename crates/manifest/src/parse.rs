@@ -106,6 +106,7 @@ pub(crate) fn parse(file: &Path, text: &str) -> Result<Manifest, Diagnostics> {
     let mut unsupported = BTreeMap::new();
     let mut entities = Vec::new();
     let mut timers = Vec::new();
+    let mut events = Vec::new();
     for (k, v) in root.iter() {
         match k.as_str() {
             "service" | "apis" => {}
@@ -116,6 +117,7 @@ pub(crate) fn parse(file: &Path, text: &str) -> Result<Manifest, Diagnostics> {
                 unsupported.insert(other.to_string(), to_json(v));
             }
             "storage" => entities = crate::storage::parse(&mut cx, v),
+            "events" => events = crate::abilities::parse_events(&mut cx, v),
             other @ "abilities" => {
                 timers = crate::abilities::parse(&mut cx, v);
                 unsupported.insert(other.to_string(), to_json(v));
@@ -163,7 +165,7 @@ pub(crate) fn parse(file: &Path, text: &str) -> Result<Manifest, Diagnostics> {
     cx.warnings.extend(shadowed(&apis));
     match service {
         Some(service) if cx.errors.is_empty() => {
-            Ok(Manifest { service, apis, entities, timers, unsupported, warnings: cx.warnings })
+            Ok(Manifest { service, apis, entities, timers, events, unsupported, warnings: cx.warnings })
         }
         _ => Err(Diagnostics(cx.errors)),
     }
@@ -569,7 +571,6 @@ fn shadowed(apis: &[Api]) -> Vec<Diagnostic> {
 /// What `check` says of a section interpose keeps but does not run.
 fn unsupported_section(name: &str) -> String {
     match name {
-        "events" => "event subscriptions are kept but not delivered by interpose yet".into(),
         other => format!("section `{other}` is kept but not run by interpose (it runs `service` and `apis`)"),
     }
 }

@@ -70,6 +70,22 @@ impl UrlPattern {
         Ok(UrlPattern { raw: raw.to_string(), segments })
     }
 
+    /// The parameters of a path (split into segments) this pattern matches.
+    pub fn captures(&self, segs: &[&str]) -> Option<Vec<(String, String)>> {
+        if segs.len() != self.segments.len() {
+            return None;
+        }
+        let mut out = Vec::new();
+        for (seg, s) in self.segments.iter().zip(segs) {
+            match seg {
+                Segment::Static(t) if t == s => {}
+                Segment::Static(_) => return None,
+                Segment::Param(name) => out.push((name.clone(), s.to_string())),
+            }
+        }
+        Some(out)
+    }
+
     pub fn as_str(&self) -> &str {
         &self.raw
     }

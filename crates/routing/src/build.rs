@@ -196,7 +196,8 @@ fn make_plan<H>(
                 plan.intercepts.push(group);
                 continue;
             }
-            HookKind::Subscribe => {
+            // Event handlers are no apis entry: never in a route table.
+            HookKind::Subscribe | HookKind::Event => {
                 plan.subscribes.push(group);
                 continue;
             }

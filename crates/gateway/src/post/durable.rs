@@ -293,7 +293,7 @@ impl Dispatch {
         // version moves, so the table looked in is at least this version.
         let applied = self.applied.load(Ordering::Acquire);
         // Stored as text; a type this version does not know is no hook of its.
-        let Some(kind) = HookKind::parse(&row.kind) else {
+        let Some(kind) = HookKind::from_stored(&row.kind) else {
             let why = format!("instance {} has no hook of type {:?}", row.instance, row.kind);
             let _ = self.store.bury(row.id, attempts, &why).await;
             return Delivery::Done;

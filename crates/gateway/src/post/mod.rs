@@ -56,7 +56,7 @@ impl PostQueue {
     /// Hand an event over. In memory: without waiting (a full queue drops
     /// it, counted). Durable: the receiver resolves once it is stored.
     pub fn offer(&self, event: PostEvent) -> Option<oneshot::Receiver<()>> {
-        if let Some(d) = self.durable.get() {
+        if self.durable.get().is_some() {
             let payload = match serde_json::to_string(&*event.request) {
                 Ok(p) => p,
                 Err(e) => {
@@ -75,19 +75,33 @@ impl PostQueue {
                 })
                 .collect();
             let stats = event.hooks.iter().map(|h| h.payload.stats.clone()).collect();
-            let (ack, acked) = oneshot::channel();
-            if d.writer.try_send((events, stats, ack)).is_err() {
-                for h in &event.hooks {
-                    h.payload.stats.dropped.fetch_add(1, Ordering::Relaxed);
-                }
-                let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-                tracing::warn!(dropped_total = n, "post-hook store writer is saturated: event dropped");
-                return None;
-            }
-            return Some(acked);
+            return self.offer_rows(events, stats);
         }
         self.offer_in_memory(event);
         None
+    }
+
+    /// Store rows for delivery (durable only); the receiver resolves once
+    /// they are stored. `None` when there is no store or its writer is full
+    /// (the rows are then dropped, counted against `stats`).
+    pub fn offer_rows(
+        &self,
+        rows: Vec<NewEvent>,
+        stats: Vec<Arc<crate::metrics::HookStats>>,
+    ) -> Option<oneshot::Receiver<()>> {
+        let d = self.durable.get()?;
+        let (ack, acked) = oneshot::channel();
+        if let Err(mpsc::error::TrySendError::Full((_, stats, _)) | mpsc::error::TrySendError::Closed((_, stats, _))) =
+            d.writer.try_send((rows, stats, ack))
+        {
+            for s in &stats {
+                s.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            tracing::warn!(dropped_total = n, "post-hook store writer is saturated: event dropped");
+            return None;
+        }
+        Some(acked)
     }
 
     /// The store behind durable delivery, if any (admin API: backlog, dead letters).
