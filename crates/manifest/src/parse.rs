@@ -570,7 +570,5 @@ fn shadowed(apis: &[Api]) -> Vec<Diagnostic> {
 
 /// What `check` says of a section interpose keeps but does not run.
 fn unsupported_section(name: &str) -> String {
-    match name {
-        other => format!("section `{other}` is kept but not run by interpose (it runs `service` and `apis`)"),
-    }
+    format!("section `{name}` is kept but not run by interpose (it runs `service`, `apis`, `storage`, `events` and TimerTask `abilities`)")
 }
