@@ -126,7 +126,8 @@ impl Gateway {
                     continue;
                 }
             }
-            for h in inst.plugin.manifest.events.iter().filter(|h| h.handles(event_type)) {
+            // One handler per instance and event: the first that takes it.
+            if let Some(h) = inst.plugin.manifest.events.iter().find(|h| h.handles(event_type)) {
                 let id = uuid::Uuid::new_v4().to_string();
                 let message = json!({
                     "eventID": id,
@@ -158,8 +159,6 @@ impl Gateway {
                     payload,
                 });
                 stats.push(self.metrics.hook(&inst.meta.name, &inst.meta.id, &h.function, HookKind::Event));
-                // One handler per instance and event: the first that takes it.
-                break;
             }
         }
         let n = rows.len();
