@@ -60,6 +60,7 @@ export async function conf() {
     types: rows.map((c) => c.type),
     user: user.instance_uuid === globalThis.onesEnv.instanceId,
     hello: await Language.getLanguageString('en', 'Hello'),
+    lang: await Language.getLanguage('U1'),
     quoted: await Language.getLanguageString('en', 'Quoted'),
   } };
 }
@@ -173,7 +174,7 @@ async fn a_ones_plugin_sees_the_platform_it_was_written_for() {
     let conf = call("i-team", "/conf").await.json();
     assert_eq!(
         conf,
-        json!({"limit": "5", "types": [101, 103], "user": true, "hello": "Hello there", "quoted": "a: b"})
+        json!({"limit": "5", "types": [101, 103], "user": true, "hello": "Hello there", "lang": "en", "quoted": "a: b"})
     );
     gw.stop().await;
 }

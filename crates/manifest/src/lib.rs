@@ -221,7 +221,53 @@ impl Manifest {
         let text = std::fs::read_to_string(&file).map_err(|e| {
             Diagnostics::single(Diagnostic::error(Location::file(&file), "", format!("cannot read the manifest: {e}")))
         })?;
-        Manifest::parse(&file, &text)
+        let mut m = Manifest::parse(&file, &text)?;
+        m.localize(project);
+        Ok(m)
+    }
+
+    /// Resolve ONES's `'{{.Key}}'` placeholders in the names a person reads
+    /// (the plugin's name and description, config labels) from the
+    /// project's `workspace/language/<lang>.yaml`: English, else Chinese,
+    /// else Japanese — the first file that has the key. A key no file has
+    /// stays as written.
+    pub fn localize(&mut self, project: &Path) {
+        let texts = std::iter::once(&self.service.name)
+            .chain(std::iter::once(&self.service.description))
+            .chain(self.service.config.iter().filter_map(|c| c.label.as_ref()));
+        if !texts.into_iter().any(|t| t.contains("{{")) {
+            return;
+        }
+        let files: Vec<BTreeMap<String, String>> = ["en", "zh", "ja"]
+            .iter()
+            .filter_map(|lang| std::fs::read_to_string(project.join(format!("workspace/language/{lang}.yaml"))).ok())
+            .map(|text| language_strings(&text))
+            .collect();
+        let resolve = |s: &mut String| {
+            let mut out = String::with_capacity(s.len());
+            let mut rest = s.as_str();
+            while let Some(start) = rest.find("{{") {
+                let Some(len) = rest[start..].find("}}") else { break };
+                let key = rest[start + 2..start + len].trim().trim_start_matches('.');
+                match files.iter().find_map(|f| f.get(key)) {
+                    Some(text) => {
+                        out.push_str(&rest[..start]);
+                        out.push_str(text);
+                    }
+                    None => out.push_str(&rest[..start + len + 2]),
+                }
+                rest = &rest[start + len + 2..];
+            }
+            out.push_str(rest);
+            *s = out;
+        };
+        resolve(&mut self.service.name);
+        resolve(&mut self.service.description);
+        for c in &mut self.service.config {
+            if let Some(l) = &mut c.label {
+                resolve(l);
+            }
+        }
     }
 
     /// Validate manifest text; `file` is only used in messages.
@@ -233,6 +279,14 @@ impl Manifest {
     pub fn apis_of(&self, kind: HookKind) -> impl Iterator<Item = &Api> {
         self.apis.iter().filter(move |a| a.kind == kind)
     }
+}
+
+/// A flat `Key: text` language file (ONES's `workspace/language/*.yaml`).
+fn language_strings(text: &str) -> BTreeMap<String, String> {
+    let Ok(marked_yaml::Node::Mapping(map)) = marked_yaml::parse_yaml(0, text) else { return BTreeMap::new() };
+    map.iter()
+        .filter_map(|(k, v)| Some((k.as_str().to_string(), v.as_scalar()?.as_str().to_string())))
+        .collect()
 }
 
 #[cfg(test)]

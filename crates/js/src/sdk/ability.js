@@ -50,7 +50,14 @@ function languageFile(language) {
 }
 
 export const Language = Object.freeze({
-  getLanguage: unavailable('Language.getLanguage (a user\'s chosen language)'),
+  // A user's chosen language lives in ONES: this host answers the plugin's
+  // own first language (en, else zh, else ja: the first language file it ships).
+  getLanguage: async () => {
+    for (const lang of ['en', 'zh', 'ja']) {
+      try { languageFile(lang); return lang; } catch { /* next */ }
+    }
+    return 'en';
+  },
   getLanguageString: async (language, key) => languageFile(language)[key],
 });
 
