@@ -542,3 +542,62 @@ abilities:\n  - id: beat\n    abilityType: TimerTask\n    function: {taskActionF
     assert!(after - before >= 2, "ticks {before} → {after} after a node died");
     assert_eq!(read(&survivor).await["v"], "written on a");
 }
+
+/// A node whose store is shared (PostgreSQL) keeps plugin databases in
+/// SQLite files of its own by default: a plugin using the database would
+/// see different data on each node, so `serve` refuses it and says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_store_with_node_local_plugin_databases_is_refused() {
+    let Some(store) = interpose_test_util::postgres::database().await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("db-user");
+    interpose_test_util::write_files(&p, &[
+        ("config/plugin.yaml", "service: {app_id: dbuser, version: 1.0.0, name: dbuser, scope: 2}\napis:\n  - {type: addition, methods: [GET], url: /n, function: n}\n"),
+        ("backend/src/index.js", "import { count } from '@ones-op/node-database'\nexport async function n() { return { body: { n: await count('select count(*) from t') } } }\n"),
+    ]);
+    let cfg = dir.path().join("interpose.toml");
+    let (port, admin_port) = (free_port(), free_port());
+    std::fs::write(
+        &cfg,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\nadmin_listen = \"127.0.0.1:{admin_port}\"\n[storage]\nurl = \"{store}\"\n[[upstreams]]\nscope = \"project\"\nmount = \"/project/api/project\"\nurl = \"http://127.0.0.1:9/project/api/project\"\n[[plugins]]\npath = \"{}\"\n",
+            p.display()
+        ),
+    )
+    .unwrap();
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_interpose")).args(["serve", "-c", cfg.to_str().unwrap()]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("dbuser uses @ones-op/node-database")
+            && stderr.contains("Set [plugin_db] url to a MySQL or MariaDB server"),
+        "{stderr}"
+    );
+    // With a MariaDB for every node, it starts.
+    let Some(mysql) = interpose_test_util::mariadb::server() else { return };
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("[[upstreams]]", &format!("[plugin_db]\nurl = \"{mysql}\"\n[[upstreams]]"));
+    std::fs::write(&cfg, text).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_interpose"))
+        .args(["serve", "-c", cfg.to_str().unwrap()])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let n = Node { child, port, admin: format!("http://127.0.0.1:{admin_port}") };
+    let t0 = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(t0.elapsed() < Duration::from_secs(30), "the node never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let list = get(&format!("{}/api/instances", n.admin), &[]).await.json();
+    let id = list[0]["id"].as_str().unwrap().to_string();
+    let got = get(&format!("http://127.0.0.1:{port}/project/api/project/n"), &[("Ones-Plugin-Id", &id)]).await;
+    assert_eq!(
+        got.json()["errcode"],
+        "DB.QuerySqlErr",
+        "the database answers (the table does not exist): {}",
+        got.text()
+    );
+}

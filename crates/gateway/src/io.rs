@@ -173,6 +173,12 @@ impl HostIo for GatewayIo {
     fn sdk(&self, req: SdkRequest, done: SdkDone) {
         match req.service {
             SdkService::Storage => {
+                // A record this process knows (SQLite) answers at once,
+                // without a trip to the store's connections.
+                if let Some(known) = self.store.get().and_then(|s| crate::storage::cached(s, &req)) {
+                    done(known);
+                    return;
+                }
                 let Some(store) = self.store.get().cloned() else {
                     done(Err(interpose_js::SdkFailure::new(
                         "Storage.NotAvailable",

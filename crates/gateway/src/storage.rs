@@ -9,6 +9,9 @@ use interpose_plugindb::PluginDb;
 use interpose_registry::{Condition, EntityError, EntityQuery, Store, StoreError};
 use serde_json::{json, Value};
 
+/// Most items one batch call takes (`batchSet`, `batchGet`, `batchDelete`).
+const MAX_BATCH: usize = 1000;
+
 fn invalid(reason: impl Into<String>) -> SdkFailure {
     SdkFailure::new("InvalidParameter", 400, reason)
 }
@@ -72,6 +75,18 @@ pub(crate) async fn database(db: &PluginDb, req: SdkRequest) -> Result<Value, Sd
     .await
 }
 
+/// A `get` this process can answer without the store (its cache), checked
+/// as [`run`] checks it.
+pub(crate) fn cached(store: &Store, req: &SdkRequest) -> Option<Result<Value, SdkFailure>> {
+    if req.op.get("op").and_then(Value::as_str) != Some("get") {
+        return None;
+    }
+    let name = req.op.get("entity").and_then(Value::as_str)?;
+    let key = req.op.get("key").and_then(Value::as_str)?;
+    req.entities.iter().find(|e| e.name == name)?;
+    store.entity_cached(&req.instance, name, key).map(|v| Ok(v.unwrap_or(Value::Null)))
+}
+
 async fn run(store: &Store, req: &SdkRequest) -> Result<Value, SdkFailure> {
     let op = req.op.get("op").and_then(Value::as_str).unwrap_or("");
     let name = req.op.get("entity").and_then(Value::as_str).unwrap_or("");
@@ -85,13 +100,11 @@ async fn run(store: &Store, req: &SdkRequest) -> Result<Value, SdkFailure> {
         }
     };
     let keys = || -> Result<Vec<String>, SdkFailure> {
-        req.op
-            .get("keys")
-            .and_then(Value::as_array)
-            .ok_or_else(|| invalid("expected a list of keys"))?
-            .iter()
-            .map(key_of)
-            .collect()
+        let keys = req.op.get("keys").and_then(Value::as_array).ok_or_else(|| invalid("expected a list of keys"))?;
+        if keys.len() > MAX_BATCH {
+            return Err(invalid(format!("{} keys in one call; at most {MAX_BATCH}", keys.len())));
+        }
+        keys.iter().map(key_of).collect()
     };
     match op {
         "get" => {
@@ -110,6 +123,9 @@ async fn run(store: &Store, req: &SdkRequest) -> Result<Value, SdkFailure> {
         "set" => {
             let items =
                 req.op.get("items").and_then(Value::as_array).ok_or_else(|| invalid("expected [{key, value}]"))?;
+            if items.len() > MAX_BATCH {
+                return Err(invalid(format!("{} items in one batchSet; at most {MAX_BATCH}", items.len())));
+            }
             let items = items
                 .iter()
                 .enumerate()

@@ -284,9 +284,7 @@ impl Manifest {
 /// A flat `Key: text` language file (ONES's `workspace/language/*.yaml`).
 fn language_strings(text: &str) -> BTreeMap<String, String> {
     let Ok(marked_yaml::Node::Mapping(map)) = marked_yaml::parse_yaml(0, text) else { return BTreeMap::new() };
-    map.iter()
-        .filter_map(|(k, v)| Some((k.as_str().to_string(), v.as_scalar()?.as_str().to_string())))
-        .collect()
+    map.iter().filter_map(|(k, v)| Some((k.as_str().to_string(), v.as_scalar()?.as_str().to_string()))).collect()
 }
 
 #[cfg(test)]

@@ -264,8 +264,10 @@ fn language_placeholders_are_resolved_from_the_workspace() {
         "service:\n  app_id: a\n  version: 1.0.0\n  name: '{{.PluginName}}'\n  description: 'by {{.Team}}, {{.Nope}}'\n  config:\n    - {key: k, type: Input, label: '{{.KLabel}}'}\napis: []\n",
     )
     .expect("write");
-    std::fs::write(dir.path().join("workspace/language/zh.yaml"), "PluginName: 插件\nTeam: 团队\nKLabel: 键\n").expect("write");
-    std::fs::write(dir.path().join("workspace/language/en.yaml"), "PluginName: Reviews\nKLabel: The key\n").expect("write");
+    std::fs::write(dir.path().join("workspace/language/zh.yaml"), "PluginName: 插件\nTeam: 团队\nKLabel: 键\n")
+        .expect("write");
+    std::fs::write(dir.path().join("workspace/language/en.yaml"), "PluginName: Reviews\nKLabel: The key\n")
+        .expect("write");
     let m = Manifest::load(dir.path()).expect("loads");
     assert_eq!(m.service.name, "Reviews");
     assert_eq!(m.service.description, "by 团队, {{.Nope}}");

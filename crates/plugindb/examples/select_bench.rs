@@ -36,7 +36,9 @@ async fn main() {
     let t0 = Instant::now();
     for start in (0..rows).step_by(1000) {
         let values: Vec<String> = (start..(start + 1000).min(rows)).map(|i| format!("('n{i}', {})", i % 100)).collect();
-        db.exec("bench", "insert", &format!("INSERT INTO items (name, score) VALUES {}", values.join(", "))).await.expect("insert");
+        db.exec("bench", "insert", &format!("INSERT INTO items (name, score) VALUES {}", values.join(", ")))
+            .await
+            .expect("insert");
     }
     println!("{name}: {rows} rows (inserted in {:.1} s)", t0.elapsed().as_secs_f64());
     let until = Instant::now() + Duration::from_secs(seconds);
@@ -51,7 +53,10 @@ async fn main() {
                 x ^= x >> 7;
                 x ^= x << 17;
                 let s = Instant::now();
-                let r = db.select("bench", &format!("SELECT id, name, score FROM items WHERE id = {}", x % rows + 1)).await.expect("select");
+                let r = db
+                    .select("bench", &format!("SELECT id, name, score FROM items WHERE id = {}", x % rows + 1))
+                    .await
+                    .expect("select");
                 assert_eq!(r.len(), 1);
                 lat.push(s.elapsed());
             }

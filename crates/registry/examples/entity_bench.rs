@@ -42,7 +42,12 @@ async fn main() {
         for chunk in (have..records).collect::<Vec<_>>().chunks(1000) {
             let items: Vec<_> = chunk
                 .iter()
-                .map(|i| (format!("k{i:06}"), serde_json::json!({"name": format!("n{i}"), "age": i % 90, "deleted": i % 2 == 0})))
+                .map(|i| {
+                    (
+                        format!("k{i:06}"),
+                        serde_json::json!({"name": format!("n{i}"), "age": i % 90, "deleted": i % 2 == 0}),
+                    )
+                })
                 .collect();
             store.entity_set("bench", &e, &items).await.expect("seed");
         }

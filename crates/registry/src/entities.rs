@@ -65,6 +65,60 @@ pub struct Page {
     pub end_cursor: Option<String>,
 }
 
+/// Records cached at most; past it the cache starts again empty.
+const CACHE_RECORDS: usize = 100_000;
+
+/// Entity records as last read or written by this process (SQLite only).
+/// A read that missed fills it only if no write happened meanwhile (the
+/// generation did not move), so it never keeps a value older than a write.
+#[derive(Default)]
+pub(crate) struct Cache {
+    records: std::sync::Mutex<std::collections::HashMap<(String, String, String), Option<serde_json::Value>>>,
+    generation: std::sync::atomic::AtomicU64,
+}
+
+impl std::fmt::Debug for Cache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Cache")
+    }
+}
+
+impl Cache {
+    fn get(&self, key: &(String, String, String)) -> Option<Option<serde_json::Value>> {
+        self.records.lock().unwrap_or_else(|e| e.into_inner()).get(key).cloned()
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn fill(&self, key: (String, String, String), value: Option<serde_json::Value>, read_at: u64) {
+        let mut records = self.records.lock().unwrap_or_else(|e| e.into_inner());
+        if self.generation() != read_at {
+            return;
+        }
+        if records.len() >= CACHE_RECORDS {
+            records.clear();
+        }
+        records.insert(key, value);
+    }
+
+    /// A write is about to change these records (all of `instance`'s when
+    /// `keys` is `None`).
+    fn forget(&self, instance: &str, entity: &str, keys: Option<&[String]>) {
+        let mut records = self.records.lock().unwrap_or_else(|e| e.into_inner());
+        self.generation.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        match keys {
+            Some(keys) => {
+                for k in keys {
+                    records.remove(&(instance.to_string(), entity.to_string(), k.clone()));
+                }
+            }
+            None => records.retain(|(i, ..), _| i != instance),
+        }
+    }
+}
+
 /// A value bound into a query.
 #[derive(Debug, Clone)]
 enum Param {
@@ -82,8 +136,31 @@ impl Store {
         &self.data
     }
 
+    /// The record `key` if this process knows it without a read (SQLite:
+    /// a record read or written here before) — `Some(None)`: known absent.
+    pub fn entity_cached(&self, instance: &str, entity: &str, key: &str) -> Option<Option<serde_json::Value>> {
+        self.cache.as_ref()?.get(&(instance.to_string(), entity.to_string(), key.to_string()))
+    }
+
     /// The record `key`, or `None`.
     pub async fn entity_get(
+        &self,
+        instance: &str,
+        entity: &str,
+        key: &str,
+    ) -> Result<Option<serde_json::Value>, StoreError> {
+        let Some(cache) = &self.cache else { return self.entity_read(instance, entity, key).await };
+        let id = (instance.to_string(), entity.to_string(), key.to_string());
+        if let Some(known) = cache.get(&id) {
+            return Ok(known);
+        }
+        let read_at = cache.generation();
+        let value = self.entity_read(instance, entity, key).await?;
+        cache.fill(id, value.clone(), read_at);
+        Ok(value)
+    }
+
+    async fn entity_read(
         &self,
         instance: &str,
         entity: &str,
@@ -112,6 +189,10 @@ impl Store {
     ) -> Result<(), EntityError> {
         for (key, _) in items {
             interpose_manifest::storage::check_key(key).map_err(EntityError::Invalid)?;
+        }
+        if let Some(cache) = &self.cache {
+            let keys: Vec<String> = items.iter().map(|(k, _)| k.clone()).collect();
+            cache.forget(instance, &entity.name, Some(&keys));
         }
         let now = now_ms();
         // PostgreSQL: lock each record read, so two nodes updating it take turns.
@@ -178,11 +259,20 @@ impl Store {
             }
             tx.commit().await?;
         });
+        // Again once committed: a read that began before the commit must
+        // not leave the old value behind.
+        if let Some(cache) = &self.cache {
+            let keys: Vec<String> = items.iter().map(|(k, _)| k.clone()).collect();
+            cache.forget(instance, &entity.name, Some(&keys));
+        }
         Ok(())
     }
 
     /// Delete the records `keys` (absent ones are no error); how many were there.
     pub async fn entity_delete(&self, instance: &str, entity: &str, keys: &[String]) -> Result<u64, StoreError> {
+        if let Some(cache) = &self.cache {
+            cache.forget(instance, entity, Some(keys));
+        }
         let mut n = 0;
         on!(self.data(), |p| {
             let mut tx = p.begin_write().await?;
@@ -203,11 +293,17 @@ impl Store {
             }
             tx.commit().await?;
         });
+        if let Some(cache) = &self.cache {
+            cache.forget(instance, entity, Some(keys));
+        }
         Ok(n)
     }
 
     /// Every record of `instance`, of every entity (its uninstall).
     pub async fn drop_entities(&self, instance: &str) -> Result<u64, StoreError> {
+        if let Some(cache) = &self.cache {
+            cache.forget(instance, "", None);
+        }
         let n = on!(self.data(), |p| {
             let mut tx = p.begin_write().await?;
             let n = sqlx::query("DELETE FROM entity_records WHERE instance = $1")
@@ -219,6 +315,9 @@ impl Store {
             tx.commit().await?;
             n
         });
+        if let Some(cache) = &self.cache {
+            cache.forget(instance, "", None);
+        }
         Ok(n)
     }
 

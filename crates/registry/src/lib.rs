@@ -198,6 +198,9 @@ pub struct Store {
     /// run side by side; writers take turns) with the lighter sync; the
     /// same pool for memory. PostgreSQL: the same pool.
     data: Db,
+    /// SQLite: entity records as last read or written here (one SQLite file
+    /// has one gateway, so nothing else changes them); PostgreSQL: none.
+    cache: Option<std::sync::Arc<entities::Cache>>,
 }
 
 pub fn now() -> i64 {
@@ -237,7 +240,7 @@ impl Store {
         // together migrate once.
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
         let db = Db::Postgres(pool);
-        Ok(Store { events: db.clone(), data: db.clone(), db })
+        Ok(Store { events: db.clone(), data: db.clone(), db, cache: None })
     }
 
     async fn open_sqlite(url: &str) -> Result<Store, StoreError> {
@@ -285,7 +288,12 @@ impl Store {
         // A SQLite file has one gateway: leases left by a killed process are
         // its own, so its events are due again at once.
         sqlx::query("UPDATE post_events SET locked_until = 0 WHERE locked_until <> 0").execute(&events).await?;
-        Ok(Store { db: Db::Sqlite(pool), events: Db::Sqlite(events), data: Db::Sqlite(data) })
+        Ok(Store {
+            db: Db::Sqlite(pool),
+            events: Db::Sqlite(events),
+            data: Db::Sqlite(data),
+            cache: Some(Default::default()),
+        })
     }
 
     /// `sqlite` or `postgres`.

@@ -333,7 +333,14 @@ async fn entities_keep_their_rules_order_and_pages_on_both_stores() {
             s.entity_query("I1", &e, &EntityQuery { index: Some(("nope".into(), vec![])), ..Default::default() }).await;
         assert!(err.expect_err("no such index").to_string().contains("has no index \"nope\""));
 
+        // Read (SQLite keeps it at hand), deleted, read again: gone.
+        assert!(s.entity_get("I1", "employee", "emp00").await.expect("get").is_some());
+        assert_eq!(s.entity_get("I1", "employee", "nothing").await.expect("get"), None);
         assert_eq!(s.entity_delete("I1", "employee", &["emp00".into(), "nothing".into()]).await.expect("delete"), 1);
+        assert_eq!(s.entity_get("I1", "employee", "emp00").await.expect("get"), None, "{url}");
+        s.entity_set("I1", &e, &[("nothing".into(), json!({"name": "now", "age": 1}))]).await.expect("set");
+        assert_eq!(s.entity_get("I1", "employee", "nothing").await.expect("get").expect("there")["name"], "now");
+        s.entity_delete("I1", "employee", &["nothing".into()]).await.expect("delete");
         assert_eq!(s.entity_count("I1", &e, &EntityQuery::default()).await.expect("count"), 24);
         assert_eq!(s.drop_entities("I1").await.expect("drop"), 24);
         assert_eq!(s.entity_count("I2", &e, &EntityQuery::default()).await.expect("count"), 1);

@@ -26,6 +26,8 @@ CREATE TABLE entity_index (
     PRIMARY KEY (instance, entity, idx, key)
 );
 CREATE INDEX entity_index_order ON entity_index (instance, entity, idx, part, num, txt, key);
+-- A record's rows, to replace or delete them with it.
+CREATE INDEX entity_index_key ON entity_index (instance, entity, key);
 
 -- TimerTask abilities: when each instance's timer is due next (seconds; on
 -- the schedule it was planned by), until when the node running its tick
