@@ -198,6 +198,7 @@ impl Store {
         // PostgreSQL: lock each record read, so two nodes updating it take turns.
         let lock = if matches!(self.data(), Db::Postgres(_)) { " FOR UPDATE" } else { "" };
         let select = format!("SELECT value FROM entity_records WHERE instance = $1 AND entity = $2 AND key = $3{lock}");
+        let _turn = self.data_write_turn().await;
         on!(self.data(), |p| {
             let mut tx = p.begin_write().await?;
             for (key, value) in items {
@@ -274,6 +275,7 @@ impl Store {
             cache.forget(instance, entity, Some(keys));
         }
         let mut n = 0;
+        let _turn = self.data_write_turn().await;
         on!(self.data(), |p| {
             let mut tx = p.begin_write().await?;
             for key in keys {
@@ -304,6 +306,7 @@ impl Store {
         if let Some(cache) = &self.cache {
             cache.forget(instance, "", None);
         }
+        let _turn = self.data_write_turn().await;
         let n = on!(self.data(), |p| {
             let mut tx = p.begin_write().await?;
             let n = sqlx::query("DELETE FROM entity_records WHERE instance = $1")

@@ -201,6 +201,9 @@ pub struct Store {
     /// SQLite: entity records as last read or written here (one SQLite file
     /// has one gateway, so nothing else changes them); PostgreSQL: none.
     cache: Option<std::sync::Arc<entities::Cache>>,
+    /// SQLite: entity and timer writes take turns here rather than in
+    /// SQLite's busy handler, which sleeps between tries.
+    data_writer: Option<std::sync::Arc<tokio::sync::Mutex<()>>>,
 }
 
 pub fn now() -> i64 {
@@ -240,7 +243,7 @@ impl Store {
         // together migrate once.
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
         let db = Db::Postgres(pool);
-        Ok(Store { events: db.clone(), data: db.clone(), db, cache: None })
+        Ok(Store { events: db.clone(), data: db.clone(), db, cache: None, data_writer: None })
     }
 
     async fn open_sqlite(url: &str) -> Result<Store, StoreError> {
@@ -293,7 +296,17 @@ impl Store {
             events: Db::Sqlite(events),
             data: Db::Sqlite(data),
             cache: Some(Default::default()),
+            data_writer: Some(Default::default()),
         })
+    }
+
+    /// A turn to write entity records or timers (SQLite: one writer at a
+    /// time in this process; PostgreSQL: no wait).
+    pub(crate) async fn data_write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match &self.data_writer {
+            Some(m) => Some(m.lock().await),
+            None => None,
+        }
     }
 
     /// `sqlite` or `postgres`.

@@ -33,6 +33,7 @@ impl Store {
     /// first due at `first`; one planned by another schedule (the plugin
     /// was upgraded) is due at `first` from now on.
     pub async fn plan_timer(&self, instance: &str, timer: &str, schedule: &str, first: i64) -> Result<(), StoreError> {
+        let _turn = self.data_write_turn().await;
         on!(&self.data, |p| sqlx::query(
             "INSERT INTO timer_runs (instance, timer, schedule, next_at) VALUES ($1, $2, $3, $4)
              ON CONFLICT (instance, timer) DO UPDATE SET schedule = excluded.schedule, next_at = excluded.next_at
@@ -71,6 +72,7 @@ impl Store {
         next: i64,
         lease_until: i64,
     ) -> Result<bool, StoreError> {
+        let _turn = self.data_write_turn().await;
         let n = on!(&self.data, |p| sqlx::query(
             "UPDATE timer_runs SET next_at = $1, lease_until = $2
              WHERE instance = $3 AND timer = $4 AND next_at = $5 AND lease_until < $6",
@@ -90,6 +92,7 @@ impl Store {
     /// Take the timer now, out of schedule (`invoke timer`): `false` while a
     /// node runs it.
     pub async fn claim_timer_now(&self, instance: &str, timer: &str, lease_until: i64) -> Result<bool, StoreError> {
+        let _turn = self.data_write_turn().await;
         let n = on!(&self.data, |p| sqlx::query(
             "UPDATE timer_runs SET lease_until = $1 WHERE instance = $2 AND timer = $3 AND lease_until < $4",
         )
@@ -112,6 +115,7 @@ impl Store {
         ms: i64,
         error: Option<&str>,
     ) -> Result<(), StoreError> {
+        let _turn = self.data_write_turn().await;
         on!(&self.data, |p| sqlx::query(
             "UPDATE timer_runs SET lease_until = 0, runs = runs + 1, failures = failures + $1,
                  last_at = $2, last_ms = $3, last_error = $4
@@ -131,6 +135,7 @@ impl Store {
 
     /// Forget `instance`'s timers (its uninstall).
     pub async fn drop_timers(&self, instance: &str) -> Result<(), StoreError> {
+        let _turn = self.data_write_turn().await;
         on!(&self.data, |p| sqlx::query("DELETE FROM timer_runs WHERE instance = $1")
             .bind(instance)
             .execute(p)
