@@ -54,7 +54,7 @@ async fn exercise(db: &PluginDb, dir: &std::path::Path) {
         ])
     );
     // Upsert, MySQL style; the row's id is kept.
-    db.exec("I1", "insert", "INSERT INTO email_id_map (email, user_uuid) VALUES ('a@x.com', 'U9') ON DUPLICATE KEY UPDATE user_uuid = VALUES(user_uuid), score = 1.5")
+    db.exec("I1", "insert", "INSERT INTO email_id_map (email, user_uuid) VALUES ('a@x.com', 'U9') ON DUPLICATE KEY UPDATE `user_uuid` = VALUES(`user_uuid`), score = 1.5")
         .await
         .expect("upsert");
     db.exec("I1", "insert", "INSERT IGNORE INTO email_id_map (email, user_uuid) VALUES ('b@x.com', 'X')")

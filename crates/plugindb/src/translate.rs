@@ -346,11 +346,11 @@ fn args(f: &sqlparser::ast::Function) -> Vec<String> {
     }
 }
 
-fn sqlite_expr(text: &str) -> Expr {
+fn sqlite_expr(text: &str) -> Result<Expr, String> {
     Parser::new(&SQLiteDialect {})
         .try_with_sql(text)
         .and_then(|mut p| p.parse_expr())
-        .unwrap_or_else(|_| Expr::Value(Value::Null.into()))
+        .map_err(|e| format!("cannot translate to SQLite ({text}): {e}"))
 }
 
 /// MySQL's functions and literals in every expression, as SQLite has them.
@@ -394,7 +394,10 @@ fn rewrite_expressions(s: &mut Statement) -> Result<(), String> {
                     _ => None,
                 };
                 if let Some(text) = replacement {
-                    *e = sqlite_expr(&text);
+                    match sqlite_expr(&text) {
+                        Ok(expr) => *e = expr,
+                        Err(why) => failure = Some(why),
+                    }
                 }
             }
             _ => {}
