@@ -42,6 +42,27 @@ pub fn run(dir: &Path, config: Option<&Path>) -> anyhow::Result<ExitCode> {
                     api.function
                 );
             }
+            let m = &p.manifest;
+            for t in &m.timers {
+                println!("  {:<9} {:<12} {} -> {}()", "timer", t.id, t.schedule.describe(), t.function);
+            }
+            for e in &m.events {
+                println!("  {:<9} {} -> {}()", "event", e.event_type, e.function);
+            }
+            for e in &m.entities {
+                let indexes: Vec<&str> = e.indexes.iter().map(|i| i.name.as_str()).collect();
+                println!(
+                    "  {:<9} {} ({}){}",
+                    "entity",
+                    e.name,
+                    e.attributes
+                        .iter()
+                        .map(|(n, a)| format!("{n}: {}", a.kind.as_str()))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    if indexes.is_empty() { String::new() } else { format!(", indexes {}", indexes.join(", ")) }
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
