@@ -78,9 +78,25 @@ pub fn unwrap_placeholders(sql: &str) -> String {
     out
 }
 
-/// Parse MySQL text into statements.
+/// Parse MySQL text into statements. A table named with its database
+/// (`other.t`) is refused: an instance's SQL reaches its own database only.
 pub fn parse(sql: &str) -> Result<Vec<Parsed>, String> {
     let statements = Parser::parse_sql(&MySqlDialect {}, &unwrap_placeholders(sql)).map_err(|e| e.to_string())?;
+    for s in &statements {
+        let mut outside = None;
+        let _ = sqlparser::ast::visit_relations(s, |name| {
+            if name.0.len() > 1 {
+                outside = Some(name.to_string());
+                return ControlFlow::Break(());
+            }
+            ControlFlow::Continue(())
+        });
+        if let Some(name) = outside {
+            return Err(format!(
+                "table {name} names a database: a plugin's SQL reaches only its own database, by table names alone"
+            ));
+        }
+    }
     statements.into_iter().map(|s| Ok(Parsed { kind: kind_of(&s), statement: s })).collect()
 }
 
