@@ -17,7 +17,11 @@ export async function f(r) {
     case 'big-body': return { statusCode: 403, body: 'x'.repeat(50 * 1024 * 1024) };
     // Node's fs resolves (a plugin importing it loads) but does nothing.
     case 'import': { const fs = await import('fs'); fs.readFileSync('/etc/passwd'); return; }
-    case 'io': return { statusCode: 403, body: { process: typeof process, require: typeof require, fetch: typeof fetch, std: typeof std, os: typeof os } };
+    case 'io': {
+      let exit;
+      try { process.exit(1); } catch (e) { exit = e.message; }
+      return { statusCode: 403, body: { process: typeof process, env: Object.keys(process.env), exit, require: typeof require, fetch: typeof fetch, std: typeof std, os: typeof os } };
+    }
     case 'pollute': Object.prototype.polluted = 'yes'; Array.prototype.push = () => 0; globalThis.secret = 's3'; return;
     case 'fetch-out': try { await fetch('http://169.254.169.254/latest/meta-data/'); return; } catch (e) { return { statusCode: 403, body: { name: e.name, errcode: e.cause.errcode } }; }
     case 'eval': return { statusCode: 403, body: { eval: eval('1 + 1'), fn: new Function('return 2')() } };
@@ -63,11 +67,12 @@ async fn hostile_plugins_fail_alone() {
         assert!(needles.iter().any(|n| reason(&got).contains(n)), "{mode}: {}", reason(&got));
     }
     // No I/O but the SDK's (`fetch` reaches only the hosts `fetchHttp` may);
+    // Node's `process` holds nothing of the gateway's (its environment, exit);
     // eval is the plugin's own business.
     let io = get(&bad_url, &[("x-mode", "io")]).await.json();
     assert_eq!(
         io,
-        serde_json::json!({"process": "undefined", "require": "undefined", "fetch": "function", "std": "undefined", "os": "undefined"})
+        serde_json::json!({"process": "object", "env": ["NODE_ENV"], "exit": "process.exit() is not available to plugins", "require": "undefined", "fetch": "function", "std": "undefined", "os": "undefined"})
     );
     let out = get(&bad_url, &[("x-mode", "fetch-out")]).await.json();
     assert_eq!(out, serde_json::json!({"name": "TypeError", "errcode": "Forbidden"}));

@@ -676,7 +676,7 @@ export async function bufs() {
     b64, back, hexed, fromHex, url64, cat, shared: b.toString().startsWith('User'),
     json: JSON.stringify(Buffer.from('hi')), isBuffer: [Buffer.isBuffer(b), Buffer.isBuffer(new Uint8Array(1))],
     len: [b.length, Buffer.byteLength('€')], eq: Buffer.from('x').equals(Buffer.from('x')),
-    process: typeof process,
+    process: [typeof process, process.env.NODE_ENV, process.version, typeof process.nextTick],
   } };
 }
 export async function numbers() {
@@ -736,7 +736,7 @@ export function poly() { globalThis.TextDecoder = function Mine() {}; return { b
         json!({
             "b64": "dXNlcjpww6Rzc3dvcmQ=", "back": "user:pässword", "hexed": "000fff", "fromHex": [15, 255],
             "url64": "-_8", "cat": "abzz", "shared": true, "json": "{\"type\":\"Buffer\",\"data\":[104,105]}",
-            "isBuffer": [true, false], "len": [14, 3], "eq": true, "process": "undefined",
+            "isBuffer": [true, false], "len": [14, 3], "eq": true, "process": ["object", "production", "v16.13.1", "function"],
         }),
         "{out}"
     );

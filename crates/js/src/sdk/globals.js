@@ -71,6 +71,40 @@ globalThis.clearImmediate = clear;
 // Node's name for the global object.
 globalThis.global = globalThis;
 
+// Node's `process`, as far as a plugin on ONES's Node host reads it:
+// `process.env` (the plugin's own: NODE_ENV=production and what it sets;
+// nothing of the gateway's environment), version, platform, `nextTick`,
+// `hrtime`, `cwd`, `uptime`, `memoryUsage`; listeners are accepted and never
+// called; `exit`/`kill`/`abort` throw, as VM2 strips them on ONES.
+const started = Date.now();
+const refuse = (what) => () => { throw new Error(`process.${what}() is not available to plugins`); };
+const hrtime = (prev) => {
+  const ms = Date.now();
+  const t = [Math.floor(ms / 1000), (ms % 1000) * 1e6];
+  if (!Array.isArray(prev)) return t;
+  let s = t[0] - prev[0], ns = t[1] - prev[1];
+  if (ns < 0) { s -= 1; ns += 1e9; }
+  return [s, ns];
+};
+hrtime.bigint = () => BigInt(Date.now()) * 1000000n;
+const processObject = {
+  env: { NODE_ENV: 'production' },
+  argv: ['node'], execArgv: [], argv0: 'node', execPath: '/usr/local/bin/node', title: 'node',
+  version: 'v16.13.1', versions: Object.freeze({ node: '16.13.1' }), release: Object.freeze({ name: 'node' }),
+  platform: 'linux', arch: 'x64', pid: 1, ppid: 0,
+  cwd: () => '/', uptime: () => (Date.now() - started) / 1000, hrtime,
+  memoryUsage: () => ({ rss: 0, heapTotal: 0, heapUsed: 0, external: 0, arrayBuffers: 0 }),
+  nextTick: (cb, ...args) => { Promise.resolve().then(() => cb(...args)); },
+  emitWarning: (w) => Logger.warn(String(w && w.message ? w.message : w)),
+  exit: refuse('exit'), kill: refuse('kill'), abort: refuse('abort'), chdir: refuse('chdir'),
+};
+for (const m of ['on', 'once', 'off', 'addListener', 'removeListener', 'removeAllListeners', 'prependListener']) {
+  processObject[m] = () => processObject;
+}
+processObject.listeners = () => [];
+processObject.emit = () => false;
+globalThis.process = Object.freeze(processObject);
+
 // The web-platform globals are built on first use (most plugins use none,
 // and every runtime would otherwise compile them): `web.js`, evaluated by
 // the host when one of them is first read; assigning one replaces it.
