@@ -304,6 +304,7 @@ pub async fn bad_upstream(reply: &'static [u8]) -> (SocketAddr, tokio::task::Joi
 
 pub mod mariadb;
 pub mod postgres;
+mod supervised;
 
 /// Config text to append, split into the keys of a `[table]` at its start
 /// (to go inside that table of the config it joins) and the rest.

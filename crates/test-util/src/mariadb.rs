@@ -9,10 +9,10 @@
 //! test says it was skipped — unless `REQUIRE_MARIADB=1` is set, as CI does.
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 static SERVER: OnceLock<Result<u16, String>> = OnceLock::new();
 static NEXT: AtomicU32 = AtomicU32::new(0);
@@ -66,37 +66,16 @@ fn start() -> Result<u16, String> {
     if !out.status.success() {
         return Err(format!("mariadb-install-db failed: {}", String::from_utf8_lossy(&out.stderr)));
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| e.to_string())?;
-    let script = format!(
+    let port = crate::supervised::free_port()?;
+    let server = format!(
         "{server} --no-defaults --datadir={data} --socket={dir}/sock --port={port} --bind-address=127.0.0.1 \
          --skip-grant-tables --skip-name-resolve --innodb-flush-log-at-trx-commit=0 --innodb-buffer-pool-size=64M \
-         --max-connections=300 {user} >{dir}/log 2>&1 & db=$!\n\
-         while [ -d /proc/{parent} ] && kill -0 $db 2>/dev/null; do sleep 1; done\n\
-         kill -TERM $db 2>/dev/null; wait $db; rm -rf {dir}\n",
+         --max-connections=300 {user}",
         server = server.display(),
         data = data.display(),
         dir = dir.display(),
         user = user.join(" "),
-        parent = std::process::id(),
     );
-    Command::new("sh")
-        .arg("-c")
-        .arg(script)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("cannot start mariadbd: {e}"))?;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Ok(port);
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let log = std::fs::read_to_string(dir.join("log")).unwrap_or_default();
-    Err(format!("mariadbd did not listen on port {port} within 60 s: {log}"))
+    crate::supervised::start(Command::new("sh"), &server, "TERM", &dir, port, Duration::from_secs(60), "mariadbd")?;
+    Ok(port)
 }

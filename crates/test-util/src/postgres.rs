@@ -9,7 +9,7 @@
 //! does, which turns that into a failure.
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -107,39 +107,17 @@ fn start() -> Result<Server, String> {
     if !out.status.success() {
         return Err(format!("initdb failed: {}", String::from_utf8_lossy(&out.stderr)));
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| e.to_string())?;
-    // The supervisor stops the server and removes its folder once this
-    // process has exited (statics are never dropped).
-    let script = format!(
+    let port = crate::supervised::free_port()?;
+    let server = format!(
         "{postgres} -D {data} -k {dir} -p {port} -h 127.0.0.1 -c fsync=off -c synchronous_commit=off \
-         -c full_page_writes=off -c max_connections=200 >{dir}/log 2>&1 & pg=$!\n\
-         while [ -d /proc/{parent} ] && kill -0 $pg 2>/dev/null; do sleep 1; done\n\
-         kill -INT $pg 2>/dev/null; wait $pg; rm -rf {dir}\n",
+         -c full_page_writes=off -c max_connections=200",
         postgres = bin.join("postgres").display(),
         data = data.display(),
         dir = dir.display(),
-        parent = std::process::id(),
     );
-    as_server_user(root, "sh")
-        .arg("-c")
-        .arg(script)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("cannot start postgres: {e}"))?;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Ok(Server { port });
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let log = std::fs::read_to_string(dir.join("log")).unwrap_or_default();
-    Err(format!("postgres did not listen on port {port} within 30 s: {log}"))
+    let sh = as_server_user(root, "sh");
+    crate::supervised::start(sh, &server, "INT", &dir, port, Duration::from_secs(30), "postgres")?;
+    Ok(Server { port })
 }
 
 /// Connections to the database at `url` that `LISTEN` to interpose's
