@@ -631,6 +631,23 @@ fn serve_logged(cfg: &Path) -> (Running, std::sync::Arc<std::sync::Mutex<String>
     (child, log)
 }
 
+/// `dir/interpose.toml` for a gateway on `port` (admin on `admin_port`) in
+/// front of `up`, its store `dir/reg.db`; `server` adds to `[server]`,
+/// `rest` follows the upstream (`[[events]]`, `[[plugins]]`).
+fn write_serve_config(dir: &Path, port: u16, admin_port: u16, up: &Upstream, server: &str, rest: &str) -> PathBuf {
+    let cfg = dir.join("interpose.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\nadmin_listen = \"127.0.0.1:{admin_port}\"\n{server}[storage]\nurl = \"sqlite://{}/reg.db\"\n[[upstreams]]\nscope = \"project\"\nmount = \"/project/api/project\"\nurl = \"{}/project/api/project\"\n{rest}",
+            dir.display(),
+            up.url()
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
 /// The numbers a subscriber wrote (one per line), repeats of the one
 /// before it dropped (an event redelivered after a kill: at least once).
 fn delivered(file: &Path) -> Vec<u32> {
@@ -661,17 +678,7 @@ async fn pending_events_survive_restarts_of_declared_and_installed_plugins() {
     let (port, admin_port) = (free_port(), free_port());
     let admin = format!("http://127.0.0.1:{admin_port}");
     let cfg = dir.path().join("interpose.toml");
-    let write_config = |plugins: &str| {
-        std::fs::write(
-            &cfg,
-            format!(
-                "[server]\nlisten = \"127.0.0.1:{port}\"\nadmin_listen = \"127.0.0.1:{admin_port}\"\n[storage]\nurl = \"sqlite://{}/reg.db\"\n[[upstreams]]\nscope = \"project\"\nmount = \"/project/api/project\"\nurl = \"{}/project/api/project\"\n{plugins}",
-                dir.path().display(),
-                up.url()
-            ),
-        )
-        .unwrap();
-    };
+    let write_config = |plugins: &str| write_serve_config(dir.path(), port, admin_port, &up, "", plugins);
     let ids = || -> std::collections::BTreeMap<String, String> {
         let out = bin().args(["plugin", "list", "--json", "--admin", &admin]).output().unwrap();
         let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -804,33 +811,19 @@ async fn timers_run_on_schedule_and_plugin_data_survives_restarts_and_upgrades_u
     let dir = tempfile::tempdir().unwrap();
     let (port, admin_port) = (free_port(), free_port());
     let admin = format!("http://127.0.0.1:{admin_port}");
-    let cfg = dir.path().join("interpose.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[server]\nlisten = \"127.0.0.1:{port}\"\nadmin_listen = \"127.0.0.1:{admin_port}\"\n[storage]\nurl = \"sqlite://{}/reg.db\"\n[[upstreams]]\nscope = \"project\"\nmount = \"/project/api/project\"\nurl = \"{}/project/api/project\"\n",
-            dir.path().display(),
-            up.url()
-        ),
-    )
-    .unwrap();
+    let cfg = write_serve_config(dir.path(), port, admin_port, &up, "", "");
     let base = format!("http://127.0.0.1:{port}/project/api/project");
     let (mut gw, log) = serve_logged(&cfg);
     wait_for_port(port);
-    let out = bin()
-        .args([
-            "plugin",
-            "install",
-            keeper(dir.path(), "1.0.0").to_str().unwrap(),
-            "--org",
-            "--id",
-            "k1",
-            "--admin",
-            &admin,
-        ])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let install_keeper = || {
+        let keeper = keeper(dir.path(), "1.0.0");
+        let out = bin()
+            .args(["plugin", "install", keeper.to_str().unwrap(), "--org", "--id", "k1", "--admin", &admin])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    install_keeper();
     let h = [("Ones-Plugin-Id", "k1")];
     assert_eq!(
         send_json("POST", &format!("{base}/notes"), &json!({"key": "a", "text": "first"}), &h).await.status,
@@ -899,20 +892,7 @@ async fn timers_run_on_schedule_and_plugin_data_survives_restarts_and_upgrades_u
     // An uninstall takes them; a new install at the place starts empty.
     let out = bin().args(["plugin", "uninstall", "k1", "--admin", &admin]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = bin()
-        .args([
-            "plugin",
-            "install",
-            keeper(dir.path(), "1.0.0").to_str().unwrap(),
-            "--org",
-            "--id",
-            "k1",
-            "--admin",
-            &admin,
-        ])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    install_keeper();
     let b = get(&format!("{base}/notes"), &h).await.json();
     assert_eq!((&b["notes"], &b["log"]), (&json!([]), &json!(["installed"])), "{b}");
     drop(gw);
@@ -985,18 +965,15 @@ events:\n  - eventType: ones:project:issue-status:changed\n    function: onStatu
     ]);
     let (port, admin_port) = (free_port(), free_port());
     let admin = format!("http://127.0.0.1:{admin_port}");
-    let cfg = dir.path().join("interpose.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[server]\nlisten = \"127.0.0.1:{port}\"\nadmin_listen = \"127.0.0.1:{admin_port}\"\norganization_uuid = \"ORG1\"\n[storage]\nurl = \"sqlite://{}/reg.db\"\n[[upstreams]]\nscope = \"project\"\nmount = \"/project/api/project\"\nurl = \"{}/project/api/project\"\n\
-             [[events]]\ntype = \"ones:project:issue-status:changed\"\nmethods = [\"POST\"]\nurl = \"/team/:teamUUID/task/:taskUUID/transit\"\n\
-             [[plugins]]\npath = \"watcher\"\nteams = [\"T1\"]\ninstance = \"w1\"\n",
-            dir.path().display(),
-            up.url()
-        ),
-    )
-    .unwrap();
+    let cfg = write_serve_config(
+        dir.path(),
+        port,
+        admin_port,
+        &up,
+        "organization_uuid = \"ORG1\"\n",
+        "[[events]]\ntype = \"ones:project:issue-status:changed\"\nmethods = [\"POST\"]\nurl = \"/team/:teamUUID/task/:taskUUID/transit\"\n\
+         [[plugins]]\npath = \"watcher\"\nteams = [\"T1\"]\ninstance = \"w1\"\n",
+    );
     let base = format!("http://127.0.0.1:{port}/project/api/project");
     let h = [("Ones-Plugin-Id", "w1")];
     let seen = || async { get(&format!("{base}/seen"), &h).await.json().as_array().unwrap().clone() };
